@@ -1,0 +1,72 @@
+// Package api assembles the engine's HTTP surface: the Google APIs gcloud
+// talks to (container, serviceusage), the TokenReview webhook the clusters'
+// kube-apiservers call, and the engine's admin API; every route but the
+// webhook requires the engine's access token.
+package api
+
+import (
+	"encoding/json"
+	"net/http"
+	"time"
+
+	"github.com/kubeyard/kubeyard/internal/api/apierror"
+	"github.com/kubeyard/kubeyard/internal/api/container"
+	"github.com/kubeyard/kubeyard/internal/api/serviceusage"
+	"github.com/kubeyard/kubeyard/internal/engine"
+)
+
+// NewHandler returns the engine's HTTP handler.
+func NewHandler(e *engine.Engine) http.Handler {
+	authed := http.NewServeMux()
+	serviceusage.Register(authed)
+	authed.Handle("/v1/projects/", container.Handler{Engine: e})
+	registerAdmin(authed, e)
+
+	mux := http.NewServeMux()
+	mux.Handle("POST /internal/authn", e.Identity().TokenReviewHandler())
+	mux.Handle("/", requireToken(e, authed))
+	return mux
+}
+
+func requireToken(e *engine.Engine, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !e.Identity().Valid(r) {
+			apierror.Write(w, apierror.Unauthenticated("Request had invalid authentication credentials. Expected the access token of this kubeyard engine (<data-dir>/access-token) as a Bearer token."))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// registerAdmin adds kubeyard's own API: the engine clock.
+func registerAdmin(mux *http.ServeMux, e *engine.Engine) {
+	mux.HandleFunc("GET /kubeyard/v1/clock", func(w http.ResponseWriter, r *http.Request) {
+		apierror.WriteJSON(w, clockBody(e))
+	})
+	mux.HandleFunc("POST /kubeyard/v1/clock:advance", func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			Duration string `json:"duration"`
+		}
+		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<16)).Decode(&req); err != nil {
+			apierror.Write(w, apierror.InvalidArgument("", "Invalid JSON payload received. %v", err))
+			return
+		}
+		d, err := time.ParseDuration(req.Duration)
+		if err != nil || d <= 0 {
+			apierror.Write(w, apierror.InvalidArgument("duration", "Invalid duration %q: a positive Go duration such as 168h is expected.", req.Duration))
+			return
+		}
+		if _, err := e.AdvanceClock(r.Context(), d); err != nil {
+			apierror.Write(w, err)
+			return
+		}
+		apierror.WriteJSON(w, clockBody(e))
+	})
+}
+
+func clockBody(e *engine.Engine) map[string]string {
+	return map[string]string{
+		"now":    e.Clock().Now().UTC().Format(time.RFC3339),
+		"offset": e.Clock().OffsetValue().String(),
+	}
+}

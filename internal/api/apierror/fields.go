@@ -1,0 +1,110 @@
+package apierror
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+	"strings"
+)
+
+// Fields is the set of request fields an endpoint honours, as dotted paths:
+// "cluster.name", "cluster.nodePools[].name" for array elements,
+// "cluster.resourceLabels.*" for any key of a map.
+type Fields []string
+
+// Decode reads a JSON request body into v after checking that every field in
+// it is one the engine honours: an unknown field, or one the engine does not
+// carry out yet, is INVALID_ARGUMENT naming it, never silently dropped.
+func Decode(r *http.Request, allowed Fields, v any) error {
+	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, 4<<20))
+	if err != nil {
+		return InvalidArgument("", "Could not read the request body: %v", err)
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		body = []byte("{}")
+	}
+	var raw any
+	if err := json.Unmarshal(body, &raw); err != nil {
+		return InvalidArgument("", "Invalid JSON payload received. %v", err)
+	}
+	obj, ok := raw.(map[string]any)
+	if !ok {
+		return InvalidArgument("", "Invalid JSON payload received: the body must be a JSON object.")
+	}
+	set := map[string]bool{}
+	for _, f := range allowed {
+		set[f] = true
+	}
+	if field := firstUnsupported(obj, "", set); field != "" {
+		return InvalidArgument(field, "Field %q is not supported by kubeyard yet.", field)
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		return InvalidArgument("", "Invalid JSON payload received. %v", err)
+	}
+	return nil
+}
+
+// firstUnsupported returns the first field (in sorted order, for stable
+// errors) under prefix that allowed does not cover.
+func firstUnsupported(v any, prefix string, allowed map[string]bool) string {
+	switch t := v.(type) {
+	case map[string]any:
+		keys := make([]string, 0, len(t))
+		for k := range t {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			path := join(prefix, k)
+			if allowed[join(prefix, "*")] {
+				continue // a map of free-form keys (labels, metadata)
+			}
+			if !allowed[path] && !hasChild(allowed, path) {
+				return displayPath(path)
+			}
+			if f := firstUnsupported(t[k], path, allowed); f != "" {
+				return f
+			}
+		}
+	case []any:
+		for _, item := range t {
+			if f := firstUnsupported(item, prefix+"[]", allowed); f != "" {
+				return f
+			}
+		}
+	}
+	return ""
+}
+
+// hasChild reports whether some allowed field lies below path.
+func hasChild(allowed map[string]bool, path string) bool {
+	for f := range allowed {
+		if strings.HasPrefix(f, path+".") || strings.HasPrefix(f, path+"[]") {
+			return true
+		}
+	}
+	return false
+}
+
+func join(prefix, k string) string {
+	if prefix == "" {
+		return k
+	}
+	return prefix + "." + k
+}
+
+func displayPath(p string) string { return strings.ReplaceAll(p, "[]", "[0]") }
+
+// WriteJSON sends v as a 200 JSON response.
+func WriteJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=UTF-8")
+	data, err := json.Marshal(v)
+	if err != nil {
+		Write(w, fmt.Errorf("encode response: %w", err))
+		return
+	}
+	w.Write(data)
+}

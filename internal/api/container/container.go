@@ -1,0 +1,193 @@
+// Package container serves the Google Kubernetes Engine API (container/v1)
+// over the engine: clusters, node pools, operations and server config, under
+// both projects/P/locations/L/... and the older projects/P/zones/Z/... paths.
+// Handlers only decode, check the fields against what the engine honours,
+// call the engine and encode.
+package container
+
+import (
+	"context"
+	"net/http"
+	"strings"
+
+	gke "google.golang.org/api/container/v1"
+
+	"github.com/kubeyard/kubeyard/internal/api/apierror"
+	"github.com/kubeyard/kubeyard/internal/engine"
+)
+
+// Request fields the engine honours; everything else is refused by name.
+var (
+	nodeConfigFields = []string{
+		"machineType", "diskSizeGb", "diskType", "imageType", "oauthScopes", "serviceAccount",
+		"labels.*", "tags", "metadata.*", "resourceLabels.*",
+	}
+	poolFields = append(prefixed("config.", nodeConfigFields),
+		"name", "initialNodeCount", "version", "locations",
+		"management.autoRepair", "management.autoUpgrade",
+		"upgradeSettings.maxSurge", "upgradeSettings.maxUnavailable",
+	)
+	locationFields = []string{"parent", "projectId", "zone", "clusterId", "name"}
+
+	createClusterFields = apierror.Fields(append(append(append(prefixed("cluster.nodePools[].", poolFields),
+		prefixed("cluster.nodeConfig.", nodeConfigFields)...), locationFields...),
+		"cluster.name", "cluster.description", "cluster.resourceLabels.*", "cluster.initialNodeCount",
+		"cluster.initialClusterVersion", "cluster.locations", "cluster.network", "cluster.subnetwork",
+	))
+	createPoolFields = apierror.Fields(append(prefixed("nodePool.", poolFields), locationFields...))
+	setSizeFields    = apierror.Fields(append([]string{"nodeCount", "nodePoolId"}, locationFields...))
+	setLabelsFields  = apierror.Fields(append([]string{"resourceLabels.*", "labelFingerprint"}, locationFields...))
+	updateFields     = apierror.Fields(append([]string{"update.desiredMasterVersion"}, locationFields...))
+	cancelFields     = apierror.Fields(append([]string{"operationId"}, locationFields...))
+)
+
+func prefixed(prefix string, fields []string) []string {
+	out := make([]string, len(fields))
+	for i, f := range fields {
+		out[i] = prefix + f
+	}
+	return out
+}
+
+// Handler serves the GKE API.
+type Handler struct {
+	Engine *engine.Engine
+}
+
+// route is a parsed request path.
+type route struct {
+	project, location string
+	// rest are the path segments after the location; verb is the custom
+	// method (":setSize") or the older zones form's final segment.
+	rest []string
+	verb string
+}
+
+// parse splits /v1/projects/P/{locations|zones}/L/... ; ok is false for
+// paths outside the API.
+func parse(path string) (route, bool) {
+	segs := strings.Split(strings.Trim(path, "/"), "/")
+	if len(segs) < 5 || segs[0] != "v1" || segs[1] != "projects" || (segs[3] != "locations" && segs[3] != "zones") {
+		return route{}, false
+	}
+	rt := route{project: segs[2], location: segs[4], rest: segs[5:]}
+	if n := len(rt.rest); n > 0 {
+		if name, verb, ok := strings.Cut(rt.rest[n-1], ":"); ok {
+			rt.rest[n-1], rt.verb = name, verb
+		}
+	}
+	// The zones form names custom methods as path segments.
+	legacy := map[string]string{"setSize": "setSize", "resourceLabels": "setResourceLabels"}
+	if n := len(rt.rest); rt.verb == "" && n >= 3 {
+		if verb, ok := legacy[rt.rest[n-1]]; ok {
+			rt.rest, rt.verb = rt.rest[:n-1], verb
+		}
+	}
+	return rt, true
+}
+
+func (h Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rt, ok := parse(r.URL.Path)
+	if !ok {
+		apierror.Write(w, apierror.NotFound("No such method: %s %s.", r.Method, r.URL.Path))
+		return
+	}
+	res, err := h.dispatch(r.Context(), r, rt)
+	if err != nil {
+		apierror.Write(w, err)
+		return
+	}
+	apierror.WriteJSON(w, res)
+}
+
+func (h Handler) dispatch(ctx context.Context, r *http.Request, rt route) (any, error) {
+	e, p, l := h.Engine, rt.project, rt.location
+	rest := rt.rest
+	key := r.Method + " " + shape(rest) + ":" + rt.verb
+	switch key {
+	case "GET serverconfig:", "GET serverConfig:":
+		return e.ServerConfig(l)
+	case "GET clusters:":
+		clusters, err := e.ListClusters(ctx, p, l)
+		if err != nil {
+			return nil, err
+		}
+		return &gke.ListClustersResponse{Clusters: clusters, MissingZones: []string{}}, nil
+	case "POST clusters:":
+		var req gke.CreateClusterRequest
+		if err := apierror.Decode(r, createClusterFields, &req); err != nil {
+			return nil, err
+		}
+		return e.CreateCluster(ctx, p, l, req.Cluster)
+	case "GET clusters/*:":
+		return e.GetCluster(ctx, p, l, rest[1])
+	case "DELETE clusters/*:":
+		return e.DeleteCluster(ctx, p, l, rest[1])
+	case "PUT clusters/*:", "POST clusters/*:update":
+		var req gke.UpdateClusterRequest
+		if err := apierror.Decode(r, updateFields, &req); err != nil {
+			return nil, err
+		}
+		return e.UpdateCluster(ctx, p, l, rest[1], req.Update)
+	case "POST clusters/*:setResourceLabels":
+		var req gke.SetLabelsRequest
+		if err := apierror.Decode(r, setLabelsFields, &req); err != nil {
+			return nil, err
+		}
+		return e.SetLabels(ctx, p, l, rest[1], req.ResourceLabels, req.LabelFingerprint)
+	case "GET clusters/*/nodePools:":
+		pools, err := e.ListNodePools(ctx, p, l, rest[1])
+		if err != nil {
+			return nil, err
+		}
+		return &gke.ListNodePoolsResponse{NodePools: pools}, nil
+	case "POST clusters/*/nodePools:":
+		var req gke.CreateNodePoolRequest
+		if err := apierror.Decode(r, createPoolFields, &req); err != nil {
+			return nil, err
+		}
+		return e.CreateNodePool(ctx, p, l, rest[1], req.NodePool)
+	case "GET clusters/*/nodePools/*:":
+		return e.GetNodePool(ctx, p, l, rest[1], rest[3])
+	case "DELETE clusters/*/nodePools/*:":
+		return e.DeleteNodePool(ctx, p, l, rest[1], rest[3])
+	case "POST clusters/*/nodePools/*:setSize":
+		var req gke.SetNodePoolSizeRequest
+		if err := apierror.Decode(r, setSizeFields, &req); err != nil {
+			return nil, err
+		}
+		return e.SetNodePoolSize(ctx, p, l, rest[1], rest[3], req.NodeCount)
+	case "GET operations:":
+		ops, err := e.ListOperations(ctx, p, l)
+		if err != nil {
+			return nil, err
+		}
+		return &gke.ListOperationsResponse{Operations: ops, MissingZones: []string{}}, nil
+	case "GET operations/*:":
+		return e.GetOperation(ctx, p, l, rest[1])
+	case "POST operations/*:cancel":
+		var req gke.CancelOperationRequest
+		if err := apierror.Decode(r, cancelFields, &req); err != nil {
+			return nil, err
+		}
+		if err := e.CancelOperation(ctx, p, l, rest[1]); err != nil {
+			return nil, err
+		}
+		return struct{}{}, nil
+	}
+	return nil, apierror.NotFound("No such method: %s %s.", r.Method, r.URL.Path)
+}
+
+// shape replaces the names in a path with "*": clusters/demo/nodePools/x
+// becomes clusters/*/nodePools/*.
+func shape(segs []string) string {
+	out := make([]string, len(segs))
+	for i, s := range segs {
+		if i%2 == 1 {
+			out[i] = "*"
+		} else {
+			out[i] = s
+		}
+	}
+	return strings.Join(out, "/")
+}

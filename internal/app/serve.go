@@ -1,0 +1,138 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kubeyard/kubeyard/internal/api"
+	"github.com/kubeyard/kubeyard/internal/auth"
+	"github.com/kubeyard/kubeyard/internal/engine"
+)
+
+type serveOptions struct {
+	dataDir       string
+	addr          string
+	etcdEndpoints []string
+	endpointPort  int
+	fallbackPort  int
+	endpointPool  string
+	hostPool      string
+	leaveRunning  bool
+}
+
+func newServe(streams Streams) *cobra.Command {
+	o := serveOptions{}
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the engine in the foreground (stop with Ctrl-C)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return serve(cmd.Context(), streams, o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.dataDir, "data-dir", defaultDataDir(), "where the engine keeps its state, certificates and logs")
+	f.StringVar(&o.addr, "addr", defaultAddr(), "address of the engine's API")
+	f.StringSliceVar(&o.etcdEndpoints, "etcd-endpoints", nil, "client URLs of an external etcd for the engine's state (default: embedded etcd under the data dir)")
+	f.IntVar(&o.endpointPort, "endpoint-port", 443, "port of every cluster endpoint")
+	f.IntVar(&o.fallbackPort, "fallback-endpoint-port", 8443, "port used when --endpoint-port cannot be bound")
+	f.StringVar(&o.endpointPool, "endpoint-pool", "127.10.0.0/16", "loopback range for cluster endpoints")
+	f.StringVar(&o.hostPool, "host-pool", "127.11.0.0/16", "loopback range for control-plane replicas")
+	f.BoolVar(&o.leaveRunning, "leave-clusters-running", false, "on exit, leave control planes running for the next engine to adopt")
+	return cmd
+}
+
+func serve(ctx context.Context, streams Streams, o serveOptions) error {
+	log := slog.New(slog.NewTextHandler(streams.Err, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	endpointPool, err := netip.ParsePrefix(o.endpointPool)
+	if err != nil {
+		return fmt.Errorf("--endpoint-pool: %w", err)
+	}
+	hostPool, err := netip.ParsePrefix(o.hostPool)
+	if err != nil {
+		return fmt.Errorf("--host-pool: %w", err)
+	}
+	port, err := usablePort(endpointPool, o.endpointPort, o.fallbackPort)
+	if err != nil {
+		return err
+	}
+	if port != o.endpointPort {
+		log.Warn(fmt.Sprintf("cannot bind port %d on cluster endpoints (needs root or CAP_NET_BIND_SERVICE); endpoints use port %d and are reported as IP:%d", o.endpointPort, port, port))
+	}
+	token, err := auth.LoadOrCreateToken(filepath.Join(o.dataDir, "access-token"))
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", o.addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", o.addr, err)
+	}
+	defer ln.Close()
+	e, err := engine.New(ctx, engine.Config{
+		DataDir:       o.dataDir,
+		EtcdEndpoints: o.etcdEndpoints,
+		BaseURL:       "http://" + ln.Addr().String(),
+		EndpointPool:  endpointPool,
+		HostPool:      hostPool,
+		EndpointPort:  port,
+		Identity:      auth.Identity{Token: token, User: auth.DefaultUser},
+		Logger:        log,
+	})
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: api.NewHandler(e), ReadHeaderTimeout: 10 * time.Second}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	if err := e.Start(ctx); err != nil {
+		srv.Close()
+		e.Close(!o.leaveRunning)
+		return err
+	}
+	log.Info("kubeyard engine serving", "addr", ln.Addr().String(), "data-dir", o.dataDir)
+	fmt.Fprintf(streams.Err, "\nPoint gcloud at this engine with:\n  eval \"$(kubeyard env --data-dir %s --addr %s)\"\n\n", o.dataDir, ln.Addr())
+
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	select {
+	case sig := <-sigs:
+		log.Info("stopping", "signal", sig.String())
+	case err := <-serveErr:
+		log.Error("API server failed", "err", err)
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(shutdownCtx)
+	return e.Close(!o.leaveRunning)
+}
+
+// usablePort returns port if a listener can bind it on the endpoint range,
+// or fallback when it cannot (not root, no CAP_NET_BIND_SERVICE).
+func usablePort(pool netip.Prefix, port, fallback int) (int, error) {
+	probe := net.JoinHostPort(pool.Addr().Next().String(), fmt.Sprint(port))
+	ln, err := net.Listen("tcp", probe)
+	if err == nil {
+		ln.Close()
+		return port, nil
+	}
+	if errors.Is(err, syscall.EACCES) || strings.Contains(err.Error(), "permission denied") {
+		return fallback, nil
+	}
+	// In use (another engine?) is not a reason to change ports silently.
+	return port, nil
+}

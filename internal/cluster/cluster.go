@@ -1,0 +1,307 @@
+// Package cluster runs one Kubernetes cluster on this machine: its control
+// plane (processes under the supervisor, PKI and kubeconfigs in the kubeadm
+// layout, a load balancer frontend on its endpoint), the objects `kubeadm
+// init` creates (bootstrap token, cluster-info, RBAC for joining nodes), and
+// its node agents. Every method is idempotent, so an operation interrupted
+// by a crash simply runs again.
+package cluster
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"github.com/kubeyard/kubeyard/internal/clock"
+	"github.com/kubeyard/kubeyard/internal/controlplane"
+	"github.com/kubeyard/kubeyard/internal/loadbalancer"
+	"github.com/kubeyard/kubeyard/internal/node"
+	"github.com/kubeyard/kubeyard/internal/pki"
+	"github.com/kubeyard/kubeyard/internal/supervisor"
+)
+
+// Spec is everything needed to run one cluster.
+type Spec struct {
+	controlplane.Cluster
+	// ID names the cluster's processes and folder uniquely on this machine.
+	ID    string
+	Hosts []controlplane.Host
+	// EndpointPort is the load balancer port (443 unless it could not be bound).
+	EndpointPort int
+	// Creator gets cluster-admin.
+	Creator string
+}
+
+// Endpoint is the cluster's address as clients use it: "IP", or "IP:PORT"
+// when the port is not 443.
+func (s Spec) Endpoint() string {
+	if s.EndpointPort == 0 || s.EndpointPort == 443 {
+		return s.EndpointIP.String()
+	}
+	return net.JoinHostPort(s.EndpointIP.String(), fmt.Sprint(s.EndpointPort))
+}
+
+func (s Spec) lbAddr() string {
+	port := s.EndpointPort
+	if port == 0 {
+		port = 443
+	}
+	return net.JoinHostPort(s.EndpointIP.String(), fmt.Sprint(port))
+}
+
+// Config configures a Runtime.
+type Config struct {
+	Supervisor   *supervisor.Supervisor
+	LoadBalancer *loadbalancer.LoadBalancer
+	Clock        clock.Clock
+	Logger       *slog.Logger
+	// Version is the Kubernetes version the nodes report.
+	Version string
+	// ReadyTimeout bounds how long a component may take to become healthy.
+	ReadyTimeout time.Duration
+}
+
+// Runtime runs clusters.
+type Runtime struct {
+	cfg    Config
+	mu     sync.Mutex
+	agents map[string]*node.Agent // by cluster ID + "/" + node name
+}
+
+// New returns a Runtime with defaults filled in.
+func New(cfg Config) (*Runtime, error) {
+	if cfg.Supervisor == nil || cfg.LoadBalancer == nil {
+		return nil, errors.New("cluster: a supervisor and a load balancer are required")
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = &clock.Offset{}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.ReadyTimeout == 0 {
+		cfg.ReadyTimeout = 2 * time.Minute
+	}
+	return &Runtime{cfg: cfg, agents: map[string]*node.Agent{}}, nil
+}
+
+// EnsureControlPlane brings the cluster's control plane up: files, processes
+// (each waited for until healthy), load balancer frontend and the objects of
+// kubeadm init.
+func (r *Runtime) EnsureControlPlane(ctx context.Context, s Spec) error {
+	now := r.cfg.Clock.Now()
+	first := s.Hosts[0]
+	if err := pki.EnsureShared(s.PKIDir(first), s.Name, now); err != nil {
+		return fmt.Errorf("cluster %s: PKI: %w", s.Name, err)
+	}
+	var members, etcdServers []string
+	for _, h := range s.Hosts {
+		if h.Index != first.Index {
+			if err := copyShared(s.PKIDir(first), s.PKIDir(h)); err != nil {
+				return fmt.Errorf("cluster %s: share CAs: %w", s.Name, err)
+			}
+		}
+		if err := r.ensureHostFiles(s, h, now); err != nil {
+			return fmt.Errorf("cluster %s: %w", s.Name, err)
+		}
+		members = append(members, controlplane.EtcdMember(s.Cluster, h))
+		etcdServers = append(etcdServers, fmt.Sprintf("https://%s", net.JoinHostPort(h.IP.String(), fmt.Sprint(controlplane.EtcdClientPort))))
+	}
+	// etcd members start together: a multi-member cluster needs a quorum
+	// before any member reports healthy.
+	var etcds []controlplane.Component
+	for _, h := range s.Hosts {
+		etcds = append(etcds, controlplane.Etcd(s.Cluster, h, members, "new"))
+	}
+	if err := r.run(ctx, s, etcds...); err != nil {
+		return err
+	}
+	var apiservers []controlplane.Component
+	for _, h := range s.Hosts {
+		apiservers = append(apiservers, controlplane.APIServer(s.Cluster, h, etcdServers))
+	}
+	if err := r.run(ctx, s, apiservers...); err != nil {
+		return err
+	}
+	if err := r.ensureFrontend(s); err != nil {
+		return err
+	}
+	client, err := r.AdminClient(s)
+	if err != nil {
+		return err
+	}
+	if err := bootstrapObjects(ctx, client, s); err != nil {
+		return fmt.Errorf("cluster %s: bootstrap objects: %w", s.Name, err)
+	}
+	var rest []controlplane.Component
+	for _, h := range s.Hosts {
+		rest = append(rest, controlplane.ControllerManager(s.Cluster, h), controlplane.Scheduler(s.Cluster, h))
+	}
+	return r.run(ctx, s, rest...)
+}
+
+func (r *Runtime) ensureFrontend(s Spec) error {
+	var backends []loadbalancer.Backend
+	for _, h := range s.Hosts {
+		backends = append(backends, loadbalancer.Backend{
+			Addr:     net.JoinHostPort(h.IP.String(), fmt.Sprint(controlplane.APIServerPort)),
+			ReadyURL: h.APIServerURL() + "/readyz",
+		})
+	}
+	return r.cfg.LoadBalancer.Ensure(s.lbAddr(), backends)
+}
+
+// Resume reattaches a running cluster after an engine restart: processes are
+// adopted or restarted, the frontend listens again.
+func (r *Runtime) Resume(ctx context.Context, s Spec) error {
+	return r.EnsureControlPlane(ctx, s)
+}
+
+func (r *Runtime) ensureHostFiles(s Spec, h controlplane.Host, now time.Time) error {
+	pkiDir := s.PKIDir(h)
+	host := pki.Host{Name: s.HostName(h), IP: h.IP, EndpointIPs: []net.IP{s.EndpointIP}, ServiceIP: firstIP(s.ServiceCIDR)}
+	if err := pki.EnsureLeaves(pkiDir, host, now); err != nil {
+		return err
+	}
+	if err := pki.EnsureKubeconfigs(s.HostDir(h), pkiDir, s.Name, "https://"+s.Endpoint(), h.APIServerURL(), now); err != nil {
+		return err
+	}
+	return writeWebhookConfig(s.WebhookConfigFile(h), s.AuthnWebhookURL)
+}
+
+// writeWebhookConfig writes the kubeconfig kube-apiserver uses to reach the
+// engine's TokenReview endpoint.
+func writeWebhookConfig(path, url string) error {
+	cfg := clientcmdapi.NewConfig()
+	cfg.Clusters["kubeyard"] = &clientcmdapi.Cluster{Server: url}
+	cfg.AuthInfos["kube-apiserver"] = &clientcmdapi.AuthInfo{}
+	cfg.Contexts["webhook"] = &clientcmdapi.Context{Cluster: "kubeyard", AuthInfo: "kube-apiserver"}
+	cfg.CurrentContext = "webhook"
+	data, err := clientcmd.Write(*cfg)
+	if err != nil {
+		return err
+	}
+	return pki.WriteFile(path, data)
+}
+
+func copyShared(from, to string) error {
+	for _, name := range append(append([]string{}, pki.Shared...), "sa") {
+		for _, ext := range []string{".crt", ".key", ".pub"} {
+			data, err := os.ReadFile(filepath.Join(from, name+ext))
+			if errors.Is(err, os.ErrNotExist) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if err := pki.WriteFile(filepath.Join(to, name+ext), data); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func firstIP(cidr string) net.IP {
+	_, n, err := net.ParseCIDR(cidr)
+	if err != nil {
+		return nil
+	}
+	ip := n.IP.To4()
+	out := make(net.IP, len(ip))
+	copy(out, ip)
+	out[len(out)-1]++
+	return out
+}
+
+// processName is the supervisor's name for a component of cluster s.
+func processName(s Spec, c controlplane.Component) string { return s.ID + "/" + c.Name }
+
+// run starts the components and waits until every one is healthy.
+func (r *Runtime) run(ctx context.Context, s Spec, comps ...controlplane.Component) error {
+	for _, c := range comps {
+		err := r.cfg.Supervisor.Ensure(processName(s, c), supervisor.Process{
+			Args:    append([]string{"component", c.Program}, c.Args...),
+			Env:     c.Env,
+			PIDFile: filepath.Join(s.Dir, "run", c.Name+".pid"),
+			LogFile: filepath.Join(s.Dir, "logs", c.Name+".log"),
+		})
+		if err != nil {
+			return fmt.Errorf("cluster %s: %s: %w", s.Name, c.Name, err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.ReadyTimeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make([]error, len(comps))
+	for i, c := range comps {
+		wg.Go(func() {
+			if err := supervisor.WaitHealthy(ctx, func(ctx context.Context) error { return healthy(ctx, c.HealthURL) }); err != nil {
+				errs[i] = fmt.Errorf("cluster %s: %s did not become healthy (log: %s): %w", s.Name, c.Name, filepath.Join(s.Dir, "logs", c.Name+".log"), err)
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+var healthClient = &http.Client{
+	Timeout:   2 * time.Second,
+	Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, DisableKeepAlives: true},
+}
+
+func healthy(ctx context.Context, url string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := healthClient.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: HTTP %d", url, resp.StatusCode)
+	}
+	return nil
+}
+
+// AdminClient is a client with the super-admin credentials of the first host.
+func (r *Runtime) AdminClient(s Spec) (kubernetes.Interface, error) {
+	cfg, err := clientcmd.BuildConfigFromFlags("", filepath.Join(s.HostDir(s.Hosts[0]), "super-admin.conf"))
+	if err != nil {
+		return nil, fmt.Errorf("cluster %s: admin kubeconfig: %w", s.Name, err)
+	}
+	cfg.QPS, cfg.Burst = 100, 200
+	return kubernetes.NewForConfig(cfg)
+}
+
+// CACertPEM returns the cluster CA certificate.
+func CACertPEM(s Spec) ([]byte, error) {
+	return os.ReadFile(filepath.Join(s.PKIDir(s.Hosts[0]), "ca.crt"))
+}
+
+// Destroy stops everything of the cluster and removes its files.
+func (r *Runtime) Destroy(s Spec) error {
+	r.stopAgents(s.ID + "/")
+	r.cfg.LoadBalancer.Remove(s.lbAddr())
+	r.cfg.Supervisor.StopMatching(s.ID + "/")
+	if err := os.RemoveAll(s.Dir); err != nil {
+		return fmt.Errorf("cluster %s: remove files: %w", s.Name, err)
+	}
+	return nil
+}
+
+// Close stops every node agent (processes belong to the supervisor).
+func (r *Runtime) Close() { r.stopAgents("") }

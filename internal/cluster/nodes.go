@@ -1,0 +1,188 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/kubeyard/kubeyard/internal/node"
+	"github.com/kubeyard/kubeyard/internal/pki"
+	"github.com/kubeyard/kubeyard/internal/supervisor"
+)
+
+// Node describes one node of a pool.
+type Node struct {
+	Name       string
+	InternalIP net.IP
+	Labels     map[string]string
+	CPU        string
+	Memory     string
+	MaxPods    int
+}
+
+func (r *Runtime) nodeDir(s Spec, name string) string { return filepath.Join(s.Dir, "nodes", name) }
+
+// EnsureNodes starts an agent for each node that has none (joining with
+// token if the node has no credentials yet) and waits until all are Ready.
+func (r *Runtime) EnsureNodes(ctx context.Context, s Spec, nodes []Node, token string) error {
+	caPEM, err := CACertPEM(s)
+	if err != nil {
+		return err
+	}
+	ca, err := pki.ParseCert(caPEM)
+	if err != nil {
+		return err
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, len(nodes))
+	for i, n := range nodes {
+		key := s.ID + "/" + n.Name
+		r.mu.Lock()
+		_, running := r.agents[key]
+		r.mu.Unlock()
+		if running {
+			continue
+		}
+		agent, err := node.New(node.Config{
+			Name: n.Name,
+			Dir:  r.nodeDir(s, n.Name),
+			Join: node.JoinConfig{Endpoint: s.Endpoint(), Token: token, CACertHashes: []string{pki.SPKIHash(ca)}},
+			InternalIP: n.InternalIP, Labels: n.Labels, CPU: n.CPU, Memory: n.Memory, MaxPods: n.MaxPods,
+			Version: r.cfg.Version, Clock: r.cfg.Clock, Logger: r.cfg.Logger,
+		})
+		if err != nil {
+			return err
+		}
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(ctx, r.cfg.ReadyTimeout)
+			defer cancel()
+			if err := agent.Start(ctx); err != nil {
+				errs[i] = err
+				return
+			}
+			r.mu.Lock()
+			r.agents[key] = agent
+			r.mu.Unlock()
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	return r.waitNodesReady(ctx, s, nodes)
+}
+
+func (r *Runtime) waitNodesReady(ctx context.Context, s Spec, nodes []Node) error {
+	client, err := r.AdminClient(s)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.ReadyTimeout)
+	defer cancel()
+	for _, n := range nodes {
+		err := supervisor.WaitHealthy(ctx, func(ctx context.Context) error {
+			obj, err := client.CoreV1().Nodes().Get(ctx, n.Name, metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			for _, c := range obj.Status.Conditions {
+				if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
+					return nil
+				}
+			}
+			return fmt.Errorf("node %s is not Ready", n.Name)
+		})
+		if err != nil {
+			return fmt.Errorf("cluster %s: %w", s.Name, err)
+		}
+	}
+	return nil
+}
+
+// RemoveNode takes a node out the way a managed instance group does: cordon,
+// evict its pods (DaemonSet pods stay, as kubectl drain leaves them), wait
+// until they are gone, stop the agent and delete the Node.
+func (r *Runtime) RemoveNode(ctx context.Context, s Spec, name string) error {
+	client, err := r.AdminClient(s)
+	if err != nil {
+		return err
+	}
+	patch := []byte(`{"spec":{"unschedulable":true}}`)
+	if _, err := client.CoreV1().Nodes().Patch(ctx, name, types.StrategicMergePatchType, patch, metav1.PatchOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("cordon %s: %w", name, err)
+	}
+	drainCtx, cancel := context.WithTimeout(ctx, r.cfg.ReadyTimeout)
+	defer cancel()
+	err = supervisor.WaitHealthy(drainCtx, func(ctx context.Context) error {
+		pods, err := client.CoreV1().Pods("").List(ctx, metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("spec.nodeName", name).String()})
+		if err != nil {
+			return err
+		}
+		left := 0
+		for _, p := range pods.Items {
+			if ownedByDaemonSet(&p) {
+				continue
+			}
+			left++
+			if p.DeletionTimestamp != nil {
+				continue
+			}
+			ev := &policyv1.Eviction{ObjectMeta: metav1.ObjectMeta{Name: p.Name, Namespace: p.Namespace}}
+			if err := client.CoreV1().Pods(p.Namespace).EvictV1(ctx, ev); err != nil && !apierrors.IsNotFound(err) {
+				r.cfg.Logger.Info("evict", "pod", p.Namespace+"/"+p.Name, "err", err)
+			}
+		}
+		if left > 0 {
+			return fmt.Errorf("%d pods left on %s", left, name)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("drain %s: %w", name, err)
+	}
+	r.stopAgents(s.ID + "/" + name)
+	if err := client.CoreV1().Nodes().Delete(ctx, name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("delete node %s: %w", name, err)
+	}
+	return os.RemoveAll(r.nodeDir(s, name))
+}
+
+func ownedByDaemonSet(p *corev1.Pod) bool {
+	for _, o := range p.OwnerReferences {
+		if o.Kind == "DaemonSet" {
+			return true
+		}
+	}
+	return false
+}
+
+// stopAgents stops the agents whose key has the prefix.
+func (r *Runtime) stopAgents(prefix string) {
+	r.mu.Lock()
+	var stop []*node.Agent
+	for k, a := range r.agents {
+		if strings.HasPrefix(k, prefix) {
+			stop = append(stop, a)
+			delete(r.agents, k)
+		}
+	}
+	r.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, a := range stop {
+		wg.Go(a.Close)
+	}
+	wg.Wait()
+}
+

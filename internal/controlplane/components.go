@@ -1,0 +1,229 @@
+// Package controlplane describes a cluster's control plane as data: pure
+// functions turn a cluster's configuration into the processes (etcd,
+// kube-apiserver, kube-controller-manager, kube-scheduler) with the flags
+// kubeadm gives them, and into the files they need (PKI, kubeconfigs). The
+// supervisor runs what these functions return; a golden test pins them.
+package controlplane
+
+import (
+	"fmt"
+	"net"
+	"path/filepath"
+	"strings"
+)
+
+// Ports are the standard control-plane ports. Every replica has a loopback
+// address of its own, so the standard ports never clash between replicas or
+// clusters.
+const (
+	APIServerPort         = 6443
+	EtcdClientPort        = 2379
+	EtcdPeerPort          = 2380
+	ControllerManagerPort = 10257
+	SchedulerPort         = 10259
+)
+
+// Cluster is what the control plane of one cluster is built from.
+type Cluster struct {
+	Name       string // the GKE cluster name
+	Dir        string // the cluster's folder under the data dir
+	EndpointIP net.IP // the load balancer address clients use
+	// ServiceCIDR and PodCIDR are the cluster's service and pod ranges;
+	// NodeMaskSize is the size of the pod range each node gets.
+	ServiceCIDR  string
+	PodCIDR      string
+	NodeMaskSize int
+	// AuthnWebhookURL is the engine's TokenReview endpoint, which maps the
+	// engine's access token to a Kubernetes user.
+	AuthnWebhookURL string
+}
+
+// Host is one control-plane machine of a cluster.
+type Host struct {
+	Index int
+	IP    net.IP
+}
+
+// Name is the host's machine name, which kubeadm uses as etcd member name and
+// certificate subject.
+func (c Cluster) HostName(h Host) string { return fmt.Sprintf("%s-cp-%d", c.Name, h.Index) }
+
+// HostDir is the host's folder: its /etc/kubernetes (pki/, *.conf) and etcd data.
+func (c Cluster) HostDir(h Host) string {
+	return filepath.Join(c.Dir, fmt.Sprintf("cp-%d", h.Index))
+}
+
+// PKIDir is the host's /etc/kubernetes/pki.
+func (c Cluster) PKIDir(h Host) string { return filepath.Join(c.HostDir(h), "pki") }
+
+// APIServerURL is the URL of the host's own kube-apiserver.
+func (h Host) APIServerURL() string {
+	return "https://" + net.JoinHostPort(h.IP.String(), fmt.Sprint(APIServerPort))
+}
+
+// EndpointURL is the URL clients use for the cluster.
+func (c Cluster) EndpointURL() string { return "https://" + c.EndpointIP.String() }
+
+// Component is one process of the control plane.
+type Component struct {
+	// Name identifies the process within its cluster, e.g. "kube-apiserver-0".
+	Name string
+	// Program is the upstream component the multi-call binary runs.
+	Program string
+	Args    []string
+	Env     []string
+	// HealthURL answers 200 once the component is up (https, no client auth).
+	HealthURL string
+}
+
+func hostPort(ip net.IP, port int) string { return net.JoinHostPort(ip.String(), fmt.Sprint(port)) }
+
+// Etcd is the stacked etcd member beside the host's kube-apiserver.
+// initialCluster lists every member as name=peerURL.
+func Etcd(c Cluster, h Host, initialCluster []string, state string) Component {
+	pki := c.PKIDir(h)
+	name := c.HostName(h)
+	clientURL := "https://" + hostPort(h.IP, EtcdClientPort)
+	peerURL := "https://" + hostPort(h.IP, EtcdPeerPort)
+	return Component{
+		Name:    fmt.Sprintf("etcd-%d", h.Index),
+		Program: "etcd",
+		Args: []string{
+			"--name=" + name,
+			"--data-dir=" + filepath.Join(c.HostDir(h), "etcd"),
+			"--advertise-client-urls=" + clientURL,
+			"--listen-client-urls=" + clientURL,
+			"--initial-advertise-peer-urls=" + peerURL,
+			"--listen-peer-urls=" + peerURL,
+			"--initial-cluster=" + strings.Join(initialCluster, ","),
+			"--initial-cluster-state=" + state,
+			"--listen-metrics-urls=http://" + hostPort(h.IP, 2381),
+			"--cert-file=" + filepath.Join(pki, "etcd/server.crt"),
+			"--key-file=" + filepath.Join(pki, "etcd/server.key"),
+			"--client-cert-auth=true",
+			"--trusted-ca-file=" + filepath.Join(pki, "etcd/ca.crt"),
+			"--peer-cert-file=" + filepath.Join(pki, "etcd/peer.crt"),
+			"--peer-key-file=" + filepath.Join(pki, "etcd/peer.key"),
+			"--peer-client-cert-auth=true",
+			"--peer-trusted-ca-file=" + filepath.Join(pki, "etcd/ca.crt"),
+			"--snapshot-count=10000",
+			"--experimental-initial-corrupt-check=true",
+			"--log-level=warn",
+		},
+		HealthURL: "http://" + hostPort(h.IP, 2381) + "/health",
+	}
+}
+
+// EtcdMember is the initial-cluster entry of host h.
+func EtcdMember(c Cluster, h Host) string {
+	return c.HostName(h) + "=https://" + hostPort(h.IP, EtcdPeerPort)
+}
+
+// WebhookConfigFile is where the host's token webhook kubeconfig lives.
+func (c Cluster) WebhookConfigFile(h Host) string {
+	return filepath.Join(c.HostDir(h), "authn-webhook.conf")
+}
+
+// APIServer is the host's kube-apiserver, flags as kubeadm sets them.
+func APIServer(c Cluster, h Host, etcdServers []string) Component {
+	pki := c.PKIDir(h)
+	f := func(name string) string { return filepath.Join(pki, name) }
+	return Component{
+		Name:    fmt.Sprintf("kube-apiserver-%d", h.Index),
+		Program: "kube-apiserver",
+		Args: []string{
+			"--advertise-address=" + h.IP.String(),
+			"--bind-address=" + h.IP.String(),
+			fmt.Sprintf("--secure-port=%d", APIServerPort),
+			"--allow-privileged=true",
+			"--authorization-mode=Node,RBAC",
+			"--client-ca-file=" + f("ca.crt"),
+			"--enable-admission-plugins=NodeRestriction",
+			"--enable-bootstrap-token-auth=true",
+			"--etcd-cafile=" + f("etcd/ca.crt"),
+			"--etcd-certfile=" + f("apiserver-etcd-client.crt"),
+			"--etcd-keyfile=" + f("apiserver-etcd-client.key"),
+			"--etcd-servers=" + strings.Join(etcdServers, ","),
+			"--kubelet-client-certificate=" + f("apiserver-kubelet-client.crt"),
+			"--kubelet-client-key=" + f("apiserver-kubelet-client.key"),
+			"--kubelet-preferred-address-types=InternalIP,ExternalIP,Hostname",
+			"--proxy-client-cert-file=" + f("front-proxy-client.crt"),
+			"--proxy-client-key-file=" + f("front-proxy-client.key"),
+			"--requestheader-allowed-names=front-proxy-client",
+			"--requestheader-client-ca-file=" + f("front-proxy-ca.crt"),
+			"--requestheader-extra-headers-prefix=X-Remote-Extra-",
+			"--requestheader-group-headers=X-Remote-Group",
+			"--requestheader-username-headers=X-Remote-User",
+			"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+			"--service-account-key-file=" + f("sa.pub"),
+			"--service-account-signing-key-file=" + f("sa.key"),
+			"--service-cluster-ip-range=" + c.ServiceCIDR,
+			"--tls-cert-file=" + f("apiserver.crt"),
+			"--tls-private-key-file=" + f("apiserver.key"),
+			"--authentication-token-webhook-config-file=" + c.WebhookConfigFile(h),
+			"--authentication-token-webhook-version=v1",
+			"--authentication-token-webhook-cache-ttl=30s",
+			// The Endpoints of the "kubernetes" Service may not hold loopback
+			// addresses, and every replica address here is a loopback one.
+			"--endpoint-reconciler-type=none",
+			// Graceful drain: /readyz fails first so that the load balancer
+			// stops sending, then in-flight requests finish.
+			"--shutdown-delay-duration=2s",
+			"--shutdown-send-retry-after=true",
+		},
+		Env:       []string{"GOGC=50"},
+		HealthURL: h.APIServerURL() + "/readyz",
+	}
+}
+
+// ControllerManager is the host's kube-controller-manager.
+func ControllerManager(c Cluster, h Host) Component {
+	pki := c.PKIDir(h)
+	conf := filepath.Join(c.HostDir(h), "controller-manager.conf")
+	return Component{
+		Name:    fmt.Sprintf("kube-controller-manager-%d", h.Index),
+		Program: "kube-controller-manager",
+		Args: []string{
+			"--allocate-node-cidrs=true",
+			"--cluster-cidr=" + c.PodCIDR,
+			fmt.Sprintf("--node-cidr-mask-size=%d", c.NodeMaskSize),
+			"--authentication-kubeconfig=" + conf,
+			"--authorization-kubeconfig=" + conf,
+			"--kubeconfig=" + conf,
+			"--bind-address=" + h.IP.String(),
+			fmt.Sprintf("--secure-port=%d", ControllerManagerPort),
+			"--client-ca-file=" + filepath.Join(pki, "ca.crt"),
+			"--cluster-name=" + c.Name,
+			"--cluster-signing-cert-file=" + filepath.Join(pki, "ca.crt"),
+			"--cluster-signing-key-file=" + filepath.Join(pki, "ca.key"),
+			"--controllers=*,bootstrapsigner,tokencleaner",
+			"--leader-elect=true",
+			"--requestheader-client-ca-file=" + filepath.Join(pki, "front-proxy-ca.crt"),
+			"--root-ca-file=" + filepath.Join(pki, "ca.crt"),
+			"--service-account-private-key-file=" + filepath.Join(pki, "sa.key"),
+			"--service-cluster-ip-range=" + c.ServiceCIDR,
+			"--use-service-account-credentials=true",
+		},
+		Env:       []string{"GOGC=50"},
+		HealthURL: "https://" + hostPort(h.IP, ControllerManagerPort) + "/healthz",
+	}
+}
+
+// Scheduler is the host's kube-scheduler.
+func Scheduler(c Cluster, h Host) Component {
+	conf := filepath.Join(c.HostDir(h), "scheduler.conf")
+	return Component{
+		Name:    fmt.Sprintf("kube-scheduler-%d", h.Index),
+		Program: "kube-scheduler",
+		Args: []string{
+			"--authentication-kubeconfig=" + conf,
+			"--authorization-kubeconfig=" + conf,
+			"--kubeconfig=" + conf,
+			"--bind-address=" + h.IP.String(),
+			fmt.Sprintf("--secure-port=%d", SchedulerPort),
+			"--leader-elect=true",
+		},
+		Env:       []string{"GOGC=50"},
+		HealthURL: "https://" + hostPort(h.IP, SchedulerPort) + "/healthz",
+	}
+}

@@ -1,0 +1,412 @@
+package engine
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/netip"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	container "google.golang.org/api/container/v1"
+
+	"github.com/kubeyard/kubeyard/internal/api/apierror"
+	"github.com/kubeyard/kubeyard/internal/cluster"
+	"github.com/kubeyard/kubeyard/internal/store"
+)
+
+var nameRE = regexp.MustCompile(`^[a-z]([-a-z0-9]*[a-z0-9])?$`)
+
+// MaxNodesPerPool is GKE's limit of nodes per node pool and zone.
+const MaxNodesPerPool = 1000
+
+// servicesRange is the range GKE gives the Services of every cluster.
+const servicesRange = "34.118.224.0/20"
+
+// podRanges is where clusters' pod ranges come from (a /14 each), below the
+// 10.128.0.0/9 of the auto-mode subnets.
+var podRanges = netip.MustParsePrefix("10.0.0.0/9")
+
+// defaultSubnets are the primary ranges of the default network's subnets.
+var defaultSubnets = map[string]string{
+	"us-central1": "10.128.0.0/20", "europe-west1": "10.132.0.0/20", "us-west1": "10.138.0.0/20",
+	"asia-east1": "10.140.0.0/20", "us-east1": "10.142.0.0/20", "asia-northeast1": "10.146.0.0/20",
+	"us-east4": "10.150.0.0/20", "australia-southeast1": "10.152.0.0/20", "europe-west4": "10.164.0.0/20",
+	"us-west2": "10.168.0.0/20",
+}
+
+func validateName(field, kind, name string) error {
+	if len(name) == 0 || len(name) > 40 || !nameRE.MatchString(name) {
+		return apierror.InvalidArgument(field, "Invalid value for field %q: %q. %s names must be 1 to 40 characters: lowercase letters, digits and hyphens, starting with a letter and ending with a letter or digit.", field, name, kind)
+	}
+	return nil
+}
+
+func parseLocation(location string) (Location, error) {
+	loc, ok := ParseLocation(location)
+	if !ok {
+		return Location{}, apierror.InvalidArgument("parent", "Location %q is not a known zone or region.", location)
+	}
+	return loc, nil
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// labelFingerprint is the fingerprint of a set of labels, checked by
+// setResourceLabels to catch lost updates.
+func labelFingerprint(labels map[string]string) string {
+	keys := make([]string, 0, len(labels))
+	for k := range labels {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	h := sha256.New()
+	for _, k := range keys {
+		fmt.Fprintf(h, "%s=%s\n", k, labels[k])
+	}
+	return hex.EncodeToString(h.Sum(nil))[:8]
+}
+
+func validVersion(v string) bool {
+	return slices.Contains([]string{"", "-", "latest", "1", "1.37", KubernetesVersion, Version}, v)
+}
+
+// CreateCluster validates c, stores it as PROVISIONING and starts the
+// CREATE_CLUSTER operation that brings it up.
+func (e *Engine) CreateCluster(ctx context.Context, project, location string, c *container.Cluster) (*container.Operation, error) {
+	loc, err := parseLocation(location)
+	if err != nil {
+		return nil, err
+	}
+	if c == nil {
+		return nil, apierror.InvalidArgument("cluster", "A cluster is required.")
+	}
+	if err := validateName("cluster.name", "Cluster", c.Name); err != nil {
+		return nil, err
+	}
+	if !validVersion(c.InitialClusterVersion) {
+		return nil, apierror.InvalidArgument("cluster.initialClusterVersion", "Version %q is not supported; this engine runs %s.", c.InitialClusterVersion, Version)
+	}
+	if len(c.NodePools) > 0 && (c.InitialNodeCount != 0 || c.NodeConfig != nil) {
+		return nil, apierror.InvalidArgument("cluster.nodePools", "Cannot specify both cluster.nodePools and cluster.initialNodeCount or cluster.nodeConfig.")
+	}
+	if len(c.NodePools) == 0 {
+		if c.InitialNodeCount <= 0 {
+			return nil, apierror.InvalidArgument("cluster.initialNodeCount", "A cluster needs at least one node pool or an initial node count above zero.")
+		}
+		c.NodePools = []*container.NodePool{{Name: "default-pool", InitialNodeCount: c.InitialNodeCount, Config: c.NodeConfig}}
+	}
+	if len(c.Locations) > 0 {
+		for i, z := range c.Locations {
+			if !slices.Contains(loc.Zones(), z) && !(loc.Regional() && strings.HasPrefix(z, loc.Region+"-")) {
+				return nil, apierror.InvalidArgument(fmt.Sprintf("cluster.locations[%d]", i), "Zone %q is not in location %q.", z, location)
+			}
+		}
+	}
+	for _, f := range []struct{ field, value string }{{"cluster.network", c.Network}, {"cluster.subnetwork", c.Subnetwork}} {
+		if f.value != "" && f.value != "default" && !strings.HasSuffix(f.value, "/default") {
+			return nil, apierror.InvalidArgument(f.field, "Only the default network is supported so far, not %q.", f.value)
+		}
+	}
+	seen := map[string]bool{}
+	for i, p := range c.NodePools {
+		if err := validatePool(fmt.Sprintf("cluster.nodePools[%d]", i), p); err != nil {
+			return nil, err
+		}
+		if seen[p.Name] {
+			return nil, apierror.InvalidArgument(fmt.Sprintf("cluster.nodePools[%d].name", i), "Node pool %q is given twice.", p.Name)
+		}
+		seen[p.Name] = true
+	}
+	if _, _, err := e.getCluster(ctx, project, location, c.Name); err == nil {
+		return nil, apierror.AlreadyExists("Already exists: projects/%s/locations/%s/clusters/%s.", project, location, c.Name)
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return nil, err
+	}
+
+	r := &ClusterRecord{Cluster: c, Project: project, Location: location, UID: randomHex(16), Nodes: map[string][]NodeRecord{}, Creator: e.cfg.Identity.User}
+	alloc, err := e.newAllocator(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := e.allocate(alloc, r, loc); err != nil {
+		return nil, err
+	}
+	e.fillCluster(r, loc)
+	for _, p := range c.NodePools {
+		if err := e.addNodes(alloc, r, p, p.InitialNodeCount); err != nil {
+			return nil, err
+		}
+	}
+	r.Allocations = alloc.got
+	op := e.newOperation(r, OpCreateCluster, "clusters/"+c.Name)
+	return e.startOperation(ctx, r, store.Absent, op, alloc.writes(r.key())...)
+}
+
+// allocate gives r its endpoint, replica addresses and pod range.
+func (e *Engine) allocate(a *allocator, r *ClusterRecord, loc Location) error {
+	ep, err := a.ip("endpoint", e.cfg.EndpointPool, 2)
+	if err != nil {
+		return apierror.FailedPrecondition("%v", err)
+	}
+	r.EndpointIP, r.EndpointPort = ep.String(), e.cfg.EndpointPort
+	for range loc.Zones() {
+		h, err := a.ip("host", e.cfg.HostPool, 2)
+		if err != nil {
+			return apierror.FailedPrecondition("%v", err)
+		}
+		r.HostIPs = append(r.HostIPs, h.String())
+	}
+	pods, err := a.block("pods/"+r.Project+"/default", podRanges, 14)
+	if err != nil {
+		return apierror.FailedPrecondition("%v", err)
+	}
+	r.Cluster.ClusterIpv4Cidr = pods.String()
+	return nil
+}
+
+// fillCluster sets everything GKE reports about a new cluster.
+func (e *Engine) fillCluster(r *ClusterRecord, loc Location) {
+	c := r.Cluster
+	now := e.cfg.Clock.Now().UTC().Format(time.RFC3339)
+	c.Id = r.UID
+	c.Location = loc.Name
+	if !loc.Regional() {
+		c.Zone = loc.Name
+	}
+	if len(c.Locations) == 0 {
+		c.Locations = loc.Zones()
+	}
+	c.SelfLink = e.locationURL(r.Project, r.Location) + "/clusters/" + c.Name
+	c.CreateTime = now
+	c.Status = "PROVISIONING"
+	c.InitialClusterVersion = Version
+	c.CurrentMasterVersion = Version
+	c.CurrentNodeVersion = Version
+	c.Endpoint = r.EndpointIP
+	if r.EndpointPort != 443 {
+		c.Endpoint = fmt.Sprintf("%s:%d", r.EndpointIP, r.EndpointPort)
+	}
+	c.Network, c.Subnetwork = "default", "default"
+	c.NetworkConfig = &container.NetworkConfig{
+		Network:    "projects/" + r.Project + "/global/networks/default",
+		Subnetwork: "projects/" + r.Project + "/regions/" + loc.Region + "/subnetworks/default",
+	}
+	c.ServicesIpv4Cidr = servicesRange
+	c.NodeIpv4CidrSize = int64(32 - podRangeBits(c.DefaultMaxPodsConstraint))
+	c.IpAllocationPolicy = &container.IPAllocationPolicy{
+		UseIpAliases: true, ClusterIpv4Cidr: c.ClusterIpv4Cidr, ClusterIpv4CidrBlock: c.ClusterIpv4Cidr,
+		ServicesIpv4Cidr: servicesRange, ServicesIpv4CidrBlock: servicesRange, StackType: "IPV4",
+	}
+	// Nothing ships logs or metrics anywhere: say so rather than pretend.
+	c.LoggingService, c.MonitoringService = "none", "none"
+	c.LabelFingerprint = labelFingerprint(c.ResourceLabels)
+	c.InitialNodeCount, c.NodeConfig = 0, nil
+	for _, p := range c.NodePools {
+		e.fillPool(r, loc, p)
+	}
+	if len(c.NodePools) > 0 {
+		c.NodeConfig = c.NodePools[0].Config
+	}
+	c.Etag = randomHex(4)
+}
+
+// CACertificate is the base64 of the cluster CA in PEM, as masterAuth gives it.
+func caCertificate(s cluster.Spec) string {
+	pem, err := cluster.CACertPEM(s)
+	if err != nil {
+		return ""
+	}
+	return base64.StdEncoding.EncodeToString(pem)
+}
+
+func (e *Engine) runCreateCluster(ctx context.Context, op *OperationRecord) error {
+	r, _, err := e.getCluster(ctx, op.Project, op.Location, op.ClusterName)
+	if err != nil {
+		return err
+	}
+	s := e.spec(r)
+	e.stage(ctx, op, "Starting the control plane")
+	if err := e.runtime.EnsureControlPlane(ctx, s); err != nil {
+		return err
+	}
+	if r, err = e.updateCluster(ctx, op.Project, op.Location, op.ClusterName, func(r *ClusterRecord) error {
+		r.Cluster.MasterAuth = &container.MasterAuth{ClusterCaCertificate: caCertificate(s)}
+		return nil
+	}); err != nil {
+		return err
+	}
+	for _, p := range r.Cluster.NodePools {
+		e.stage(ctx, op, "Creating node pool "+p.Name)
+		if r, err = e.ensurePoolNodes(ctx, r, p.Name); err != nil {
+			return err
+		}
+	}
+	_, err = e.updateCluster(ctx, op.Project, op.Location, op.ClusterName, func(r *ClusterRecord) error {
+		r.Cluster.Status = "RUNNING"
+		r.Cluster.StatusMessage = ""
+		for _, p := range r.Cluster.NodePools {
+			p.Status = "RUNNING"
+		}
+		r.Cluster.CurrentNodeCount = countNodes(r)
+		return nil
+	})
+	return err
+}
+
+func countNodes(r *ClusterRecord) int64 {
+	n := 0
+	for _, nodes := range r.Nodes {
+		n += len(nodes)
+	}
+	return int64(n)
+}
+
+// GetCluster returns one cluster.
+func (e *Engine) GetCluster(ctx context.Context, project, location, name string) (*container.Cluster, error) {
+	r, _, err := e.getCluster(ctx, project, location, name)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, apierror.NotFound("Not found: projects/%s/locations/%s/clusters/%s.", project, location, name)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return r.Cluster, nil
+}
+
+// ListClusters lists the clusters in a location ("-" for every location).
+func (e *Engine) ListClusters(ctx context.Context, project, location string) ([]*container.Cluster, error) {
+	prefix := "clusters/" + project + "/"
+	if location != "-" {
+		if _, err := parseLocation(location); err != nil {
+			return nil, err
+		}
+		prefix += location + "/"
+	}
+	records, err := e.listClusters(ctx, prefix)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*container.Cluster, 0, len(records))
+	for _, r := range records {
+		out = append(out, r.Cluster)
+	}
+	return out, nil
+}
+
+// DeleteCluster starts the DELETE_CLUSTER operation.
+func (e *Engine) DeleteCluster(ctx context.Context, project, location, name string) (*container.Operation, error) {
+	r, rev, err := e.getCluster(ctx, project, location, name)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, apierror.NotFound("Not found: projects/%s/locations/%s/clusters/%s.", project, location, name)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if r.Operation != "" {
+		return nil, busyError(project, location, r.Operation)
+	}
+	r.Cluster.Status = "STOPPING"
+	return e.startOperation(ctx, r, rev, e.newOperation(r, OpDeleteCluster, "clusters/"+name))
+}
+
+func (e *Engine) runDeleteCluster(ctx context.Context, op *OperationRecord) error {
+	r, rev, err := e.getCluster(ctx, op.Project, op.Location, op.ClusterName)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	e.stage(ctx, op, "Stopping the cluster")
+	if err := e.runtime.Destroy(e.spec(r)); err != nil {
+		return err
+	}
+	writes := []store.Write{{Key: r.key(), Value: nil, Revision: rev}}
+	for _, k := range r.Allocations {
+		writes = append(writes, store.Write{Key: k, Value: nil, Revision: store.Any})
+	}
+	return e.store.Commit(ctx, writes...)
+}
+
+// SetLabels replaces the cluster's resource labels; fingerprint, when
+// given, must match the current labels.
+func (e *Engine) SetLabels(ctx context.Context, project, location, name string, labels map[string]string, fingerprint string) (*container.Operation, error) {
+	for k, v := range labels {
+		if !labelKeyRE.MatchString(k) || !labelValueRE.MatchString(v) {
+			return nil, apierror.InvalidArgument("resourceLabels", "Invalid label %q=%q: keys and values are up to 63 lowercase letters, digits, '_' and '-', keys starting with a letter.", k, v)
+		}
+	}
+	r, rev, err := e.getCluster(ctx, project, location, name)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, apierror.NotFound("Not found: projects/%s/locations/%s/clusters/%s.", project, location, name)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if fingerprint != "" && fingerprint != r.Cluster.LabelFingerprint {
+		return nil, apierror.FailedPrecondition("Labels could not be set due to fingerprint mismatch (expected %s, got %s).", r.Cluster.LabelFingerprint, fingerprint)
+	}
+	if r.Operation != "" {
+		return nil, busyError(project, location, r.Operation)
+	}
+	r.Cluster.ResourceLabels = labels
+	r.Cluster.LabelFingerprint = labelFingerprint(labels)
+	return e.startOperation(ctx, r, rev, e.newOperation(r, OpSetLabels, "clusters/"+name))
+}
+
+var (
+	labelKeyRE   = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,62}$`)
+	labelValueRE = regexp.MustCompile(`^[a-z0-9_-]{0,63}$`)
+)
+
+// UpdateCluster applies a ClusterUpdate. The only change honoured so far is
+// desiredMasterVersion to the version running (a no-op, as in GKE); the API
+// layer rejects every other field by name.
+func (e *Engine) UpdateCluster(ctx context.Context, project, location, name string, u *container.ClusterUpdate) (*container.Operation, error) {
+	r, rev, err := e.getCluster(ctx, project, location, name)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, apierror.NotFound("Not found: projects/%s/locations/%s/clusters/%s.", project, location, name)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if u == nil || u.DesiredMasterVersion == "" {
+		return nil, apierror.InvalidArgument("update", "The update changes nothing.")
+	}
+	if !validVersion(u.DesiredMasterVersion) {
+		return nil, apierror.InvalidArgument("update.desiredMasterVersion", "Version %q is not supported; this engine runs %s.", u.DesiredMasterVersion, Version)
+	}
+	if r.Operation != "" {
+		return nil, busyError(project, location, r.Operation)
+	}
+	return e.startOperation(ctx, r, rev, e.newOperation(r, OpUpdateCluster, "clusters/"+name))
+}
+
+// ServerConfig is getServerConfig: the one version this engine runs.
+func (e *Engine) ServerConfig(location string) (*container.ServerConfig, error) {
+	if _, err := parseLocation(location); err != nil {
+		return nil, err
+	}
+	return &container.ServerConfig{
+		DefaultClusterVersion: Version,
+		DefaultImageType:      "COS_CONTAINERD",
+		ValidImageTypes:       []string{"COS_CONTAINERD"},
+		ValidMasterVersions:   []string{Version},
+		ValidNodeVersions:     []string{Version},
+		Channels: []*container.ReleaseChannelConfig{
+			{Channel: "REGULAR", DefaultVersion: Version, ValidVersions: []string{Version}},
+		},
+	}, nil
+}

@@ -1,0 +1,179 @@
+// Package engine is kubeyard's Go API: clusters, node pools and operations
+// as GKE defines them, stored in etcd and carried out by the cluster runtime.
+// The REST handlers, the CLI and the tests are adapters over it.
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"path/filepath"
+	"sync"
+
+	"github.com/kubeyard/kubeyard/internal/auth"
+	"github.com/kubeyard/kubeyard/internal/clock"
+	"github.com/kubeyard/kubeyard/internal/cluster"
+	"github.com/kubeyard/kubeyard/internal/loadbalancer"
+	"github.com/kubeyard/kubeyard/internal/store"
+	"github.com/kubeyard/kubeyard/internal/supervisor"
+)
+
+// KubernetesVersion is the upstream version every cluster runs, and
+// Version is how the GKE API names it.
+const (
+	KubernetesVersion = "1.37.2"
+	Version           = KubernetesVersion + "-kubeyard.0"
+)
+
+// Config configures an Engine.
+type Config struct {
+	DataDir string
+	// EtcdEndpoints selects an external etcd for the engine's state.
+	EtcdEndpoints []string
+	// BaseURL is the engine's own address as clients reach it
+	// ("http://127.0.0.1:8080"); it appears in selfLinks and is the
+	// kube-apiservers' authentication webhook.
+	BaseURL string
+	// EndpointPool and HostPool are where cluster endpoints and
+	// control-plane replicas get their loopback addresses.
+	EndpointPool, HostPool netip.Prefix
+	// EndpointPort is the port of every cluster endpoint (443).
+	EndpointPort int
+	Identity     auth.Identity
+	Clock        *clock.Offset
+	Logger       *slog.Logger
+	// Binary is the multi-call kubeyard binary (default: this executable).
+	Binary string
+}
+
+// Engine is a running engine.
+type Engine struct {
+	cfg     Config
+	store   *store.Store
+	sup     *supervisor.Supervisor
+	lb      *loadbalancer.LoadBalancer
+	runtime *cluster.Runtime
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu      sync.Mutex
+	running map[string]context.CancelFunc // operation key -> cancel
+}
+
+// New opens the store and prepares the runtime; Start resumes work.
+func New(ctx context.Context, cfg Config) (*Engine, error) {
+	if cfg.DataDir == "" {
+		return nil, errors.New("engine: a data dir is required")
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = &clock.Offset{}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if !cfg.EndpointPool.IsValid() {
+		cfg.EndpointPool = netip.MustParsePrefix("127.10.0.0/16")
+	}
+	if !cfg.HostPool.IsValid() {
+		cfg.HostPool = netip.MustParsePrefix("127.11.0.0/16")
+	}
+	if cfg.EndpointPort == 0 {
+		cfg.EndpointPort = 443
+	}
+	st, err := store.Open(ctx, store.Config{Dir: filepath.Join(cfg.DataDir, "state"), Endpoints: cfg.EtcdEndpoints, Logger: cfg.Logger})
+	if err != nil {
+		return nil, err
+	}
+	sup, err := supervisor.New(supervisor.Config{Binary: cfg.Binary, Logger: cfg.Logger})
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	lb := loadbalancer.New(loadbalancer.Config{Logger: cfg.Logger})
+	rt, err := cluster.New(cluster.Config{Supervisor: sup, LoadBalancer: lb, Clock: cfg.Clock, Logger: cfg.Logger, Version: "v" + KubernetesVersion})
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	e := &Engine{cfg: cfg, store: st, sup: sup, lb: lb, runtime: rt, running: map[string]context.CancelFunc{}}
+	e.ctx, e.cancel = context.WithCancel(context.Background())
+	if err := e.loadClock(ctx); err != nil {
+		st.Close()
+		return nil, err
+	}
+	return e, nil
+}
+
+// Start resumes what an earlier engine left: clusters come back up and
+// unfinished operations run on. It returns at once; the work goes on in the
+// background.
+func (e *Engine) Start(ctx context.Context) error {
+	ops, err := e.listOperations(ctx, "operations/")
+	if err != nil {
+		return err
+	}
+	busy := map[string]bool{}
+	for _, op := range ops {
+		if op.Op.Status != "DONE" {
+			busy[clusterKey(op.Project, op.Location, op.ClusterName)] = true
+			e.launch(op)
+		}
+	}
+	clusters, err := e.listClusters(ctx, "clusters/")
+	if err != nil {
+		return err
+	}
+	for _, r := range clusters {
+		if busy[r.key()] || r.Cluster.Status != "RUNNING" {
+			continue
+		}
+		e.wg.Go(func() {
+			if err := e.resumeCluster(e.ctx, r); err != nil && e.ctx.Err() == nil {
+				e.cfg.Logger.Error("resume cluster", "cluster", r.key(), "err", err)
+			}
+		})
+	}
+	return nil
+}
+
+// resumeCluster brings a running cluster back after an engine restart.
+func (e *Engine) resumeCluster(ctx context.Context, r *ClusterRecord) error {
+	s := e.spec(r)
+	if err := e.runtime.EnsureControlPlane(ctx, s); err != nil {
+		return err
+	}
+	for _, p := range r.Cluster.NodePools {
+		if err := e.runtime.EnsureNodes(ctx, s, e.nodes(r, p), r.BootstrapToken); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Close stops the engine. With stopClusters, every control-plane process is
+// stopped too (a clean shutdown); otherwise they run on, for the next engine
+// to adopt.
+func (e *Engine) Close(stopClusters bool) error {
+	e.cancel()
+	e.wg.Wait()
+	e.runtime.Close()
+	e.lb.Close()
+	if stopClusters {
+		e.sup.Close()
+	} else {
+		e.sup.Detach()
+	}
+	return e.store.Close()
+}
+
+// Identity is the engine's access token identity.
+func (e *Engine) Identity() auth.Identity { return e.cfg.Identity }
+
+// Clock is the engine's clock.
+func (e *Engine) Clock() *clock.Offset { return e.cfg.Clock }
+
+var errNotFound = fmt.Errorf("engine: not found")

@@ -1,0 +1,403 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+	"time"
+
+	container "google.golang.org/api/container/v1"
+
+	"github.com/kubeyard/kubeyard/internal/api/apierror"
+	"github.com/kubeyard/kubeyard/internal/cluster"
+	"github.com/kubeyard/kubeyard/internal/store"
+)
+
+// machineTypes are the machine types a node can be, with the capacity its
+// Node reports (CPU, memory).
+var machineTypes = map[string][2]string{
+	"e2-micro": {"2", "1Gi"}, "e2-small": {"2", "2Gi"}, "e2-medium": {"2", "4Gi"},
+	"e2-standard-2": {"2", "8Gi"}, "e2-standard-4": {"4", "16Gi"}, "e2-standard-8": {"8", "32Gi"},
+	"n1-standard-1": {"1", "3840Mi"}, "n1-standard-2": {"2", "7680Mi"}, "n1-standard-4": {"4", "15Gi"},
+	"n2-standard-2": {"2", "8Gi"}, "n2-standard-4": {"4", "16Gi"}, "n2-standard-8": {"8", "32Gi"},
+}
+
+const defaultMachineType = "e2-medium"
+
+func validatePool(field string, p *container.NodePool) error {
+	if p == nil {
+		return apierror.InvalidArgument(field, "A node pool is required.")
+	}
+	if err := validateName(field+".name", "Node pool", p.Name); err != nil {
+		return err
+	}
+	if p.InitialNodeCount < 0 || p.InitialNodeCount > MaxNodesPerPool {
+		return apierror.InvalidArgument(field+".initialNodeCount", "Invalid value %d: the node count must be between 0 and %d.", p.InitialNodeCount, MaxNodesPerPool)
+	}
+	if p.Config != nil && p.Config.MachineType != "" {
+		if _, ok := machineTypes[p.Config.MachineType]; !ok {
+			return apierror.InvalidArgument(field+".config.machineType", "Machine type %q is not supported.", p.Config.MachineType)
+		}
+	}
+	if p.Version != "" && !validVersion(p.Version) {
+		return apierror.InvalidArgument(field+".version", "Version %q is not supported; this engine runs %s.", p.Version, Version)
+	}
+	return nil
+}
+
+// fillPool sets everything GKE reports about a new node pool.
+func (e *Engine) fillPool(r *ClusterRecord, loc Location, p *container.NodePool) {
+	if p.Config == nil {
+		p.Config = &container.NodeConfig{}
+	}
+	cfg := p.Config
+	if cfg.MachineType == "" {
+		cfg.MachineType = defaultMachineType
+	}
+	if cfg.DiskSizeGb == 0 {
+		cfg.DiskSizeGb = 100
+	}
+	if cfg.DiskType == "" {
+		cfg.DiskType = "pd-balanced"
+	}
+	if cfg.ImageType == "" {
+		cfg.ImageType = "COS_CONTAINERD"
+	}
+	if cfg.ServiceAccount == "" {
+		cfg.ServiceAccount = "default"
+	}
+	p.Version = Version
+	p.Status = "PROVISIONING"
+	p.SelfLink = r.Cluster.SelfLink + "/nodePools/" + p.Name
+	if len(p.Locations) == 0 {
+		p.Locations = r.Cluster.Locations
+	}
+	p.MaxPodsConstraint = &container.MaxPodsConstraint{MaxPodsPerNode: 110}
+	p.PodIpv4CidrSize = r.Cluster.NodeIpv4CidrSize
+	p.NetworkConfig = &container.NodeNetworkConfig{PodIpv4CidrBlock: r.Cluster.ClusterIpv4Cidr}
+	if p.UpgradeSettings == nil {
+		p.UpgradeSettings = &container.UpgradeSettings{MaxSurge: 1}
+	}
+	p.UpgradeSettings.Strategy = "SURGE"
+	p.Etag = randomHex(4)
+	hash := randomHex(4)
+	p.InstanceGroupUrls = nil
+	for _, z := range p.Locations {
+		p.InstanceGroupUrls = append(p.InstanceGroupUrls, fmt.Sprintf("%s/compute/v1/projects/%s/zones/%s/instanceGroupManagers/%s", e.cfg.BaseURL, r.Project, z, groupName(r.Cluster.Name, p.Name, hash)))
+	}
+}
+
+// groupName is the managed instance group name GKE gives a pool; node names
+// are the group name and a suffix.
+func groupName(clusterName, pool, hash string) string {
+	return fmt.Sprintf("gke-%s-%s-%s-grp", truncate(clusterName, 16), truncate(pool, 16), hash)
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return strings.TrimRight(s[:n], "-")
+	}
+	return s
+}
+
+// poolHash is the random part of the pool's group name.
+func poolHash(p *container.NodePool) string {
+	if len(p.InstanceGroupUrls) == 0 {
+		return "00000000"
+	}
+	parts := strings.Split(p.InstanceGroupUrls[0], "-")
+	return parts[len(parts)-2]
+}
+
+// addNodes adds count nodes (per zone of the pool) to the record, with
+// names and internal addresses.
+func (e *Engine) addNodes(a *allocator, r *ClusterRecord, p *container.NodePool, count int64) error {
+	loc, _ := ParseLocation(r.Location)
+	subnet := netip.MustParsePrefix(defaultSubnets[loc.Region])
+	for range count * int64(len(p.Locations)) {
+		ip, err := a.ip("nodeip/"+r.Project+"/default", subnet, 2)
+		if err != nil {
+			return apierror.FailedPrecondition("The default subnet has no free address: %v", err)
+		}
+		name := fmt.Sprintf("gke-%s-%s-%s-%s", truncate(r.Cluster.Name, 16), truncate(p.Name, 16), poolHash(p), randomHex(2))
+		r.Nodes[p.Name] = append(r.Nodes[p.Name], NodeRecord{Name: name, InternalIP: ip.String()})
+	}
+	return nil
+}
+
+// nodes returns what the runtime needs to run the pool's nodes.
+func (e *Engine) nodes(r *ClusterRecord, p *container.NodePool) []cluster.Node {
+	res := machineTypes[p.Config.MachineType]
+	var out []cluster.Node
+	for i, n := range r.Nodes[p.Name] {
+		zone := p.Locations[i%len(p.Locations)]
+		labels := map[string]string{
+			"cloud.google.com/gke-nodepool":    p.Name,
+			"cloud.google.com/machine-family":  strings.Split(p.Config.MachineType, "-")[0],
+			"node.kubernetes.io/instance-type": p.Config.MachineType,
+			"topology.kubernetes.io/region":    strings.TrimSuffix(zone, zone[strings.LastIndexByte(zone, '-'):]),
+			"topology.kubernetes.io/zone":      zone,
+		}
+		for k, v := range p.Config.Labels {
+			labels[k] = v
+		}
+		out = append(out, cluster.Node{Name: n.Name, InternalIP: net.ParseIP(n.InternalIP), Labels: labels, CPU: res[0], Memory: res[1], MaxPods: int(p.MaxPodsConstraint.MaxPodsPerNode)})
+	}
+	return out
+}
+
+// ensureToken returns a bootstrap token valid for at least an hour,
+// creating a new one (24 h, as kubeadm) when needed.
+func (e *Engine) ensureToken(ctx context.Context, r *ClusterRecord) (*ClusterRecord, error) {
+	if r.BootstrapToken != "" && time.Until(r.BootstrapTokenExpires) > time.Hour {
+		return r, nil
+	}
+	client, err := e.runtime.AdminClient(e.spec(r))
+	if err != nil {
+		return nil, err
+	}
+	tok, err := cluster.CreateBootstrapToken(ctx, client, 24*time.Hour, "kubeyard node pool bootstrap token")
+	if err != nil {
+		return nil, err
+	}
+	return e.updateCluster(ctx, r.Project, r.Location, r.Cluster.Name, func(r *ClusterRecord) error {
+		r.BootstrapToken, r.BootstrapTokenExpires = tok.Token, tok.Expires
+		return nil
+	})
+}
+
+// ensurePoolNodes starts the pool's nodes and waits until they are Ready.
+func (e *Engine) ensurePoolNodes(ctx context.Context, r *ClusterRecord, pool string) (*ClusterRecord, error) {
+	r, err := e.ensureToken(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	p := r.pool(pool)
+	if p == nil {
+		return r, nil
+	}
+	return r, e.runtime.EnsureNodes(ctx, e.spec(r), e.nodes(r, p), r.BootstrapToken)
+}
+
+func (e *Engine) poolRecord(ctx context.Context, project, location, clusterName, pool string) (*ClusterRecord, int64, *container.NodePool, error) {
+	r, rev, err := e.getCluster(ctx, project, location, clusterName)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, 0, nil, apierror.NotFound("Not found: projects/%s/locations/%s/clusters/%s.", project, location, clusterName)
+	}
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	if pool == "" {
+		return r, rev, nil, nil
+	}
+	p := r.pool(pool)
+	if p == nil {
+		return nil, 0, nil, apierror.NotFound("Not found: projects/%s/locations/%s/clusters/%s/nodePools/%s.", project, location, clusterName, pool)
+	}
+	return r, rev, p, nil
+}
+
+// CreateNodePool adds a pool and starts the CREATE_NODE_POOL operation.
+func (e *Engine) CreateNodePool(ctx context.Context, project, location, clusterName string, p *container.NodePool) (*container.Operation, error) {
+	if err := validatePool("nodePool", p); err != nil {
+		return nil, err
+	}
+	r, rev, _, err := e.poolRecord(ctx, project, location, clusterName, "")
+	if err != nil {
+		return nil, err
+	}
+	if r.pool(p.Name) != nil {
+		return nil, apierror.AlreadyExists("Already exists: projects/%s/locations/%s/clusters/%s/nodePools/%s.", project, location, clusterName, p.Name)
+	}
+	if r.Operation != "" {
+		return nil, busyError(project, location, r.Operation)
+	}
+	if r.Cluster.Status != "RUNNING" {
+		return nil, apierror.FailedPrecondition("Cluster %q is %s, not RUNNING.", clusterName, r.Cluster.Status)
+	}
+	loc, _ := ParseLocation(location)
+	r.Cluster.NodePools = append(r.Cluster.NodePools, p)
+	e.fillPool(r, loc, p)
+	alloc, err := e.newAllocator(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := e.addNodes(alloc, r, p, p.InitialNodeCount); err != nil {
+		return nil, err
+	}
+	r.Allocations = append(r.Allocations, alloc.got...)
+	op := e.newOperation(r, OpCreateNodePool, "clusters/"+clusterName+"/nodePools/"+p.Name)
+	op.Pool = p.Name
+	return e.startOperation(ctx, r, rev, op, alloc.writes(r.key())...)
+}
+
+// GetNodePool returns one pool.
+func (e *Engine) GetNodePool(ctx context.Context, project, location, clusterName, pool string) (*container.NodePool, error) {
+	_, _, p, err := e.poolRecord(ctx, project, location, clusterName, pool)
+	return p, err
+}
+
+// ListNodePools returns the cluster's pools.
+func (e *Engine) ListNodePools(ctx context.Context, project, location, clusterName string) ([]*container.NodePool, error) {
+	r, _, _, err := e.poolRecord(ctx, project, location, clusterName, "")
+	if err != nil {
+		return nil, err
+	}
+	return r.Cluster.NodePools, nil
+}
+
+// SetNodePoolSize starts the SET_NODE_POOL_SIZE operation: nodes are added,
+// or drained and removed, until the pool has size nodes per zone.
+func (e *Engine) SetNodePoolSize(ctx context.Context, project, location, clusterName, pool string, size int64) (*container.Operation, error) {
+	if size < 0 || size > MaxNodesPerPool {
+		return nil, apierror.InvalidArgument("nodeCount", "Invalid value %d: the node count must be between 0 and %d.", size, MaxNodesPerPool)
+	}
+	r, rev, p, err := e.poolRecord(ctx, project, location, clusterName, pool)
+	if err != nil {
+		return nil, err
+	}
+	if r.Operation != "" {
+		return nil, busyError(project, location, r.Operation)
+	}
+	want := int(size) * len(p.Locations)
+	have := len(r.Nodes[pool])
+	var extra []store.Write
+	if want > have {
+		alloc, err := e.newAllocator(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if err := e.addNodes(alloc, r, p, int64((want-have)/len(p.Locations))); err != nil {
+			return nil, err
+		}
+		r.Allocations = append(r.Allocations, alloc.got...)
+		extra = alloc.writes(r.key())
+	}
+	p.Status = "RECONCILING"
+	op := e.newOperation(r, OpSetNodePoolSize, "clusters/"+clusterName+"/nodePools/"+pool)
+	op.Pool, op.Size = pool, size
+	return e.startOperation(ctx, r, rev, op, extra...)
+}
+
+// runReconcilePool brings a pool to its recorded nodes (create, grow) or to
+// op.Size per zone (shrink), draining the nodes it removes.
+func (e *Engine) runReconcilePool(ctx context.Context, op *OperationRecord) error {
+	r, _, p, err := e.poolRecord(ctx, op.Project, op.Location, op.ClusterName, op.Pool)
+	if err != nil {
+		return err
+	}
+	if op.Op.OperationType == OpSetNodePoolSize {
+		want := int(op.Size) * len(p.Locations)
+		for len(r.Nodes[op.Pool]) > want {
+			victim := r.Nodes[op.Pool][len(r.Nodes[op.Pool])-1]
+			e.stage(ctx, op, "Draining and deleting node "+victim.Name)
+			if err := e.runtime.RemoveNode(ctx, e.spec(r), victim.Name); err != nil {
+				return err
+			}
+			if r, err = e.updateCluster(ctx, op.Project, op.Location, op.ClusterName, func(r *ClusterRecord) error {
+				r.Nodes[op.Pool] = removeNode(r.Nodes[op.Pool], victim.Name)
+				r.Allocations = removeString(r.Allocations, "allocations/nodeip/"+r.Project+"/default/"+victim.InternalIP)
+				r.Cluster.CurrentNodeCount = countNodes(r)
+				return nil
+			}); err != nil {
+				return err
+			}
+			if err := e.store.Commit(ctx, store.Write{Key: "allocations/nodeip/" + r.Project + "/default/" + victim.InternalIP, Revision: store.Any}); err != nil {
+				return err
+			}
+		}
+	}
+	e.stage(ctx, op, "Starting nodes of "+op.Pool)
+	if _, err := e.ensurePoolNodes(ctx, r, op.Pool); err != nil {
+		return err
+	}
+	_, err = e.updateCluster(ctx, op.Project, op.Location, op.ClusterName, func(r *ClusterRecord) error {
+		if p := r.pool(op.Pool); p != nil {
+			p.Status, p.StatusMessage = "RUNNING", ""
+			if op.Op.OperationType == OpSetNodePoolSize {
+				p.InitialNodeCount = op.Size
+			}
+		}
+		r.Cluster.CurrentNodeCount = countNodes(r)
+		return nil
+	})
+	return err
+}
+
+// DeleteNodePool starts the DELETE_NODE_POOL operation.
+func (e *Engine) DeleteNodePool(ctx context.Context, project, location, clusterName, pool string) (*container.Operation, error) {
+	r, rev, p, err := e.poolRecord(ctx, project, location, clusterName, pool)
+	if err != nil {
+		return nil, err
+	}
+	if r.Operation != "" {
+		return nil, busyError(project, location, r.Operation)
+	}
+	p.Status = "STOPPING"
+	op := e.newOperation(r, OpDeleteNodePool, "clusters/"+clusterName+"/nodePools/"+pool)
+	op.Pool = pool
+	return e.startOperation(ctx, r, rev, op)
+}
+
+func (e *Engine) runDeleteNodePool(ctx context.Context, op *OperationRecord) error {
+	r, _, _, err := e.poolRecord(ctx, op.Project, op.Location, op.ClusterName, op.Pool)
+	if err != nil {
+		var apiErr *apierror.Error
+		if errors.As(err, &apiErr) && apiErr.Status == "NOT_FOUND" {
+			return nil
+		}
+		return err
+	}
+	for _, n := range r.Nodes[op.Pool] {
+		e.stage(ctx, op, "Draining and deleting node "+n.Name)
+		if err := e.runtime.RemoveNode(ctx, e.spec(r), n.Name); err != nil {
+			return err
+		}
+	}
+	var released []store.Write
+	_, err = e.updateCluster(ctx, op.Project, op.Location, op.ClusterName, func(r *ClusterRecord) error {
+		released = nil
+		for _, n := range r.Nodes[op.Pool] {
+			key := "allocations/nodeip/" + r.Project + "/default/" + n.InternalIP
+			r.Allocations = removeString(r.Allocations, key)
+			released = append(released, store.Write{Key: key, Revision: store.Any})
+		}
+		delete(r.Nodes, op.Pool)
+		var pools []*container.NodePool
+		for _, p := range r.Cluster.NodePools {
+			if p.Name != op.Pool {
+				pools = append(pools, p)
+			}
+		}
+		r.Cluster.NodePools = pools
+		r.Cluster.CurrentNodeCount = countNodes(r)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return e.store.Commit(ctx, released...)
+}
+
+func removeNode(nodes []NodeRecord, name string) []NodeRecord {
+	var out []NodeRecord
+	for _, n := range nodes {
+		if n.Name != name {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func removeString(list []string, s string) []string {
+	var out []string
+	for _, v := range list {
+		if v != s {
+			out = append(out, v)
+		}
+	}
+	return out
+}

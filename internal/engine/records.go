@@ -1,0 +1,225 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"path"
+	"path/filepath"
+	"strings"
+	"time"
+
+	container "google.golang.org/api/container/v1"
+
+	"github.com/kubeyard/kubeyard/internal/cluster"
+	"github.com/kubeyard/kubeyard/internal/controlplane"
+	"github.com/kubeyard/kubeyard/internal/store"
+)
+
+// ClusterRecord is a cluster as the engine stores it: the API object users
+// see, plus what the engine needs to run it.
+type ClusterRecord struct {
+	Cluster  *container.Cluster `json:"cluster"`
+	Project  string             `json:"project"`
+	Location string             `json:"location"`
+	UID      string             `json:"uid"`
+	// EndpointIP and HostIPs are the loopback addresses of the load
+	// balancer frontend and of each control-plane replica.
+	EndpointIP   string   `json:"endpointIP"`
+	EndpointPort int      `json:"endpointPort,omitempty"`
+	HostIPs      []string `json:"hostIPs"`
+	// Nodes lists each pool's nodes, by pool name.
+	Nodes map[string][]NodeRecord `json:"nodes"`
+	// Operation is the operation running on the cluster, if any: the
+	// engine runs one at a time per cluster.
+	Operation string `json:"operation,omitempty"`
+	// BootstrapToken is the token node agents join with.
+	BootstrapToken        string    `json:"bootstrapToken,omitempty"`
+	BootstrapTokenExpires time.Time `json:"bootstrapTokenExpires,omitzero"`
+	// Allocations are the allocation keys this cluster holds.
+	Allocations []string `json:"allocations"`
+	Creator     string   `json:"creator"`
+}
+
+// NodeRecord is one node of a pool.
+type NodeRecord struct {
+	Name       string `json:"name"`
+	InternalIP string `json:"internalIP"`
+}
+
+func clusterKey(project, location, name string) string {
+	return path.Join("clusters", project, location, name)
+}
+
+func operationKey(project, location, name string) string {
+	return path.Join("operations", project, location, name)
+}
+
+func (r *ClusterRecord) key() string { return clusterKey(r.Project, r.Location, r.Cluster.Name) }
+
+// pool returns the record's node pool called name, or nil.
+func (r *ClusterRecord) pool(name string) *container.NodePool {
+	for _, p := range r.Cluster.NodePools {
+		if p.Name == name {
+			return p
+		}
+	}
+	return nil
+}
+
+// spec turns a record into what the cluster runtime runs.
+func (e *Engine) spec(r *ClusterRecord) cluster.Spec {
+	var hosts []controlplane.Host
+	for i, ip := range r.HostIPs {
+		hosts = append(hosts, controlplane.Host{Index: i, IP: net.ParseIP(ip)})
+	}
+	c := r.Cluster
+	return cluster.Spec{
+		Cluster: controlplane.Cluster{
+			Name:            c.Name,
+			Dir:             filepath.Join(e.cfg.DataDir, "clusters", r.UID),
+			EndpointIP:      net.ParseIP(r.EndpointIP),
+			ServiceCIDR:     c.ServicesIpv4Cidr,
+			PodCIDR:         c.ClusterIpv4Cidr,
+			NodeMaskSize:    32 - podRangeBits(c.DefaultMaxPodsConstraint),
+			AuthnWebhookURL: e.cfg.BaseURL + "/internal/authn",
+		},
+		ID:           r.UID,
+		Hosts:        hosts,
+		EndpointPort: r.EndpointPort,
+		Creator:      r.Creator,
+	}
+}
+
+// podRangeBits gives the host bits of a node's pod range: GKE sizes it to
+// hold twice the maximum pods per node (110 pods: a /24).
+func podRangeBits(maxPods *container.MaxPodsConstraint) int {
+	pods := int64(110)
+	if maxPods != nil && maxPods.MaxPodsPerNode > 0 {
+		pods = maxPods.MaxPodsPerNode
+	}
+	bits := 0
+	for (int64(1) << bits) < 2*pods {
+		bits++
+	}
+	return bits
+}
+
+// getCluster reads a cluster record and its revision.
+func (e *Engine) getCluster(ctx context.Context, project, location, name string) (*ClusterRecord, int64, error) {
+	var r ClusterRecord
+	rev, err := e.store.Get(ctx, clusterKey(project, location, name), &r)
+	if err != nil {
+		return nil, 0, err
+	}
+	return &r, rev, nil
+}
+
+// updateCluster applies change to the stored record, retrying on conflict.
+func (e *Engine) updateCluster(ctx context.Context, project, location, name string, change func(*ClusterRecord) error) (*ClusterRecord, error) {
+	for {
+		r, rev, err := e.getCluster(ctx, project, location, name)
+		if err != nil {
+			return nil, err
+		}
+		if err := change(r); err != nil {
+			return nil, err
+		}
+		err = e.store.Commit(ctx, store.Write{Key: r.key(), Value: r, Revision: rev})
+		if errors.Is(err, store.ErrConflict) {
+			continue
+		}
+		return r, err
+	}
+}
+
+// listClusters returns every cluster record under prefix.
+func (e *Engine) listClusters(ctx context.Context, prefix string) ([]*ClusterRecord, error) {
+	items, err := e.store.List(ctx, prefix)
+	if err != nil {
+		return nil, err
+	}
+	var out []*ClusterRecord
+	for _, it := range items {
+		var r ClusterRecord
+		if err := json.Unmarshal(it.Value, &r); err != nil {
+			return nil, fmt.Errorf("engine: decode %s: %w", it.Key, err)
+		}
+		out = append(out, &r)
+	}
+	return out, nil
+}
+
+// allocator hands out addresses and ranges; each one is an "allocations/..."
+// key, taken in the same transaction that stores the cluster, so two creates
+// never get the same one.
+type allocator struct {
+	taken map[string]bool
+	got   []string
+}
+
+func (e *Engine) newAllocator(ctx context.Context) (*allocator, error) {
+	items, err := e.store.List(ctx, "allocations/")
+	if err != nil {
+		return nil, err
+	}
+	a := &allocator{taken: map[string]bool{}}
+	for _, it := range items {
+		a.taken[it.Key] = true
+	}
+	return a, nil
+}
+
+// ip takes the next free address of prefix (skipping the first `skip`).
+func (a *allocator) ip(kind string, prefix netip.Prefix, skip int) (netip.Addr, error) {
+	addr := prefix.Addr()
+	for range skip {
+		addr = addr.Next()
+	}
+	for ; prefix.Contains(addr); addr = addr.Next() {
+		key := "allocations/" + kind + "/" + addr.String()
+		if !a.taken[key] {
+			a.taken[key] = true
+			a.got = append(a.got, key)
+			return addr, nil
+		}
+	}
+	return netip.Addr{}, fmt.Errorf("engine: no free %s address in %s", kind, prefix)
+}
+
+// block takes the next free block of size bits within within.
+func (a *allocator) block(kind string, within netip.Prefix, bits int) (netip.Prefix, error) {
+	step := uint32(1) << (32 - bits)
+	base := be32(within.Addr())
+	end := base + uint32(1)<<(32-within.Bits())
+	for start := base; start < end && start >= base; start += step {
+		p := netip.PrefixFrom(fromBE32(start), bits)
+		key := "allocations/" + kind + "/" + strings.ReplaceAll(p.String(), "/", "_")
+		if !a.taken[key] {
+			a.taken[key] = true
+			a.got = append(a.got, key)
+			return p, nil
+		}
+	}
+	return netip.Prefix{}, fmt.Errorf("engine: no free /%d %s block in %s", bits, kind, within)
+}
+
+func (a *allocator) writes(owner string) []store.Write {
+	var w []store.Write
+	for _, k := range a.got {
+		w = append(w, store.Write{Key: k, Value: owner, Revision: store.Absent})
+	}
+	return w
+}
+
+func be32(a netip.Addr) uint32 {
+	b := a.As4()
+	return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+}
+
+func fromBE32(v uint32) netip.Addr {
+	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+}

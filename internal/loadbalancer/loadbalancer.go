@@ -1,0 +1,311 @@
+// Package loadbalancer is the TCP load balancer in front of each cluster's
+// kube-apiservers: one frontend per cluster endpoint (a loopback address on
+// port 443), health checks on every backend (TCP connect, then /readyz), and
+// connections forwarded only to backends that passed their last check. TLS
+// passes through untouched: clients see the kube-apiserver's certificate.
+package loadbalancer
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Backend is one kube-apiserver.
+type Backend struct {
+	Addr     string // host:port
+	ReadyURL string // checked with GET; 200 means ready
+}
+
+// Config configures a LoadBalancer.
+type Config struct {
+	Logger        *slog.Logger
+	CheckInterval time.Duration
+	CheckTimeout  time.Duration
+}
+
+// LoadBalancer owns the frontends.
+type LoadBalancer struct {
+	cfg       Config
+	client    *http.Client
+	mu        sync.Mutex
+	frontends map[string]*frontend
+}
+
+// New returns a LoadBalancer with defaults filled in.
+func New(cfg Config) *LoadBalancer {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.CheckInterval == 0 {
+		cfg.CheckInterval = 500 * time.Millisecond
+	}
+	if cfg.CheckTimeout == 0 {
+		cfg.CheckTimeout = 2 * time.Second
+	}
+	return &LoadBalancer{
+		cfg: cfg,
+		client: &http.Client{
+			Timeout: cfg.CheckTimeout,
+			// The check asks whether the replica serves, not who it is;
+			// clients verify the certificate themselves end to end.
+			Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, DisableKeepAlives: true},
+		},
+		frontends: map[string]*frontend{},
+	}
+}
+
+type backendState struct {
+	Backend
+	healthy atomic.Bool
+}
+
+type frontend struct {
+	addr     string
+	listener net.Listener
+	cancel   context.CancelFunc
+	done     sync.WaitGroup
+
+	mu       sync.Mutex
+	backends []*backendState
+	next     int
+	conns    map[net.Conn]struct{}
+}
+
+// ErrNoHealthyBackend is what a client's connection meets when every replica
+// is down: the connection is closed.
+var ErrNoHealthyBackend = errors.New("loadbalancer: no healthy backend")
+
+// Ensure makes frontend addr forward to backends, listening if it does not yet.
+func (lb *LoadBalancer) Ensure(addr string, backends []Backend) error {
+	lb.mu.Lock()
+	defer lb.mu.Unlock()
+	f, ok := lb.frontends[addr]
+	if !ok {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("loadbalancer: listen %s: %w", addr, err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		f = &frontend{addr: addr, listener: ln, cancel: cancel, conns: map[net.Conn]struct{}{}}
+		lb.frontends[addr] = f
+		f.done.Add(2)
+		go lb.serve(f)
+		go lb.check(ctx, f)
+	}
+	f.setBackends(backends, lb)
+	return nil
+}
+
+// Remove closes frontend addr and every connection through it.
+func (lb *LoadBalancer) Remove(addr string) {
+	lb.mu.Lock()
+	f, ok := lb.frontends[addr]
+	delete(lb.frontends, addr)
+	lb.mu.Unlock()
+	if ok {
+		f.close()
+	}
+}
+
+// Close closes every frontend.
+func (lb *LoadBalancer) Close() {
+	lb.mu.Lock()
+	fs := lb.frontends
+	lb.frontends = map[string]*frontend{}
+	lb.mu.Unlock()
+	for _, f := range fs {
+		f.close()
+	}
+}
+
+// Healthy returns the addresses of the backends of frontend addr that passed
+// their last check.
+func (lb *LoadBalancer) Healthy(addr string) []string {
+	lb.mu.Lock()
+	f := lb.frontends[addr]
+	lb.mu.Unlock()
+	if f == nil {
+		return nil
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []string
+	for _, b := range f.backends {
+		if b.healthy.Load() {
+			out = append(out, b.Addr)
+		}
+	}
+	return out
+}
+
+func (f *frontend) setBackends(backends []Backend, lb *LoadBalancer) {
+	f.mu.Lock()
+	old := map[string]*backendState{}
+	for _, b := range f.backends {
+		old[b.Addr] = b
+	}
+	var states []*backendState
+	for _, b := range backends {
+		if s, ok := old[b.Addr]; ok && s.ReadyURL == b.ReadyURL {
+			states = append(states, s)
+			continue
+		}
+		s := &backendState{Backend: b}
+		states = append(states, s)
+	}
+	f.backends = states
+	f.mu.Unlock()
+	// Check new backends at once rather than a whole interval later.
+	for _, s := range states {
+		if _, ok := old[s.Addr]; !ok {
+			s.healthy.Store(lb.probe(context.Background(), s.Backend))
+		}
+	}
+}
+
+func (f *frontend) close() {
+	f.cancel()
+	f.listener.Close()
+	f.mu.Lock()
+	for c := range f.conns {
+		c.Close()
+	}
+	f.mu.Unlock()
+	f.done.Wait()
+}
+
+func (lb *LoadBalancer) check(ctx context.Context, f *frontend) {
+	defer f.done.Done()
+	t := time.NewTicker(lb.cfg.CheckInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		f.mu.Lock()
+		backends := append([]*backendState(nil), f.backends...)
+		f.mu.Unlock()
+		var wg sync.WaitGroup
+		for _, b := range backends {
+			wg.Go(func() {
+				ok := lb.probe(ctx, b.Backend)
+				if was := b.healthy.Swap(ok); was != ok {
+					lb.cfg.Logger.Info("backend health changed", "frontend", f.addr, "backend", b.Addr, "healthy", ok)
+				}
+			})
+		}
+		wg.Wait()
+	}
+}
+
+// probe runs the two health checks: a TCP connect, then /readyz.
+func (lb *LoadBalancer) probe(ctx context.Context, b Backend) bool {
+	conn, err := net.DialTimeout("tcp", b.Addr, lb.cfg.CheckTimeout)
+	if err != nil {
+		return false
+	}
+	conn.Close()
+	if b.ReadyURL == "" {
+		return true
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, b.ReadyURL, nil)
+	if err != nil {
+		return false
+	}
+	resp, err := lb.client.Do(req)
+	if err != nil {
+		return false
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
+func (lb *LoadBalancer) serve(f *frontend) {
+	defer f.done.Done()
+	for {
+		c, err := f.listener.Accept()
+		if err != nil {
+			return
+		}
+		f.mu.Lock()
+		f.conns[c] = struct{}{}
+		f.mu.Unlock()
+		go func() {
+			defer func() {
+				f.mu.Lock()
+				delete(f.conns, c)
+				f.mu.Unlock()
+				c.Close()
+			}()
+			if err := lb.forward(f, c); err != nil {
+				lb.cfg.Logger.Debug("connection", "frontend", f.addr, "client", c.RemoteAddr(), "err", err)
+			}
+		}()
+	}
+}
+
+// pick returns the healthy backends in round-robin order.
+func (f *frontend) pick() []Backend {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []Backend
+	n := len(f.backends)
+	for i := range n {
+		b := f.backends[(f.next+i)%n]
+		if b.healthy.Load() {
+			out = append(out, b.Backend)
+		}
+	}
+	f.next++
+	return out
+}
+
+func (lb *LoadBalancer) forward(f *frontend, client net.Conn) error {
+	var upstream net.Conn
+	for _, b := range f.pick() {
+		c, err := net.DialTimeout("tcp", b.Addr, lb.cfg.CheckTimeout)
+		if err == nil {
+			upstream = c
+			break
+		}
+	}
+	if upstream == nil {
+		return ErrNoHealthyBackend
+	}
+	defer upstream.Close()
+	f.mu.Lock()
+	f.conns[upstream] = struct{}{}
+	f.mu.Unlock()
+	defer func() {
+		f.mu.Lock()
+		delete(f.conns, upstream)
+		f.mu.Unlock()
+	}()
+	errc := make(chan error, 2)
+	pipe := func(dst, src net.Conn) {
+		_, err := io.Copy(dst, src)
+		if tc, ok := dst.(*net.TCPConn); ok {
+			tc.CloseWrite()
+		}
+		errc <- err
+	}
+	go pipe(upstream, client)
+	go pipe(client, upstream)
+	err := <-errc
+	if e := <-errc; err == nil {
+		err = e
+	}
+	return err
+}

@@ -1,0 +1,329 @@
+// Package node is the node agent: it joins a cluster the way a kubeadm worker
+// does (token discovery with CA pinning, then kubelet TLS bootstrap through a
+// CSR that kube-controller-manager approves and signs), registers its Node,
+// renews its Lease, and runs the pods the scheduler binds to it through a
+// Runtime. The engine runs agents for its node pools; `kubeyard node join`
+// runs one on its own, as on another machine.
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/client-go/util/workqueue"
+	"k8s.io/utils/ptr"
+
+	"github.com/kubeyard/kubeyard/internal/clock"
+	"github.com/kubeyard/kubeyard/internal/pki"
+)
+
+// Runtime runs a pod's containers. The simulated runtime runs nothing; a
+// real one starts processes in the pod's network namespace.
+type Runtime interface {
+	Start(ctx context.Context, pod *corev1.Pod, ip net.IP) error
+	Stop(ctx context.Context, pod *corev1.Pod) error
+}
+
+// Simulated is the Runtime whose pods are Running as soon as they start.
+type Simulated struct{}
+
+func (Simulated) Start(context.Context, *corev1.Pod, net.IP) error { return nil }
+func (Simulated) Stop(context.Context, *corev1.Pod) error          { return nil }
+
+// Config configures an Agent.
+type Config struct {
+	Name string
+	// Dir holds the node's kubelet.conf.
+	Dir        string
+	Join       JoinConfig
+	InternalIP net.IP
+	Labels     map[string]string
+	// Capacity of the node (defaults: 2 CPUs, 4Gi, 110 pods).
+	CPU, Memory string
+	MaxPods     int
+	Version     string // reported kubelet version
+	Runtime     Runtime
+	Clock       clock.Clock
+	Logger      *slog.Logger
+	// LeaseDuration and heartbeats, as the kubelet's defaults.
+	LeaseDuration time.Duration
+}
+
+// Agent is one node.
+type Agent struct {
+	cfg    Config
+	client kubernetes.Interface
+	cancel context.CancelFunc
+	done   sync.WaitGroup
+	ready  chan struct{}
+	err    chan error
+
+	mu   sync.Mutex
+	cidr *net.IPNet
+	ips  map[string]string // pod IP -> pod key (namespace/name)
+}
+
+// New returns an Agent with defaults filled in.
+func New(cfg Config) (*Agent, error) {
+	if cfg.Name == "" {
+		return nil, errors.New("node: a name is required")
+	}
+	if cfg.Runtime == nil {
+		cfg.Runtime = Simulated{}
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = &clock.Offset{}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.CPU == "" {
+		cfg.CPU = "2"
+	}
+	if cfg.Memory == "" {
+		cfg.Memory = "4Gi"
+	}
+	if cfg.MaxPods == 0 {
+		cfg.MaxPods = 110
+	}
+	if cfg.LeaseDuration == 0 {
+		cfg.LeaseDuration = 40 * time.Second
+	}
+	cfg.Join.NodeName = cfg.Name
+	return &Agent{cfg: cfg, ready: make(chan struct{}), err: make(chan error, 1), ips: map[string]string{}}, nil
+}
+
+// KubeconfigPath is where the node keeps its credentials.
+func (a *Agent) KubeconfigPath() string { return filepath.Join(a.cfg.Dir, "kubelet.conf") }
+
+// Start joins the cluster (unless the node already has credentials),
+// registers the Node and starts the lease and pod loops. It returns once the
+// Node is registered.
+func (a *Agent) Start(ctx context.Context) error {
+	kubeconfig, err := os.ReadFile(a.KubeconfigPath())
+	if errors.Is(err, os.ErrNotExist) {
+		if kubeconfig, err = Join(ctx, a.cfg.Join); err != nil {
+			return fmt.Errorf("node %s: join: %w", a.cfg.Name, err)
+		}
+		if err := pki.WriteFile(a.KubeconfigPath(), kubeconfig); err != nil {
+			return err
+		}
+	} else if err != nil {
+		return fmt.Errorf("node %s: %w", a.cfg.Name, err)
+	}
+	restCfg, err := clientcmd.RESTConfigFromKubeConfig(kubeconfig)
+	if err != nil {
+		return fmt.Errorf("node %s: kubeconfig: %w", a.cfg.Name, err)
+	}
+	restCfg.QPS, restCfg.Burst = 50, 100
+	if a.client, err = kubernetes.NewForConfig(restCfg); err != nil {
+		return err
+	}
+	if err := a.register(ctx); err != nil {
+		return fmt.Errorf("node %s: register: %w", a.cfg.Name, err)
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	a.cancel = cancel
+	a.done.Add(2)
+	go a.leaseLoop(runCtx)
+	go a.podLoop(runCtx)
+	return nil
+}
+
+// Close stops the agent's loops. The Node stays; it goes NotReady once its
+// lease runs out, as a machine that was switched off.
+func (a *Agent) Close() {
+	if a.cancel != nil {
+		a.cancel()
+	}
+	a.done.Wait()
+}
+
+func (a *Agent) nodeObject() *corev1.Node {
+	labels := map[string]string{
+		"kubernetes.io/hostname": a.cfg.Name,
+		"kubernetes.io/os":       "linux",
+		"kubernetes.io/arch":     "amd64",
+	}
+	for k, v := range a.cfg.Labels {
+		labels[k] = v
+	}
+	capacity := corev1.ResourceList{
+		corev1.ResourceCPU:              resource.MustParse(a.cfg.CPU),
+		corev1.ResourceMemory:           resource.MustParse(a.cfg.Memory),
+		corev1.ResourcePods:             *resource.NewQuantity(int64(a.cfg.MaxPods), resource.DecimalSI),
+		corev1.ResourceEphemeralStorage: resource.MustParse("100Gi"),
+	}
+	return &corev1.Node{
+		ObjectMeta: metav1.ObjectMeta{Name: a.cfg.Name, Labels: labels},
+		Status: corev1.NodeStatus{
+			Capacity:    capacity,
+			Allocatable: capacity,
+			Addresses: []corev1.NodeAddress{
+				{Type: corev1.NodeInternalIP, Address: a.cfg.InternalIP.String()},
+				{Type: corev1.NodeHostName, Address: a.cfg.Name},
+			},
+			NodeInfo: corev1.NodeSystemInfo{
+				KubeletVersion:          a.cfg.Version,
+				OperatingSystem:         "linux",
+				Architecture:            "amd64",
+				OSImage:                 "kubeyard simulated node",
+				KernelVersion:           "kubeyard",
+				ContainerRuntimeVersion: "kubeyard://simulated",
+			},
+			Conditions: a.conditions(),
+		},
+	}
+}
+
+func (a *Agent) conditions() []corev1.NodeCondition {
+	now := metav1.NewTime(a.cfg.Clock.Now())
+	cond := func(t corev1.NodeConditionType, s corev1.ConditionStatus, reason, msg string) corev1.NodeCondition {
+		return corev1.NodeCondition{Type: t, Status: s, Reason: reason, Message: msg, LastHeartbeatTime: now, LastTransitionTime: now}
+	}
+	return []corev1.NodeCondition{
+		cond(corev1.NodeMemoryPressure, corev1.ConditionFalse, "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
+		cond(corev1.NodeDiskPressure, corev1.ConditionFalse, "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
+		cond(corev1.NodePIDPressure, corev1.ConditionFalse, "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
+		cond(corev1.NodeReady, corev1.ConditionTrue, "KubeletReady", "kubelet is posting ready status"),
+	}
+}
+
+// register creates the Node, or marks an existing one Ready again.
+func (a *Agent) register(ctx context.Context) error {
+	want := a.nodeObject()
+	created, err := a.client.CoreV1().Nodes().Create(ctx, want, metav1.CreateOptions{})
+	if err == nil {
+		// Create ignores status; set it as the kubelet does, in a second call.
+		created.Status = want.Status
+		_, err = a.client.CoreV1().Nodes().UpdateStatus(ctx, created, metav1.UpdateOptions{})
+		return err
+	}
+	if !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	return a.heartbeat(ctx)
+}
+
+func (a *Agent) heartbeat(ctx context.Context) error {
+	n, err := a.client.CoreV1().Nodes().Get(ctx, a.cfg.Name, metav1.GetOptions{})
+	if err != nil {
+		return err
+	}
+	n.Status.Conditions = a.conditions()
+	n.Status.Addresses = a.nodeObject().Status.Addresses
+	_, err = a.client.CoreV1().Nodes().UpdateStatus(ctx, n, metav1.UpdateOptions{})
+	return err
+}
+
+// leaseLoop renews the node's Lease every quarter of its duration, as the
+// kubelet does, and posts a status heartbeat every minute.
+func (a *Agent) leaseLoop(ctx context.Context) {
+	defer a.done.Done()
+	leases := a.client.CoordinationV1().Leases(corev1.NamespaceNodeLease)
+	lastStatus := time.Time{}
+	for {
+		now := metav1.NewMicroTime(a.cfg.Clock.Now())
+		lease, err := leases.Get(ctx, a.cfg.Name, metav1.GetOptions{})
+		switch {
+		case apierrors.IsNotFound(err):
+			lease = &coordinationv1.Lease{
+				ObjectMeta: metav1.ObjectMeta{Name: a.cfg.Name, Namespace: corev1.NamespaceNodeLease},
+				Spec: coordinationv1.LeaseSpec{
+					HolderIdentity:       ptr.To(a.cfg.Name),
+					LeaseDurationSeconds: ptr.To(int32(a.cfg.LeaseDuration / time.Second)),
+					RenewTime:            &now,
+				},
+			}
+			if node, err := a.client.CoreV1().Nodes().Get(ctx, a.cfg.Name, metav1.GetOptions{}); err == nil {
+				lease.OwnerReferences = []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: node.Name, UID: node.UID}}
+			}
+			_, err = leases.Create(ctx, lease, metav1.CreateOptions{})
+		case err == nil:
+			lease.Spec.RenewTime = &now
+			_, err = leases.Update(ctx, lease, metav1.UpdateOptions{})
+		}
+		if err != nil && ctx.Err() == nil {
+			a.cfg.Logger.Warn("renew lease", "node", a.cfg.Name, "err", err)
+		}
+		if time.Since(lastStatus) > time.Minute {
+			if err := a.heartbeat(ctx); err == nil {
+				lastStatus = time.Now()
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(a.cfg.LeaseDuration / 4):
+		}
+	}
+}
+
+// podLoop runs the pods bound to this node.
+func (a *Agent) podLoop(ctx context.Context) {
+	defer a.done.Done()
+	factory := informers.NewSharedInformerFactoryWithOptions(a.client, 0, informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+		o.FieldSelector = fields.OneTermEqualSelector("spec.nodeName", a.cfg.Name).String()
+	}))
+	pods := factory.Core().V1().Pods()
+	queue := workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[string]())
+	defer queue.ShutDown()
+	enqueue := func(obj any) {
+		if key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj); err == nil {
+			queue.Add(key)
+		}
+	}
+	_, _ = pods.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    enqueue,
+		UpdateFunc: func(_, obj any) { enqueue(obj) },
+		DeleteFunc: enqueue,
+	})
+	factory.Start(ctx.Done())
+	if !cache.WaitForCacheSync(ctx.Done(), pods.Informer().HasSynced) {
+		return
+	}
+	// Pods already running keep their addresses across an agent restart.
+	all, _ := pods.Lister().List(everything)
+	a.mu.Lock()
+	for _, p := range all {
+		if p.Status.PodIP != "" && !p.Spec.HostNetwork {
+			a.ips[p.Status.PodIP] = p.Namespace + "/" + p.Name
+		}
+	}
+	a.mu.Unlock()
+	go func() {
+		<-ctx.Done()
+		queue.ShutDown()
+	}()
+	for {
+		key, quit := queue.Get()
+		if quit {
+			return
+		}
+		err := a.syncPod(ctx, pods.Lister(), key)
+		if err != nil && ctx.Err() == nil {
+			a.cfg.Logger.Debug("sync pod", "node", a.cfg.Name, "pod", key, "err", err)
+			queue.AddRateLimited(key)
+		} else {
+			queue.Forget(key)
+		}
+		queue.Done(key)
+	}
+}

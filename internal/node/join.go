@@ -1,0 +1,179 @@
+package node
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	certificatesv1 "k8s.io/api/certificates/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	certutil "k8s.io/client-go/util/cert"
+	"k8s.io/client-go/util/certificate/csr"
+	bootstrapapi "k8s.io/cluster-bootstrap/token/api"
+	"k8s.io/cluster-bootstrap/token/jws"
+
+	"github.com/kubeyard/kubeyard/internal/pki"
+)
+
+// JoinConfig is what `kubeadm join` takes for a worker.
+type JoinConfig struct {
+	// Endpoint is host[:port] of the cluster's load balancer.
+	Endpoint string
+	// Token is the bootstrap token, "abcdef.0123456789abcdef".
+	Token string
+	// CACertHashes pin the cluster CA ("sha256:<hex of SPKI>").
+	CACertHashes []string
+	NodeName     string
+}
+
+// Errors a join can end with.
+var (
+	ErrBadToken = errors.New("node: bootstrap token is malformed")
+)
+
+// Join does discovery and the kubelet TLS bootstrap and returns a kubeconfig
+// (with a client certificate for system:node:<name>) for the node.
+func Join(ctx context.Context, cfg JoinConfig) ([]byte, error) {
+	id, secret, ok := strings.Cut(cfg.Token, ".")
+	if !ok || len(id) != 6 || len(secret) != 16 {
+		return nil, ErrBadToken
+	}
+	server := "https://" + cfg.Endpoint
+	ca, err := discover(ctx, server, id, secret, cfg.CACertHashes)
+	if err != nil {
+		return nil, err
+	}
+	caPEM := pki.EncodeCert(ca)
+	bootstrap := &rest.Config{Host: server, BearerToken: cfg.Token, TLSClientConfig: rest.TLSClientConfig{CAData: caPEM}, Timeout: 30 * time.Second}
+	client, err := kubernetes.NewForConfig(bootstrap)
+	if err != nil {
+		return nil, err
+	}
+	key, err := pki.NewKey()
+	if err != nil {
+		return nil, err
+	}
+	csrPEM, err := certutil.MakeCSR(key, &pkix.Name{CommonName: "system:node:" + cfg.NodeName, Organization: []string{"system:nodes"}}, nil, nil)
+	if err != nil {
+		return nil, fmt.Errorf("node: make CSR: %w", err)
+	}
+	usages := []certificatesv1.KeyUsage{certificatesv1.UsageDigitalSignature, certificatesv1.UsageClientAuth}
+	name, uid, err := csr.RequestCertificateWithContext(ctx, client, csrPEM, "", certificatesv1.KubeAPIServerClientKubeletSignerName, nil, usages, key)
+	if err != nil {
+		return nil, fmt.Errorf("node: TLS bootstrap: request certificate: %w", err)
+	}
+	certPEM, err := csr.WaitForCertificate(ctx, client, name, uid)
+	if err != nil {
+		return nil, fmt.Errorf("node: TLS bootstrap: wait for %s to be signed: %w", name, err)
+	}
+	certs, err := certutil.ParseCertsPEM(certPEM)
+	if err != nil {
+		return nil, fmt.Errorf("node: TLS bootstrap: %w", err)
+	}
+	return pki.Kubeconfig{
+		Server: server, ClusterName: "default-cluster", User: "default-auth", CAPEM: caPEM,
+		Client: &pki.KeyPair{Cert: certs[0], Key: key},
+	}.Bytes()
+}
+
+// discover fetches the cluster-info ConfigMap the way kubeadm's token
+// discovery does: without trusting the server yet, it checks the JWS signature
+// that the bootstrap signer put on it with the token, pins the CA against the
+// hashes, then fetches again over a connection that trusts only that CA.
+func discover(ctx context.Context, server, tokenID, tokenSecret string, pins []string) (*x509.Certificate, error) {
+	if len(pins) == 0 {
+		return nil, errors.New("node: discovery needs a --discovery-token-ca-cert-hash")
+	}
+	insecure := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	var cm *corev1.ConfigMap
+	var last error
+	// The signature appears once kube-controller-manager's bootstrap signer
+	// has seen the token; wait for it.
+	for {
+		cm, last = fetchClusterInfo(ctx, insecure, server)
+		if last == nil {
+			if _, signed := cm.Data[bootstrapapi.JWSSignatureKeyPrefix+tokenID]; signed {
+				break
+			}
+			last = fmt.Errorf("node: cluster-info has no signature for token %s", tokenID)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("node: discovery: %w (last: %v)", ctx.Err(), last)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	content := cm.Data[bootstrapapi.KubeConfigKey]
+	if !jws.DetachedTokenIsValid(cm.Data[bootstrapapi.JWSSignatureKeyPrefix+tokenID], content, tokenID, tokenSecret) {
+		return nil, errors.New("node: discovery: cluster-info signature does not match the token")
+	}
+	cfg, err := clientcmd.Load([]byte(content))
+	if err != nil {
+		return nil, fmt.Errorf("node: discovery: cluster-info kubeconfig: %w", err)
+	}
+	var caPEM []byte
+	for _, c := range cfg.Clusters {
+		caPEM = c.CertificateAuthorityData
+	}
+	certs, err := certutil.ParseCertsPEM(caPEM)
+	if err != nil {
+		return nil, fmt.Errorf("node: discovery: cluster CA: %w", err)
+	}
+	ca := certs[0]
+	matched := false
+	for _, pin := range pins {
+		if pki.CheckPin(ca, pin) == nil {
+			matched = true
+		}
+	}
+	if !matched {
+		return nil, fmt.Errorf("node: discovery: %w (got %s)", pki.ErrPinMismatch, pki.SPKIHash(ca))
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(ca)
+	secure := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	again, err := fetchClusterInfo(ctx, secure, server)
+	if err != nil {
+		return nil, fmt.Errorf("node: discovery over the pinned CA: %w", err)
+	}
+	if again.Data[bootstrapapi.KubeConfigKey] != content {
+		return nil, errors.New("node: discovery: cluster-info changed between fetches")
+	}
+	return ca, nil
+}
+
+func fetchClusterInfo(ctx context.Context, c *http.Client, server string) (*corev1.ConfigMap, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, server+"/api/v1/namespaces/kube-public/configmaps/cluster-info", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("node: cluster-info: HTTP %d", resp.StatusCode)
+	}
+	var cm corev1.ConfigMap
+	if err := json.Unmarshal(body, &cm); err != nil {
+		return nil, err
+	}
+	return &cm, nil
+}
+

@@ -1,0 +1,175 @@
+package pki
+
+import (
+	"fmt"
+	"net"
+	"path/filepath"
+	"time"
+
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+)
+
+// Shared names the cluster-wide CAs and keys that every control-plane replica
+// holds (and that kubeadm's kubeadm-certs Secret carries to joining replicas).
+var Shared = []string{"ca", "front-proxy-ca", "etcd/ca"}
+
+// EnsureShared creates, under pkiDir, the cluster CA, front-proxy CA, etcd CA
+// and service-account key pair, keeping any that already exist (so that a
+// create interrupted half way resumes without changing identities).
+func EnsureShared(pkiDir, clusterName string, now time.Time) error {
+	cas := map[string]string{"ca": "kubernetes", "front-proxy-ca": "front-proxy-ca", "etcd/ca": "etcd-ca"}
+	for _, name := range Shared {
+		if Exists(pkiDir, name) {
+			continue
+		}
+		ca, err := NewCA(cas[name], now)
+		if err != nil {
+			return err
+		}
+		if err := ca.Write(pkiDir, name); err != nil {
+			return err
+		}
+	}
+	if !fileExists(filepath.Join(pkiDir, "sa.key")) {
+		return WriteServiceAccountKey(pkiDir)
+	}
+	return nil
+}
+
+// Host is one control-plane machine: its name and the addresses that its
+// serving certificates must cover.
+type Host struct {
+	Name string
+	IP   net.IP
+	// EndpointIPs are the cluster endpoints (load balancer addresses) that
+	// clients use to reach this replica's kube-apiserver.
+	EndpointIPs []net.IP
+	// ServiceIP is the first address of the service range: the in-cluster
+	// "kubernetes" Service.
+	ServiceIP net.IP
+}
+
+// leaves lists the leaf certificates of one replica, with their issuing CA.
+func leaves(h Host) []struct {
+	name, ca string
+	leaf     Leaf
+} {
+	localhost := []net.IP{net.ParseIP("127.0.0.1"), net.IPv6loopback}
+	apiIPs := append([]net.IP{h.ServiceIP, h.IP}, h.EndpointIPs...)
+	return []struct {
+		name, ca string
+		leaf     Leaf
+	}{
+		{"apiserver", "ca", Leaf{
+			CommonName: "kube-apiserver",
+			DNSNames:   []string{h.Name, "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"},
+			IPs:        apiIPs, Usages: ServerUsage}},
+		{"apiserver-kubelet-client", "ca", Leaf{CommonName: "kube-apiserver-kubelet-client", Organizations: []string{"kubeadm:cluster-admins"}, Usages: ClientUsage}},
+		{"apiserver-etcd-client", "etcd/ca", Leaf{CommonName: "kube-apiserver-etcd-client", Usages: ClientUsage}},
+		{"front-proxy-client", "front-proxy-ca", Leaf{CommonName: "front-proxy-client", Usages: ClientUsage}},
+		{"etcd/server", "etcd/ca", Leaf{CommonName: h.Name, DNSNames: []string{h.Name, "localhost"}, IPs: append([]net.IP{h.IP}, localhost...), Usages: ServerClientUsage}},
+		{"etcd/peer", "etcd/ca", Leaf{CommonName: h.Name, DNSNames: []string{h.Name, "localhost"}, IPs: append([]net.IP{h.IP}, localhost...), Usages: ServerClientUsage}},
+		{"etcd/healthcheck-client", "etcd/ca", Leaf{CommonName: "kube-etcd-healthcheck-client", Usages: ClientUsage}},
+	}
+}
+
+// EnsureLeaves issues, under pkiDir, every leaf certificate of host h that is
+// missing. The shared CAs must already be there.
+func EnsureLeaves(pkiDir string, h Host, now time.Time) error {
+	cas := map[string]*KeyPair{}
+	for _, l := range leaves(h) {
+		if Exists(pkiDir, l.name) {
+			continue
+		}
+		ca, ok := cas[l.ca]
+		if !ok {
+			var err error
+			if ca, err = Load(pkiDir, l.ca); err != nil {
+				return err
+			}
+			cas[l.ca] = ca
+		}
+		kp, err := ca.Issue(l.leaf, now)
+		if err != nil {
+			return err
+		}
+		if err := kp.Write(pkiDir, l.name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Kubeconfig is a kubeconfig with an embedded client certificate.
+type Kubeconfig struct {
+	Server      string
+	ClusterName string
+	User        string
+	CAPEM       []byte
+	Client      *KeyPair
+}
+
+// Bytes renders k as a kubeconfig file.
+func (k Kubeconfig) Bytes() ([]byte, error) {
+	keyPEM, err := k.Client.KeyPEM()
+	if err != nil {
+		return nil, err
+	}
+	context := k.User + "@" + k.ClusterName
+	cfg := clientcmdapi.NewConfig()
+	cfg.Clusters[k.ClusterName] = &clientcmdapi.Cluster{Server: k.Server, CertificateAuthorityData: k.CAPEM}
+	cfg.AuthInfos[k.User] = &clientcmdapi.AuthInfo{ClientCertificateData: k.Client.CertPEM(), ClientKeyData: keyPEM}
+	cfg.Contexts[context] = &clientcmdapi.Context{Cluster: k.ClusterName, AuthInfo: k.User}
+	cfg.CurrentContext = context
+	return clientcmd.Write(*cfg)
+}
+
+// KubeconfigUser is one of the kubeconfig files kubeadm writes.
+type KubeconfigUser struct {
+	File          string
+	CommonName    string
+	Organizations []string
+	// Local is true for components that talk to their own replica's
+	// kube-apiserver rather than to the cluster endpoint.
+	Local bool
+}
+
+// KubeconfigUsers are the kubeconfigs of a control-plane host.
+var KubeconfigUsers = []KubeconfigUser{
+	{File: "admin.conf", CommonName: "kubernetes-admin", Organizations: []string{"kubeadm:cluster-admins"}},
+	{File: "super-admin.conf", CommonName: "kubernetes-super-admin", Organizations: []string{"system:masters"}},
+	{File: "controller-manager.conf", CommonName: "system:kube-controller-manager", Local: true},
+	{File: "scheduler.conf", CommonName: "system:kube-scheduler", Local: true},
+}
+
+// EnsureKubeconfigs writes into dir each missing kubeconfig of KubeconfigUsers,
+// signed by the CA in pkiDir.
+func EnsureKubeconfigs(dir, pkiDir, clusterName, endpoint, local string, now time.Time) error {
+	ca, err := Load(pkiDir, "ca")
+	if err != nil {
+		return err
+	}
+	for _, u := range KubeconfigUsers {
+		path := filepath.Join(dir, u.File)
+		if fileExists(path) {
+			continue
+		}
+		client, err := ca.Issue(Leaf{CommonName: u.CommonName, Organizations: u.Organizations, Usages: ClientUsage}, now)
+		if err != nil {
+			return err
+		}
+		server := endpoint
+		if u.Local {
+			server = local
+		}
+		data, err := Kubeconfig{Server: server, ClusterName: clusterName, User: u.CommonName, CAPEM: ca.CertPEM(), Client: client}.Bytes()
+		if err != nil {
+			return fmt.Errorf("pki: kubeconfig %s: %w", u.File, err)
+		}
+		if err := WriteFile(path, data); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,413 @@
+// Package supervisor keeps control-plane processes running: it starts each
+// from the kubeyard binary in multi-call mode, restarts it with exponential
+// backoff when it dies, sends its output to a log file, and records it in a
+// pidfile. Processes run in their own process group, so they outlive an
+// engine that crashes; the next engine adopts them from their pidfiles
+// instead of restarting them, and the cluster never notices.
+package supervisor
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Process is what to run and where its files go.
+type Process struct {
+	Args    []string // arguments after the binary
+	Env     []string // added to the engine's environment
+	PIDFile string
+	LogFile string
+}
+
+// hash identifies the process's configuration: an adopted process whose
+// configuration changed is restarted.
+func (p Process) hash() string {
+	h := sha256.New()
+	for _, s := range append(append([]string{}, p.Args...), p.Env...) {
+		h.Write([]byte(s))
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16]
+}
+
+// Config configures a Supervisor.
+type Config struct {
+	Binary string // the multi-call binary; default: this executable
+	Logger *slog.Logger
+	// MinBackoff and MaxBackoff bound the delay before a restart.
+	MinBackoff, MaxBackoff time.Duration
+	// StopTimeout is how long a stopping process gets before SIGKILL.
+	StopTimeout time.Duration
+}
+
+// Supervisor owns a set of named processes.
+type Supervisor struct {
+	cfg   Config
+	mu    sync.Mutex
+	procs map[string]*proc
+}
+
+// New returns a Supervisor with defaults filled in.
+func New(cfg Config) (*Supervisor, error) {
+	if cfg.Binary == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("supervisor: %w", err)
+		}
+		cfg.Binary = exe
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.MinBackoff == 0 {
+		cfg.MinBackoff = 500 * time.Millisecond
+	}
+	if cfg.MaxBackoff == 0 {
+		cfg.MaxBackoff = 20 * time.Second
+	}
+	if cfg.StopTimeout == 0 {
+		cfg.StopTimeout = 15 * time.Second
+	}
+	return &Supervisor{cfg: cfg, procs: map[string]*proc{}}, nil
+}
+
+type proc struct {
+	name string
+	spec Process
+	stop chan struct{}
+	done chan struct{}
+
+	mu       sync.Mutex
+	pid      int
+	restarts int
+	detached bool // stopped by Detach: leave the process and its pidfile
+}
+
+// Ensure makes sure process name runs with spec: a process already supervised
+// with the same spec is left alone; one with another spec is restarted; one
+// left by an earlier engine (pidfile) is adopted if its spec is the same.
+func (s *Supervisor) Ensure(name string, spec Process) error {
+	s.mu.Lock()
+	p, ok := s.procs[name]
+	s.mu.Unlock()
+	if ok {
+		if p.spec.hash() == spec.hash() {
+			return nil
+		}
+		if err := s.Stop(name); err != nil {
+			return err
+		}
+	}
+	for _, path := range []string{spec.PIDFile, spec.LogFile} {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return fmt.Errorf("supervisor: %w", err)
+		}
+	}
+	p = &proc{name: name, spec: spec, stop: make(chan struct{}), done: make(chan struct{})}
+	adopted := 0
+	if pid, hash, err := readPIDFile(spec.PIDFile); err == nil {
+		if hash == spec.hash() {
+			adopted = pid
+			s.cfg.Logger.Info("adopted process", "name", name, "pid", pid)
+		} else {
+			s.cfg.Logger.Info("stopping process with old configuration", "name", name, "pid", pid)
+			terminate(pid, s.cfg.StopTimeout, nil)
+		}
+	}
+	s.mu.Lock()
+	s.procs[name] = p
+	s.mu.Unlock()
+	go s.run(p, adopted)
+	return nil
+}
+
+// PID returns the current PID of process name, or 0.
+func (s *Supervisor) PID(name string) int {
+	s.mu.Lock()
+	p := s.procs[name]
+	s.mu.Unlock()
+	if p == nil {
+		return 0
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.pid
+}
+
+// Restarts returns how many times process name was restarted.
+func (s *Supervisor) Restarts(name string) int {
+	s.mu.Lock()
+	p := s.procs[name]
+	s.mu.Unlock()
+	if p == nil {
+		return 0
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.restarts
+}
+
+// Stop stops process name (SIGTERM, then SIGKILL after StopTimeout), waits
+// for it and removes its pidfile.
+func (s *Supervisor) Stop(name string) error {
+	s.mu.Lock()
+	p, ok := s.procs[name]
+	delete(s.procs, name)
+	s.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	close(p.stop)
+	<-p.done
+	return nil
+}
+
+// StopMatching stops every process whose name has the prefix, in parallel.
+func (s *Supervisor) StopMatching(prefix string) {
+	s.mu.Lock()
+	var names []string
+	for n := range s.procs {
+		if strings.HasPrefix(n, prefix) {
+			names = append(names, n)
+		}
+	}
+	s.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, n := range names {
+		wg.Go(func() { _ = s.Stop(n) })
+	}
+	wg.Wait()
+}
+
+// Close stops every process.
+func (s *Supervisor) Close() { s.StopMatching("") }
+
+// Detach forgets every process without stopping it, leaving the pidfiles for
+// the next engine to adopt.
+func (s *Supervisor) Detach() {
+	s.mu.Lock()
+	procs := s.procs
+	s.procs = map[string]*proc{}
+	s.mu.Unlock()
+	for _, p := range procs {
+		p.mu.Lock()
+		p.detached = true
+		p.mu.Unlock()
+		close(p.stop)
+		<-p.done
+	}
+}
+
+func (s *Supervisor) run(p *proc, adopted int) {
+	defer close(p.done)
+	backoff := s.cfg.MinBackoff
+	for {
+		pid := adopted
+		var exited <-chan error
+		started := time.Now()
+		if pid != 0 {
+			exited = watchPID(pid)
+			adopted = 0
+		} else {
+			cmd, err := s.start(p)
+			if err != nil {
+				s.cfg.Logger.Error("start process", "name", p.name, "err", err)
+				exited = closedWith(err)
+			} else {
+				pid = cmd.Process.Pid
+				ch := make(chan error, 1)
+				go func() { ch <- cmd.Wait() }()
+				exited = ch
+			}
+		}
+		p.mu.Lock()
+		p.pid = pid
+		p.mu.Unlock()
+
+		select {
+		case <-p.stop:
+			p.mu.Lock()
+			detached := p.detached
+			p.mu.Unlock()
+			if detached {
+				return
+			}
+			if pid != 0 && pidAlive(pid) {
+				terminate(pid, s.cfg.StopTimeout, exited)
+			}
+			os.Remove(p.spec.PIDFile)
+			return
+		case err := <-exited:
+			os.Remove(p.spec.PIDFile)
+			if time.Since(started) > time.Minute {
+				backoff = s.cfg.MinBackoff
+			}
+			s.cfg.Logger.Warn("process exited; restarting", "name", p.name, "pid", pid, "err", err, "after", backoff)
+		}
+		p.mu.Lock()
+		p.pid = 0
+		p.restarts++
+		p.mu.Unlock()
+		select {
+		case <-p.stop:
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, s.cfg.MaxBackoff)
+	}
+}
+
+func (s *Supervisor) start(p *proc) (*exec.Cmd, error) {
+	logFile, err := os.OpenFile(p.spec.LogFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("supervisor: open log: %w", err)
+	}
+	defer logFile.Close()
+	fmt.Fprintf(logFile, "---- %s starting %s\n", time.Now().Format(time.RFC3339), p.name)
+	cmd := exec.Command(s.cfg.Binary, p.spec.Args...)
+	cmd.Env = append(os.Environ(), p.spec.Env...)
+	cmd.Stdout = logFile
+	cmd.Stderr = logFile
+	// Own process group: a Ctrl-C on the engine's terminal does not reach the
+	// control plane, which the engine stops in order instead, and an engine
+	// crash leaves the control plane running.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("supervisor: start %s: %w", p.name, err)
+	}
+	if err := writePIDFile(p.spec.PIDFile, cmd.Process.Pid, p.spec.hash()); err != nil {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		return nil, err
+	}
+	return cmd, nil
+}
+
+func closedWith(err error) <-chan error {
+	ch := make(chan error, 1)
+	ch <- err
+	return ch
+}
+
+// terminate sends SIGTERM, waits up to timeout, then SIGKILL. exited, when
+// not nil, reports the process's end; otherwise the PID is polled.
+func terminate(pid int, timeout time.Duration, exited <-chan error) {
+	if exited == nil {
+		exited = watchPID(pid)
+	}
+	_ = syscall.Kill(pid, syscall.SIGTERM)
+	select {
+	case <-exited:
+		return
+	case <-time.After(timeout):
+	}
+	_ = syscall.Kill(pid, syscall.SIGKILL)
+	<-exited
+}
+
+// watchPID reports when a process that is not our child ends.
+func watchPID(pid int) <-chan error {
+	ch := make(chan error, 1)
+	start := startTime(pid)
+	go func() {
+		for pidAlive(pid) && startTime(pid) == start {
+			time.Sleep(100 * time.Millisecond)
+		}
+		ch <- errors.New("process ended")
+	}()
+	return ch
+}
+
+func pidAlive(pid int) bool {
+	if syscall.Kill(pid, 0) != nil {
+		return false
+	}
+	// A zombie child still answers signal 0.
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	fields := strings.Fields(afterComm(string(stat)))
+	return len(fields) > 0 && fields[0] != "Z"
+}
+
+// afterComm returns /proc/PID/stat after the "(comm)" field.
+func afterComm(stat string) string {
+	if i := strings.LastIndexByte(stat, ')'); i >= 0 {
+		return stat[i+1:]
+	}
+	return stat
+}
+
+// startTime returns the process's start time in clock ticks since boot (field
+// 22 of /proc/PID/stat), which tells a reused PID from the original.
+func startTime(pid int) string {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return ""
+	}
+	fields := strings.Fields(afterComm(string(stat)))
+	if len(fields) < 20 {
+		return ""
+	}
+	return fields[19]
+}
+
+func writePIDFile(path string, pid int, hash string) error {
+	data := fmt.Sprintf("%d %s %s\n", pid, startTime(pid), hash)
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(data), 0o644); err != nil {
+		return fmt.Errorf("supervisor: pidfile: %w", err)
+	}
+	return os.Rename(tmp, path)
+}
+
+// readPIDFile returns the PID and configuration hash of a live process
+// recorded in path; a dead or reused PID is an error.
+func readPIDFile(path string) (int, string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return 0, "", err
+	}
+	f := strings.Fields(string(data))
+	if len(f) != 3 {
+		return 0, "", fmt.Errorf("supervisor: malformed pidfile %s", path)
+	}
+	pid, err := strconv.Atoi(f[0])
+	if err != nil {
+		return 0, "", err
+	}
+	if !pidAlive(pid) || startTime(pid) != f[1] {
+		os.Remove(path)
+		return 0, "", fmt.Errorf("supervisor: process %d is gone", pid)
+	}
+	return pid, f[2], nil
+}
+
+// WaitHealthy is a helper for callers: it polls check until it succeeds or ctx
+// ends.
+func WaitHealthy(ctx context.Context, check func(context.Context) error) error {
+	var last error
+	for {
+		if last = check(ctx); last == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (last: %v)", ctx.Err(), last)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
