@@ -56,9 +56,9 @@ func (r *Runtime) EnsureNodes(ctx context.Context, s Spec, nodes []Node, token s
 			continue
 		}
 		agent, err := node.New(node.Config{
-			Name: n.Name,
-			Dir:  r.nodeDir(s, n.Name),
-			Join: node.JoinConfig{Endpoint: s.Endpoint(), Token: token, CACertHashes: []string{pki.SPKIHash(ca)}},
+			Name:       n.Name,
+			Dir:        r.nodeDir(s, n.Name),
+			Join:       node.JoinConfig{Endpoint: s.Endpoint(), Token: token, CACertHashes: []string{pki.SPKIHash(ca)}},
 			InternalIP: n.InternalIP, Labels: n.Labels, CPU: n.CPU, Memory: n.Memory, MaxPods: n.MaxPods,
 			Version: r.cfg.Version, Clock: r.cfg.Clock, Logger: r.cfg.Logger,
 		})
@@ -185,4 +185,3 @@ func (r *Runtime) stopAgents(prefix string) {
 	}
 	wg.Wait()
 }
-

@@ -31,13 +31,13 @@ func (o *OperationRecord) key() string { return operationKey(o.Project, o.Locati
 
 // Operation types, as GKE names them.
 const (
-	OpCreateCluster  = "CREATE_CLUSTER"
-	OpDeleteCluster  = "DELETE_CLUSTER"
-	OpCreateNodePool = "CREATE_NODE_POOL"
-	OpDeleteNodePool = "DELETE_NODE_POOL"
+	OpCreateCluster   = "CREATE_CLUSTER"
+	OpDeleteCluster   = "DELETE_CLUSTER"
+	OpCreateNodePool  = "CREATE_NODE_POOL"
+	OpDeleteNodePool  = "DELETE_NODE_POOL"
 	OpSetNodePoolSize = "SET_NODE_POOL_SIZE"
-	OpUpdateCluster  = "UPDATE_CLUSTER"
-	OpSetLabels      = "SET_LABELS"
+	OpUpdateCluster   = "UPDATE_CLUSTER"
+	OpSetLabels       = "SET_LABELS"
 )
 
 func newOperationName(now time.Time) string {
@@ -365,4 +365,3 @@ func (e *Engine) WaitOperation(ctx context.Context, project, location, name stri
 		}
 	}
 }
-

@@ -176,4 +176,3 @@ func fetchClusterInfo(ctx context.Context, c *http.Client, server string) (*core
 	}
 	return &cm, nil
 }
-
