@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -296,12 +297,32 @@ func CACertPEM(s Spec) ([]byte, error) {
 func (r *Runtime) Destroy(s Spec) error {
 	r.stopAgents(s.ID + "/")
 	r.cfg.LoadBalancer.Remove(s.lbAddr())
-	r.cfg.Supervisor.StopMatching(s.ID + "/")
+	r.StopProcesses(s.ID + "/")
 	if err := os.RemoveAll(s.Dir); err != nil {
 		return fmt.Errorf("cluster %s: remove files: %w", s.Name, err)
 	}
 	return nil
 }
 
-// Close stops every node agent (processes belong to the supervisor).
-func (r *Runtime) Close() { r.stopAgents("") }
+// stopOrder is the order in which a control plane stops: clients of the
+// apiserver first, then the apiserver (which drains), then etcd last.
+var stopOrder = []string{"kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd"}
+
+// StopProcesses stops the control-plane processes whose supervisor name has
+// the prefix ("" for every cluster), in stopOrder.
+func (r *Runtime) StopProcesses(prefix string) {
+	for _, program := range stopOrder {
+		r.cfg.Supervisor.StopMatching(func(name string) bool {
+			_, component, _ := strings.Cut(name, "/")
+			return strings.HasPrefix(name, prefix) && strings.HasPrefix(component, program+"-")
+		})
+	}
+}
+
+// Close stops every node agent; with stopProcesses, every control plane too.
+func (r *Runtime) Close(stopProcesses bool) {
+	r.stopAgents("")
+	if stopProcesses {
+		r.StopProcesses("")
+	}
+}

@@ -107,7 +107,6 @@ func Etcd(c Cluster, h Host, initialCluster []string, state string) Component {
 			"--peer-client-cert-auth=true",
 			"--peer-trusted-ca-file=" + filepath.Join(pki, "etcd/ca.crt"),
 			"--snapshot-count=10000",
-			"--experimental-initial-corrupt-check=true",
 			"--log-level=warn",
 		},
 		HealthURL: "http://" + hostPort(h.IP, 2381) + "/health",

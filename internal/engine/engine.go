@@ -160,13 +160,9 @@ func (e *Engine) resumeCluster(ctx context.Context, r *ClusterRecord) error {
 func (e *Engine) Close(stopClusters bool) error {
 	e.cancel()
 	e.wg.Wait()
-	e.runtime.Close()
+	e.runtime.Close(stopClusters)
 	e.lb.Close()
-	if stopClusters {
-		e.sup.Close()
-	} else {
-		e.sup.Detach()
-	}
+	e.sup.Detach() // what is left runs on, for the next engine to adopt
 	return e.store.Close()
 }
 

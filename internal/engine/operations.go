@@ -181,7 +181,6 @@ func (e *Engine) stage(ctx context.Context, op *OperationRecord, name string) {
 		}
 	}
 	op.Op.Progress.Stages = append(op.Op.Progress.Stages, &container.OperationProgress{Name: name, Status: "RUNNING"})
-	op.Op.Detail = name
 	if err := e.saveOperation(ctx, op); err != nil {
 		e.cfg.Logger.Warn("save progress", "op", op.Op.Name, "err", err)
 	}

@@ -27,6 +27,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/ptr"
 
@@ -208,29 +209,30 @@ func (a *Agent) conditions() []corev1.NodeCondition {
 
 // register creates the Node, or marks an existing one Ready again.
 func (a *Agent) register(ctx context.Context) error {
-	want := a.nodeObject()
-	created, err := a.client.CoreV1().Nodes().Create(ctx, want, metav1.CreateOptions{})
-	if err == nil {
-		// Create ignores status; set it as the kubelet does, in a second call.
-		created.Status = want.Status
-		_, err = a.client.CoreV1().Nodes().UpdateStatus(ctx, created, metav1.UpdateOptions{})
+	_, err := a.client.CoreV1().Nodes().Create(ctx, a.nodeObject(), metav1.CreateOptions{})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
 		return err
 	}
-	if !apierrors.IsAlreadyExists(err) {
-		return err
-	}
+	// Create ignores status; post it as the kubelet does, in a second call.
 	return a.heartbeat(ctx)
 }
 
+// heartbeat posts the node's status; kube-controller-manager writes to the
+// Node too (pod CIDR, taints), so a conflict is retried on a fresh copy.
 func (a *Agent) heartbeat(ctx context.Context) error {
-	n, err := a.client.CoreV1().Nodes().Get(ctx, a.cfg.Name, metav1.GetOptions{})
-	if err != nil {
+	want := a.nodeObject().Status
+	return retry.RetryOnConflict(retry.DefaultBackoff, func() error {
+		n, err := a.client.CoreV1().Nodes().Get(ctx, a.cfg.Name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		n.Status.Conditions = want.Conditions
+		n.Status.Addresses = want.Addresses
+		n.Status.Capacity, n.Status.Allocatable = want.Capacity, want.Allocatable
+		n.Status.NodeInfo = want.NodeInfo
+		_, err = a.client.CoreV1().Nodes().UpdateStatus(ctx, n, metav1.UpdateOptions{})
 		return err
-	}
-	n.Status.Conditions = a.conditions()
-	n.Status.Addresses = a.nodeObject().Status.Addresses
-	_, err = a.client.CoreV1().Nodes().UpdateStatus(ctx, n, metav1.UpdateOptions{})
-	return err
+	})
 }
 
 // leaseLoop renews the node's Lease every quarter of its duration, as the

@@ -174,12 +174,12 @@ func (s *Supervisor) Stop(name string) error {
 	return nil
 }
 
-// StopMatching stops every process whose name has the prefix, in parallel.
-func (s *Supervisor) StopMatching(prefix string) {
+// StopMatching stops, in parallel, every process whose name matches.
+func (s *Supervisor) StopMatching(match func(name string) bool) {
 	s.mu.Lock()
 	var names []string
 	for n := range s.procs {
-		if strings.HasPrefix(n, prefix) {
+		if match(n) {
 			names = append(names, n)
 		}
 	}
@@ -192,7 +192,7 @@ func (s *Supervisor) StopMatching(prefix string) {
 }
 
 // Close stops every process.
-func (s *Supervisor) Close() { s.StopMatching("") }
+func (s *Supervisor) Close() { s.StopMatching(func(string) bool { return true }) }
 
 // Detach forgets every process without stopping it, leaving the pidfiles for
 // the next engine to adopt.
@@ -245,7 +245,9 @@ func (s *Supervisor) run(p *proc, adopted int) {
 				return
 			}
 			if pid != 0 && pidAlive(pid) {
+				begin := time.Now()
 				terminate(pid, s.cfg.StopTimeout, exited)
+				s.cfg.Logger.Info("process stopped", "name", p.name, "pid", pid, "took", time.Since(begin).Round(time.Millisecond))
 			}
 			os.Remove(p.spec.PIDFile)
 			return
