@@ -1,0 +1,363 @@
+// Package harness runs real kubeyard engines for end-to-end tests and
+// benchmarks: it builds the binary once (`make build`), starts `kubeyard
+// serve` on a free port with its own data dir and loopback ranges, and drives
+// it with the real gcloud and kubectl. Every process and folder it creates is
+// removed when the test ends, whether it passed or not.
+package harness
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var (
+	buildOnce sync.Once
+	binary    string
+	buildErr  error
+)
+
+// Binary returns the kubeyard binary: $KUBEYARD_BINARY, or one built with
+// `make build` at the repository root (once per test process).
+func Binary(t testing.TB) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		if b := os.Getenv("KUBEYARD_BINARY"); b != "" {
+			binary = b
+			return
+		}
+		root := RepoRoot()
+		cmd := exec.Command("make", "-C", root, "build")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("make build: %v\n%s", err, out)
+			return
+		}
+		binary = filepath.Join(root, "bin", "kubeyard")
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binary
+}
+
+// RepoRoot is the repository's top folder.
+func RepoRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+}
+
+// envIndex gives each engine of a test process its own loopback ranges.
+var envIndex atomic.Int32
+
+// Engine is a running kubeyard engine.
+type Engine struct {
+	t       testing.TB
+	Dir     string // everything of this engine lives here
+	DataDir string
+	Addr    string
+	Project string
+	// ExtraArgs are added to `kubeyard serve`.
+	ExtraArgs []string
+	EndpointPool, HostPool string
+
+	cmd    *exec.Cmd
+	exited chan error
+	log    *os.File
+}
+
+// Options adjust Start.
+type Options struct {
+	ExtraArgs []string
+}
+
+// Start starts an engine and waits until its API answers.
+func Start(t testing.TB, opts Options) *Engine {
+	t.Helper()
+	bin := Binary(t)
+	dir, err := os.MkdirTemp("", "kubeyard-e2e-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := int(envIndex.Add(1)) + os.Getpid()%20*3
+	e := &Engine{
+		t: t, Dir: dir, DataDir: filepath.Join(dir, "data"), Addr: freeAddr(t), Project: "e2e-project",
+		ExtraArgs:    opts.ExtraArgs,
+		EndpointPool: fmt.Sprintf("127.%d.0.0/16", 100+n%70),
+		HostPool:     fmt.Sprintf("127.%d.0.0/16", 180+n%70),
+	}
+	t.Cleanup(e.cleanup)
+	e.start(bin)
+	return e
+}
+
+func freeAddr(t testing.TB) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func (e *Engine) start(bin string) {
+	e.t.Helper()
+	args := append([]string{"serve", "--data-dir", e.DataDir, "--addr", e.Addr,
+		"--endpoint-pool", e.EndpointPool, "--host-pool", e.HostPool}, e.ExtraArgs...)
+	log, err := os.OpenFile(filepath.Join(e.Dir, "engine.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.log = log
+	e.cmd = exec.Command(bin, args...)
+	e.cmd.Stdout, e.cmd.Stderr = log, log
+	if err := e.cmd.Start(); err != nil {
+		e.t.Fatal(err)
+	}
+	e.exited = make(chan error, 1)
+	go func(c *exec.Cmd, ch chan error) { ch <- c.Wait() }(e.cmd, e.exited)
+	e.Eventually(60*time.Second, func() error {
+		select {
+		case err := <-e.exited:
+			e.exited <- err
+			return fmt.Errorf("engine exited: %v\n%s", err, e.Log())
+		default:
+		}
+		resp, err := http.Get("http://" + e.Addr + "/v1/projects/x/locations/-/clusters")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		return nil
+	})
+}
+
+// Log returns the engine's log so far.
+func (e *Engine) Log() string {
+	data, _ := os.ReadFile(filepath.Join(e.Dir, "engine.log"))
+	return string(data)
+}
+
+// PID is the engine's process ID.
+func (e *Engine) PID() int { return e.cmd.Process.Pid }
+
+// Kill ends the engine with SIGKILL, as a crash would: its control planes
+// keep running.
+func (e *Engine) Kill() {
+	e.t.Helper()
+	_ = e.cmd.Process.Kill()
+	<-e.exited
+	e.log.Close()
+}
+
+// Stop sends sig and waits for the engine to exit, returning its error.
+func (e *Engine) Stop(sig syscall.Signal) error {
+	_ = e.cmd.Process.Signal(sig)
+	select {
+	case err := <-e.exited:
+		e.log.Close()
+		return err
+	case <-time.After(90 * time.Second):
+		_ = e.cmd.Process.Kill()
+		<-e.exited
+		e.log.Close()
+		return fmt.Errorf("engine did not stop within 90s after %v", sig)
+	}
+}
+
+// Restart starts the engine again on the same data dir and address.
+func (e *Engine) Restart() {
+	e.t.Helper()
+	e.start(Binary(e.t))
+}
+
+// ComponentPIDs returns the control-plane processes recorded in pidfiles.
+func (e *Engine) ComponentPIDs() map[string]int {
+	out := map[string]int{}
+	files, _ := filepath.Glob(filepath.Join(e.DataDir, "clusters", "*", "run", "*.pid"))
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		if pid, err := strconv.Atoi(strings.Fields(string(data) + " 0")[0]); err == nil && pid > 0 {
+			out[strings.TrimSuffix(filepath.Base(f), ".pid")+"@"+filepath.Base(filepath.Dir(filepath.Dir(f)))] = pid
+		}
+	}
+	return out
+}
+
+// cleanup stops the engine (SIGTERM stops its clusters), kills whatever
+// control-plane process is still recorded, and removes the folder.
+func (e *Engine) cleanup() {
+	if e.cmd != nil && e.cmd.ProcessState == nil {
+		select {
+		case err := <-e.exited:
+			e.exited <- err
+		default:
+			if err := e.Stop(syscall.SIGTERM); err != nil {
+				e.t.Logf("engine stop: %v", err)
+			}
+		}
+	}
+	for name, pid := range e.ComponentPIDs() {
+		if syscall.Kill(pid, 0) == nil {
+			e.t.Logf("killing leftover %s (pid %d)", name, pid)
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+	if e.t.Failed() {
+		e.t.Logf("engine log:\n%s", tail(e.Log(), 60))
+		logs, _ := filepath.Glob(filepath.Join(e.DataDir, "clusters", "*", "logs", "*.log"))
+		for _, l := range logs {
+			data, _ := os.ReadFile(l)
+			e.t.Logf("%s:\n%s", l, tail(string(data), 15))
+		}
+	}
+	os.RemoveAll(e.Dir)
+}
+
+func tail(s string, lines int) string {
+	parts := strings.Split(s, "\n")
+	if len(parts) > lines {
+		parts = parts[len(parts)-lines:]
+	}
+	return strings.Join(parts, "\n")
+}
+
+// Env is the environment for gcloud and kubectl against this engine, with a
+// throwaway gcloud config and kubeconfig.
+func (e *Engine) Env() []string {
+	base := "http://" + e.Addr + "/"
+	env := []string{
+		"CLOUDSDK_CONFIG=" + filepath.Join(e.Dir, "gcloud"),
+		"CLOUDSDK_CORE_DISABLE_PROMPTS=1",
+		"CLOUDSDK_API_ENDPOINT_OVERRIDES_CONTAINER=" + base,
+		"CLOUDSDK_API_ENDPOINT_OVERRIDES_COMPUTE=" + base + "compute/v1/",
+		"CLOUDSDK_API_ENDPOINT_OVERRIDES_LOGGING=" + base,
+		"CLOUDSDK_API_ENDPOINT_OVERRIDES_SERVICEUSAGE=" + base,
+		"CLOUDSDK_API_ENDPOINT_OVERRIDES_DNS=" + base,
+		"CLOUDSDK_AUTH_ACCESS_TOKEN_FILE=" + filepath.Join(e.DataDir, "access-token"),
+		"CLOUDSDK_CORE_PROJECT=" + e.Project,
+		"KUBECONFIG=" + filepath.Join(e.Dir, "kubeconfig"),
+	}
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "CLOUDSDK_") && !strings.HasPrefix(kv, "KUBECONFIG=") {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
+// Run runs a command with the engine's environment and returns its
+// combined output.
+func (e *Engine) Run(name string, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Env = e.Env()
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	if err != nil {
+		err = fmt.Errorf("%s %s: %w\n%s", name, strings.Join(args, " "), err, out.String())
+	}
+	return out.String(), err
+}
+
+// Gcloud runs gcloud and fails the test if it fails.
+func (e *Engine) Gcloud(args ...string) string {
+	e.t.Helper()
+	out, err := e.Run("gcloud", args...)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return out
+}
+
+// Kubectl runs kubectl and fails the test if it fails.
+func (e *Engine) Kubectl(args ...string) string {
+	e.t.Helper()
+	out, err := e.Run("kubectl", args...)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return out
+}
+
+// Token is the engine's access token.
+func (e *Engine) Token() string {
+	data, err := os.ReadFile(filepath.Join(e.DataDir, "access-token"))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return strings.TrimSpace(string(data))
+}
+
+// API calls the engine's REST API with token (none when empty) and returns
+// the status code and decoded JSON body.
+func (e *Engine) API(method, path, token string, body any) (int, map[string]any) {
+	e.t.Helper()
+	var reader io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		reader = strings.NewReader(b)
+	default:
+		data, err := json.Marshal(b)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		reader = bytes.NewReader(data)
+	}
+	req, err := http.NewRequest(method, "http://"+e.Addr+path, reader)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	data, _ := io.ReadAll(resp.Body)
+	if len(data) > 0 {
+		if err := json.Unmarshal(data, &out); err != nil {
+			e.t.Fatalf("%s %s: non-JSON answer %q", method, path, data)
+		}
+	}
+	return resp.StatusCode, out
+}
+
+// Eventually polls cond until it returns nil, failing the test after timeout.
+func (e *Engine) Eventually(timeout time.Duration, cond func() error) {
+	e.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("condition not met within %v: %v", timeout, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
