@@ -84,7 +84,7 @@ func TestZonalClusterFlow(t *testing.T) {
 
 	e.Kubectl("apply", "-f", filepath.Join(harness.RepoRoot(), "examples", "pod-1.yaml"))
 	var pod struct {
-		Spec   struct{ NodeName string } `json:"spec"`
+		Spec   struct{ NodeName string }     `json:"spec"`
 		Status struct{ Phase, PodIP string } `json:"status"`
 	}
 	e.Eventually(60*time.Second, func() error {

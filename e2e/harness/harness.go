@@ -72,7 +72,7 @@ type Engine struct {
 	Addr    string
 	Project string
 	// ExtraArgs are added to `kubeyard serve`.
-	ExtraArgs []string
+	ExtraArgs              []string
 	EndpointPool, HostPool string
 
 	cmd    *exec.Cmd

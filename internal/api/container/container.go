@@ -27,18 +27,20 @@ var (
 		"management.autoRepair", "management.autoUpgrade",
 		"upgradeSettings.maxSurge", "upgradeSettings.maxUnavailable",
 	)
-	locationFields = []string{"parent", "projectId", "zone", "clusterId", "name"}
+	// The resource's name, and the older form's projectId/zone/... fields.
+	createFields  = []string{"parent", "projectId", "zone"}
+	clusterFields = []string{"name", "projectId", "zone", "clusterId"}
 
 	createClusterFields = apierror.Fields(append(append(append(prefixed("cluster.nodePools[].", poolFields),
-		prefixed("cluster.nodeConfig.", nodeConfigFields)...), locationFields...),
+		prefixed("cluster.nodeConfig.", nodeConfigFields)...), createFields...),
 		"cluster.name", "cluster.description", "cluster.resourceLabels.*", "cluster.initialNodeCount",
 		"cluster.initialClusterVersion", "cluster.locations", "cluster.network", "cluster.subnetwork",
 	))
-	createPoolFields = apierror.Fields(append(prefixed("nodePool.", poolFields), locationFields...))
-	setSizeFields    = apierror.Fields(append([]string{"nodeCount", "nodePoolId"}, locationFields...))
-	setLabelsFields  = apierror.Fields(append([]string{"resourceLabels.*", "labelFingerprint"}, locationFields...))
-	updateFields     = apierror.Fields(append([]string{"update.desiredMasterVersion"}, locationFields...))
-	cancelFields     = apierror.Fields(append([]string{"operationId"}, locationFields...))
+	createPoolFields = apierror.Fields(append(prefixed("nodePool.", poolFields), "parent", "projectId", "zone", "clusterId"))
+	setSizeFields    = apierror.Fields(append([]string{"nodeCount", "nodePoolId"}, clusterFields...))
+	setLabelsFields  = apierror.Fields(append([]string{"resourceLabels.*", "labelFingerprint"}, clusterFields...))
+	updateFields     = apierror.Fields(append([]string{"update.desiredMasterVersion"}, clusterFields...))
+	cancelFields     = apierror.Fields{"name", "projectId", "zone", "operationId"}
 )
 
 func prefixed(prefix string, fields []string) []string {

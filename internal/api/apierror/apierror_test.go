@@ -1,0 +1,84 @@
+package apierror
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+func TestDecodeRefusesFieldsNotHonoured(t *testing.T) {
+	allowed := Fields{"cluster.name", "cluster.nodePools[].name", "cluster.resourceLabels.*", "parent"}
+	cases := []struct {
+		body      string
+		wantField string // "" means accepted
+	}{
+		{`{"cluster":{"name":"a"}}`, ""},
+		{`{"cluster":{"name":"a","nodePools":[{"name":"p"}]}}`, ""},
+		{`{"cluster":{"resourceLabels":{"anything":"goes"}}}`, ""},
+		{`{"cluster":{"name":"a","flux":1}}`, "cluster.flux"},
+		{`{"cluster":{"nodePools":[{"name":"p","autoscaling":{"enabled":true}}]}}`, "cluster.nodePools[0].autoscaling"},
+		{`{"cluster":{"privateClusterConfig":{"enablePrivateNodes":true}}}`, "cluster.privateClusterConfig"},
+		{`{"other":1}`, "other"},
+		{``, ""},
+	}
+	for _, tc := range cases {
+		var v map[string]any
+		err := Decode(httptest.NewRequest("POST", "/", strings.NewReader(tc.body)), allowed, &v)
+		if tc.wantField == "" {
+			if err != nil {
+				t.Errorf("%s: unexpected %v", tc.body, err)
+			}
+			continue
+		}
+		apiErr, ok := err.(*Error)
+		if !ok || apiErr.Status != "INVALID_ARGUMENT" {
+			t.Fatalf("%s: got %v, want INVALID_ARGUMENT", tc.body, err)
+		}
+		fv := apiErr.Details[0].(badRequest).FieldViolations[0]
+		if fv.Field != tc.wantField {
+			t.Errorf("%s: field %q, want %q", tc.body, fv.Field, tc.wantField)
+		}
+	}
+}
+
+func TestDecodeMalformed(t *testing.T) {
+	for _, body := range []string{`{"a":`, `[1,2]`, `"x"`} {
+		var v map[string]any
+		err := Decode(httptest.NewRequest("POST", "/", strings.NewReader(body)), Fields{"a"}, &v)
+		if e, ok := err.(*Error); !ok || e.Status != "INVALID_ARGUMENT" || e.HTTPCode != 400 {
+			t.Errorf("%q: got %v", body, err)
+		}
+	}
+}
+
+func TestWriteIsGoogleRPCStatus(t *testing.T) {
+	rec := httptest.NewRecorder()
+	Write(rec, FailedPrecondition("Cluster is running incompatible operation %s.", "op-1").
+		WithReason("container.googleapis.com", "CLUSTER_ALREADY_HAS_OPERATION", nil))
+	if rec.Code != http.StatusBadRequest {
+		t.Fatalf("code %d", rec.Code)
+	}
+	var body struct {
+		Error struct {
+			Code    int
+			Status  string
+			Message string
+			Details []map[string]any
+		}
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
+		t.Fatal(err)
+	}
+	e := body.Error
+	if e.Code != 400 || e.Status != "FAILED_PRECONDITION" || !strings.Contains(e.Message, "op-1") ||
+		e.Details[0]["@type"] != "type.googleapis.com/google.rpc.ErrorInfo" || e.Details[0]["reason"] != "CLUSTER_ALREADY_HAS_OPERATION" {
+		t.Fatalf("body %s", rec.Body)
+	}
+	rec = httptest.NewRecorder()
+	Write(rec, http.ErrBodyNotAllowed)
+	if rec.Code != 500 || !strings.Contains(rec.Body.String(), `"INTERNAL"`) {
+		t.Fatalf("plain errors become INTERNAL: %d %s", rec.Code, rec.Body)
+	}
+}

@@ -1,0 +1,40 @@
+package engine
+
+import (
+	"net/netip"
+	"testing"
+)
+
+func TestAllocatorSkipsTaken(t *testing.T) {
+	a := &allocator{taken: map[string]bool{"allocations/endpoint/127.10.0.2": true}}
+	ip, err := a.ip("endpoint", netip.MustParsePrefix("127.10.0.0/16"), 2)
+	if err != nil || ip.String() != "127.10.0.3" {
+		t.Fatalf("got %v %v, want 127.10.0.3", ip, err)
+	}
+	full := netip.MustParsePrefix("127.12.0.0/30")
+	if _, err := a.ip("x", full, 2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.ip("x", full, 2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.ip("x", full, 2); err == nil {
+		t.Fatal("a full range must be an error")
+	}
+	b1, _ := a.block("pods", netip.MustParsePrefix("10.0.0.0/9"), 14)
+	b2, _ := a.block("pods", netip.MustParsePrefix("10.0.0.0/9"), 14)
+	if b1.String() != "10.0.0.0/14" || b2.String() != "10.4.0.0/14" {
+		t.Fatalf("blocks %v %v", b1, b2)
+	}
+	if len(a.writes("owner")) != 5 {
+		t.Fatalf("writes: %v", a.writes("owner"))
+	}
+}
+
+func TestLabelFingerprintIsOrderFree(t *testing.T) {
+	a := labelFingerprint(map[string]string{"a": "1", "b": "2"})
+	b := labelFingerprint(map[string]string{"b": "2", "a": "1"})
+	if a != b || len(a) != 8 || a == labelFingerprint(nil) {
+		t.Fatalf("%s %s", a, b)
+	}
+}

@@ -1,0 +1,103 @@
+package pki
+
+import (
+	"crypto/x509"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestKubeadmLayoutChainsAndSANs(t *testing.T) {
+	dir := t.TempDir()
+	now := time.Now()
+	if err := EnsureShared(dir, "demo", now); err != nil {
+		t.Fatal(err)
+	}
+	host := Host{Name: "demo-cp-0", IP: net.ParseIP("127.11.0.2"), EndpointIPs: []net.IP{net.ParseIP("127.10.0.2")}, ServiceIP: net.ParseIP("34.118.224.1")}
+	if err := EnsureLeaves(dir, host, now); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"ca", "front-proxy-ca", "etcd/ca", "apiserver", "apiserver-kubelet-client", "apiserver-etcd-client", "front-proxy-client", "etcd/server", "etcd/peer", "etcd/healthcheck-client"} {
+		for _, ext := range []string{".crt", ".key"} {
+			info, err := os.Stat(filepath.Join(dir, f+ext))
+			if err != nil {
+				t.Fatalf("missing %s%s", f, ext)
+			}
+			if info.Mode().Perm() != 0o600 {
+				t.Errorf("%s%s has mode %v", f, ext, info.Mode().Perm())
+			}
+		}
+	}
+	for _, f := range []string{"sa.key", "sa.pub"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Fatalf("missing %s", f)
+		}
+	}
+	chains := map[string]string{"apiserver": "ca", "front-proxy-client": "front-proxy-ca", "etcd/server": "etcd/ca", "apiserver-etcd-client": "etcd/ca"}
+	for leaf, ca := range chains {
+		l, _ := Load(dir, leaf)
+		c, _ := Load(dir, ca)
+		if err := l.Cert.CheckSignatureFrom(c.Cert); err != nil {
+			t.Errorf("%s is not signed by %s: %v", leaf, ca, err)
+		}
+	}
+	api, _ := Load(dir, "apiserver")
+	pool := x509.NewCertPool()
+	ca, _ := Load(dir, "ca")
+	pool.AddCert(ca.Cert)
+	for _, name := range []string{"127.10.0.2", "127.11.0.2", "34.118.224.1", "kubernetes.default.svc"} {
+		if _, err := api.Cert.Verify(x509.VerifyOptions{Roots: pool, DNSName: name}); err != nil {
+			t.Errorf("apiserver certificate is not valid for %s: %v", name, err)
+		}
+	}
+	// A second run keeps what exists: identities never change under a resume.
+	before := SPKIHash(ca.Cert)
+	if err := EnsureShared(dir, "demo", now); err != nil {
+		t.Fatal(err)
+	}
+	again, _ := Load(dir, "ca")
+	if SPKIHash(again.Cert) != before {
+		t.Fatal("EnsureShared replaced an existing CA")
+	}
+}
+
+func TestPin(t *testing.T) {
+	ca, err := NewCA("kubernetes", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, _ := NewCA("kubernetes", time.Now())
+	pin := SPKIHash(ca.Cert)
+	if !strings.HasPrefix(pin, "sha256:") || len(pin) != 7+64 {
+		t.Fatalf("pin %q", pin)
+	}
+	if CheckPin(ca.Cert, pin) != nil || CheckPin(other.Cert, pin) != ErrPinMismatch {
+		t.Fatal("pin check does not tell CAs apart")
+	}
+}
+
+func TestKubeconfigs(t *testing.T) {
+	dir := t.TempDir()
+	if err := EnsureShared(filepath.Join(dir, "pki"), "demo", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := EnsureKubeconfigs(dir, filepath.Join(dir, "pki"), "demo", "https://127.10.0.2", "https://127.11.0.2:6443", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range KubeconfigUsers {
+		data, err := os.ReadFile(filepath.Join(dir, u.File))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := "https://127.10.0.2"
+		if u.Local {
+			want = "https://127.11.0.2:6443"
+		}
+		if !strings.Contains(string(data), "server: "+want+"\n") {
+			t.Errorf("%s does not point at %s", u.File, want)
+		}
+	}
+}

@@ -1,0 +1,112 @@
+package supervisor
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := WaitHealthy(ctx, func(context.Context) error {
+		if cond() {
+			return nil
+		}
+		return errors.New(what)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func sleeper(dir string) Process {
+	return Process{Args: []string{"-c", "exec sleep 60"}, PIDFile: filepath.Join(dir, "p.pid"), LogFile: filepath.Join(dir, "p.log")}
+}
+
+func newSup(t *testing.T) *Supervisor {
+	s, err := New(Config{Binary: "/bin/sh", MinBackoff: 10 * time.Millisecond, StopTimeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestRestartsADeadProcess(t *testing.T) {
+	dir := t.TempDir()
+	s := newSup(t)
+	defer s.Close()
+	if err := s.Ensure("p", sleeper(dir)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "started", func() bool { return s.PID("p") != 0 })
+	first := s.PID("p")
+	syscall.Kill(first, syscall.SIGKILL)
+	waitFor(t, "restarted", func() bool { return s.PID("p") != 0 && s.PID("p") != first })
+	if s.Restarts("p") != 1 {
+		t.Fatalf("restarts = %d", s.Restarts("p"))
+	}
+	second := s.PID("p")
+	if err := s.Stop("p"); err != nil {
+		t.Fatal(err)
+	}
+	if pidAlive(second) {
+		t.Fatal("Stop left the process running")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "p.pid")); !os.IsNotExist(err) {
+		t.Fatal("Stop left the pidfile")
+	}
+}
+
+func TestAdoptsAfterDetach(t *testing.T) {
+	dir := t.TempDir()
+	s := newSup(t)
+	if err := s.Ensure("p", sleeper(dir)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "started", func() bool { return s.PID("p") != 0 })
+	pid := s.PID("p")
+	s.Detach() // as an engine that crashed: the process runs on
+	if !pidAlive(pid) {
+		t.Fatal("Detach stopped the process")
+	}
+	next := newSup(t)
+	defer next.Close()
+	if err := next.Ensure("p", sleeper(dir)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "adopted", func() bool { return next.PID("p") != 0 })
+	if next.PID("p") != pid {
+		t.Fatalf("adopted pid %d, want %d", next.PID("p"), pid)
+	}
+	// An adopted process that dies is restarted too.
+	syscall.Kill(pid, syscall.SIGKILL)
+	waitFor(t, "restarted after adoption", func() bool { return next.PID("p") != 0 && next.PID("p") != pid })
+}
+
+func TestChangedSpecIsRestarted(t *testing.T) {
+	dir := t.TempDir()
+	s := newSup(t)
+	if err := s.Ensure("p", sleeper(dir)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "started", func() bool { return s.PID("p") != 0 })
+	pid := s.PID("p")
+	s.Detach()
+	next := newSup(t)
+	defer next.Close()
+	changed := sleeper(dir)
+	changed.Args = []string{"-c", "exec sleep 61"}
+	if err := next.Ensure("p", changed); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "replaced", func() bool { return next.PID("p") != 0 && next.PID("p") != pid })
+	if pidAlive(pid) {
+		t.Fatal("the process with the old configuration still runs")
+	}
+}
