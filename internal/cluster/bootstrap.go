@@ -2,7 +2,9 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -14,6 +16,8 @@ import (
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	bootstrapapi "k8s.io/cluster-bootstrap/token/api"
 	bootstraputil "k8s.io/cluster-bootstrap/token/util"
+
+	"github.com/kubeyard/kubeyard/internal/controlplane"
 )
 
 // NodeBootstrapGroup is the group of kubeadm's default node bootstrap tokens.
@@ -94,7 +98,24 @@ func bootstrapObjects(ctx context.Context, client kubernetes.Interface, s Spec) 
 	if _, err := client.RbacV1().RoleBindings(metav1.NamespacePublic).Create(ctx, rb, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return err
 	}
-	return nil
+	return controllerServiceAccounts(ctx, client)
+}
+
+// controllerServiceAccounts creates, in parallel, the service accounts
+// kube-controller-manager would otherwise create one by one at its start.
+func controllerServiceAccounts(ctx context.Context, client kubernetes.Interface) error {
+	var wg sync.WaitGroup
+	errs := make([]error, len(controlplane.ControllerServiceAccounts))
+	for i, name := range controlplane.ControllerServiceAccounts {
+		wg.Go(func() {
+			sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: metav1.NamespaceSystem}}
+			if _, err := client.CoreV1().ServiceAccounts(metav1.NamespaceSystem).Create(ctx, sa, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+				errs[i] = fmt.Errorf("service account %s: %w", name, err)
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // BootstrapToken is a kubeadm bootstrap token.

@@ -119,20 +119,17 @@ func (r *Runtime) EnsureControlPlane(ctx context.Context, s Spec) error {
 		members = append(members, controlplane.EtcdMember(s.Cluster, h))
 		etcdServers = append(etcdServers, fmt.Sprintf("https://%s", net.JoinHostPort(h.IP.String(), fmt.Sprint(controlplane.EtcdClientPort))))
 	}
-	// etcd members start together: a multi-member cluster needs a quorum
-	// before any member reports healthy.
-	var etcds []controlplane.Component
+	// etcd members start together (a multi-member cluster needs a quorum
+	// before any member is healthy), and kube-apiservers beside them: they
+	// retry etcd until it answers, which saves the time etcd takes to elect.
+	var storage []controlplane.Component
 	for _, h := range s.Hosts {
-		etcds = append(etcds, controlplane.Etcd(s.Cluster, h, members, "new"))
+		storage = append(storage, controlplane.Etcd(s.Cluster, h, members, "new"))
 	}
-	if err := r.run(ctx, s, etcds...); err != nil {
-		return err
-	}
-	var apiservers []controlplane.Component
 	for _, h := range s.Hosts {
-		apiservers = append(apiservers, controlplane.APIServer(s.Cluster, h, etcdServers))
+		storage = append(storage, controlplane.APIServer(s.Cluster, h, etcdServers))
 	}
-	if err := r.run(ctx, s, apiservers...); err != nil {
+	if err := r.run(ctx, s, storage...); err != nil {
 		return err
 	}
 	if err := r.ensureFrontend(s); err != nil {
@@ -244,6 +241,10 @@ func (r *Runtime) run(ctx context.Context, s Spec, comps ...controlplane.Compone
 	}
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.ReadyTimeout)
 	defer cancel()
+	begin := time.Now()
+	defer func() {
+		r.cfg.Logger.Info("components healthy", "cluster", s.Name, "first", comps[0].Name, "count", len(comps), "took", time.Since(begin).Round(time.Millisecond))
+	}()
 	var wg sync.WaitGroup
 	errs := make([]error, len(comps))
 	for i, c := range comps {

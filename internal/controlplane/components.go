@@ -226,3 +226,22 @@ func Scheduler(c Cluster, h Host) Component {
 		HealthURL: "https://" + hostPort(h.IP, SchedulerPort) + "/healthz",
 	}
 }
+
+// ControllerServiceAccounts are the kube-system service accounts that
+// kube-controller-manager, run with --use-service-account-credentials,
+// creates for its controllers. It creates them one at a time, which is most
+// of a cold start; the cluster runtime creates them up front, in parallel.
+// A name missing here is still created by kube-controller-manager itself.
+var ControllerServiceAccounts = []string{
+	"attachdetach-controller", "bootstrap-signer", "certificate-controller", "clusterrole-aggregation-controller",
+	"cronjob-controller", "daemon-set-controller", "deployment-controller", "device-taint-eviction-controller",
+	"disruption-controller", "endpoint-controller", "endpointslice-controller", "endpointslicemirroring-controller",
+	"ephemeral-volume-controller", "expand-controller", "generic-garbage-collector", "horizontal-pod-autoscaler",
+	"job-controller", "kube-apiserver-serving-clustertrustbundle-publisher", "legacy-service-account-token-cleaner",
+	"namespace-controller", "node-controller", "persistent-volume-binder", "pod-garbage-collector",
+	"podcertificaterequestcleaner", "pv-protection-controller", "pvc-protection-controller", "replicaset-controller",
+	"replication-controller", "resource-claim-controller", "resourcequota-controller", "root-ca-cert-publisher",
+	"service-account-controller", "service-cidrs-controller", "statefulset-controller",
+	"storage-version-migrator-controller", "token-cleaner", "ttl-after-finished-controller", "ttl-controller",
+	"validatingadmissionpolicy-status-controller", "volumeattributesclass-protection-controller",
+}

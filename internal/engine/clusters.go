@@ -19,6 +19,7 @@ import (
 
 	"github.com/kubeyard/kubeyard/internal/api/apierror"
 	"github.com/kubeyard/kubeyard/internal/cluster"
+	"github.com/kubeyard/kubeyard/internal/controlplane"
 	"github.com/kubeyard/kubeyard/internal/store"
 )
 
@@ -156,13 +157,13 @@ func (e *Engine) CreateCluster(ctx context.Context, project, location string, c 
 
 // allocate gives r its endpoint, replica addresses and pod range.
 func (e *Engine) allocate(a *allocator, r *ClusterRecord, loc Location) error {
-	ep, err := a.ip("endpoint", e.cfg.EndpointPool, 2)
+	ep, err := a.ip("endpoint", e.cfg.EndpointPool, 2, e.cfg.EndpointPort)
 	if err != nil {
 		return apierror.FailedPrecondition("%v", err)
 	}
 	r.EndpointIP, r.EndpointPort = ep.String(), e.cfg.EndpointPort
 	for range loc.Zones() {
-		h, err := a.ip("host", e.cfg.HostPool, 2)
+		h, err := a.ip("host", e.cfg.HostPool, 2, controlplane.APIServerPort, controlplane.EtcdClientPort)
 		if err != nil {
 			return apierror.FailedPrecondition("%v", err)
 		}
@@ -249,9 +250,11 @@ func (e *Engine) runCreateCluster(ctx context.Context, op *OperationRecord) erro
 	}
 	for _, p := range r.Cluster.NodePools {
 		e.stage(ctx, op, "Creating node pool "+p.Name)
+		begin := time.Now()
 		if r, err = e.ensurePoolNodes(ctx, r, p.Name); err != nil {
 			return err
 		}
+		e.cfg.Logger.Info("node pool ready", "cluster", r.Cluster.Name, "pool", p.Name, "took", time.Since(begin).Round(time.Millisecond))
 	}
 	_, err = e.updateCluster(ctx, op.Project, op.Location, op.ClusterName, func(r *ClusterRecord) error {
 		r.Cluster.Status = "RUNNING"

@@ -159,6 +159,10 @@ func (e *Engine) listClusters(ctx context.Context, prefix string) ([]*ClusterRec
 type allocator struct {
 	taken map[string]bool
 	got   []string
+	// listening reports whether something already serves on addr:port;
+	// such addresses are skipped, so that two engines on one machine with
+	// the same ranges do not hand out the same loopback address.
+	listening func(addr netip.Addr, port int) bool
 }
 
 func (e *Engine) newAllocator(ctx context.Context) (*allocator, error) {
@@ -166,28 +170,48 @@ func (e *Engine) newAllocator(ctx context.Context) (*allocator, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &allocator{taken: map[string]bool{}}
+	a := &allocator{taken: map[string]bool{}, listening: listening}
 	for _, it := range items {
 		a.taken[it.Key] = true
 	}
 	return a, nil
 }
 
-// ip takes the next free address of prefix (skipping the first `skip`).
-func (a *allocator) ip(kind string, prefix netip.Prefix, skip int) (netip.Addr, error) {
+// ip takes the next free address of prefix (skipping the first `skip`);
+// with ports, an address where one of them is already served is skipped.
+func (a *allocator) ip(kind string, prefix netip.Prefix, skip int, ports ...int) (netip.Addr, error) {
 	addr := prefix.Addr()
 	for range skip {
 		addr = addr.Next()
 	}
 	for ; prefix.Contains(addr); addr = addr.Next() {
 		key := "allocations/" + kind + "/" + addr.String()
-		if !a.taken[key] {
+		if !a.taken[key] && !a.anyListening(addr, ports) {
 			a.taken[key] = true
 			a.got = append(a.got, key)
 			return addr, nil
 		}
 	}
 	return netip.Addr{}, fmt.Errorf("engine: no free %s address in %s", kind, prefix)
+}
+
+func (a *allocator) anyListening(addr netip.Addr, ports []int) bool {
+	for _, p := range ports {
+		if a.listening != nil && a.listening(addr, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// listening reports whether a TCP listener answers on addr:port.
+func listening(addr netip.Addr, port int) bool {
+	conn, err := net.DialTimeout("tcp", netip.AddrPortFrom(addr, uint16(port)).String(), 200*time.Millisecond)
+	if err != nil {
+		return false
+	}
+	conn.Close()
+	return true
 }
 
 // block takes the next free block of size bits within within.

@@ -38,3 +38,12 @@ func TestLabelFingerprintIsOrderFree(t *testing.T) {
 		t.Fatalf("%s %s", a, b)
 	}
 }
+
+func TestAllocatorSkipsAddressesInUse(t *testing.T) {
+	busy := netip.MustParseAddr("127.10.0.2")
+	a := &allocator{taken: map[string]bool{}, listening: func(addr netip.Addr, port int) bool { return addr == busy && port == 443 }}
+	ip, err := a.ip("endpoint", netip.MustParsePrefix("127.10.0.0/16"), 2, 443)
+	if err != nil || ip.String() != "127.10.0.3" {
+		t.Fatalf("got %v %v: an address in use was handed out", ip, err)
+	}
+}

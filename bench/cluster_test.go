@@ -1,0 +1,128 @@
+// Package bench measures kubeyard against its targets and prints the
+// figures: run with `make bench`. Targets on a 2-core machine: a zonal
+// 3-node cluster created (operation DONE, every node Ready) in 10 s or
+// less; 400 MiB or less of control-plane memory per zonal cluster.
+package bench
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kubeyard/kubeyard/e2e/harness"
+)
+
+const zone = "us-central1-a"
+
+// createCluster creates a zonal cluster through the REST API and returns the
+// time from the call to its operation DONE (which waits for Ready nodes).
+func createCluster(b *testing.B, e *harness.Engine, name string, nodes int) time.Duration {
+	b.Helper()
+	body := map[string]any{"cluster": map[string]any{"name": name, "nodePools": []any{map[string]any{"name": "default-pool", "initialNodeCount": nodes}}}}
+	start := time.Now()
+	code, op := e.API("POST", fmt.Sprintf("/v1/projects/%s/locations/%s/clusters", e.Project, zone), e.Token(), body)
+	if code != 200 {
+		b.Fatalf("create %s: HTTP %d %v", name, code, op)
+	}
+	path := fmt.Sprintf("/v1/projects/%s/locations/%s/operations/%s", e.Project, zone, op["name"])
+	for {
+		_, cur := e.API("GET", path, e.Token(), nil)
+		if cur["status"] == "DONE" {
+			if cur["error"] != nil {
+				b.Fatalf("create %s failed: %v", name, cur["error"])
+			}
+			return time.Since(start)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// memory is a set of processes' memory, in MiB: RSS (what ps shows; the
+// multi-call binary's text is counted once per process), anonymous memory,
+// and PSS (shared pages split among the processes sharing them: the memory
+// the processes really cost).
+type memory struct{ rss, anon, pss float64 }
+
+func readKB(path, field string) float64 {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(line, field+":") {
+			f := strings.Fields(line)
+			v, _ := strconv.ParseFloat(f[1], 64)
+			return v
+		}
+	}
+	return 0
+}
+
+func measure(pids []int) memory {
+	var m memory
+	for _, pid := range pids {
+		status := fmt.Sprintf("/proc/%d/status", pid)
+		m.rss += readKB(status, "VmRSS") / 1024
+		m.anon += readKB(status, "RssAnon") / 1024
+		m.pss += readKB(fmt.Sprintf("/proc/%d/smaps_rollup", pid), "Pss") / 1024
+	}
+	return m
+}
+
+func clusterPIDs(e *harness.Engine, clusterID string) []int {
+	var pids []int
+	for name, pid := range e.ComponentPIDs() {
+		if clusterID == "" || strings.HasSuffix(name, "@"+clusterID) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+func clusterIDs(e *harness.Engine) []string {
+	seen := map[string]bool{}
+	var ids []string
+	for name := range e.ComponentPIDs() {
+		_, id, _ := strings.Cut(name, "@")
+		if !seen[id] {
+			seen[id] = true
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
+// BenchmarkZonalCluster prints create time and control-plane memory for one
+// zonal 3-node cluster, then for the tenth of ten clusters alive together.
+func BenchmarkZonalCluster(b *testing.B) {
+	for range b.N {
+		e := harness.Start(b, harness.Options{})
+		first := createCluster(b, e, "bench-0", 3)
+		time.Sleep(5 * time.Second) // let the control plane settle before measuring memory
+		one := measure(clusterPIDs(e, ""))
+		fmt.Printf("zonal 3-node create: %.2f s (target 10 s: %.2fx the target)\n", first.Seconds(), first.Seconds()/10)
+		fmt.Printf("control plane of 1 cluster: RSS %.0f MiB, anonymous %.0f MiB, PSS %.0f MiB (target 400 MiB: RSS %.2fx, PSS %.2fx)\n",
+			one.rss, one.anon, one.pss, one.rss/400, one.pss/400)
+
+		var creates []time.Duration
+		for i := 1; i < 10; i++ {
+			creates = append(creates, createCluster(b, e, fmt.Sprintf("bench-%d", i), 3))
+		}
+		time.Sleep(5 * time.Second)
+		ids := clusterIDs(e)
+		all := measure(clusterPIDs(e, ""))
+		n := float64(len(ids))
+		last := creates[len(creates)-1]
+		fmt.Printf("with %d clusters alive: 10th create %.2f s; per cluster RSS %.0f MiB, anonymous %.0f MiB, PSS %.0f MiB\n",
+			len(ids), last.Seconds(), all.rss/n, all.anon/n, all.pss/n)
+		fmt.Printf("creates 2..10: %v\n", creates)
+		b.ReportMetric(first.Seconds(), "create-s")
+		b.ReportMetric(last.Seconds(), "create10-s")
+		b.ReportMetric(one.rss, "rss-MiB")
+		b.ReportMetric(one.pss, "pss-MiB")
+		b.ReportMetric(all.pss/n, "pss10-MiB/cluster")
+	}
+}
