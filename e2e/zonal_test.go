@@ -104,6 +104,17 @@ func TestZonalClusterFlow(t *testing.T) {
 		t.Errorf("kubectl get pod -o wide:\n%s", wide)
 	}
 
+	// kube-apiserver reaches kubelets only on their loopback address, never
+	// on the simulated VPC address: kubectl logs fails fast, on loopback.
+	out, err := e.Run("kubectl", "logs", "pod-1", "--request-timeout=10s")
+	if err == nil || !strings.Contains(out, "127.") || strings.Contains(out, "10.128.") {
+		t.Errorf("kubectl logs must fail on the node's loopback kubelet address: %v\n%s", err, out)
+	}
+	// The cluster accepts the engine's token only.
+	if out, err := e.Run("kubectl", "get", "nodes", "--token", "ky.not-the-token"); err == nil || !strings.Contains(out, "Unauthorized") {
+		t.Errorf("kubectl with a wrong token: %v\n%s", err, out)
+	}
+
 	if list := e.Gcloud("container", "clusters", "list"); !strings.Contains(list, "demo") || !strings.Contains(list, "RUNNING") {
 		t.Errorf("clusters list:\n%s", list)
 	}

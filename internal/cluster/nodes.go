@@ -26,6 +26,7 @@ import (
 type Node struct {
 	Name       string
 	InternalIP net.IP
+	KubeletIP  net.IP
 	Labels     map[string]string
 	CPU        string
 	Memory     string
@@ -59,7 +60,7 @@ func (r *Runtime) EnsureNodes(ctx context.Context, s Spec, nodes []Node, token s
 			Name:       n.Name,
 			Dir:        r.nodeDir(s, n.Name),
 			Join:       node.JoinConfig{Endpoint: s.Endpoint(), Token: token, CACertHashes: []string{pki.SPKIHash(ca)}},
-			InternalIP: n.InternalIP, Labels: n.Labels, CPU: n.CPU, Memory: n.Memory, MaxPods: n.MaxPods,
+			InternalIP: n.InternalIP, KubeletIP: n.KubeletIP, Labels: n.Labels, CPU: n.CPU, Memory: n.Memory, MaxPods: n.MaxPods,
 			Version: r.cfg.Version, Clock: r.cfg.Clock, Logger: r.cfg.Logger,
 		})
 		if err != nil {

@@ -145,7 +145,9 @@ func APIServer(c Cluster, h Host, etcdServers []string) Component {
 			"--etcd-servers=" + strings.Join(etcdServers, ","),
 			"--kubelet-client-certificate=" + f("apiserver-kubelet-client.crt"),
 			"--kubelet-client-key=" + f("apiserver-kubelet-client.key"),
-			"--kubelet-preferred-address-types=InternalIP,ExternalIP,Hostname",
+			// Nodes report their kubelet's loopback address as Hostname; their
+			// InternalIP is a simulated VPC address nothing may dial.
+			"--kubelet-preferred-address-types=Hostname",
 			"--proxy-client-cert-file=" + f("front-proxy-client.crt"),
 			"--proxy-client-key-file=" + f("front-proxy-client.key"),
 			"--requestheader-allowed-names=front-proxy-client",

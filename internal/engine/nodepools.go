@@ -27,6 +27,9 @@ var machineTypes = map[string][2]string{
 
 const defaultMachineType = "e2-medium"
 
+// KubeletPort is the port of a node's kubelet endpoint.
+const KubeletPort = 10250
+
 func validatePool(field string, p *container.NodePool) error {
 	if p == nil {
 		return apierror.InvalidArgument(field, "A node pool is required.")
@@ -122,8 +125,12 @@ func (e *Engine) addNodes(a *allocator, r *ClusterRecord, p *container.NodePool,
 		if err != nil {
 			return apierror.FailedPrecondition("The default subnet has no free address: %v", err)
 		}
+		kubelet, err := a.ip("host", e.cfg.HostPool, 2, KubeletPort)
+		if err != nil {
+			return apierror.FailedPrecondition("%v", err)
+		}
 		name := fmt.Sprintf("gke-%s-%s-%s-%s", truncate(r.Cluster.Name, 16), truncate(p.Name, 16), poolHash(p), randomHex(2))
-		r.Nodes[p.Name] = append(r.Nodes[p.Name], NodeRecord{Name: name, InternalIP: ip.String()})
+		r.Nodes[p.Name] = append(r.Nodes[p.Name], NodeRecord{Name: name, InternalIP: ip.String(), KubeletIP: kubelet.String()})
 	}
 	return nil
 }
@@ -144,7 +151,7 @@ func (e *Engine) nodes(r *ClusterRecord, p *container.NodePool) []cluster.Node {
 		for k, v := range p.Config.Labels {
 			labels[k] = v
 		}
-		out = append(out, cluster.Node{Name: n.Name, InternalIP: net.ParseIP(n.InternalIP), Labels: labels, CPU: res[0], Memory: res[1], MaxPods: int(p.MaxPodsConstraint.MaxPodsPerNode)})
+		out = append(out, cluster.Node{Name: n.Name, InternalIP: net.ParseIP(n.InternalIP), KubeletIP: net.ParseIP(n.KubeletIP), Labels: labels, CPU: res[0], Memory: res[1], MaxPods: int(p.MaxPodsConstraint.MaxPodsPerNode)})
 	}
 	return out
 }
@@ -299,13 +306,12 @@ func (e *Engine) runReconcilePool(ctx context.Context, op *OperationRecord) erro
 			}
 			if r, err = e.updateCluster(ctx, op.Project, op.Location, op.ClusterName, func(r *ClusterRecord) error {
 				r.Nodes[op.Pool] = removeNode(r.Nodes[op.Pool], victim.Name)
-				r.Allocations = removeString(r.Allocations, "allocations/nodeip/"+r.Project+"/default/"+victim.InternalIP)
 				r.Cluster.CurrentNodeCount = countNodes(r)
 				return nil
 			}); err != nil {
 				return err
 			}
-			if err := e.store.Commit(ctx, store.Write{Key: "allocations/nodeip/" + r.Project + "/default/" + victim.InternalIP, Revision: store.Any}); err != nil {
+			if err := e.releaseNodes(ctx, r, victim); err != nil {
 				return err
 			}
 		}
@@ -357,14 +363,8 @@ func (e *Engine) runDeleteNodePool(ctx context.Context, op *OperationRecord) err
 			return err
 		}
 	}
-	var released []store.Write
-	_, err = e.updateCluster(ctx, op.Project, op.Location, op.ClusterName, func(r *ClusterRecord) error {
-		released = nil
-		for _, n := range r.Nodes[op.Pool] {
-			key := "allocations/nodeip/" + r.Project + "/default/" + n.InternalIP
-			r.Allocations = removeString(r.Allocations, key)
-			released = append(released, store.Write{Key: key, Revision: store.Any})
-		}
+	removed := r.Nodes[op.Pool]
+	r, err = e.updateCluster(ctx, op.Project, op.Location, op.ClusterName, func(r *ClusterRecord) error {
 		delete(r.Nodes, op.Pool)
 		var pools []*container.NodePool
 		for _, p := range r.Cluster.NodePools {
@@ -379,7 +379,30 @@ func (e *Engine) runDeleteNodePool(ctx context.Context, op *OperationRecord) err
 	if err != nil {
 		return err
 	}
-	return e.store.Commit(ctx, released...)
+	return e.releaseNodes(ctx, r, removed...)
+}
+
+// releaseNodes frees the addresses of removed nodes: the cluster record no
+// longer lists them, then the allocation keys go.
+func (e *Engine) releaseNodes(ctx context.Context, r *ClusterRecord, nodes ...NodeRecord) error {
+	var keys []string
+	for _, n := range nodes {
+		keys = append(keys, n.allocations(r.Project)...)
+	}
+	r, err := e.updateCluster(ctx, r.Project, r.Location, r.Cluster.Name, func(r *ClusterRecord) error {
+		for _, k := range keys {
+			r.Allocations = removeString(r.Allocations, k)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	var writes []store.Write
+	for _, k := range keys {
+		writes = append(writes, store.Write{Key: k, Revision: store.Any})
+	}
+	return e.store.Commit(ctx, writes...)
 }
 
 func removeNode(nodes []NodeRecord, name string) []NodeRecord {

@@ -48,6 +48,14 @@ type ClusterRecord struct {
 type NodeRecord struct {
 	Name       string `json:"name"`
 	InternalIP string `json:"internalIP"`
+	// KubeletIP is the loopback address where kube-apiserver reaches the
+	// node's kubelet endpoint (logs, exec): never the simulated InternalIP.
+	KubeletIP string `json:"kubeletIP"`
+}
+
+// allocations are the allocation keys a node holds.
+func (n NodeRecord) allocations(project string) []string {
+	return []string{"allocations/nodeip/" + project + "/default/" + n.InternalIP, "allocations/host/" + n.KubeletIP}
 }
 
 func clusterKey(project, location, name string) string {

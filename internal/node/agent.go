@@ -55,7 +55,11 @@ type Config struct {
 	Dir        string
 	Join       JoinConfig
 	InternalIP net.IP
-	Labels     map[string]string
+	// KubeletIP is the loopback address reported as the node's Hostname
+	// address, the only one kube-apiserver dials (--kubelet-preferred-
+	// address-types=Hostname): the simulated InternalIP is never dialled.
+	KubeletIP net.IP
+	Labels    map[string]string
 	// Capacity of the node (defaults: 2 CPUs, 4Gi, 110 pods).
 	CPU, Memory string
 	MaxPods     int
@@ -179,8 +183,9 @@ func (a *Agent) nodeObject() *corev1.Node {
 			Allocatable: capacity,
 			Addresses: []corev1.NodeAddress{
 				{Type: corev1.NodeInternalIP, Address: a.cfg.InternalIP.String()},
-				{Type: corev1.NodeHostName, Address: a.cfg.Name},
+				{Type: corev1.NodeHostName, Address: a.kubeletAddress()},
 			},
+			DaemonEndpoints: corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: 10250}},
 			NodeInfo: corev1.NodeSystemInfo{
 				KubeletVersion:          a.cfg.Version,
 				OperatingSystem:         "linux",
@@ -192,6 +197,13 @@ func (a *Agent) nodeObject() *corev1.Node {
 			Conditions: a.conditions(),
 		},
 	}
+}
+
+func (a *Agent) kubeletAddress() string {
+	if a.cfg.KubeletIP != nil {
+		return a.cfg.KubeletIP.String()
+	}
+	return a.cfg.Name
 }
 
 func (a *Agent) conditions() []corev1.NodeCondition {
