@@ -264,35 +264,42 @@ func (e *Engine) Env() []string {
 }
 
 // Run runs a command with the engine's environment and returns its
-// combined output.
+// combined output (where gcloud's errors are).
 func (e *Engine) Run(name string, args ...string) (string, error) {
+	stdout, stderr, err := e.run(name, args...)
+	return stdout + stderr, err
+}
+
+func (e *Engine) run(name string, args ...string) (string, string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Env = e.Env()
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
 	if err != nil {
-		err = fmt.Errorf("%s %s: %w\n%s", name, strings.Join(args, " "), err, out.String())
+		err = fmt.Errorf("%s %s: %w\n%s%s", name, strings.Join(args, " "), err, stdout.String(), stderr.String())
 	}
-	return out.String(), err
+	return stdout.String(), stderr.String(), err
 }
 
-// Gcloud runs gcloud and fails the test if it fails.
+// Gcloud runs gcloud, fails the test if it fails, and returns its standard
+// output (gcloud reports progress on standard error).
 func (e *Engine) Gcloud(args ...string) string {
 	e.t.Helper()
-	out, err := e.Run("gcloud", args...)
+	out, _, err := e.run("gcloud", args...)
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	return out
 }
 
-// Kubectl runs kubectl and fails the test if it fails.
+// Kubectl runs kubectl, fails the test if it fails, and returns its
+// standard output.
 func (e *Engine) Kubectl(args ...string) string {
 	e.t.Helper()
-	out, err := e.Run("kubectl", args...)
+	out, _, err := e.run("kubectl", args...)
 	if err != nil {
 		e.t.Fatal(err)
 	}
