@@ -28,6 +28,14 @@ const NodeBootstrapGroup = "system:bootstrappers:kubeadm:default-node-token"
 // client certificate rotation), the cluster-info ConfigMap that token
 // discovery reads anonymously, and cluster-admin for the cluster's creator.
 func bootstrapObjects(ctx context.Context, client kubernetes.Interface, s Spec) error {
+	// kube-apiserver creates its system namespaces from a controller that
+	// may not have run yet when /readyz first passes.
+	for _, ns := range []string{metav1.NamespaceSystem, metav1.NamespacePublic, corev1.NamespaceNodeLease} {
+		obj := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}
+		if _, err := client.CoreV1().Namespaces().Create(ctx, obj, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("namespace %s: %w", ns, err)
+		}
+	}
 	caPEM, err := CACertPEM(s)
 	if err != nil {
 		return err

@@ -29,6 +29,7 @@ import (
 	"github.com/kubeyard/kubeyard/internal/loadbalancer"
 	"github.com/kubeyard/kubeyard/internal/node"
 	"github.com/kubeyard/kubeyard/internal/pki"
+	"github.com/kubeyard/kubeyard/internal/poll"
 	"github.com/kubeyard/kubeyard/internal/supervisor"
 )
 
@@ -139,7 +140,11 @@ func (r *Runtime) EnsureControlPlane(ctx context.Context, s Spec) error {
 	if err != nil {
 		return err
 	}
-	if err := bootstrapObjects(ctx, client, s); err != nil {
+	// A control plane that just became ready can still refuse a write for
+	// a moment (post-start hooks, caches); retry until the deadline.
+	bootCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := poll.Until(bootCtx, func(ctx context.Context) error { return bootstrapObjects(ctx, client, s) }); err != nil {
 		return fmt.Errorf("cluster %s: bootstrap objects: %w", s.Name, err)
 	}
 	var rest []controlplane.Component
@@ -249,7 +254,7 @@ func (r *Runtime) run(ctx context.Context, s Spec, comps ...controlplane.Compone
 	errs := make([]error, len(comps))
 	for i, c := range comps {
 		wg.Go(func() {
-			if err := supervisor.WaitHealthy(ctx, func(ctx context.Context) error { return healthy(ctx, c.HealthURL) }); err != nil {
+			if err := poll.Until(ctx, func(ctx context.Context) error { return healthy(ctx, c.HealthURL) }); err != nil {
 				errs[i] = fmt.Errorf("cluster %s: %s did not become healthy (log: %s): %w", s.Name, c.Name, filepath.Join(s.Dir, "logs", c.Name+".log"), err)
 			}
 		})

@@ -19,7 +19,7 @@ import (
 
 	"github.com/kubeyard/kubeyard/internal/node"
 	"github.com/kubeyard/kubeyard/internal/pki"
-	"github.com/kubeyard/kubeyard/internal/supervisor"
+	"github.com/kubeyard/kubeyard/internal/poll"
 )
 
 // Node describes one node of a pool.
@@ -93,7 +93,7 @@ func (r *Runtime) waitNodesReady(ctx context.Context, s Spec, nodes []Node) erro
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.ReadyTimeout)
 	defer cancel()
 	for _, n := range nodes {
-		err := supervisor.WaitHealthy(ctx, func(ctx context.Context) error {
+		err := poll.Until(ctx, func(ctx context.Context) error {
 			obj, err := client.CoreV1().Nodes().Get(ctx, n.Name, metav1.GetOptions{})
 			if err != nil {
 				return err
@@ -126,7 +126,7 @@ func (r *Runtime) RemoveNode(ctx context.Context, s Spec, name string) error {
 	}
 	drainCtx, cancel := context.WithTimeout(ctx, r.cfg.ReadyTimeout)
 	defer cancel()
-	err = supervisor.WaitHealthy(drainCtx, func(ctx context.Context) error {
+	err = poll.Until(drainCtx, func(ctx context.Context) error {
 		pods, err := client.CoreV1().Pods("").List(ctx, metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("spec.nodeName", name).String()})
 		if err != nil {
 			return err

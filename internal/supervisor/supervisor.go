@@ -7,7 +7,6 @@
 package supervisor
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -396,20 +395,4 @@ func readPIDFile(path string) (int, string, error) {
 		return 0, "", fmt.Errorf("supervisor: process %d is gone", pid)
 	}
 	return pid, f[2], nil
-}
-
-// WaitHealthy is a helper for callers: it polls check until it succeeds or ctx
-// ends.
-func WaitHealthy(ctx context.Context, check func(context.Context) error) error {
-	var last error
-	for {
-		if last = check(ctx); last == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%w (last: %v)", ctx.Err(), last)
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
 }

@@ -8,13 +8,15 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/kubeyard/kubeyard/internal/poll"
 )
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	err := WaitHealthy(ctx, func(context.Context) error {
+	err := poll.Until(ctx, func(context.Context) error {
 		if cond() {
 			return nil
 		}
