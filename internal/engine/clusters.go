@@ -278,10 +278,7 @@ func countNodes(r *ClusterRecord) int64 {
 
 // GetCluster returns one cluster.
 func (e *Engine) GetCluster(ctx context.Context, project, location, name string) (*container.Cluster, error) {
-	r, _, err := e.getCluster(ctx, project, location, name)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, apierror.NotFound("Not found: projects/%s/locations/%s/clusters/%s.", project, location, name)
-	}
+	r, _, err := e.lookupCluster(ctx, project, location, name)
 	if err != nil {
 		return nil, err
 	}
@@ -310,10 +307,7 @@ func (e *Engine) ListClusters(ctx context.Context, project, location string) ([]
 
 // DeleteCluster starts the DELETE_CLUSTER operation.
 func (e *Engine) DeleteCluster(ctx context.Context, project, location, name string) (*container.Operation, error) {
-	r, rev, err := e.getCluster(ctx, project, location, name)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, apierror.NotFound("Not found: projects/%s/locations/%s/clusters/%s.", project, location, name)
-	}
+	r, rev, err := e.lookupCluster(ctx, project, location, name)
 	if err != nil {
 		return nil, err
 	}
@@ -351,10 +345,7 @@ func (e *Engine) SetLabels(ctx context.Context, project, location, name string, 
 			return nil, apierror.InvalidArgument("resourceLabels", "Invalid label %q=%q: keys and values are up to 63 lowercase letters, digits, '_' and '-', keys starting with a letter.", k, v)
 		}
 	}
-	r, rev, err := e.getCluster(ctx, project, location, name)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, apierror.NotFound("Not found: projects/%s/locations/%s/clusters/%s.", project, location, name)
-	}
+	r, rev, err := e.lookupCluster(ctx, project, location, name)
 	if err != nil {
 		return nil, err
 	}
@@ -378,10 +369,7 @@ var (
 // desiredMasterVersion to the version running (a no-op, as in GKE); the API
 // layer rejects every other field by name.
 func (e *Engine) UpdateCluster(ctx context.Context, project, location, name string, u *container.ClusterUpdate) (*container.Operation, error) {
-	r, rev, err := e.getCluster(ctx, project, location, name)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, apierror.NotFound("Not found: projects/%s/locations/%s/clusters/%s.", project, location, name)
-	}
+	r, rev, err := e.lookupCluster(ctx, project, location, name)
 	if err != nil {
 		return nil, err
 	}

@@ -190,10 +190,7 @@ func (e *Engine) ensurePoolNodes(ctx context.Context, r *ClusterRecord, pool str
 }
 
 func (e *Engine) poolRecord(ctx context.Context, project, location, clusterName, pool string) (*ClusterRecord, int64, *container.NodePool, error) {
-	r, rev, err := e.getCluster(ctx, project, location, clusterName)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, 0, nil, apierror.NotFound("Not found: projects/%s/locations/%s/clusters/%s.", project, location, clusterName)
-	}
+	r, rev, err := e.lookupCluster(ctx, project, location, clusterName)
 	if err != nil {
 		return nil, 0, nil, err
 	}

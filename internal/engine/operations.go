@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -270,19 +269,7 @@ func canonicalCode(status string) int64 {
 }
 
 func (e *Engine) listOperations(ctx context.Context, prefix string) ([]*OperationRecord, error) {
-	items, err := e.store.List(ctx, prefix)
-	if err != nil {
-		return nil, err
-	}
-	var out []*OperationRecord
-	for _, it := range items {
-		var op OperationRecord
-		if err := json.Unmarshal(it.Value, &op); err != nil {
-			return nil, fmt.Errorf("engine: decode %s: %w", it.Key, err)
-		}
-		out = append(out, &op)
-	}
-	return out, nil
+	return store.ListAs[OperationRecord](ctx, e.store, prefix)
 }
 
 // GetOperation returns one operation.

@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -14,6 +13,7 @@ import (
 
 	container "google.golang.org/api/container/v1"
 
+	"github.com/kubeyard/kubeyard/internal/api/apierror"
 	"github.com/kubeyard/kubeyard/internal/cluster"
 	"github.com/kubeyard/kubeyard/internal/controlplane"
 	"github.com/kubeyard/kubeyard/internal/store"
@@ -146,19 +146,17 @@ func (e *Engine) updateCluster(ctx context.Context, project, location, name stri
 
 // listClusters returns every cluster record under prefix.
 func (e *Engine) listClusters(ctx context.Context, prefix string) ([]*ClusterRecord, error) {
-	items, err := e.store.List(ctx, prefix)
-	if err != nil {
-		return nil, err
+	return store.ListAs[ClusterRecord](ctx, e.store, prefix)
+}
+
+// lookupCluster is getCluster for API calls: a missing cluster is the
+// NOT_FOUND users see.
+func (e *Engine) lookupCluster(ctx context.Context, project, location, name string) (*ClusterRecord, int64, error) {
+	r, rev, err := e.getCluster(ctx, project, location, name)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, 0, apierror.NotFound("Not found: projects/%s/locations/%s/clusters/%s.", project, location, name)
 	}
-	var out []*ClusterRecord
-	for _, it := range items {
-		var r ClusterRecord
-		if err := json.Unmarshal(it.Value, &r); err != nil {
-			return nil, fmt.Errorf("engine: decode %s: %w", it.Key, err)
-		}
-		out = append(out, &r)
-	}
-	return out, nil
+	return r, rev, err
 }
 
 // allocator hands out addresses and ranges; each one is an "allocations/..."

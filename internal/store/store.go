@@ -170,6 +170,23 @@ func (s *Store) List(ctx context.Context, prefix string) ([]Item, error) {
 	return items, nil
 }
 
+// ListAs decodes every document under prefix as a T.
+func ListAs[T any](ctx context.Context, s *Store, prefix string) ([]*T, error) {
+	items, err := s.List(ctx, prefix)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*T, 0, len(items))
+	for _, it := range items {
+		v := new(T)
+		if err := json.Unmarshal(it.Value, v); err != nil {
+			return nil, fmt.Errorf("store: decode %s: %w", it.Key, err)
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
 // Write is one change in a Commit.
 type Write struct {
 	Key string

@@ -133,29 +133,21 @@ func (s *Supervisor) Ensure(name string, spec Process) error {
 }
 
 // PID returns the current PID of process name, or 0.
-func (s *Supervisor) PID(name string) int {
-	s.mu.Lock()
-	p := s.procs[name]
-	s.mu.Unlock()
-	if p == nil {
-		return 0
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.pid
-}
+func (s *Supervisor) PID(name string) int { pid, _ := s.state(name); return pid }
 
 // Restarts returns how many times process name was restarted.
-func (s *Supervisor) Restarts(name string) int {
+func (s *Supervisor) Restarts(name string) int { _, n := s.state(name); return n }
+
+func (s *Supervisor) state(name string) (pid, restarts int) {
 	s.mu.Lock()
 	p := s.procs[name]
 	s.mu.Unlock()
 	if p == nil {
-		return 0
+		return 0, 0
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.restarts
+	return p.pid, p.restarts
 }
 
 // Stop stops process name (SIGTERM, then SIGKILL after StopTimeout), waits
