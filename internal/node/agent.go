@@ -8,6 +8,7 @@ package node
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -23,11 +24,11 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
-	"k8s.io/client-go/util/retry"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/ptr"
 
@@ -229,22 +230,25 @@ func (a *Agent) register(ctx context.Context) error {
 	return a.heartbeat(ctx)
 }
 
-// heartbeat posts the node's status; kube-controller-manager writes to the
-// Node too (pod CIDR, taints), so a conflict is retried on a fresh copy.
+// heartbeat posts the node's status as the kubelet does, with a patch of
+// the status alone: kube-controller-manager writes to the Node too (pod
+// CIDR, taints), and a full update carrying a stale copy of its taints would
+// be refused by NodeRestriction.
 func (a *Agent) heartbeat(ctx context.Context) error {
 	want := a.nodeObject().Status
-	return retry.RetryOnConflict(retry.DefaultBackoff, func() error {
-		n, err := a.client.CoreV1().Nodes().Get(ctx, a.cfg.Name, metav1.GetOptions{})
-		if err != nil {
-			return err
-		}
-		n.Status.Conditions = want.Conditions
-		n.Status.Addresses = want.Addresses
-		n.Status.Capacity, n.Status.Allocatable = want.Capacity, want.Allocatable
-		n.Status.NodeInfo = want.NodeInfo
-		_, err = a.client.CoreV1().Nodes().UpdateStatus(ctx, n, metav1.UpdateOptions{})
+	patch, err := json.Marshal(map[string]any{"status": map[string]any{
+		"conditions":      want.Conditions,
+		"addresses":       want.Addresses,
+		"capacity":        want.Capacity,
+		"allocatable":     want.Allocatable,
+		"nodeInfo":        want.NodeInfo,
+		"daemonEndpoints": want.DaemonEndpoints,
+	}})
+	if err != nil {
 		return err
-	})
+	}
+	_, err = a.client.CoreV1().Nodes().Patch(ctx, a.cfg.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{}, "status")
+	return err
 }
 
 // leaseLoop renews the node's Lease every quarter of its duration, as the
