@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -15,13 +14,10 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	bootstrapapi "k8s.io/cluster-bootstrap/token/api"
-	bootstraputil "k8s.io/cluster-bootstrap/token/util"
 
 	"github.com/kubeyard/kubeyard/internal/controlplane"
+	"github.com/kubeyard/kubeyard/internal/join"
 )
-
-// NodeBootstrapGroup is the group of kubeadm's default node bootstrap tokens.
-const NodeBootstrapGroup = "system:bootstrappers:kubeadm:default-node-token"
 
 // bootstrapObjects creates what `kubeadm init` creates after the control plane
 // is up: RBAC for admins, for bootstrapping nodes (CSR create and auto-approve,
@@ -58,8 +54,8 @@ func bootstrapObjects(ctx context.Context, client kubernetes.Interface, s Spec) 
 	}
 	bindings := []*rbacv1.ClusterRoleBinding{
 		crb("kubeadm:cluster-admins", "cluster-admin", group("kubeadm:cluster-admins")),
-		crb("kubeadm:kubelet-bootstrap", "system:node-bootstrapper", group(NodeBootstrapGroup)),
-		crb("kubeadm:node-autoapprove-bootstrap", "system:certificates.k8s.io:certificatesigningrequests:nodeclient", group(NodeBootstrapGroup)),
+		crb("kubeadm:kubelet-bootstrap", "system:node-bootstrapper", group(join.NodeBootstrapGroup)),
+		crb("kubeadm:node-autoapprove-bootstrap", "system:certificates.k8s.io:certificatesigningrequests:nodeclient", group(join.NodeBootstrapGroup)),
 		crb("kubeadm:node-autoapprove-certificate-rotation", "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient", group("system:nodes")),
 	}
 	if s.Creator != "" {
@@ -124,39 +120,4 @@ func controllerServiceAccounts(ctx context.Context, client kubernetes.Interface)
 	}
 	wg.Wait()
 	return errors.Join(errs...)
-}
-
-// BootstrapToken is a kubeadm bootstrap token.
-type BootstrapToken struct {
-	Token   string // "id.secret"
-	Expires time.Time
-}
-
-// CreateBootstrapToken stores a new bootstrap token (authentication and
-// signing usages, the default node group) valid for ttl. Expiry is real time:
-// kube-apiserver checks it against its own clock.
-func CreateBootstrapToken(ctx context.Context, client kubernetes.Interface, ttl time.Duration, description string) (BootstrapToken, error) {
-	tok, err := bootstraputil.GenerateBootstrapToken()
-	if err != nil {
-		return BootstrapToken{}, err
-	}
-	id, secret := tok[:6], tok[7:]
-	expires := time.Now().Add(ttl).UTC().Truncate(time.Second)
-	s := &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Name: bootstraputil.BootstrapTokenSecretName(id), Namespace: metav1.NamespaceSystem},
-		Type:       bootstrapapi.SecretTypeBootstrapToken,
-		StringData: map[string]string{
-			bootstrapapi.BootstrapTokenIDKey:               id,
-			bootstrapapi.BootstrapTokenSecretKey:           secret,
-			bootstrapapi.BootstrapTokenDescriptionKey:      description,
-			bootstrapapi.BootstrapTokenExpirationKey:       expires.Format(time.RFC3339),
-			bootstrapapi.BootstrapTokenUsageAuthentication: "true",
-			bootstrapapi.BootstrapTokenUsageSigningKey:     "true",
-			bootstrapapi.BootstrapTokenExtraGroupsKey:      NodeBootstrapGroup,
-		},
-	}
-	if _, err := client.CoreV1().Secrets(metav1.NamespaceSystem).Create(ctx, s, metav1.CreateOptions{}); err != nil {
-		return BootstrapToken{}, fmt.Errorf("bootstrap token: %w", err)
-	}
-	return BootstrapToken{Token: tok, Expires: expires}, nil
 }

@@ -26,6 +26,7 @@ import (
 
 	"github.com/kubeyard/kubeyard/internal/clock"
 	"github.com/kubeyard/kubeyard/internal/controlplane"
+	"github.com/kubeyard/kubeyard/internal/join"
 	"github.com/kubeyard/kubeyard/internal/loadbalancer"
 	"github.com/kubeyard/kubeyard/internal/node"
 	"github.com/kubeyard/kubeyard/internal/pki"
@@ -98,39 +99,24 @@ func New(cfg Config) (*Runtime, error) {
 	return &Runtime{cfg: cfg, agents: map[string]*node.Agent{}}, nil
 }
 
-// EnsureControlPlane brings the cluster's control plane up: files, processes
-// (each waited for until healthy), load balancer frontend and the objects of
-// kubeadm init.
+// EnsureControlPlane brings the cluster's control plane up the kubeadm way:
+// the first host is initialised (kubeadm init: PKI, etcd, kube-apiserver,
+// the cluster's bootstrap objects); every other host joins it (kubeadm join
+// --control-plane: token discovery with CA pinning, the shared certificates
+// from the kubeadm-certs Secret, its own leaf certificates, a new stacked
+// etcd member); then the controller-managers and schedulers start.
 func (r *Runtime) EnsureControlPlane(ctx context.Context, s Spec) error {
 	now := r.cfg.Clock.Now()
 	first := s.Hosts[0]
 	if err := pki.EnsureShared(s.PKIDir(first), s.Name, now); err != nil {
 		return fmt.Errorf("cluster %s: PKI: %w", s.Name, err)
 	}
-	var members, etcdServers []string
-	for _, h := range s.Hosts {
-		if h.Index != first.Index {
-			if err := copyShared(s.PKIDir(first), s.PKIDir(h)); err != nil {
-				return fmt.Errorf("cluster %s: share CAs: %w", s.Name, err)
-			}
-		}
-		if err := r.ensureHostFiles(s, h, now); err != nil {
-			return fmt.Errorf("cluster %s: %w", s.Name, err)
-		}
-		members = append(members, controlplane.EtcdMember(s.Cluster, h))
-		etcdServers = append(etcdServers, fmt.Sprintf("https://%s", net.JoinHostPort(h.IP.String(), fmt.Sprint(controlplane.EtcdClientPort))))
+	if err := r.ensureHostFiles(s, first, now); err != nil {
+		return fmt.Errorf("cluster %s: %w", s.Name, err)
 	}
-	// etcd members start together (a multi-member cluster needs a quorum
-	// before any member is healthy), and kube-apiservers beside them: they
-	// retry etcd until it answers, which saves the time etcd takes to elect.
-	var storage []controlplane.Component
-	for _, h := range s.Hosts {
-		storage = append(storage, controlplane.Etcd(s.Cluster, h, members, "new"))
-	}
-	for _, h := range s.Hosts {
-		storage = append(storage, controlplane.APIServer(s.Cluster, h, etcdServers))
-	}
-	if err := r.run(ctx, s, storage...); err != nil {
+	// etcd and kube-apiserver start together: the apiserver retries etcd
+	// until it answers, which saves the time etcd takes to elect itself.
+	if err := r.run(ctx, s, stackedPair(s, 0)...); err != nil {
 		return err
 	}
 	if err := r.ensureFrontend(s); err != nil {
@@ -147,11 +133,114 @@ func (r *Runtime) EnsureControlPlane(ctx context.Context, s Spec) error {
 	if err := poll.Until(bootCtx, func(ctx context.Context) error { return bootstrapObjects(ctx, client, s) }); err != nil {
 		return fmt.Errorf("cluster %s: bootstrap objects: %w", s.Name, err)
 	}
+	// The first host is complete before anyone joins: its
+	// controller-manager runs the bootstrap signer that discovery needs.
+	if err := r.run(ctx, s, controlplane.ControllerManager(s.Cluster, first), controlplane.Scheduler(s.Cluster, first)); err != nil {
+		return err
+	}
+	if err := r.joinControlPlanes(ctx, s, client); err != nil {
+		return err
+	}
 	var rest []controlplane.Component
-	for _, h := range s.Hosts {
+	for _, h := range s.Hosts[1:] {
 		rest = append(rest, controlplane.ControllerManager(s.Cluster, h), controlplane.Scheduler(s.Cluster, h))
 	}
 	return r.run(ctx, s, rest...)
+}
+
+// stackedPair is host i's etcd member and kube-apiserver (kubeadm's stacked
+// topology: each apiserver talks to its local member). Host i's member
+// joined the members of hosts 0..i-1, which its initial cluster lists.
+func stackedPair(s Spec, i int) []controlplane.Component {
+	h := s.Hosts[i]
+	var members []string
+	for _, m := range s.Hosts[:i+1] {
+		members = append(members, controlplane.EtcdMember(s.Cluster, m))
+	}
+	state := "new"
+	if i > 0 {
+		state = "existing"
+	}
+	return []controlplane.Component{
+		controlplane.Etcd(s.Cluster, h, members, state),
+		controlplane.APIServer(s.Cluster, h, []string{controlplane.EtcdClientURL(h)}),
+	}
+}
+
+// joinControlPlanes joins every host after the first, one at a time (etcd
+// adds one member at a time), unless it has joined already.
+func (r *Runtime) joinControlPlanes(ctx context.Context, s Spec, client kubernetes.Interface) error {
+	if len(s.Hosts) == 1 {
+		return nil
+	}
+	var cfg join.Config
+	certKey := ""
+	for i, h := range s.Hosts[1:] {
+		i++
+		if !pki.Exists(s.PKIDir(h), "ca") {
+			if certKey == "" {
+				// kubeadm init --upload-certs, then a token for the joins.
+				var err error
+				if certKey, err = join.NewCertificateKey(); err != nil {
+					return err
+				}
+				if err := join.UploadCerts(ctx, client, s.PKIDir(s.Hosts[0]), certKey); err != nil {
+					return fmt.Errorf("cluster %s: upload certs: %w", s.Name, err)
+				}
+				tok, err := join.CreateBootstrapToken(ctx, client, join.Token{TTL: time.Hour, Description: "kubeyard control-plane join", ForJoining: true})
+				if err != nil {
+					return err
+				}
+				caPEM, err := CACertPEM(s)
+				if err != nil {
+					return err
+				}
+				ca, err := pki.ParseCert(caPEM)
+				if err != nil {
+					return err
+				}
+				cfg = join.Config{Endpoint: s.Endpoint(), Token: tok.Token, CACertHashes: []string{pki.SPKIHash(ca)}}
+			}
+			joinCtx, cancel := context.WithTimeout(ctx, r.cfg.ReadyTimeout)
+			err := JoinControlPlaneHost(joinCtx, s, h, cfg, certKey)
+			cancel()
+			if err != nil {
+				return fmt.Errorf("cluster %s: join %s: %w", s.Name, s.HostName(h), err)
+			}
+		}
+		if err := r.ensureHostFiles(s, h, r.cfg.Clock.Now()); err != nil {
+			return fmt.Errorf("cluster %s: %w", s.Name, err)
+		}
+		// The new member starts as a learner, which serves no requests:
+		// promote it once it has caught up, and only then start the
+		// kube-apiserver that talks to it.
+		if err := addEtcdLearner(ctx, s, h, s.Hosts[:i]); err != nil {
+			return fmt.Errorf("cluster %s: %w", s.Name, err)
+		}
+		pair := stackedPair(s, i)
+		if err := r.start(s, pair[0]); err != nil {
+			return err
+		}
+		if err := promoteEtcdMember(ctx, s, h, s.Hosts[:i]); err != nil {
+			return fmt.Errorf("cluster %s: %w", s.Name, err)
+		}
+		if err := r.run(ctx, s, pair...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// JoinControlPlaneHost is the certificate part of `kubeadm join
+// --control-plane` for host h: discovery pins the cluster CA, then the
+// shared certificates come from the kubeadm-certs Secret, decrypted with the
+// certificate key. A wrong pin or key fails and writes nothing.
+func JoinControlPlaneHost(ctx context.Context, s Spec, h controlplane.Host, cfg join.Config, certKey string) error {
+	_, client, err := join.Discover(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	return join.DownloadCerts(ctx, client, certKey, s.PKIDir(h))
 }
 
 func (r *Runtime) ensureFrontend(s Spec) error {
@@ -198,24 +287,6 @@ func writeWebhookConfig(path, url string) error {
 	return pki.WriteFile(path, data)
 }
 
-func copyShared(from, to string) error {
-	for _, name := range append(append([]string{}, pki.Shared...), "sa") {
-		for _, ext := range []string{".crt", ".key", ".pub"} {
-			data, err := os.ReadFile(filepath.Join(from, name+ext))
-			if errors.Is(err, os.ErrNotExist) {
-				continue
-			}
-			if err != nil {
-				return err
-			}
-			if err := pki.WriteFile(filepath.Join(to, name+ext), data); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
 func firstIP(cidr string) net.IP {
 	_, n, err := net.ParseCIDR(cidr)
 	if err != nil {
@@ -233,6 +304,14 @@ func processName(s Spec, c controlplane.Component) string { return s.ID + "/" + 
 
 // run starts the components and waits until every one is healthy.
 func (r *Runtime) run(ctx context.Context, s Spec, comps ...controlplane.Component) error {
+	if err := r.start(s, comps...); err != nil {
+		return err
+	}
+	return r.waitHealthy(ctx, s, comps...)
+}
+
+// start has the supervisor run the components (or adopt them).
+func (r *Runtime) start(s Spec, comps ...controlplane.Component) error {
 	for _, c := range comps {
 		err := r.cfg.Supervisor.Ensure(processName(s, c), supervisor.Process{
 			Args:    append([]string{"component", c.Program}, c.Args...),
@@ -244,6 +323,11 @@ func (r *Runtime) run(ctx context.Context, s Spec, comps ...controlplane.Compone
 			return fmt.Errorf("cluster %s: %s: %w", s.Name, c.Name, err)
 		}
 	}
+	return nil
+}
+
+// waitHealthy waits until every component answers its health check.
+func (r *Runtime) waitHealthy(ctx context.Context, s Spec, comps ...controlplane.Component) error {
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.ReadyTimeout)
 	defer cancel()
 	begin := time.Now()

@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/kubeyard/kubeyard/internal/join"
 	"github.com/kubeyard/kubeyard/internal/node"
 	"github.com/kubeyard/kubeyard/internal/pki"
 	"github.com/kubeyard/kubeyard/internal/poll"
@@ -59,7 +60,7 @@ func (r *Runtime) EnsureNodes(ctx context.Context, s Spec, nodes []Node, token s
 		agent, err := node.New(node.Config{
 			Name:       n.Name,
 			Dir:        r.nodeDir(s, n.Name),
-			Join:       node.JoinConfig{Endpoint: s.Endpoint(), Token: token, CACertHashes: []string{pki.SPKIHash(ca)}},
+			Join:       join.Config{Endpoint: s.Endpoint(), Token: token, CACertHashes: []string{pki.SPKIHash(ca)}},
 			InternalIP: n.InternalIP, KubeletIP: n.KubeletIP, Labels: n.Labels, CPU: n.CPU, Memory: n.Memory, MaxPods: n.MaxPods,
 			Version: r.cfg.Version, Clock: r.cfg.Clock, Logger: r.cfg.Logger,
 		})

@@ -114,9 +114,13 @@ func Etcd(c Cluster, h Host, initialCluster []string, state string) Component {
 }
 
 // EtcdMember is the initial-cluster entry of host h.
-func EtcdMember(c Cluster, h Host) string {
-	return c.HostName(h) + "=https://" + hostPort(h.IP, EtcdPeerPort)
-}
+func EtcdMember(c Cluster, h Host) string { return c.HostName(h) + "=" + EtcdPeerURL(h) }
+
+// EtcdPeerURL is host h's etcd peer URL.
+func EtcdPeerURL(h Host) string { return "https://" + hostPort(h.IP, EtcdPeerPort) }
+
+// EtcdClientURL is host h's etcd client URL.
+func EtcdClientURL(h Host) string { return "https://" + hostPort(h.IP, EtcdClientPort) }
 
 // WebhookConfigFile is where the host's token webhook kubeconfig lives.
 func (c Cluster) WebhookConfigFile(h Host) string {

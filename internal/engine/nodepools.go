@@ -13,6 +13,7 @@ import (
 
 	"github.com/kubeyard/kubeyard/internal/api/apierror"
 	"github.com/kubeyard/kubeyard/internal/cluster"
+	"github.com/kubeyard/kubeyard/internal/join"
 	"github.com/kubeyard/kubeyard/internal/store"
 )
 
@@ -166,7 +167,7 @@ func (e *Engine) ensureToken(ctx context.Context, r *ClusterRecord) (*ClusterRec
 	if err != nil {
 		return nil, err
 	}
-	tok, err := cluster.CreateBootstrapToken(ctx, client, 24*time.Hour, "kubeyard node pool bootstrap token")
+	tok, err := join.CreateBootstrapToken(ctx, client, join.Token{TTL: 24 * time.Hour, Description: "kubeyard node pool bootstrap token", ForJoining: true})
 	if err != nil {
 		return nil, err
 	}

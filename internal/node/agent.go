@@ -33,6 +33,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/kubeyard/kubeyard/internal/clock"
+	"github.com/kubeyard/kubeyard/internal/join"
 	"github.com/kubeyard/kubeyard/internal/pki"
 )
 
@@ -54,7 +55,7 @@ type Config struct {
 	Name string
 	// Dir holds the node's kubelet.conf.
 	Dir        string
-	Join       JoinConfig
+	Join       join.Config
 	InternalIP net.IP
 	// KubeletIP is the loopback address reported as the node's Hostname
 	// address, the only one kube-apiserver dials (--kubelet-preferred-
@@ -125,7 +126,7 @@ func (a *Agent) KubeconfigPath() string { return filepath.Join(a.cfg.Dir, "kubel
 func (a *Agent) Start(ctx context.Context) error {
 	kubeconfig, err := os.ReadFile(a.KubeconfigPath())
 	if errors.Is(err, os.ErrNotExist) {
-		if kubeconfig, err = Join(ctx, a.cfg.Join); err != nil {
+		if kubeconfig, err = join.Worker(ctx, a.cfg.Join); err != nil {
 			return fmt.Errorf("node %s: join: %w", a.cfg.Name, err)
 		}
 		if err := pki.WriteFile(a.KubeconfigPath(), kubeconfig); err != nil {

@@ -1,4 +1,9 @@
-package node
+// Package join is how a machine joins a cluster the kubeadm way: token
+// discovery with CA pinning (cluster-info signed by the bootstrap signer),
+// the kubelet TLS bootstrap of a worker, and the certificate download of a
+// control-plane replica (the kubeadm-certs Secret, encrypted under a
+// certificate key).
+package join
 
 import (
 	"context"
@@ -26,8 +31,8 @@ import (
 	"github.com/kubeyard/kubeyard/internal/pki"
 )
 
-// JoinConfig is what `kubeadm join` takes for a worker.
-type JoinConfig struct {
+// Config is what `kubeadm join` takes.
+type Config struct {
 	// Endpoint is host[:port] of the cluster's load balancer.
 	Endpoint string
 	// Token is the bootstrap token, "abcdef.0123456789abcdef".
@@ -39,47 +44,58 @@ type JoinConfig struct {
 
 // Errors a join can end with.
 var (
-	ErrBadToken = errors.New("node: bootstrap token is malformed")
+	ErrBadToken = errors.New("join: bootstrap token is malformed")
 )
 
-// Join does discovery and the kubelet TLS bootstrap and returns a kubeconfig
-// (with a client certificate for system:node:<name>) for the node.
-func Join(ctx context.Context, cfg JoinConfig) ([]byte, error) {
+// Discover finds and pins the cluster CA with the bootstrap token, and
+// returns it with a client that authenticates with the token.
+func Discover(ctx context.Context, cfg Config) (*x509.Certificate, kubernetes.Interface, error) {
 	id, secret, ok := strings.Cut(cfg.Token, ".")
 	if !ok || len(id) != 6 || len(secret) != 16 {
-		return nil, ErrBadToken
+		return nil, nil, ErrBadToken
 	}
 	server := "https://" + cfg.Endpoint
 	ca, err := discover(ctx, server, id, secret, cfg.CACertHashes)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	caPEM := pki.EncodeCert(ca)
-	bootstrap := &rest.Config{Host: server, BearerToken: cfg.Token, TLSClientConfig: rest.TLSClientConfig{CAData: caPEM}, Timeout: 30 * time.Second}
+	bootstrap := &rest.Config{Host: server, BearerToken: cfg.Token, TLSClientConfig: rest.TLSClientConfig{CAData: pki.EncodeCert(ca)}, Timeout: 30 * time.Second}
 	client, err := kubernetes.NewForConfig(bootstrap)
+	if err != nil {
+		return nil, nil, err
+	}
+	return ca, client, nil
+}
+
+// Worker does discovery and the kubelet TLS bootstrap and returns a
+// kubeconfig (with a client certificate for system:node:<name>) for the node.
+func Worker(ctx context.Context, cfg Config) ([]byte, error) {
+	ca, client, err := Discover(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
+	server := "https://" + cfg.Endpoint
+	caPEM := pki.EncodeCert(ca)
 	key, err := pki.NewKey()
 	if err != nil {
 		return nil, err
 	}
 	csrPEM, err := certutil.MakeCSR(key, &pkix.Name{CommonName: "system:node:" + cfg.NodeName, Organization: []string{"system:nodes"}}, nil, nil)
 	if err != nil {
-		return nil, fmt.Errorf("node: make CSR: %w", err)
+		return nil, fmt.Errorf("join: make CSR: %w", err)
 	}
 	usages := []certificatesv1.KeyUsage{certificatesv1.UsageDigitalSignature, certificatesv1.UsageClientAuth}
 	name, uid, err := csr.RequestCertificateWithContext(ctx, client, csrPEM, "", certificatesv1.KubeAPIServerClientKubeletSignerName, nil, usages, key)
 	if err != nil {
-		return nil, fmt.Errorf("node: TLS bootstrap: request certificate: %w", err)
+		return nil, fmt.Errorf("join: TLS bootstrap: request certificate: %w", err)
 	}
 	certPEM, err := csr.WaitForCertificate(ctx, client, name, uid)
 	if err != nil {
-		return nil, fmt.Errorf("node: TLS bootstrap: wait for %s to be signed: %w", name, err)
+		return nil, fmt.Errorf("join: TLS bootstrap: wait for %s to be signed: %w", name, err)
 	}
 	certs, err := certutil.ParseCertsPEM(certPEM)
 	if err != nil {
-		return nil, fmt.Errorf("node: TLS bootstrap: %w", err)
+		return nil, fmt.Errorf("join: TLS bootstrap: %w", err)
 	}
 	return pki.Kubeconfig{
 		Server: server, ClusterName: "default-cluster", User: "default-auth", CAPEM: caPEM,
@@ -93,7 +109,7 @@ func Join(ctx context.Context, cfg JoinConfig) ([]byte, error) {
 // hashes, then fetches again over a connection that trusts only that CA.
 func discover(ctx context.Context, server, tokenID, tokenSecret string, pins []string) (*x509.Certificate, error) {
 	if len(pins) == 0 {
-		return nil, errors.New("node: discovery needs a --discovery-token-ca-cert-hash")
+		return nil, errors.New("join: discovery needs a --discovery-token-ca-cert-hash")
 	}
 	insecure := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
 	var cm *corev1.ConfigMap
@@ -106,21 +122,21 @@ func discover(ctx context.Context, server, tokenID, tokenSecret string, pins []s
 			if _, signed := cm.Data[bootstrapapi.JWSSignatureKeyPrefix+tokenID]; signed {
 				break
 			}
-			last = fmt.Errorf("node: cluster-info has no signature for token %s", tokenID)
+			last = fmt.Errorf("join: cluster-info has no signature for token %s", tokenID)
 		}
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("node: discovery: %w (last: %v)", ctx.Err(), last)
+			return nil, fmt.Errorf("join: discovery: %w (last: %v)", ctx.Err(), last)
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
 	content := cm.Data[bootstrapapi.KubeConfigKey]
 	if !jws.DetachedTokenIsValid(cm.Data[bootstrapapi.JWSSignatureKeyPrefix+tokenID], content, tokenID, tokenSecret) {
-		return nil, errors.New("node: discovery: cluster-info signature does not match the token")
+		return nil, errors.New("join: discovery: cluster-info signature does not match the token")
 	}
 	cfg, err := clientcmd.Load([]byte(content))
 	if err != nil {
-		return nil, fmt.Errorf("node: discovery: cluster-info kubeconfig: %w", err)
+		return nil, fmt.Errorf("join: discovery: cluster-info kubeconfig: %w", err)
 	}
 	var caPEM []byte
 	for _, c := range cfg.Clusters {
@@ -128,7 +144,7 @@ func discover(ctx context.Context, server, tokenID, tokenSecret string, pins []s
 	}
 	certs, err := certutil.ParseCertsPEM(caPEM)
 	if err != nil {
-		return nil, fmt.Errorf("node: discovery: cluster CA: %w", err)
+		return nil, fmt.Errorf("join: discovery: cluster CA: %w", err)
 	}
 	ca := certs[0]
 	matched := false
@@ -138,17 +154,17 @@ func discover(ctx context.Context, server, tokenID, tokenSecret string, pins []s
 		}
 	}
 	if !matched {
-		return nil, fmt.Errorf("node: discovery: %w (got %s)", pki.ErrPinMismatch, pki.SPKIHash(ca))
+		return nil, fmt.Errorf("join: discovery: %w (got %s)", pki.ErrPinMismatch, pki.SPKIHash(ca))
 	}
 	pool := x509.NewCertPool()
 	pool.AddCert(ca)
 	secure := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 	again, err := fetchClusterInfo(ctx, secure, server)
 	if err != nil {
-		return nil, fmt.Errorf("node: discovery over the pinned CA: %w", err)
+		return nil, fmt.Errorf("join: discovery over the pinned CA: %w", err)
 	}
 	if again.Data[bootstrapapi.KubeConfigKey] != content {
-		return nil, errors.New("node: discovery: cluster-info changed between fetches")
+		return nil, errors.New("join: discovery: cluster-info changed between fetches")
 	}
 	return ca, nil
 }
@@ -168,7 +184,7 @@ func fetchClusterInfo(ctx context.Context, c *http.Client, server string) (*core
 		return nil, err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("node: cluster-info: HTTP %d", resp.StatusCode)
+		return nil, fmt.Errorf("join: cluster-info: HTTP %d", resp.StatusCode)
 	}
 	var cm corev1.ConfigMap
 	if err := json.Unmarshal(body, &cm); err != nil {

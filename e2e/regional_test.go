@@ -1,0 +1,200 @@
+package e2e
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/kubeyard/kubeyard/e2e/harness"
+)
+
+// TestRegionalClusterIsHighlyAvailable: a regional cluster has three
+// control-plane replicas joined the kubeadm way (shared certificates through
+// the kubeadm-certs Secret, stacked etcd members), and a kube-apiserver
+// killed with SIGKILL costs at most the requests in flight on it.
+func TestRegionalClusterIsHighlyAvailable(t *testing.T) {
+	e := harness.Start(t, harness.Options{})
+	e.Gcloud("container", "clusters", "create", "ha", "--region", "us-central1", "--num-nodes", "1")
+	e.Gcloud("container", "clusters", "get-credentials", "ha", "--region", "us-central1")
+
+	nodes := readyNodes(t, e)
+	if len(nodes) != 3 {
+		t.Fatalf("want 3 Ready nodes (one per zone), got %v", nodes)
+	}
+	pids := e.ComponentPIDs()
+	for _, c := range []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"} {
+		for i := range 3 {
+			found := false
+			for name := range pids {
+				found = found || strings.HasPrefix(name, fmt.Sprintf("%s-%d@", c, i))
+			}
+			if !found {
+				t.Errorf("no %s-%d process", c, i)
+			}
+		}
+	}
+
+	dirs, _ := filepath.Glob(filepath.Join(e.DataDir, "clusters", "*"))
+	if len(dirs) != 1 {
+		t.Fatalf("cluster folders %v", dirs)
+	}
+	cp0 := filepath.Join(dirs[0], "cp-0")
+
+	// etcd: three voting members.
+	members := etcdMembers(t, cp0)
+	if len(members) != 3 {
+		t.Fatalf("etcd members: %v", members)
+	}
+	for _, m := range members {
+		if strings.HasSuffix(m, "learner") {
+			t.Fatalf("etcd member left a learner: %v", members)
+		}
+	}
+
+	// The replicas got the shared certificates from kubeadm-certs, owned by a
+	// short-lived bootstrap token so that it is garbage-collected.
+	cfg, err := clientcmd.BuildConfigFromFlags("", filepath.Join(cp0, "admin.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.QPS, cfg.Burst = 1000, 1000 // the client's own rate limit must not hide the fault
+	client := kubernetes.NewForConfigOrDie(cfg)
+	ctx := context.Background()
+	secret, err := client.CoreV1().Secrets("kube-system").Get(ctx, "kubeadm-certs", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(secret.OwnerReferences) != 1 || !strings.HasPrefix(secret.OwnerReferences[0].Name, "bootstrap-token-") || len(secret.Data) != 8 {
+		t.Fatalf("kubeadm-certs: owners %v, %d files", secret.OwnerReferences, len(secret.Data))
+	}
+	for i := 1; i < 3; i++ {
+		a, _ := os.ReadFile(filepath.Join(cp0, "pki", "ca.key"))
+		b, _ := os.ReadFile(filepath.Join(dirs[0], fmt.Sprintf("cp-%d", i), "pki", "ca.key"))
+		c, _ := os.ReadFile(filepath.Join(dirs[0], fmt.Sprintf("cp-%d", i), "pki", "apiserver.crt"))
+		d, _ := os.ReadFile(filepath.Join(cp0, "pki", "apiserver.crt"))
+		if string(a) != string(b) || len(c) == 0 || string(c) == string(d) {
+			t.Errorf("replica %d: shares the CA key: %v, has its own apiserver certificate: %v", i, string(a) == string(b), len(c) > 0 && string(c) != string(d))
+		}
+	}
+
+	// SIGKILL one kube-apiserver while clients send requests through the
+	// endpoint the whole time.
+	var victim int
+	for name, pid := range pids {
+		if strings.HasPrefix(name, "kube-apiserver-0@") {
+			victim = pid
+		}
+	}
+	var ok, failed atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+				_, err := client.CoreV1().Nodes().List(rctx, metav1.ListOptions{})
+				cancel()
+				if err != nil {
+					failed.Add(1)
+				} else {
+					ok.Add(1)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		})
+	}
+	time.Sleep(2 * time.Second)
+	if err := syscall.Kill(victim, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	e.Eventually(90*time.Second, func() error {
+		for name, pid := range e.ComponentPIDs() {
+			if strings.HasPrefix(name, "kube-apiserver-0@") && pid != victim {
+				_, err := e.Run("kubectl", "get", "--raw", "/readyz")
+				return err
+			}
+		}
+		return fmt.Errorf("kube-apiserver-0 not restarted")
+	})
+	time.Sleep(3 * time.Second)
+	close(stop)
+	wg.Wait()
+	t.Logf("SIGKILL of one kube-apiserver: %d requests ok, %d failed", ok.Load(), failed.Load())
+	if failed.Load() > 4 {
+		t.Fatalf("%d requests failed; at most the 4 in flight may", failed.Load())
+	}
+}
+
+// etcdMembers lists the members of the cluster's etcd as "name" or
+// "name learner", with host cp's apiserver-etcd-client certificate.
+func etcdMembers(t *testing.T, cp string) []string {
+	t.Helper()
+	cert, err := tls.LoadX509KeyPair(filepath.Join(cp, "pki", "apiserver-etcd-client.crt"), filepath.Join(cp, "pki", "apiserver-etcd-client.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	caPEM, _ := os.ReadFile(filepath.Join(cp, "pki", "etcd", "ca.crt"))
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(caPEM)
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{etcdEndpoint(t, cp)}, DialTimeout: 5 * time.Second, Logger: zap.NewNop(),
+		TLS: &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: pool}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	list, err := cli.MemberList(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, m := range list.Members {
+		s := m.Name
+		if m.IsLearner {
+			s += " learner"
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// etcdEndpoint reads the client URL of host cp's etcd member from its
+// running process.
+func etcdEndpoint(t *testing.T, cp string) string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(cp, "..", "run", "etcd-0.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pid int
+	fmt.Sscan(string(data), &pid)
+	args, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	for _, a := range strings.Split(string(args), "\x00") {
+		if v, ok := strings.CutPrefix(a, "--advertise-client-urls="); ok {
+			return v
+		}
+	}
+	t.Fatalf("no etcd client URL for %s", cp)
+	return ""
+}

@@ -1,0 +1,104 @@
+package cluster
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"github.com/kubeyard/kubeyard/internal/controlplane"
+	"github.com/kubeyard/kubeyard/internal/poll"
+)
+
+// etcdClient connects to the given members with host h's
+// apiserver-etcd-client certificate, as kubeadm's etcd client does.
+func etcdClient(s Spec, h controlplane.Host, members []controlplane.Host) (*clientv3.Client, error) {
+	dir := s.PKIDir(h)
+	cert, err := tls.LoadX509KeyPair(filepath.Join(dir, "apiserver-etcd-client.crt"), filepath.Join(dir, "apiserver-etcd-client.key"))
+	if err != nil {
+		return nil, fmt.Errorf("etcd client certificate: %w", err)
+	}
+	caPEM, err := os.ReadFile(filepath.Join(dir, "etcd/ca.crt"))
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(caPEM)
+	var endpoints []string
+	for _, m := range members {
+		endpoints = append(endpoints, controlplane.EtcdClientURL(m))
+	}
+	return clientv3.New(clientv3.Config{
+		Endpoints: endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop(),
+		TLS: &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: pool},
+	})
+}
+
+// addEtcdLearner adds host h as a learner to the etcd cluster of the hosts
+// before it (kubeadm join's etcd step in learner mode: a learner does not
+// count towards quorum, so the cluster keeps its quorum while the new member
+// starts), unless it is a member already: an interrupted join resumes.
+func addEtcdLearner(ctx context.Context, s Spec, h controlplane.Host, existing []controlplane.Host) error {
+	cli, err := etcdClient(s, h, existing)
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	peer := controlplane.EtcdPeerURL(h)
+	return poll.Until(ctx, func(ctx context.Context) error {
+		list, err := cli.MemberList(ctx)
+		if err != nil {
+			return fmt.Errorf("etcd member list: %w", err)
+		}
+		for _, m := range list.Members {
+			if slices.Contains(m.PeerURLs, peer) {
+				return nil
+			}
+		}
+		if _, err := cli.MemberAddAsLearner(ctx, []string{peer}); err != nil {
+			return fmt.Errorf("etcd member add %s: %w", peer, err)
+		}
+		return nil
+	})
+}
+
+// promoteEtcdMember makes host h's learner a voting member once it has
+// caught up with the leader (etcd refuses until then).
+func promoteEtcdMember(ctx context.Context, s Spec, h controlplane.Host, existing []controlplane.Host) error {
+	cli, err := etcdClient(s, h, existing)
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	peer := controlplane.EtcdPeerURL(h)
+	return poll.Until(ctx, func(ctx context.Context) error {
+		list, err := cli.MemberList(ctx)
+		if err != nil {
+			return fmt.Errorf("etcd member list: %w", err)
+		}
+		for _, m := range list.Members {
+			if !slices.Contains(m.PeerURLs, peer) {
+				continue
+			}
+			if !m.IsLearner {
+				return nil
+			}
+			if _, err := cli.MemberPromote(ctx, m.ID); err != nil {
+				return fmt.Errorf("etcd promote %s: %w", peer, err)
+			}
+			return nil
+		}
+		return fmt.Errorf("%s is not an etcd member", peer)
+	})
+}
