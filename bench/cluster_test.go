@@ -126,3 +126,36 @@ func BenchmarkZonalCluster(b *testing.B) {
 		b.ReportMetric(all.pss/n, "pss10-MiB/cluster")
 	}
 }
+
+// BenchmarkRegionalCluster prints the time to create a regional cluster
+// (three control-plane replicas joined the kubeadm way, one node per zone)
+// and its control-plane memory. Target: 20 s or less.
+func BenchmarkRegionalCluster(b *testing.B) {
+	for range b.N {
+		e := harness.Start(b, harness.Options{})
+		body := map[string]any{"cluster": map[string]any{"name": "ha", "nodePools": []any{map[string]any{"name": "default-pool", "initialNodeCount": 1}}}}
+		start := time.Now()
+		code, op := e.API("POST", fmt.Sprintf("/v1/projects/%s/locations/us-central1/clusters", e.Project), e.Token(), body)
+		if code != 200 {
+			b.Fatalf("create: HTTP %d %v", code, op)
+		}
+		path := fmt.Sprintf("/v1/projects/%s/locations/us-central1/operations/%s", e.Project, op["name"])
+		for {
+			_, cur := e.API("GET", path, e.Token(), nil)
+			if cur["status"] == "DONE" {
+				if cur["error"] != nil {
+					b.Fatalf("create failed: %v", cur["error"])
+				}
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		took := time.Since(start)
+		time.Sleep(5 * time.Second)
+		m := measure(clusterPIDs(e, ""))
+		fmt.Printf("regional create (3 replicas, 3 nodes): %.2f s (target 20 s: %.2fx the target)\n", took.Seconds(), took.Seconds()/20)
+		fmt.Printf("regional control plane: RSS %.0f MiB, anonymous %.0f MiB, PSS %.0f MiB\n", m.rss, m.anon, m.pss)
+		b.ReportMetric(took.Seconds(), "create-s")
+		b.ReportMetric(m.pss, "pss-MiB")
+	}
+}
