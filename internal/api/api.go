@@ -21,6 +21,7 @@ func NewHandler(e *engine.Engine) http.Handler {
 	serviceusage.Register(authed)
 	authed.Handle("/v1/projects/", container.Handler{Engine: e})
 	registerAdmin(authed, e)
+	registerJoin(authed, e)
 
 	mux := http.NewServeMux()
 	mux.Handle("POST /internal/authn", e.Identity().TokenReviewHandler())
@@ -61,6 +62,26 @@ func registerAdmin(mux *http.ServeMux, e *engine.Engine) {
 			return
 		}
 		apierror.WriteJSON(w, clockBody(e))
+	})
+}
+
+// registerJoin adds the join-command call: a new bootstrap token and the CA
+// pin (and, for a control-plane join, a certificate key) for a cluster.
+func registerJoin(mux *http.ServeMux, e *engine.Engine) {
+	mux.HandleFunc("POST /kubeyard/v1/projects/{project}/locations/{location}/clusters/{cluster}/joinCommand", func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			ControlPlane bool `json:"controlPlane"`
+		}
+		if err := apierror.Decode(r, apierror.Fields{"controlPlane"}, &req); err != nil {
+			apierror.Write(w, err)
+			return
+		}
+		info, err := e.JoinCommand(r.Context(), r.PathValue("project"), r.PathValue("location"), r.PathValue("cluster"), req.ControlPlane)
+		if err != nil {
+			apierror.Write(w, err)
+			return
+		}
+		apierror.WriteJSON(w, info)
 	})
 }
 

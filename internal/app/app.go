@@ -86,6 +86,7 @@ func newRoot(streams Streams) *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServe(streams), newEnv(streams), newClock(streams), newVersion(streams))
+	root.AddCommand(newServe(streams), newEnv(streams), newClock(streams), newVersion(streams),
+		newClusters(streams), newCertificateKey(streams), newJoin(streams))
 	return root
 }

@@ -26,52 +26,60 @@ func newClock(streams Streams) *cobra.Command {
 		Short: "Print the engine's time and its offset from real time",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return adminCall(streams, dataDir, addr, http.MethodGet, "/kubeyard/v1/clock", nil)
+			return printCall(streams, dataDir, addr, http.MethodGet, "/kubeyard/v1/clock", nil)
 		},
 	}, &cobra.Command{
 		Use:   "advance DURATION",
 		Short: "Move the engine's clock forward, e.g. 168h for seven days",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return adminCall(streams, dataDir, addr, http.MethodPost, "/kubeyard/v1/clock:advance", map[string]string{"duration": args[0]})
+			return printCall(streams, dataDir, addr, http.MethodPost, "/kubeyard/v1/clock:advance", map[string]string{"duration": args[0]})
 		},
 	})
 	return cmd
 }
 
-// adminCall calls the engine's admin API with its access token and prints
+func printCall(streams Streams, dataDir, addr, method, path string, body any) error {
+	out, err := adminCall(dataDir, addr, method, path, body)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(streams.Out, strings.TrimSpace(string(out)))
+	return nil
+}
+
+// adminCall calls the engine's own API with its access token and returns
 // the answer.
-func adminCall(streams Streams, dataDir, addr, method, path string, body any) error {
+func adminCall(dataDir, addr, method, path string, body any) ([]byte, error) {
 	token, err := os.ReadFile(filepath.Join(dataDir, "access-token"))
 	if err != nil {
-		return fmt.Errorf("read the engine's access token: %w", err)
+		return nil, fmt.Errorf("read the engine's access token: %w", err)
 	}
 	var reader io.Reader
 	if body != nil {
 		data, err := json.Marshal(body)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		reader = bytes.NewReader(data)
 	}
 	req, err := http.NewRequest(method, "http://"+addr+path, reader)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(token)))
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return fmt.Errorf("engine at %s: %w", addr, err)
+		return nil, fmt.Errorf("engine at %s: %w", addr, err)
 	}
 	defer resp.Body.Close()
 	out, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("engine answered %s: %s", resp.Status, strings.TrimSpace(string(out)))
+		return nil, fmt.Errorf("engine answered %s: %s", resp.Status, strings.TrimSpace(string(out)))
 	}
-	fmt.Fprintln(streams.Out, strings.TrimSpace(string(out)))
-	return nil
+	return out, nil
 }
