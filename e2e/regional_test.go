@@ -100,6 +100,40 @@ func TestRegionalClusterIsHighlyAvailable(t *testing.T) {
 			victim = pid
 		}
 	}
+	ok, failed := underLoad(t, client, func() {
+		if err := syscall.Kill(victim, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		awaitRestart(t, e, "kube-apiserver-0@", victim)
+	})
+	t.Logf("SIGKILL of one kube-apiserver: %d requests ok, %d failed", ok, failed)
+	if failed > 4 {
+		t.Fatalf("%d requests failed; at most the 4 in flight may", failed)
+	}
+
+	// SIGTERM drains: /readyz fails first, the load balancer stops sending,
+	// in-flight requests finish. No request fails.
+	pids = e.ComponentPIDs()
+	for name, pid := range pids {
+		if strings.HasPrefix(name, "kube-apiserver-1@") {
+			victim = pid
+		}
+	}
+	ok, failed = underLoad(t, client, func() {
+		if err := syscall.Kill(victim, syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		awaitRestart(t, e, "kube-apiserver-1@", victim)
+	})
+	t.Logf("SIGTERM of one kube-apiserver: %d requests ok, %d failed", ok, failed)
+	if failed > 0 {
+		t.Fatalf("%d requests failed during a graceful stop", failed)
+	}
+}
+
+// underLoad runs fault while 4 clients send requests through the endpoint,
+// and returns how many succeeded and failed.
+func underLoad(t *testing.T, client kubernetes.Interface, fault func()) (int64, int64) {
 	var ok, failed atomic.Int64
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
@@ -111,7 +145,7 @@ func TestRegionalClusterIsHighlyAvailable(t *testing.T) {
 					return
 				default:
 				}
-				rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+				rctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 				_, err := client.CoreV1().Nodes().List(rctx, metav1.ListOptions{})
 				cancel()
 				if err != nil {
@@ -124,25 +158,26 @@ func TestRegionalClusterIsHighlyAvailable(t *testing.T) {
 		})
 	}
 	time.Sleep(2 * time.Second)
-	if err := syscall.Kill(victim, syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
+	fault()
+	time.Sleep(3 * time.Second)
+	close(stop)
+	wg.Wait()
+	return ok.Load(), failed.Load()
+}
+
+// awaitRestart waits until the supervisor has restarted the process (a new
+// PID) and the cluster answers again.
+func awaitRestart(t *testing.T, e *harness.Engine, prefix string, old int) {
+	t.Helper()
 	e.Eventually(90*time.Second, func() error {
 		for name, pid := range e.ComponentPIDs() {
-			if strings.HasPrefix(name, "kube-apiserver-0@") && pid != victim {
+			if strings.HasPrefix(name, prefix) && pid != old {
 				_, err := e.Run("kubectl", "get", "--raw", "/readyz")
 				return err
 			}
 		}
-		return fmt.Errorf("kube-apiserver-0 not restarted")
+		return fmt.Errorf("%s not restarted", prefix)
 	})
-	time.Sleep(3 * time.Second)
-	close(stop)
-	wg.Wait()
-	t.Logf("SIGKILL of one kube-apiserver: %d requests ok, %d failed", ok.Load(), failed.Load())
-	if failed.Load() > 4 {
-		t.Fatalf("%d requests failed; at most the 4 in flight may", failed.Load())
-	}
 }
 
 // etcdMembers lists the members of the cluster's etcd as "name" or
