@@ -254,12 +254,6 @@ func (r *Runtime) ensureFrontend(s Spec) error {
 	return r.cfg.LoadBalancer.Ensure(s.lbAddr(), backends)
 }
 
-// Resume reattaches a running cluster after an engine restart: processes are
-// adopted or restarted, the frontend listens again.
-func (r *Runtime) Resume(ctx context.Context, s Spec) error {
-	return r.EnsureControlPlane(ctx, s)
-}
-
 func (r *Runtime) ensureHostFiles(s Spec, h controlplane.Host, now time.Time) error {
 	pkiDir := s.PKIDir(h)
 	host := pki.Host{Name: s.HostName(h), IP: h.IP, EndpointIPs: []net.IP{s.EndpointIP}, ServiceIP: firstIP(s.ServiceCIDR)}

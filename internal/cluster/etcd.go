@@ -10,6 +10,7 @@ import (
 	"slices"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
@@ -46,59 +47,55 @@ func etcdClient(s Spec, h controlplane.Host, members []controlplane.Host) (*clie
 // count towards quorum, so the cluster keeps its quorum while the new member
 // starts), unless it is a member already: an interrupted join resumes.
 func addEtcdLearner(ctx context.Context, s Spec, h controlplane.Host, existing []controlplane.Host) error {
-	cli, err := etcdClient(s, h, existing)
-	if err != nil {
+	return onMembership(ctx, s, h, existing, func(ctx context.Context, cli *clientv3.Client, m *etcdserverpb.Member) error {
+		if m != nil {
+			return nil
+		}
+		_, err := cli.MemberAddAsLearner(ctx, []string{controlplane.EtcdPeerURL(h)})
 		return err
-	}
-	defer cli.Close()
-	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
-	peer := controlplane.EtcdPeerURL(h)
-	return poll.Until(ctx, func(ctx context.Context) error {
-		list, err := cli.MemberList(ctx)
-		if err != nil {
-			return fmt.Errorf("etcd member list: %w", err)
-		}
-		for _, m := range list.Members {
-			if slices.Contains(m.PeerURLs, peer) {
-				return nil
-			}
-		}
-		if _, err := cli.MemberAddAsLearner(ctx, []string{peer}); err != nil {
-			return fmt.Errorf("etcd member add %s: %w", peer, err)
-		}
-		return nil
 	})
 }
 
 // promoteEtcdMember makes host h's learner a voting member once it has
 // caught up with the leader (etcd refuses until then).
 func promoteEtcdMember(ctx context.Context, s Spec, h controlplane.Host, existing []controlplane.Host) error {
+	return onMembership(ctx, s, h, existing, func(ctx context.Context, cli *clientv3.Client, m *etcdserverpb.Member) error {
+		switch {
+		case m == nil:
+			return fmt.Errorf("%s is not an etcd member", controlplane.EtcdPeerURL(h))
+		case !m.IsLearner:
+			return nil
+		}
+		_, err := cli.MemberPromote(ctx, m.ID)
+		return err
+	})
+}
+
+// onMembership calls step with host h's entry in the etcd member list (nil
+// when h is not a member) until step succeeds or a minute has passed.
+func onMembership(ctx context.Context, s Spec, h controlplane.Host, existing []controlplane.Host, step func(context.Context, *clientv3.Client, *etcdserverpb.Member) error) error {
 	cli, err := etcdClient(s, h, existing)
 	if err != nil {
 		return err
 	}
 	defer cli.Close()
-	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	peer := controlplane.EtcdPeerURL(h)
-	return poll.Until(ctx, func(ctx context.Context) error {
+	err = poll.Until(ctx, func(ctx context.Context) error {
 		list, err := cli.MemberList(ctx)
 		if err != nil {
 			return fmt.Errorf("etcd member list: %w", err)
 		}
 		for _, m := range list.Members {
-			if !slices.Contains(m.PeerURLs, peer) {
-				continue
+			if slices.Contains(m.PeerURLs, peer) {
+				return step(ctx, cli, m)
 			}
-			if !m.IsLearner {
-				return nil
-			}
-			if _, err := cli.MemberPromote(ctx, m.ID); err != nil {
-				return fmt.Errorf("etcd promote %s: %w", peer, err)
-			}
-			return nil
 		}
-		return fmt.Errorf("%s is not an etcd member", peer)
+		return step(ctx, cli, nil)
 	})
+	if err != nil {
+		return fmt.Errorf("etcd membership of %s: %w", peer, err)
+	}
+	return nil
 }

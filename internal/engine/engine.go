@@ -6,7 +6,6 @@ package engine
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/netip"
 	"path/filepath"
@@ -171,5 +170,3 @@ func (e *Engine) Identity() auth.Identity { return e.cfg.Identity }
 
 // Clock is the engine's clock.
 func (e *Engine) Clock() *clock.Offset { return e.cfg.Clock }
-
-var errNotFound = fmt.Errorf("engine: not found")
