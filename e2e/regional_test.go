@@ -16,6 +16,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
@@ -100,7 +101,11 @@ func TestRegionalClusterIsHighlyAvailable(t *testing.T) {
 			victim = pid
 		}
 	}
-	ok, failed := underLoad(t, client, func() {
+	listNodes := func(ctx context.Context) error {
+		_, err := client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+		return err
+	}
+	ok, failed := underLoad(t, listNodes, func() {
 		if err := syscall.Kill(victim, syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
@@ -119,7 +124,7 @@ func TestRegionalClusterIsHighlyAvailable(t *testing.T) {
 			victim = pid
 		}
 	}
-	ok, failed = underLoad(t, client, func() {
+	ok, failed = underLoad(t, listNodes, func() {
 		if err := syscall.Kill(victim, syscall.SIGTERM); err != nil {
 			t.Fatal(err)
 		}
@@ -129,11 +134,68 @@ func TestRegionalClusterIsHighlyAvailable(t *testing.T) {
 	if failed > 0 {
 		t.Fatalf("%d requests failed during a graceful stop", failed)
 	}
+
+	// SIGKILL one etcd member under writes: writes go on, the member is
+	// restarted and catches up with the others.
+	for name, pid := range e.ComponentPIDs() {
+		if strings.HasPrefix(name, "etcd-2@") {
+			victim = pid
+		}
+	}
+	var okDuring atomic.Int64
+	down := make(chan struct{})
+	writeConfigMap := func(ctx context.Context) error {
+		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{GenerateName: "load-"}}
+		_, err := client.CoreV1().ConfigMaps("default").Create(ctx, cm, metav1.CreateOptions{})
+		select {
+		case <-down:
+			if err == nil {
+				okDuring.Add(1)
+			}
+		default:
+		}
+		return err
+	}
+	ok, failed = underLoad(t, writeConfigMap, func() {
+		if err := syscall.Kill(victim, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		close(down)
+		awaitRestart(t, e, "etcd-2@", victim)
+	})
+	t.Logf("SIGKILL of one etcd member: %d writes ok (%d while it was down or restarting), %d failed", ok, okDuring.Load(), failed)
+	if okDuring.Load() == 0 {
+		t.Fatal("no write succeeded while an etcd member was down")
+	}
+	e.Eventually(60*time.Second, func() error {
+		revs := map[int64]bool{}
+		for i := range 3 {
+			revs[etcdRevision(t, filepath.Join(dirs[0], fmt.Sprintf("cp-%d", i)), i)] = true
+		}
+		if len(revs) != 1 {
+			return fmt.Errorf("etcd members disagree on the revision: %v", revs)
+		}
+		return nil
+	})
+}
+
+// etcdRevision is the revision etcd member i reports.
+func etcdRevision(t *testing.T, cp string, i int) int64 {
+	t.Helper()
+	cli := etcdClientFor(t, cp, i)
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	st, err := cli.Status(ctx, cli.Endpoints()[0])
+	if err != nil {
+		return -1
+	}
+	return st.Header.Revision
 }
 
 // underLoad runs fault while 4 clients send requests through the endpoint,
 // and returns how many succeeded and failed.
-func underLoad(t *testing.T, client kubernetes.Interface, fault func()) (int64, int64) {
+func underLoad(t *testing.T, request func(context.Context) error, fault func()) (int64, int64) {
 	var ok, failed atomic.Int64
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
@@ -146,7 +208,7 @@ func underLoad(t *testing.T, client kubernetes.Interface, fault func()) (int64, 
 				default:
 				}
 				rctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-				_, err := client.CoreV1().Nodes().List(rctx, metav1.ListOptions{})
+				err := request(rctx)
 				cancel()
 				if err != nil {
 					failed.Add(1)
@@ -181,21 +243,10 @@ func awaitRestart(t *testing.T, e *harness.Engine, prefix string, old int) {
 }
 
 // etcdMembers lists the members of the cluster's etcd as "name" or
-// "name learner", with host cp's apiserver-etcd-client certificate.
+// "name learner".
 func etcdMembers(t *testing.T, cp string) []string {
 	t.Helper()
-	cert, err := tls.LoadX509KeyPair(filepath.Join(cp, "pki", "apiserver-etcd-client.crt"), filepath.Join(cp, "pki", "apiserver-etcd-client.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	caPEM, _ := os.ReadFile(filepath.Join(cp, "pki", "etcd", "ca.crt"))
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(caPEM)
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{etcdEndpoint(t, cp)}, DialTimeout: 5 * time.Second, Logger: zap.NewNop(),
-		TLS: &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: pool}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	cli := etcdClientFor(t, cp, 0)
 	defer cli.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -214,11 +265,30 @@ func etcdMembers(t *testing.T, cp string) []string {
 	return out
 }
 
-// etcdEndpoint reads the client URL of host cp's etcd member from its
-// running process.
-func etcdEndpoint(t *testing.T, cp string) string {
+// etcdClientFor connects to etcd member i with host cp's
+// apiserver-etcd-client certificate.
+func etcdClientFor(t *testing.T, cp string, i int) *clientv3.Client {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join(cp, "..", "run", "etcd-0.pid"))
+	cert, err := tls.LoadX509KeyPair(filepath.Join(cp, "pki", "apiserver-etcd-client.crt"), filepath.Join(cp, "pki", "apiserver-etcd-client.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	caPEM, _ := os.ReadFile(filepath.Join(cp, "pki", "etcd", "ca.crt"))
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(caPEM)
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{etcdEndpoint(t, cp, i)}, DialTimeout: 5 * time.Second, Logger: zap.NewNop(),
+		TLS: &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: pool}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cli
+}
+
+// etcdEndpoint reads the client URL of etcd member i from its running
+// process.
+func etcdEndpoint(t *testing.T, cp string, i int) string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(cp, "..", "run", fmt.Sprintf("etcd-%d.pid", i)))
 	if err != nil {
 		t.Fatal(err)
 	}
