@@ -95,12 +95,7 @@ func TestRegionalClusterIsHighlyAvailable(t *testing.T) {
 
 	// SIGKILL one kube-apiserver while clients send requests through the
 	// endpoint the whole time.
-	var victim int
-	for name, pid := range pids {
-		if strings.HasPrefix(name, "kube-apiserver-0@") {
-			victim = pid
-		}
-	}
+	victim := e.ComponentPID("kube-apiserver-0@")
 	listNodes := func(ctx context.Context) error {
 		_, err := client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 		return err
@@ -118,12 +113,7 @@ func TestRegionalClusterIsHighlyAvailable(t *testing.T) {
 
 	// SIGTERM drains: /readyz fails first, the load balancer stops sending,
 	// in-flight requests finish. No request fails.
-	pids = e.ComponentPIDs()
-	for name, pid := range pids {
-		if strings.HasPrefix(name, "kube-apiserver-1@") {
-			victim = pid
-		}
-	}
+	victim = e.ComponentPID("kube-apiserver-1@")
 	ok, failed = underLoad(t, listNodes, func() {
 		if err := syscall.Kill(victim, syscall.SIGTERM); err != nil {
 			t.Fatal(err)
@@ -137,11 +127,7 @@ func TestRegionalClusterIsHighlyAvailable(t *testing.T) {
 
 	// SIGKILL one etcd member under writes: writes go on, the member is
 	// restarted and catches up with the others.
-	for name, pid := range e.ComponentPIDs() {
-		if strings.HasPrefix(name, "etcd-2@") {
-			victim = pid
-		}
-	}
+	victim = e.ComponentPID("etcd-2@")
 	var okDuring atomic.Int64
 	down := make(chan struct{})
 	writeConfigMap := func(ctx context.Context) error {
@@ -232,13 +218,11 @@ func underLoad(t *testing.T, request func(context.Context) error, fault func()) 
 func awaitRestart(t *testing.T, e *harness.Engine, prefix string, old int) {
 	t.Helper()
 	e.Eventually(90*time.Second, func() error {
-		for name, pid := range e.ComponentPIDs() {
-			if strings.HasPrefix(name, prefix) && pid != old {
-				_, err := e.Run("kubectl", "get", "--raw", "/readyz")
-				return err
-			}
+		if pid := e.ComponentPID(prefix); pid == 0 || pid == old {
+			return fmt.Errorf("%s not restarted", prefix)
 		}
-		return fmt.Errorf("%s not restarted", prefix)
+		_, err := e.Run("kubectl", "get", "--raw", "/readyz")
+		return err
 	})
 }
 

@@ -48,20 +48,13 @@ func TestClusterLifecycleDetails(t *testing.T) {
 	})
 
 	// A killed kube-apiserver is restarted, and kubectl works again.
-	var apiserver int
-	for name, pid := range e.ComponentPIDs() {
-		if strings.HasPrefix(name, "kube-apiserver-0@") {
-			apiserver = pid
-		}
-	}
+	apiserver := e.ComponentPID("kube-apiserver-0@")
 	if err := syscall.Kill(apiserver, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	e.Eventually(60*time.Second, func() error {
-		for name, pid := range e.ComponentPIDs() {
-			if strings.HasPrefix(name, "kube-apiserver-0@") && pid == apiserver {
-				return fmt.Errorf("kube-apiserver not restarted yet")
-			}
+		if pid := e.ComponentPID("kube-apiserver-0@"); pid == 0 || pid == apiserver {
+			return fmt.Errorf("kube-apiserver not restarted yet")
 		}
 		_, err := e.Run("kubectl", "get", "nodes")
 		return err

@@ -201,6 +201,17 @@ func (e *Engine) ComponentPIDs() map[string]int {
 	return out
 }
 
+// ComponentPID returns the PID of the first control-plane process whose
+// name ("kube-apiserver-0", "etcd-2", ...) has the prefix, or 0.
+func (e *Engine) ComponentPID(prefix string) int {
+	for name, pid := range e.ComponentPIDs() {
+		if strings.HasPrefix(name, prefix) {
+			return pid
+		}
+	}
+	return 0
+}
+
 // cleanup stops the engine (SIGTERM stops its clusters), kills whatever
 // control-plane process is still recorded, and removes the folder.
 func (e *Engine) cleanup() {

@@ -191,15 +191,11 @@ func (r *Runtime) joinControlPlanes(ctx context.Context, s Spec, client kubernet
 				if err != nil {
 					return err
 				}
-				caPEM, err := CACertPEM(s)
+				pin, err := CAPin(s)
 				if err != nil {
 					return err
 				}
-				ca, err := pki.ParseCert(caPEM)
-				if err != nil {
-					return err
-				}
-				cfg = join.Config{Endpoint: s.Endpoint(), Token: tok.Token, CACertHashes: []string{pki.SPKIHash(ca)}}
+				cfg = join.Config{Endpoint: s.Endpoint(), Token: tok.Token, CACertHashes: []string{pin}}
 			}
 			joinCtx, cancel := context.WithTimeout(ctx, r.cfg.ReadyTimeout)
 			err := JoinControlPlaneHost(joinCtx, s, h, cfg, certKey)
@@ -373,6 +369,19 @@ func (r *Runtime) AdminClient(s Spec) (kubernetes.Interface, error) {
 	}
 	cfg.QPS, cfg.Burst = 100, 200
 	return kubernetes.NewForConfig(cfg)
+}
+
+// CAPin is the cluster CA's discovery-token-ca-cert-hash.
+func CAPin(s Spec) (string, error) {
+	caPEM, err := CACertPEM(s)
+	if err != nil {
+		return "", err
+	}
+	ca, err := pki.ParseCert(caPEM)
+	if err != nil {
+		return "", err
+	}
+	return pki.SPKIHash(ca), nil
 }
 
 // CACertPEM returns the cluster CA certificate.

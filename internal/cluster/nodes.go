@@ -19,7 +19,6 @@ import (
 
 	"github.com/kubeyard/kubeyard/internal/join"
 	"github.com/kubeyard/kubeyard/internal/node"
-	"github.com/kubeyard/kubeyard/internal/pki"
 	"github.com/kubeyard/kubeyard/internal/poll"
 )
 
@@ -39,11 +38,7 @@ func (r *Runtime) nodeDir(s Spec, name string) string { return filepath.Join(s.D
 // EnsureNodes starts an agent for each node that has none (joining with
 // token if the node has no credentials yet) and waits until all are Ready.
 func (r *Runtime) EnsureNodes(ctx context.Context, s Spec, nodes []Node, token string) error {
-	caPEM, err := CACertPEM(s)
-	if err != nil {
-		return err
-	}
-	ca, err := pki.ParseCert(caPEM)
+	pin, err := CAPin(s)
 	if err != nil {
 		return err
 	}
@@ -60,7 +55,7 @@ func (r *Runtime) EnsureNodes(ctx context.Context, s Spec, nodes []Node, token s
 		agent, err := node.New(node.Config{
 			Name:       n.Name,
 			Dir:        r.nodeDir(s, n.Name),
-			Join:       join.Config{Endpoint: s.Endpoint(), Token: token, CACertHashes: []string{pki.SPKIHash(ca)}},
+			Join:       join.Config{Endpoint: s.Endpoint(), Token: token, CACertHashes: []string{pin}},
 			InternalIP: n.InternalIP, KubeletIP: n.KubeletIP, Labels: n.Labels, CPU: n.CPU, Memory: n.Memory, MaxPods: n.MaxPods,
 			Version: r.cfg.Version, Clock: r.cfg.Clock, Logger: r.cfg.Logger,
 		})

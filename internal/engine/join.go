@@ -7,7 +7,6 @@ import (
 	"github.com/kubeyard/kubeyard/internal/api/apierror"
 	"github.com/kubeyard/kubeyard/internal/cluster"
 	"github.com/kubeyard/kubeyard/internal/join"
-	"github.com/kubeyard/kubeyard/internal/pki"
 )
 
 // JoinInfo is what a machine needs to join a cluster, as `kubeadm token
@@ -45,15 +44,11 @@ func (e *Engine) JoinCommand(ctx context.Context, project, location, name string
 	if err != nil {
 		return nil, err
 	}
-	caPEM, err := cluster.CACertPEM(s)
+	pin, err := cluster.CAPin(s)
 	if err != nil {
 		return nil, err
 	}
-	ca, err := pki.ParseCert(caPEM)
-	if err != nil {
-		return nil, err
-	}
-	info := &JoinInfo{Endpoint: s.Endpoint(), Token: tok.Token, Expires: tok.Expires, CACertHash: pki.SPKIHash(ca)}
+	info := &JoinInfo{Endpoint: s.Endpoint(), Token: tok.Token, Expires: tok.Expires, CACertHash: pin}
 	if controlPlane {
 		if info.CertificateKey, err = join.NewCertificateKey(); err != nil {
 			return nil, err

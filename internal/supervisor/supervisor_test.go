@@ -31,6 +31,16 @@ func sleeper(dir string) Process {
 	return Process{Args: []string{"-c", "exec sleep 60"}, PIDFile: filepath.Join(dir, "p.pid"), LogFile: filepath.Join(dir, "p.log")}
 }
 
+// started ensures the sleeper runs under s and returns its PID.
+func started(t *testing.T, s *Supervisor, dir string) int {
+	t.Helper()
+	if err := s.Ensure("p", sleeper(dir)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "started", func() bool { return s.PID("p") != 0 })
+	return s.PID("p")
+}
+
 func newSup(t *testing.T) *Supervisor {
 	s, err := New(Config{Binary: "/bin/sh", MinBackoff: 10 * time.Millisecond, StopTimeout: 2 * time.Second})
 	if err != nil {
@@ -43,11 +53,7 @@ func TestRestartsADeadProcess(t *testing.T) {
 	dir := t.TempDir()
 	s := newSup(t)
 	defer s.Close()
-	if err := s.Ensure("p", sleeper(dir)); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "started", func() bool { return s.PID("p") != 0 })
-	first := s.PID("p")
+	first := started(t, s, dir)
 	syscall.Kill(first, syscall.SIGKILL)
 	waitFor(t, "restarted", func() bool { return s.PID("p") != 0 && s.PID("p") != first })
 	if s.Restarts("p") != 1 {
@@ -68,11 +74,7 @@ func TestRestartsADeadProcess(t *testing.T) {
 func TestAdoptsAfterDetach(t *testing.T) {
 	dir := t.TempDir()
 	s := newSup(t)
-	if err := s.Ensure("p", sleeper(dir)); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "started", func() bool { return s.PID("p") != 0 })
-	pid := s.PID("p")
+	pid := started(t, s, dir)
 	s.Detach() // as an engine that crashed: the process runs on
 	if !pidAlive(pid) {
 		t.Fatal("Detach stopped the process")
@@ -94,11 +96,7 @@ func TestAdoptsAfterDetach(t *testing.T) {
 func TestChangedSpecIsRestarted(t *testing.T) {
 	dir := t.TempDir()
 	s := newSup(t)
-	if err := s.Ensure("p", sleeper(dir)); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "started", func() bool { return s.PID("p") != 0 })
-	pid := s.PID("p")
+	pid := started(t, s, dir)
 	s.Detach()
 	next := newSup(t)
 	defer next.Close()
