@@ -56,7 +56,10 @@ func TestEngineCrashAndRestart(t *testing.T) {
 	e := harness.Start(t, harness.Options{})
 	e.Gcloud("container", "clusters", "create", "demo", "--zone", zone, "--num-nodes", "2")
 	e.Gcloud("container", "clusters", "get-credentials", "demo", "--zone", zone)
-	before := e.ComponentPIDs()
+	before := e.ProcessPIDs()
+	if before["loadbalancer@engine"] == 0 {
+		t.Fatalf("no load balancer process among %v", before)
+	}
 
 	e.Kill()
 	for name, pid := range before {
@@ -69,7 +72,7 @@ func TestEngineCrashAndRestart(t *testing.T) {
 		_, err := e.Run("kubectl", "get", "nodes")
 		return err
 	})
-	after := e.ComponentPIDs()
+	after := e.ProcessPIDs()
 	for name, pid := range before {
 		if after[name] != pid {
 			t.Errorf("%s: pid %d before the crash, %d after: not adopted", name, pid, after[name])
@@ -101,7 +104,7 @@ func TestEngineCrashAndRestart(t *testing.T) {
 func TestSignalStopsEverything(t *testing.T) {
 	e := harness.Start(t, harness.Options{})
 	e.Gcloud("container", "clusters", "create", "demo", "--zone", zone, "--num-nodes", "1")
-	pids := e.ComponentPIDs()
+	pids := e.ProcessPIDs()
 	if err := e.Stop(syscall.SIGINT); err != nil {
 		t.Fatalf("engine exit after SIGINT: %v\n%s", err, e.Log())
 	}

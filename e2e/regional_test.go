@@ -163,6 +163,29 @@ func TestRegionalClusterIsHighlyAvailable(t *testing.T) {
 		}
 		return nil
 	})
+
+	// SIGKILL the engine while an operation runs: the endpoint keeps
+	// serving (the load balancer is a process of its own, adopted like the
+	// control planes), and the next engine finishes the operation.
+	lb := e.ProcessPIDs()["loadbalancer@engine"]
+	ok, failed = underLoad(t, listNodes, func() {
+		e.Gcloud("container", "node-pools", "create", "extra", "--cluster", "ha", "--region", "us-central1", "--num-nodes", "1", "--async")
+		e.Kill()
+		time.Sleep(2 * time.Second) // the cluster serves with no engine
+		e.Restart()
+	})
+	t.Logf("SIGKILL of the engine: %d requests ok, %d failed", ok, failed)
+	if failed > 0 {
+		t.Fatalf("%d requests failed while the engine was down", failed)
+	}
+	if now := e.ProcessPIDs()["loadbalancer@engine"]; now != lb {
+		t.Fatalf("load balancer pid %d before the engine crash, %d after: not adopted", lb, now)
+	}
+	op := strings.TrimSpace(e.Gcloud("container", "operations", "list", "--region", "us-central1", "--filter", "operationType=CREATE_NODE_POOL", "--format", "value(name)"))
+	e.Gcloud("container", "operations", "wait", op, "--region", "us-central1")
+	if n := readyNodes(t, e); len(n) != 6 {
+		t.Fatalf("want 6 Ready nodes after the resumed operation, got %v", n)
+	}
 }
 
 // etcdRevision is the revision etcd member i reports.

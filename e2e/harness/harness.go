@@ -185,17 +185,34 @@ func (e *Engine) Restart() {
 	e.start(Binary(e.t))
 }
 
-// ComponentPIDs returns the control-plane processes recorded in pidfiles.
+// ComponentPIDs returns the control-plane processes recorded in pidfiles,
+// named "component@clusterID".
 func (e *Engine) ComponentPIDs() map[string]int {
+	return readPIDFiles(filepath.Join(e.DataDir, "clusters", "*", "run", "*.pid"), func(f string) string {
+		return filepath.Base(filepath.Dir(filepath.Dir(f)))
+	})
+}
+
+// ProcessPIDs returns every process the engine started: the control planes
+// and the engine's own (the load balancer, as "loadbalancer@engine").
+func (e *Engine) ProcessPIDs() map[string]int {
+	out := e.ComponentPIDs()
+	for name, pid := range readPIDFiles(filepath.Join(e.DataDir, "run", "*.pid"), func(string) string { return "engine" }) {
+		out[name] = pid
+	}
+	return out
+}
+
+func readPIDFiles(pattern string, owner func(file string) string) map[string]int {
 	out := map[string]int{}
-	files, _ := filepath.Glob(filepath.Join(e.DataDir, "clusters", "*", "run", "*.pid"))
+	files, _ := filepath.Glob(pattern)
 	for _, f := range files {
 		data, err := os.ReadFile(f)
 		if err != nil {
 			continue
 		}
 		if pid, err := strconv.Atoi(strings.Fields(string(data) + " 0")[0]); err == nil && pid > 0 {
-			out[strings.TrimSuffix(filepath.Base(f), ".pid")+"@"+filepath.Base(filepath.Dir(filepath.Dir(f)))] = pid
+			out[strings.TrimSuffix(filepath.Base(f), ".pid")+"@"+owner(f)] = pid
 		}
 	}
 	return out
@@ -225,7 +242,7 @@ func (e *Engine) cleanup() {
 			}
 		}
 	}
-	for name, pid := range e.ComponentPIDs() {
+	for name, pid := range e.ProcessPIDs() {
 		if syscall.Kill(pid, 0) == nil {
 			e.t.Logf("killing leftover %s (pid %d)", name, pid)
 			_ = syscall.Kill(pid, syscall.SIGKILL)
@@ -234,6 +251,8 @@ func (e *Engine) cleanup() {
 	if e.t.Failed() {
 		e.t.Logf("engine log:\n%s", tail(e.Log(), 60))
 		logs, _ := filepath.Glob(filepath.Join(e.DataDir, "clusters", "*", "logs", "*.log"))
+		engineLogs, _ := filepath.Glob(filepath.Join(e.DataDir, "logs", "*.log"))
+		logs = append(logs, engineLogs...)
 		for _, l := range logs {
 			data, _ := os.ReadFile(l)
 			e.t.Logf("%s:\n%s", l, tail(string(data), 15))

@@ -65,9 +65,11 @@ func (s Spec) lbAddr() string {
 
 // Config configures a Runtime.
 type Config struct {
-	Supervisor   *supervisor.Supervisor
-	LoadBalancer *loadbalancer.LoadBalancer
-	Clock        clock.Clock
+	Supervisor *supervisor.Supervisor
+	// LoadBalancerDir is the config folder of the load balancer process
+	// that serves cluster endpoints: one frontend file per cluster.
+	LoadBalancerDir string
+	Clock           clock.Clock
 	Logger       *slog.Logger
 	// Version is the Kubernetes version the nodes report.
 	Version string
@@ -84,8 +86,8 @@ type Runtime struct {
 
 // New returns a Runtime with defaults filled in.
 func New(cfg Config) (*Runtime, error) {
-	if cfg.Supervisor == nil || cfg.LoadBalancer == nil {
-		return nil, errors.New("cluster: a supervisor and a load balancer are required")
+	if cfg.Supervisor == nil || cfg.LoadBalancerDir == "" {
+		return nil, errors.New("cluster: a supervisor and a load balancer folder are required")
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = &clock.Offset{}
@@ -119,7 +121,7 @@ func (r *Runtime) EnsureControlPlane(ctx context.Context, s Spec) error {
 	if err := r.run(ctx, s, stackedPair(s, 0)...); err != nil {
 		return err
 	}
-	if err := r.ensureFrontend(s); err != nil {
+	if err := r.ensureFrontend(ctx, s); err != nil {
 		return err
 	}
 	client, err := r.AdminClient(s)
@@ -239,7 +241,9 @@ func JoinControlPlaneHost(ctx context.Context, s Spec, h controlplane.Host, cfg 
 	return join.DownloadCerts(ctx, client, certKey, s.PKIDir(h))
 }
 
-func (r *Runtime) ensureFrontend(s Spec) error {
+// ensureFrontend configures the cluster's endpoint on the load balancer
+// and waits until it listens.
+func (r *Runtime) ensureFrontend(ctx context.Context, s Spec) error {
 	var backends []loadbalancer.Backend
 	for _, h := range s.Hosts {
 		backends = append(backends, loadbalancer.Backend{
@@ -247,7 +251,15 @@ func (r *Runtime) ensureFrontend(s Spec) error {
 			ReadyURL: h.APIServerURL() + "/readyz",
 		})
 	}
-	return r.cfg.LoadBalancer.Ensure(s.lbAddr(), backends)
+	if err := loadbalancer.WriteFrontend(r.cfg.LoadBalancerDir, s.ID, loadbalancer.Frontend{Addr: s.lbAddr(), Backends: backends}); err != nil {
+		return fmt.Errorf("cluster %s: %w", s.Name, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.ReadyTimeout)
+	defer cancel()
+	if err := loadbalancer.WaitListening(ctx, s.lbAddr(), true); err != nil {
+		return fmt.Errorf("cluster %s: endpoint: %w", s.Name, err)
+	}
+	return nil
 }
 
 func (r *Runtime) ensureHostFiles(s Spec, h controlplane.Host, now time.Time) error {
@@ -392,7 +404,15 @@ func CACertPEM(s Spec) ([]byte, error) {
 // Destroy stops everything of the cluster and removes its files.
 func (r *Runtime) Destroy(s Spec) error {
 	r.stopAgents(s.ID + "/")
-	r.cfg.LoadBalancer.Remove(s.lbAddr())
+	if err := loadbalancer.RemoveFrontend(r.cfg.LoadBalancerDir, s.ID); err != nil {
+		return fmt.Errorf("cluster %s: %w", s.Name, err)
+	}
+	// The endpoint address goes back to the pool: it must be free first.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := loadbalancer.WaitListening(ctx, s.lbAddr(), false); err != nil {
+		return fmt.Errorf("cluster %s: %w", s.Name, err)
+	}
 	r.StopProcesses(s.ID + "/")
 	if err := os.RemoveAll(s.Dir); err != nil {
 		return fmt.Errorf("cluster %s: remove files: %w", s.Name, err)

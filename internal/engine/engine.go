@@ -6,6 +6,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/netip"
 	"path/filepath"
@@ -14,7 +15,6 @@ import (
 	"github.com/kubeyard/kubeyard/internal/auth"
 	"github.com/kubeyard/kubeyard/internal/clock"
 	"github.com/kubeyard/kubeyard/internal/cluster"
-	"github.com/kubeyard/kubeyard/internal/loadbalancer"
 	"github.com/kubeyard/kubeyard/internal/store"
 	"github.com/kubeyard/kubeyard/internal/supervisor"
 )
@@ -52,7 +52,6 @@ type Engine struct {
 	cfg     Config
 	store   *store.Store
 	sup     *supervisor.Supervisor
-	lb      *loadbalancer.LoadBalancer
 	runtime *cluster.Runtime
 
 	ctx    context.Context
@@ -92,13 +91,12 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		st.Close()
 		return nil, err
 	}
-	lb := loadbalancer.New(loadbalancer.Config{Logger: cfg.Logger})
-	rt, err := cluster.New(cluster.Config{Supervisor: sup, LoadBalancer: lb, Clock: cfg.Clock, Logger: cfg.Logger, Version: "v" + KubernetesVersion})
+	rt, err := cluster.New(cluster.Config{Supervisor: sup, LoadBalancerDir: loadBalancerDir(cfg.DataDir), Clock: cfg.Clock, Logger: cfg.Logger, Version: "v" + KubernetesVersion})
 	if err != nil {
 		st.Close()
 		return nil, err
 	}
-	e := &Engine{cfg: cfg, store: st, sup: sup, lb: lb, runtime: rt, running: map[string]context.CancelFunc{}}
+	e := &Engine{cfg: cfg, store: st, sup: sup, runtime: rt, running: map[string]context.CancelFunc{}}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
 	if err := e.loadClock(ctx); err != nil {
 		st.Close()
@@ -111,6 +109,13 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 // unfinished operations run on. It returns at once; the work goes on in the
 // background.
 func (e *Engine) Start(ctx context.Context) error {
+	if err := e.sup.Ensure(loadBalancerProcess, supervisor.Process{
+		Args:    []string{"loadbalancer", "--config-dir", loadBalancerDir(e.cfg.DataDir)},
+		PIDFile: filepath.Join(e.cfg.DataDir, "run", "loadbalancer.pid"),
+		LogFile: filepath.Join(e.cfg.DataDir, "logs", "loadbalancer.log"),
+	}); err != nil {
+		return fmt.Errorf("engine: load balancer: %w", err)
+	}
 	ops, err := e.listOperations(ctx, "operations/")
 	if err != nil {
 		return err
@@ -160,10 +165,19 @@ func (e *Engine) Close(stopClusters bool) error {
 	e.cancel()
 	e.wg.Wait()
 	e.runtime.Close(stopClusters)
-	e.lb.Close()
+	if stopClusters {
+		_ = e.sup.Stop(loadBalancerProcess)
+	}
 	e.sup.Detach() // what is left runs on, for the next engine to adopt
 	return e.store.Close()
 }
+
+// loadBalancerProcess is the supervisor's name for the process that serves
+// every cluster endpoint. It outlives the engine like the control planes do,
+// so endpoints keep serving while the engine restarts.
+const loadBalancerProcess = "loadbalancer"
+
+func loadBalancerDir(dataDir string) string { return filepath.Join(dataDir, "loadbalancer") }
 
 // Identity is the engine's access token identity.
 func (e *Engine) Identity() auth.Identity { return e.cfg.Identity }

@@ -21,8 +21,8 @@ import (
 
 // Backend is one kube-apiserver.
 type Backend struct {
-	Addr     string // host:port
-	ReadyURL string // checked with GET; 200 means ready
+	Addr     string `json:"addr"`     // host:port
+	ReadyURL string `json:"readyURL"` // checked with GET; 200 means ready
 }
 
 // Config configures a LoadBalancer.

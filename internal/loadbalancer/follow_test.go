@@ -1,0 +1,67 @@
+package loadbalancer
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// eventuallyGet waits until a request through addr answers want.
+func eventuallyGet(t *testing.T, addr, want string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		body, err := get(addr)
+		if err == nil && body == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("through %s: got %q, %v; want %q", addr, body, err, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestFollowAppliesTheConfigFolder(t *testing.T) {
+	_, one := backend(t, "one", true)
+	_, two := backend(t, "two", true)
+	dir := t.TempDir()
+	lb := New(Config{CheckInterval: 50 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- lb.Follow(ctx, dir, 20*time.Millisecond) }()
+	defer func() { cancel(); <-done }()
+
+	addr := frontendAddr(t)
+	wait, stop := context.WithTimeout(context.Background(), 5*time.Second)
+	defer stop()
+	if err := WriteFrontend(dir, "c1", Frontend{Addr: addr, Backends: []Backend{one}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := WaitListening(wait, addr, true); err != nil {
+		t.Fatal(err)
+	}
+	eventuallyGet(t, addr, "one")
+
+	// A changed backend list applies without closing the frontend.
+	if err := WriteFrontend(dir, "c1", Frontend{Addr: addr, Backends: []Backend{two}}); err != nil {
+		t.Fatal(err)
+	}
+	eventuallyGet(t, addr, "two")
+
+	// A file that does not parse leaves the frontend as it was.
+	if err := os.WriteFile(filepath.Join(dir, "c1.json"), []byte("{not json"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // several rounds of the follower
+	eventuallyGet(t, addr, "two")
+
+	if err := RemoveFrontend(dir, "c1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := WaitListening(wait, addr, false); err != nil {
+		t.Fatal(err)
+	}
+}
