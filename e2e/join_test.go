@@ -88,4 +88,61 @@ func TestJoinCommandJoinsAnotherMachine(t *testing.T) {
 	if key, err := kubeyard("certificate-key"); err != nil || !regexp.MustCompile(`^[0-9a-f]{64}$`).MatchString(key) {
 		t.Fatalf("certificate-key: %v %q", err, key)
 	}
+
+	// upload-certs (kubeadm init phase upload-certs) prints the key; a join
+	// command given that key carries it and uploads nothing.
+	key, err := kubeyard(append([]string{"clusters", "upload-certs", "demo"}, engineFlags...)...)
+	if err != nil || !regexp.MustCompile(`^[0-9a-f]{64}$`).MatchString(key) {
+		t.Fatalf("upload-certs: %v %q", err, key)
+	}
+	secretVersion := func() string {
+		return e.Kubectl("get", "secret", "-n", "kube-system", "kubeadm-certs", "-o", "jsonpath={.metadata.resourceVersion}")
+	}
+	uploaded := secretVersion()
+	line, err = kubeyard(append([]string{"clusters", "join-command", "demo", "--control-plane", "--certificate-key", key}, engineFlags...)...)
+	if err != nil || !strings.HasSuffix(line, " --control-plane --certificate-key "+key) {
+		t.Fatalf("join-command with the uploaded key: %v %q", err, line)
+	}
+	if now := secretVersion(); now != uploaded {
+		t.Fatalf("join-command --certificate-key uploaded the certificates again (%s -> %s)", uploaded, now)
+	}
+	for _, bad := range [][]string{
+		{"clusters", "upload-certs", "demo", "--certificate-key", "abc"},
+		{"clusters", "join-command", "demo", "--certificate-key", key},
+		{"clusters", "join-command", "demo", "--ttl", "-1h"},
+	} {
+		if out, err := kubeyard(append(bad, engineFlags...)...); err == nil || !strings.Contains(out, "INVALID_ARGUMENT") {
+			t.Errorf("%v: want INVALID_ARGUMENT, got %v %q", bad, err, out)
+		}
+	}
+
+	// --ttl 0: a token that never expires, as kubeadm's.
+	line, err = kubeyard(append([]string{"clusters", "join-command", "demo", "--ttl", "0"}, engineFlags...)...)
+	if m := re.FindStringSubmatch(line); err != nil || m == nil {
+		t.Fatalf("join-command --ttl 0: %v %q", err, line)
+	} else if exp := e.Kubectl("get", "secret", "-n", "kube-system", "bootstrap-token-"+m[2][:6], "-o", "jsonpath={.data.expiration}"); exp != "" {
+		t.Fatalf("a --ttl 0 token expires: %q", exp)
+	}
+
+	// An expired token is refused and the join writes nothing. The token
+	// cleaner deletes it at expiry; kube-apiserver's clock decides.
+	line, err = kubeyard(append([]string{"clusters", "join-command", "demo", "--ttl", "2s"}, engineFlags...)...)
+	m = re.FindStringSubmatch(line)
+	if err != nil || m == nil {
+		t.Fatalf("join-command --ttl 2s: %v %q", err, line)
+	}
+	e.Eventually(30*time.Second, func() error {
+		if _, err := e.Run("kubectl", "get", "secret", "-n", "kube-system", "bootstrap-token-"+m[2][:6]); err == nil {
+			return fmt.Errorf("the expired token is still there")
+		}
+		return nil
+	})
+	expiredDir := filepath.Join(e.Dir, "late-machine")
+	out, err = kubeyard("join", m[1], "--token", m[2], "--discovery-token-ca-cert-hash", m[3], "--discovery-timeout", "5s", "--data-dir", expiredDir, "--node-name", "late-node")
+	if err == nil || !strings.Contains(out, "has expired") {
+		t.Fatalf("join with an expired token: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(expiredDir); !os.IsNotExist(err) {
+		t.Fatal("a join with an expired token wrote files")
+	}
 }

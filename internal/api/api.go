@@ -65,23 +65,51 @@ func registerAdmin(mux *http.ServeMux, e *engine.Engine) {
 	})
 }
 
-// registerJoin adds the join-command call: a new bootstrap token and the CA
-// pin (and, for a control-plane join, a certificate key) for a cluster.
+// registerJoin adds the calls for joining machines: join-command (a new
+// bootstrap token, the CA pin and, for a control-plane join, a certificate
+// key) and upload-certs.
 func registerJoin(mux *http.ServeMux, e *engine.Engine) {
-	mux.HandleFunc("POST /kubeyard/v1/projects/{project}/locations/{location}/clusters/{cluster}/joinCommand", func(w http.ResponseWriter, r *http.Request) {
+	const cluster = "/kubeyard/v1/projects/{project}/locations/{location}/clusters/{cluster}"
+	mux.HandleFunc("POST "+cluster+"/joinCommand", func(w http.ResponseWriter, r *http.Request) {
 		var req struct {
-			ControlPlane bool `json:"controlPlane"`
+			ControlPlane   bool   `json:"controlPlane"`
+			CertificateKey string `json:"certificateKey"`
+			TTL            string `json:"ttl"`
 		}
-		if err := apierror.Decode(r, apierror.Fields{"controlPlane"}, &req); err != nil {
+		if err := apierror.Decode(r, apierror.Fields{"controlPlane", "certificateKey", "ttl"}, &req); err != nil {
 			apierror.Write(w, err)
 			return
 		}
-		info, err := e.JoinCommand(r.Context(), r.PathValue("project"), r.PathValue("location"), r.PathValue("cluster"), req.ControlPlane)
+		jr := engine.JoinRequest{ControlPlane: req.ControlPlane, CertificateKey: req.CertificateKey}
+		if req.TTL != "" {
+			d, err := time.ParseDuration(req.TTL)
+			if err != nil || d < 0 {
+				apierror.Write(w, apierror.InvalidArgument("ttl", "Invalid token lifetime %q: a Go duration such as 24h, or 0 for a token that never expires.", req.TTL))
+				return
+			}
+			jr.TTL, jr.NoExpiry = d, d == 0
+		}
+		info, err := e.JoinCommand(r.Context(), r.PathValue("project"), r.PathValue("location"), r.PathValue("cluster"), jr)
 		if err != nil {
 			apierror.Write(w, err)
 			return
 		}
 		apierror.WriteJSON(w, info)
+	})
+	mux.HandleFunc("POST "+cluster+"/uploadCerts", func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			CertificateKey string `json:"certificateKey"`
+		}
+		if err := apierror.Decode(r, apierror.Fields{"certificateKey"}, &req); err != nil {
+			apierror.Write(w, err)
+			return
+		}
+		key, err := e.UploadCerts(r.Context(), r.PathValue("project"), r.PathValue("location"), r.PathValue("cluster"), req.CertificateKey)
+		if err != nil {
+			apierror.Write(w, err)
+			return
+		}
+		apierror.WriteJSON(w, map[string]string{"certificateKey": key})
 	})
 }
 

@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -22,23 +23,52 @@ import (
 
 func newClusters(streams Streams) *cobra.Command {
 	cmd := &cobra.Command{Use: "clusters", Short: "kubeyard's own cluster commands (gcloud covers the rest)"}
-	var dataDir, addr, project, location string
+	cmd.AddCommand(newJoinCommand(streams), newUploadCerts(streams))
+	return cmd
+}
+
+// clusterFlags are the flags naming the engine and one of its clusters.
+type clusterFlags struct {
+	dataDir, addr, project, location string
+}
+
+func (c *clusterFlags) add(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.StringVar(&c.dataDir, "data-dir", defaultDataDir(), "the engine's data dir")
+	f.StringVar(&c.addr, "addr", defaultAddr(), "the engine's address")
+	f.StringVar(&c.project, "project", envOr("CLOUDSDK_CORE_PROJECT", DefaultProject), "the cluster's project")
+	f.StringVar(&c.location, "location", "", "the cluster's zone or region")
+	_ = cmd.MarkFlagRequired("location")
+}
+
+// call posts body to the cluster's admin verb and decodes the answer.
+func (c *clusterFlags) call(cluster, verb string, body, out any) error {
+	path := fmt.Sprintf("/kubeyard/v1/projects/%s/locations/%s/clusters/%s/%s", url.PathEscape(c.project), url.PathEscape(c.location), url.PathEscape(cluster), verb)
+	data, err := adminCall(c.dataDir, c.addr, "POST", path, body)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(data, out)
+}
+
+func newJoinCommand(streams Streams) *cobra.Command {
+	var c clusterFlags
 	var controlPlane bool
-	joinCmd := &cobra.Command{
+	var certKey, ttl string
+	cmd := &cobra.Command{
 		Use:   "join-command CLUSTER",
-		Short: "Print the command that joins another machine to a cluster (a new 24 h bootstrap token)",
+		Short: "Print the command that joins another machine to a cluster (a new bootstrap token, 24 h by default)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if location == "" {
-				return errors.New("--location is required")
+			body := map[string]any{"controlPlane": controlPlane}
+			if certKey != "" {
+				body["certificateKey"] = certKey
 			}
-			path := fmt.Sprintf("/kubeyard/v1/projects/%s/locations/%s/clusters/%s/joinCommand", url.PathEscape(project), url.PathEscape(location), url.PathEscape(args[0]))
-			out, err := adminCall(dataDir, addr, "POST", path, map[string]bool{"controlPlane": controlPlane})
-			if err != nil {
-				return err
+			if ttl != "" {
+				body["ttl"] = ttl
 			}
 			var info engine.JoinInfo
-			if err := json.Unmarshal(out, &info); err != nil {
+			if err := c.call(args[0], "joinCommand", body, &info); err != nil {
 				return err
 			}
 			line := fmt.Sprintf("kubeyard join %s --token %s --discovery-token-ca-cert-hash %s", info.Endpoint, info.Token, info.CACertHash)
@@ -49,13 +79,38 @@ func newClusters(streams Streams) *cobra.Command {
 			return nil
 		},
 	}
-	f := joinCmd.Flags()
-	f.StringVar(&dataDir, "data-dir", defaultDataDir(), "the engine's data dir")
-	f.StringVar(&addr, "addr", defaultAddr(), "the engine's address")
-	f.StringVar(&project, "project", envOr("CLOUDSDK_CORE_PROJECT", DefaultProject), "the cluster's project")
-	f.StringVar(&location, "location", "", "the cluster's zone or region")
-	f.BoolVar(&controlPlane, "control-plane", false, "print the control-plane join (uploads the certificates under a new certificate key)")
-	cmd.AddCommand(joinCmd)
+	c.add(cmd)
+	f := cmd.Flags()
+	f.BoolVar(&controlPlane, "control-plane", false, "print the control-plane join (without --certificate-key, uploads the certificates under a new key)")
+	f.StringVar(&certKey, "certificate-key", "", "with --control-plane: the key of certificates uploaded before with upload-certs")
+	f.StringVar(&ttl, "ttl", "", "the token's lifetime (default 24h; 0 never expires)")
+	return cmd
+}
+
+func newUploadCerts(streams Streams) *cobra.Command {
+	var c clusterFlags
+	var certKey string
+	cmd := &cobra.Command{
+		Use:   "upload-certs CLUSTER",
+		Short: "Upload the shared certificates to the kubeadm-certs Secret (kubeadm init phase upload-certs) and print the key",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			body := map[string]string{}
+			if certKey != "" {
+				body["certificateKey"] = certKey
+			}
+			var out struct {
+				CertificateKey string `json:"certificateKey"`
+			}
+			if err := c.call(args[0], "uploadCerts", body, &out); err != nil {
+				return err
+			}
+			fmt.Fprintln(streams.Out, out.CertificateKey)
+			return nil
+		},
+	}
+	c.add(cmd)
+	cmd.Flags().StringVar(&certKey, "certificate-key", "", "encrypt under this key (default: a new one)")
 	return cmd
 }
 
@@ -107,6 +162,7 @@ func newJoin(streams Streams) *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&cfg.Token, "token", "", "bootstrap token (abcdef.0123456789abcdef)")
 	f.StringSliceVar(&cfg.CACertHashes, "discovery-token-ca-cert-hash", nil, "the cluster CA's public key pin (sha256:<hex>)")
+	f.DurationVar(&cfg.DiscoveryTimeout, "discovery-timeout", 5*time.Minute, "how long to wait for the cluster to confirm the token")
 	f.StringVar(&dataDir, "data-dir", "", "where this node keeps its credentials (required)")
 	f.StringVar(&nodeName, "node-name", "", "the node's name")
 	f.StringVar(&nodeIP, "node-ip", "10.128.15.250", "the InternalIP the node reports (simulated; never dialled)")

@@ -4,20 +4,34 @@ import (
 	"context"
 	"time"
 
+	"k8s.io/client-go/kubernetes"
+
 	"github.com/kubeyard/kubeyard/internal/api/apierror"
 	"github.com/kubeyard/kubeyard/internal/cluster"
 	"github.com/kubeyard/kubeyard/internal/join"
 )
+
+// JoinRequest is what `kubeadm token create --print-join-command` takes.
+type JoinRequest struct {
+	// ControlPlane asks for a control-plane join: with CertificateKey, the
+	// key of certificates uploaded before (UploadCerts); without, they are
+	// uploaded again under a new key.
+	ControlPlane   bool
+	CertificateKey string
+	// TTL is the token's lifetime: JoinTokenTTL when unset, never expiring
+	// when NoExpiry.
+	TTL      time.Duration
+	NoExpiry bool
+}
 
 // JoinInfo is what a machine needs to join a cluster, as `kubeadm token
 // create --print-join-command` prints it.
 type JoinInfo struct {
 	Endpoint   string    `json:"endpoint"`
 	Token      string    `json:"token"`
-	Expires    time.Time `json:"expires"`
+	Expires    time.Time `json:"expires,omitzero"`
 	CACertHash string    `json:"caCertHash"`
-	// CertificateKey decrypts the kubeadm-certs Secret: set for a
-	// control-plane join, after the certificates were uploaded again.
+	// CertificateKey decrypts the kubeadm-certs Secret (control-plane joins).
 	CertificateKey string `json:"certificateKey,omitempty"`
 }
 
@@ -25,22 +39,29 @@ type JoinInfo struct {
 const JoinTokenTTL = 24 * time.Hour
 
 // JoinCommand creates a new bootstrap token for the cluster and, for a
-// control-plane join, uploads the shared certificates under a new
-// certificate key (kubeadm init phase upload-certs --upload-certs).
-func (e *Engine) JoinCommand(ctx context.Context, project, location, name string, controlPlane bool) (*JoinInfo, error) {
-	r, _, err := e.lookupCluster(ctx, project, location, name)
+// control-plane join without a certificate key, uploads the shared
+// certificates under a new one.
+func (e *Engine) JoinCommand(ctx context.Context, project, location, name string, req JoinRequest) (*JoinInfo, error) {
+	if req.CertificateKey != "" {
+		if !req.ControlPlane {
+			return nil, apierror.InvalidArgument("certificateKey", "A certificate key is only for a control-plane join (controlPlane: true).")
+		}
+		if err := join.CheckCertificateKey(req.CertificateKey); err != nil {
+			return nil, apierror.InvalidArgument("certificateKey", "The certificate key must be 64 hex digits (32 bytes), as `kubeyard certificate-key` prints.")
+		}
+	}
+	if req.TTL < 0 || (req.NoExpiry && req.TTL != 0) {
+		return nil, apierror.InvalidArgument("ttl", "The token lifetime must be a positive duration, or 0 for a token that never expires.")
+	}
+	s, client, err := e.runningCluster(ctx, project, location, name)
 	if err != nil {
 		return nil, err
 	}
-	if r.Cluster.Status != "RUNNING" {
-		return nil, apierror.FailedPrecondition("Cluster %q is %s, not RUNNING.", name, r.Cluster.Status)
+	ttl := req.TTL
+	if ttl == 0 && !req.NoExpiry {
+		ttl = JoinTokenTTL
 	}
-	s := e.spec(r)
-	client, err := e.runtime.AdminClient(s)
-	if err != nil {
-		return nil, err
-	}
-	tok, err := join.CreateBootstrapToken(ctx, client, join.Token{TTL: JoinTokenTTL, Description: "kubeyard join-command", ForJoining: true})
+	tok, err := join.CreateBootstrapToken(ctx, client, join.Token{TTL: ttl, Description: "kubeyard join-command", ForJoining: true})
 	if err != nil {
 		return nil, err
 	}
@@ -48,14 +69,54 @@ func (e *Engine) JoinCommand(ctx context.Context, project, location, name string
 	if err != nil {
 		return nil, err
 	}
-	info := &JoinInfo{Endpoint: s.Endpoint(), Token: tok.Token, Expires: tok.Expires, CACertHash: pin}
-	if controlPlane {
-		if info.CertificateKey, err = join.NewCertificateKey(); err != nil {
-			return nil, err
-		}
-		if err := join.UploadCerts(ctx, client, s.PKIDir(s.Hosts[0]), info.CertificateKey); err != nil {
+	info := &JoinInfo{Endpoint: s.Endpoint(), Token: tok.Token, Expires: tok.Expires, CACertHash: pin, CertificateKey: req.CertificateKey}
+	if req.ControlPlane && info.CertificateKey == "" {
+		if info.CertificateKey, err = uploadCerts(ctx, s, client, ""); err != nil {
 			return nil, err
 		}
 	}
 	return info, nil
+}
+
+// UploadCerts is `kubeadm init phase upload-certs --upload-certs`: the
+// shared certificates go to the kubeadm-certs Secret again, encrypted under
+// key (a new one when empty), which it returns. The Secret lives two hours.
+func (e *Engine) UploadCerts(ctx context.Context, project, location, name, key string) (string, error) {
+	if key != "" {
+		if err := join.CheckCertificateKey(key); err != nil {
+			return "", apierror.InvalidArgument("certificateKey", "The certificate key must be 64 hex digits (32 bytes), as `kubeyard certificate-key` prints.")
+		}
+	}
+	s, client, err := e.runningCluster(ctx, project, location, name)
+	if err != nil {
+		return "", err
+	}
+	return uploadCerts(ctx, s, client, key)
+}
+
+func uploadCerts(ctx context.Context, s cluster.Spec, client kubernetes.Interface, key string) (string, error) {
+	if key == "" {
+		var err error
+		if key, err = join.NewCertificateKey(); err != nil {
+			return "", err
+		}
+	}
+	if err := join.UploadCerts(ctx, client, s.PKIDir(s.Hosts[0]), key); err != nil {
+		return "", err
+	}
+	return key, nil
+}
+
+// runningCluster returns the spec of a RUNNING cluster and an admin client.
+func (e *Engine) runningCluster(ctx context.Context, project, location, name string) (cluster.Spec, kubernetes.Interface, error) {
+	r, _, err := e.lookupCluster(ctx, project, location, name)
+	if err != nil {
+		return cluster.Spec{}, nil, err
+	}
+	if r.Cluster.Status != "RUNNING" {
+		return cluster.Spec{}, nil, apierror.FailedPrecondition("Cluster %q is %s, not RUNNING.", name, r.Cluster.Status)
+	}
+	s := e.spec(r)
+	client, err := e.runtime.AdminClient(s)
+	return s, client, err
 }

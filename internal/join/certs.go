@@ -48,11 +48,22 @@ func NewCertificateKey() (string, error) {
 	return hex.EncodeToString(b), nil
 }
 
-func gcmFor(key string) (cipher.AEAD, error) {
-	raw, err := hex.DecodeString(key)
-	if err != nil || len(raw) != 32 {
-		return nil, fmt.Errorf("join: a certificate key is 64 hex digits (32 bytes)")
+// ErrCertificateKeyFormat is returned for a key that is not 32 bytes in hex.
+var ErrCertificateKeyFormat = errors.New("join: a certificate key is 64 hex digits (32 bytes)")
+
+// CheckCertificateKey says whether key has the form of a certificate key.
+func CheckCertificateKey(key string) error {
+	if raw, err := hex.DecodeString(key); err != nil || len(raw) != 32 {
+		return ErrCertificateKeyFormat
 	}
+	return nil
+}
+
+func gcmFor(key string) (cipher.AEAD, error) {
+	if err := CheckCertificateKey(key); err != nil {
+		return nil, err
+	}
+	raw, _ := hex.DecodeString(key)
 	block, err := aes.NewCipher(raw)
 	if err != nil {
 		return nil, err

@@ -40,11 +40,18 @@ type Config struct {
 	// CACertHashes pin the cluster CA ("sha256:<hex of SPKI>").
 	CACertHashes []string
 	NodeName     string
+	// DiscoveryTimeout bounds the wait for the token's signature on
+	// cluster-info (default 5 minutes, as kubeadm's).
+	DiscoveryTimeout time.Duration
 }
 
 // Errors a join can end with.
 var (
 	ErrBadToken = errors.New("join: bootstrap token is malformed")
+	// ErrTokenNotValid: no signature for the token appeared on cluster-info
+	// in time. The cluster cannot tell a joiner more: an unknown token and
+	// an expired one (the token cleaner deleted it) look the same.
+	ErrTokenNotValid = errors.New("join: the token is not valid for this cluster or it has expired; print a new join command with `kubeyard clusters join-command`")
 )
 
 // Discover finds and pins the cluster CA with the bootstrap token, and
@@ -55,7 +62,13 @@ func Discover(ctx context.Context, cfg Config) (*x509.Certificate, kubernetes.In
 		return nil, nil, ErrBadToken
 	}
 	server := "https://" + cfg.Endpoint
-	ca, err := discover(ctx, server, id, secret, cfg.CACertHashes)
+	timeout := cfg.DiscoveryTimeout
+	if timeout == 0 {
+		timeout = 5 * time.Minute
+	}
+	discoverCtx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	ca, err := discover(discoverCtx, server, id, secret, cfg.CACertHashes)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -114,18 +127,23 @@ func discover(ctx context.Context, server, tokenID, tokenSecret string, pins []s
 	insecure := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
 	var cm *corev1.ConfigMap
 	var last error
+	var unsigned bool
 	// The signature appears once kube-controller-manager's bootstrap signer
 	// has seen the token; wait for it.
 	for {
 		cm, last = fetchClusterInfo(ctx, insecure, server)
+		unsigned = false
 		if last == nil {
 			if _, signed := cm.Data[bootstrapapi.JWSSignatureKeyPrefix+tokenID]; signed {
 				break
 			}
-			last = fmt.Errorf("join: cluster-info has no signature for token %s", tokenID)
+			last, unsigned = fmt.Errorf("join: cluster-info has no signature for token %s", tokenID), true
 		}
 		select {
 		case <-ctx.Done():
+			if unsigned {
+				return nil, fmt.Errorf("%w (token id %q)", ErrTokenNotValid, tokenID)
+			}
 			return nil, fmt.Errorf("join: discovery: %w (last: %v)", ctx.Err(), last)
 		case <-time.After(200 * time.Millisecond):
 		}

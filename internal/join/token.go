@@ -18,6 +18,8 @@ const NodeBootstrapGroup = "system:bootstrappers:kubeadm:default-node-token"
 
 // Token describes a bootstrap token to create.
 type Token struct {
+	// TTL is how long the token is valid; 0 means it never expires
+	// (kubeadm token create --ttl 0).
 	TTL         time.Duration
 	Description string
 	// ForJoining gives the token the authentication and signing usages and
@@ -28,8 +30,8 @@ type Token struct {
 
 // BootstrapToken is a created bootstrap token.
 type BootstrapToken struct {
-	Token     string // "id.secret"
-	Expires   time.Time
+	Token     string    // "id.secret"
+	Expires   time.Time // zero: never
 	SecretUID types.UID
 }
 
@@ -44,12 +46,15 @@ func CreateBootstrapToken(ctx context.Context, client kubernetes.Interface, spec
 		return BootstrapToken{}, err
 	}
 	id, secret := tok[:6], tok[7:]
-	expires := time.Now().Add(spec.TTL).UTC().Truncate(time.Second)
 	data := map[string]string{
 		bootstrapapi.BootstrapTokenIDKey:          id,
 		bootstrapapi.BootstrapTokenSecretKey:      secret,
 		bootstrapapi.BootstrapTokenDescriptionKey: spec.Description,
-		bootstrapapi.BootstrapTokenExpirationKey:  expires.Format(time.RFC3339),
+	}
+	var expires time.Time
+	if spec.TTL > 0 {
+		expires = time.Now().Add(spec.TTL).UTC().Truncate(time.Second)
+		data[bootstrapapi.BootstrapTokenExpirationKey] = expires.Format(time.RFC3339)
 	}
 	if spec.ForJoining {
 		data[bootstrapapi.BootstrapTokenUsageAuthentication] = "true"
