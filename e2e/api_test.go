@@ -62,6 +62,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 		{"nested field not honoured yet", zone, map[string]any{"cluster": map[string]any{"name": "ok", "nodePools": []any{map[string]any{"name": "p", "initialNodeCount": 1, "autoscaling": map[string]any{"enabled": true}}}}}, 400, "INVALID_ARGUMENT", "cluster.nodePools[0].autoscaling"},
 		{"field that does not exist", zone, map[string]any{"cluster": map[string]any{"name": "ok", "nodePools": []any{pool("p", 1)}, "flux": 1}}, 400, "INVALID_ARGUMENT", "cluster.flux"},
 		{"malformed JSON", zone, `{"cluster": {"name": "ok"`, 400, "INVALID_ARGUMENT", ""},
+		{"unknown etcd topology", zone, map[string]any{"cluster": map[string]any{"name": "ok", "resourceLabels": map[string]any{"kubeyard-etcd-topology": "sideways"}, "nodePools": []any{pool("p", 1)}}}, 400, "INVALID_ARGUMENT", "cluster.resourceLabels.kubeyard-etcd-topology"},
 		{"wrong version", zone, map[string]any{"cluster": map[string]any{"name": "ok", "initialClusterVersion": "1.20.0", "nodePools": []any{pool("p", 1)}}}, 400, "INVALID_ARGUMENT", "cluster.initialClusterVersion"},
 	}
 	for _, tc := range cases {

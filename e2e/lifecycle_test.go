@@ -44,7 +44,7 @@ func TestOneOperationAtATime(t *testing.T) {
 	}
 	// Labels go through the fingerprinted setResourceLabels.
 	e.Gcloud("container", "clusters", "update", "busy", "--zone", zone, "--update-labels", "team=platform")
-	if labels := e.Gcloud("container", "clusters", "describe", "busy", "--zone", zone, "--format", "value(resourceLabels)"); !strings.Contains(labels, "team=platform") {
+	if labels := e.Gcloud("container", "clusters", "describe", "busy", "--zone", zone, "--format", "value(resourceLabels)"); !strings.Contains(labels, "team=platform") || !strings.Contains(labels, "kubeyard-etcd-topology=stacked") {
 		t.Fatalf("labels after update: %s", labels)
 	}
 }

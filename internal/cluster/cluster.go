@@ -40,11 +40,18 @@ type Spec struct {
 	// ID names the cluster's processes and folder uniquely on this machine.
 	ID    string
 	Hosts []controlplane.Host
+	// EtcdHosts are the external etcd members' machines (kubeadm's external
+	// etcd topology); none means stacked etcd, a member beside each
+	// kube-apiserver.
+	EtcdHosts []controlplane.Host
 	// EndpointPort is the load balancer port (443 unless it could not be bound).
 	EndpointPort int
 	// Creator gets cluster-admin.
 	Creator string
 }
+
+// ExternalEtcd says whether etcd runs on machines of its own.
+func (s Spec) ExternalEtcd() bool { return len(s.EtcdHosts) > 0 }
 
 // Endpoint is the cluster's address as clients use it: "IP", or "IP:PORT"
 // when the port is not 443.
@@ -106,7 +113,9 @@ func New(cfg Config) (*Runtime, error) {
 // the cluster's bootstrap objects); every other host joins it (kubeadm join
 // --control-plane: token discovery with CA pinning, the shared certificates
 // from the kubeadm-certs Secret, its own leaf certificates, a new stacked
-// etcd member); then the controller-managers and schedulers start.
+// etcd member); then the controller-managers and schedulers start. In the
+// external etcd topology the etcd members start first, together, on
+// machines of their own, and every kube-apiserver talks to all of them.
 func (r *Runtime) EnsureControlPlane(ctx context.Context, s Spec) error {
 	now := r.cfg.Clock.Now()
 	first := s.Hosts[0]
@@ -118,7 +127,15 @@ func (r *Runtime) EnsureControlPlane(ctx context.Context, s Spec) error {
 	}
 	// etcd and kube-apiserver start together: the apiserver retries etcd
 	// until it answers, which saves the time etcd takes to elect itself.
-	if err := r.run(ctx, s, stackedPair(s, 0)...); err != nil {
+	initial := stackedPair(s, 0)
+	if s.ExternalEtcd() {
+		members, err := r.externalEtcd(s, now)
+		if err != nil {
+			return err
+		}
+		initial = append(members, controlplane.APIServer(s.Cluster, first, etcdServers(s, first)))
+	}
+	if err := r.run(ctx, s, initial...); err != nil {
 		return err
 	}
 	if err := r.ensureFrontend(ctx, s); err != nil {
@@ -165,8 +182,43 @@ func stackedPair(s Spec, i int) []controlplane.Component {
 	}
 	return []controlplane.Component{
 		controlplane.Etcd(s.Cluster, h, members, state),
-		controlplane.APIServer(s.Cluster, h, []string{controlplane.EtcdClientURL(h)}),
+		controlplane.APIServer(s.Cluster, h, etcdServers(s, h)),
 	}
+}
+
+// externalEtcd prepares the external etcd members' machines (a copy of the
+// etcd CA, their own server and peer certificates, as kubeadm's external
+// etcd setup does) and returns their members, which start together as one
+// new cluster.
+func (r *Runtime) externalEtcd(s Spec, now time.Time) ([]controlplane.Component, error) {
+	var members []string
+	for _, h := range s.EtcdHosts {
+		members = append(members, controlplane.EtcdMember(s.Cluster, h))
+	}
+	var comps []controlplane.Component
+	for _, h := range s.EtcdHosts {
+		if err := pki.CopyCA(s.PKIDir(s.Hosts[0]), s.PKIDir(h), "etcd/ca"); err != nil {
+			return nil, fmt.Errorf("cluster %s: %w", s.Name, err)
+		}
+		if err := pki.EnsureLeaves(s.PKIDir(h), pki.Host{Name: s.HostName(h), IP: h.IP, Role: pki.EtcdOnly}, now); err != nil {
+			return nil, fmt.Errorf("cluster %s: %w", s.Name, err)
+		}
+		comps = append(comps, controlplane.Etcd(s.Cluster, h, members, "new"))
+	}
+	return comps, nil
+}
+
+// etcdServers are the etcd members kube-apiserver h talks to: its local
+// member when stacked, every member when external.
+func etcdServers(s Spec, h controlplane.Host) []string {
+	if !s.ExternalEtcd() {
+		return []string{controlplane.EtcdClientURL(h)}
+	}
+	var urls []string
+	for _, m := range s.EtcdHosts {
+		urls = append(urls, controlplane.EtcdClientURL(m))
+	}
+	return urls
 }
 
 // joinControlPlanes joins every host after the first, one at a time (etcd
@@ -208,6 +260,12 @@ func (r *Runtime) joinControlPlanes(ctx context.Context, s Spec, client kubernet
 		}
 		if err := r.ensureHostFiles(s, h, r.cfg.Clock.Now()); err != nil {
 			return fmt.Errorf("cluster %s: %w", s.Name, err)
+		}
+		if s.ExternalEtcd() {
+			if err := r.run(ctx, s, controlplane.APIServer(s.Cluster, h, etcdServers(s, h))); err != nil {
+				return err
+			}
+			continue
 		}
 		// The new member starts as a learner, which serves no requests:
 		// promote it once it has caught up, and only then start the
@@ -265,6 +323,9 @@ func (r *Runtime) ensureFrontend(ctx context.Context, s Spec) error {
 func (r *Runtime) ensureHostFiles(s Spec, h controlplane.Host, now time.Time) error {
 	pkiDir := s.PKIDir(h)
 	host := pki.Host{Name: s.HostName(h), IP: h.IP, EndpointIPs: []net.IP{s.EndpointIP}, ServiceIP: firstIP(s.ServiceCIDR)}
+	if s.ExternalEtcd() {
+		host.Role = pki.ControlPlaneOnly
+	}
 	if err := pki.EnsureLeaves(pkiDir, host, now); err != nil {
 		return err
 	}

@@ -38,19 +38,31 @@ type Cluster struct {
 	AuthnWebhookURL string
 }
 
-// Host is one control-plane machine of a cluster.
+// Host is one machine of a cluster's control plane: a control-plane replica
+// (kube-apiserver, controller-manager, scheduler, and in the stacked
+// topology an etcd member), or in the external topology an etcd member's
+// machine of its own.
 type Host struct {
 	Index int
 	IP    net.IP
+	// EtcdOnly marks an external etcd member's machine.
+	EtcdOnly bool
+}
+
+func (h Host) kind() string {
+	if h.EtcdOnly {
+		return "etcd"
+	}
+	return "cp"
 }
 
 // Name is the host's machine name, which kubeadm uses as etcd member name and
 // certificate subject.
-func (c Cluster) HostName(h Host) string { return fmt.Sprintf("%s-cp-%d", c.Name, h.Index) }
+func (c Cluster) HostName(h Host) string { return fmt.Sprintf("%s-%s-%d", c.Name, h.kind(), h.Index) }
 
 // HostDir is the host's folder: its /etc/kubernetes (pki/, *.conf) and etcd data.
 func (c Cluster) HostDir(h Host) string {
-	return filepath.Join(c.Dir, fmt.Sprintf("cp-%d", h.Index))
+	return filepath.Join(c.Dir, fmt.Sprintf("%s-%d", h.kind(), h.Index))
 }
 
 // PKIDir is the host's /etc/kubernetes/pki.
@@ -78,8 +90,9 @@ type Component struct {
 
 func hostPort(ip net.IP, port int) string { return net.JoinHostPort(ip.String(), fmt.Sprint(port)) }
 
-// Etcd is the stacked etcd member beside the host's kube-apiserver.
-// initialCluster lists every member as name=peerURL.
+// Etcd is the host's etcd member: beside its kube-apiserver (stacked), or
+// on a machine of its own (external). initialCluster lists every member as
+// name=peerURL.
 func Etcd(c Cluster, h Host, initialCluster []string, state string) Component {
 	pki := c.PKIDir(h)
 	name := c.HostName(h)

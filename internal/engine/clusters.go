@@ -120,6 +120,9 @@ func (e *Engine) CreateCluster(ctx context.Context, project, location string, c 
 			return nil, apierror.InvalidArgument(f.field, "Only the default network is supported so far, not %q.", f.value)
 		}
 	}
+	if c.ResourceLabels, err = etcdTopology(c.ResourceLabels); err != nil {
+		return nil, err
+	}
 	seen := map[string]bool{}
 	for i, p := range c.NodePools {
 		if err := validatePool(fmt.Sprintf("cluster.nodePools[%d]", i), p); err != nil {
@@ -168,6 +171,15 @@ func (e *Engine) allocate(a *allocator, r *ClusterRecord, loc Location) error {
 			return apierror.FailedPrecondition("%v", err)
 		}
 		r.HostIPs = append(r.HostIPs, h.String())
+	}
+	if r.Cluster.ResourceLabels[EtcdTopologyLabel] == topologyExternal {
+		for range externalEtcdMembers {
+			h, err := a.ip("host", e.cfg.HostPool, 2, controlplane.EtcdClientPort, controlplane.EtcdPeerPort)
+			if err != nil {
+				return apierror.FailedPrecondition("%v", err)
+			}
+			r.EtcdHostIPs = append(r.EtcdHostIPs, h.String())
+		}
 	}
 	pods, err := a.block("pods/"+r.Project+"/default", podRanges, 14)
 	if err != nil {
@@ -351,6 +363,9 @@ func (e *Engine) SetLabels(ctx context.Context, project, location, name string, 
 	}
 	if fingerprint != "" && fingerprint != r.Cluster.LabelFingerprint {
 		return nil, apierror.FailedPrecondition("Labels could not be set due to fingerprint mismatch (expected %s, got %s).", r.Cluster.LabelFingerprint, fingerprint)
+	}
+	if err := keepTopology(r.Cluster.ResourceLabels, labels); err != nil {
+		return nil, err
 	}
 	if r.Operation != "" {
 		return nil, busyError(project, location, r.Operation)

@@ -31,6 +31,9 @@ type ClusterRecord struct {
 	EndpointIP   string   `json:"endpointIP"`
 	EndpointPort int      `json:"endpointPort,omitempty"`
 	HostIPs      []string `json:"hostIPs"`
+	// EtcdHostIPs are the external etcd members' addresses (external etcd
+	// topology only).
+	EtcdHostIPs []string `json:"etcdHostIPs,omitempty"`
 	// Nodes lists each pool's nodes, by pool name.
 	Nodes map[string][]NodeRecord `json:"nodes"`
 	// Operation is the operation running on the cluster, if any: the
@@ -84,6 +87,10 @@ func (e *Engine) spec(r *ClusterRecord) cluster.Spec {
 	for i, ip := range r.HostIPs {
 		hosts = append(hosts, controlplane.Host{Index: i, IP: net.ParseIP(ip)})
 	}
+	var etcdHosts []controlplane.Host
+	for i, ip := range r.EtcdHostIPs {
+		etcdHosts = append(etcdHosts, controlplane.Host{Index: i, IP: net.ParseIP(ip), EtcdOnly: true})
+	}
 	c := r.Cluster
 	return cluster.Spec{
 		Cluster: controlplane.Cluster{
@@ -97,6 +104,7 @@ func (e *Engine) spec(r *ClusterRecord) cluster.Spec {
 		},
 		ID:           r.UID,
 		Hosts:        hosts,
+		EtcdHosts:    etcdHosts,
 		EndpointPort: r.EndpointPort,
 		Creator:      r.Creator,
 	}

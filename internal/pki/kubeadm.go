@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"k8s.io/client-go/tools/clientcmd"
@@ -48,10 +49,38 @@ type Host struct {
 	// ServiceIP is the first address of the service range: the in-cluster
 	// "kubernetes" Service.
 	ServiceIP net.IP
+	Role      Role
 }
+
+// Role says what a host runs, and so which leaf certificates it needs.
+type Role int
+
+const (
+	// Stacked: kube-apiserver and an etcd member (kubeadm's default).
+	Stacked Role = iota
+	// ControlPlaneOnly: kube-apiserver, with etcd on other hosts.
+	ControlPlaneOnly
+	// EtcdOnly: an external etcd member.
+	EtcdOnly
+)
 
 // leaves lists the leaf certificates of one replica, with their issuing CA.
 func leaves(h Host) []struct {
+	name, ca string
+	leaf     Leaf
+} {
+	all := allLeaves(h)
+	out := all[:0]
+	for _, l := range all {
+		member := strings.HasPrefix(l.name, "etcd/")
+		if (member && h.Role != ControlPlaneOnly) || (!member && h.Role != EtcdOnly) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+func allLeaves(h Host) []struct {
 	name, ca string
 	leaf     Leaf
 } {
@@ -99,6 +128,20 @@ func EnsureLeaves(pkiDir string, h Host, now time.Time) error {
 		}
 	}
 	return nil
+}
+
+// CopyCA copies CA name (certificate and key) from one PKI folder to
+// another, as kubeadm's external-etcd setup copies the etcd CA to every
+// etcd host. An existing copy is kept.
+func CopyCA(from, to, name string) error {
+	if Exists(to, name) {
+		return nil
+	}
+	ca, err := Load(from, name)
+	if err != nil {
+		return err
+	}
+	return ca.Write(to, name)
 }
 
 // Kubeconfig is a kubeconfig with an embedded client certificate.

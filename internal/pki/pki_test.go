@@ -101,3 +101,53 @@ func TestKubeconfigs(t *testing.T) {
 		}
 	}
 }
+
+// TestExternalEtcdRoles: in kubeadm's external etcd topology an etcd host
+// holds a copy of the etcd CA and only the etcd leaves; a control-plane host
+// holds no etcd server or peer certificate, only its etcd client one.
+func TestExternalEtcdRoles(t *testing.T) {
+	now := time.Now()
+	shared := t.TempDir()
+	if err := EnsureShared(shared, "demo", now); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		role      Role
+		has, lacks []string
+	}{
+		{EtcdOnly, []string{"etcd/server", "etcd/peer", "etcd/healthcheck-client"}, []string{"apiserver", "apiserver-etcd-client", "front-proxy-client"}},
+		{ControlPlaneOnly, []string{"apiserver", "apiserver-etcd-client", "front-proxy-client"}, []string{"etcd/server", "etcd/peer"}},
+	}
+	for _, tt := range tests {
+		dir := t.TempDir()
+		if tt.role == EtcdOnly {
+			if err := CopyCA(shared, dir, "etcd/ca"); err != nil {
+				t.Fatal(err)
+			}
+		} else if err := EnsureShared(dir, "demo", now); err != nil {
+			t.Fatal(err)
+		}
+		if err := EnsureLeaves(dir, Host{Name: "demo-host", IP: net.ParseIP("127.11.0.9"), ServiceIP: net.ParseIP("34.118.224.1"), Role: tt.role}, now); err != nil {
+			t.Fatalf("role %d: %v", tt.role, err)
+		}
+		for _, f := range tt.has {
+			if !Exists(dir, f) {
+				t.Errorf("role %d: missing %s", tt.role, f)
+			}
+		}
+		for _, f := range tt.lacks {
+			if Exists(dir, f) {
+				t.Errorf("role %d: has %s", tt.role, f)
+			}
+		}
+	}
+	a, _ := Load(shared, "etcd/ca")
+	dir := t.TempDir()
+	if err := CopyCA(shared, dir, "etcd/ca"); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := Load(dir, "etcd/ca")
+	if SPKIHash(a.Cert) != SPKIHash(b.Cert) {
+		t.Fatal("CopyCA changed the CA")
+	}
+}
