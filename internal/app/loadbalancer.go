@@ -33,4 +33,3 @@ func newLoadBalancer(streams Streams) *cobra.Command {
 	_ = cmd.MarkFlagRequired("config-dir")
 	return cmd
 }
-

@@ -77,7 +77,7 @@ type Config struct {
 	// that serves cluster endpoints: one frontend file per cluster.
 	LoadBalancerDir string
 	Clock           clock.Clock
-	Logger       *slog.Logger
+	Logger          *slog.Logger
 	// Version is the Kubernetes version the nodes report.
 	Version string
 	// ReadyTimeout bounds how long a component may take to become healthy.

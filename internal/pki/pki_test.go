@@ -112,7 +112,7 @@ func TestExternalEtcdRoles(t *testing.T) {
 		t.Fatal(err)
 	}
 	tests := []struct {
-		role      Role
+		role       Role
 		has, lacks []string
 	}{
 		{EtcdOnly, []string{"etcd/server", "etcd/peer", "etcd/healthcheck-client"}, []string{"apiserver", "apiserver-etcd-client", "front-proxy-client"}},
