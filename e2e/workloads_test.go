@@ -88,6 +88,23 @@ func TestClusterLifecycleDetails(t *testing.T) {
 	if err := json.Unmarshal([]byte(e.Gcloud("container", "get-server-config", "--zone", zone, "--format", "json")), &cfg); err != nil || !strings.HasPrefix(cfg.DefaultClusterVersion, "1.37.") {
 		t.Fatalf("server config: %+v %v", cfg, err)
 	}
+
+	// A zonal control plane "upgraded" to its own version restarts in
+	// place: new processes, the same etcd data.
+	e.Kubectl("create", "configmap", "survivor", "--from-literal=k=v")
+	before := e.ComponentPIDs()
+	e.Gcloud("container", "clusters", "upgrade", "life", "--master", "--cluster-version", cfg.DefaultClusterVersion, "--zone", zone, "--quiet")
+	for name, pid := range e.ComponentPIDs() {
+		if before[name] == pid {
+			t.Errorf("%s (pid %d) was not restarted by the control-plane recreation", name, pid)
+		}
+	}
+	if v := e.Kubectl("get", "configmap", "survivor", "-o", "jsonpath={.data.k}"); v != "v" {
+		t.Fatalf("the cluster's data did not survive the recreation: %q", v)
+	}
+	if op := e.Gcloud("container", "operations", "list", "--filter", "operationType=UPGRADE_MASTER", "--format", "value(status)"); strings.TrimSpace(op) != "DONE" {
+		t.Fatalf("UPGRADE_MASTER operation: %q", op)
+	}
 }
 
 // TestCancelOperation: a cancelled create ends DONE with a CANCELLED error,

@@ -116,24 +116,42 @@ func New(cfg Config) (*Runtime, error) {
 // etcd member); then the controller-managers and schedulers start. In the
 // external etcd topology the etcd members start first, together, on
 // machines of their own, and every kube-apiserver talks to all of them.
+//
+// Once the cluster exists, any host that holds its PKI leads, and a host
+// that lost its folder (a replaced machine) joins again: the cluster is
+// never initialised twice.
 func (r *Runtime) EnsureControlPlane(ctx context.Context, s Spec) error {
+	return r.ensureControlPlane(ctx, s, &joiner{r: r, s: s})
+}
+
+// ensureControlPlane is EnsureControlPlane with a joiner that may hold a
+// join token prepared already.
+func (r *Runtime) ensureControlPlane(ctx context.Context, s Spec, j *joiner) error {
 	now := r.cfg.Clock.Now()
-	first := s.Hosts[0]
-	if err := pki.EnsureShared(s.PKIDir(first), s.Name, now); err != nil {
-		return fmt.Errorf("cluster %s: PKI: %w", s.Name, err)
+	first, initialised := s.pkiHost()
+	if !initialised {
+		if err := pki.EnsureShared(s.PKIDir(first), s.Name, now); err != nil {
+			return fmt.Errorf("cluster %s: PKI: %w", s.Name, err)
+		}
 	}
 	if err := r.ensureHostFiles(s, first, now); err != nil {
 		return fmt.Errorf("cluster %s: %w", s.Name, err)
 	}
 	// etcd and kube-apiserver start together: the apiserver retries etcd
 	// until it answers, which saves the time etcd takes to elect itself.
-	initial := stackedPair(s, 0)
+	var initial []controlplane.Component
 	if s.ExternalEtcd() {
 		members, err := r.externalEtcd(s, now)
 		if err != nil {
 			return err
 		}
 		initial = append(members, controlplane.APIServer(s.Cluster, first, etcdServers(s, first)))
+	} else {
+		etcd, err := stackedMember(s, first)
+		if err != nil {
+			return err
+		}
+		initial = []controlplane.Component{etcd, controlplane.APIServer(s.Cluster, first, etcdServers(s, first))}
 	}
 	if err := r.run(ctx, s, initial...); err != nil {
 		return err
@@ -157,33 +175,30 @@ func (r *Runtime) EnsureControlPlane(ctx context.Context, s Spec) error {
 	if err := r.run(ctx, s, controlplane.ControllerManager(s.Cluster, first), controlplane.Scheduler(s.Cluster, first)); err != nil {
 		return err
 	}
-	if err := r.joinControlPlanes(ctx, s, client); err != nil {
-		return err
-	}
 	var rest []controlplane.Component
-	for _, h := range s.Hosts[1:] {
+	j.client = client
+	for _, h := range s.Hosts {
+		if h.Index == first.Index {
+			continue
+		}
+		if err := j.ensure(ctx, h); err != nil {
+			return err
+		}
 		rest = append(rest, controlplane.ControllerManager(s.Cluster, h), controlplane.Scheduler(s.Cluster, h))
 	}
 	return r.run(ctx, s, rest...)
 }
 
-// stackedPair is host i's etcd member and kube-apiserver (kubeadm's stacked
-// topology: each apiserver talks to its local member). Host i's member
-// joined the members of hosts 0..i-1, which its initial cluster lists.
-func stackedPair(s Spec, i int) []controlplane.Component {
-	h := s.Hosts[i]
-	var members []string
-	for _, m := range s.Hosts[:i+1] {
-		members = append(members, controlplane.EtcdMember(s.Cluster, m))
+// pkiHost returns the first host that holds the cluster's shared PKI, and
+// whether there is one; without one the cluster is new and host 0 is
+// initialised.
+func (s Spec) pkiHost() (controlplane.Host, bool) {
+	for _, h := range s.Hosts {
+		if pki.Exists(s.PKIDir(h), "ca") {
+			return h, true
+		}
 	}
-	state := "new"
-	if i > 0 {
-		state = "existing"
-	}
-	return []controlplane.Component{
-		controlplane.Etcd(s.Cluster, h, members, state),
-		controlplane.APIServer(s.Cluster, h, etcdServers(s, h)),
-	}
+	return s.Hosts[0], false
 }
 
 // externalEtcd prepares the external etcd members' machines (a copy of the
@@ -197,7 +212,7 @@ func (r *Runtime) externalEtcd(s Spec, now time.Time) ([]controlplane.Component,
 	}
 	var comps []controlplane.Component
 	for _, h := range s.EtcdHosts {
-		if err := pki.CopyCA(s.PKIDir(s.Hosts[0]), s.PKIDir(h), "etcd/ca"); err != nil {
+		if err := pki.CopyCA(s.SharedPKIDir(), s.PKIDir(h), "etcd/ca"); err != nil {
 			return nil, fmt.Errorf("cluster %s: %w", s.Name, err)
 		}
 		if err := pki.EnsureLeaves(s.PKIDir(h), pki.Host{Name: s.HostName(h), IP: h.IP, Role: pki.EtcdOnly}, now); err != nil {
@@ -219,72 +234,6 @@ func etcdServers(s Spec, h controlplane.Host) []string {
 		urls = append(urls, controlplane.EtcdClientURL(m))
 	}
 	return urls
-}
-
-// joinControlPlanes joins every host after the first, one at a time (etcd
-// adds one member at a time), unless it has joined already.
-func (r *Runtime) joinControlPlanes(ctx context.Context, s Spec, client kubernetes.Interface) error {
-	if len(s.Hosts) == 1 {
-		return nil
-	}
-	var cfg join.Config
-	certKey := ""
-	for i, h := range s.Hosts[1:] {
-		i++
-		if !pki.Exists(s.PKIDir(h), "ca") {
-			if certKey == "" {
-				// kubeadm init --upload-certs, then a token for the joins.
-				var err error
-				if certKey, err = join.NewCertificateKey(); err != nil {
-					return err
-				}
-				if err := join.UploadCerts(ctx, client, s.PKIDir(s.Hosts[0]), certKey); err != nil {
-					return fmt.Errorf("cluster %s: upload certs: %w", s.Name, err)
-				}
-				tok, err := join.CreateBootstrapToken(ctx, client, join.Token{TTL: time.Hour, Description: "kubeyard control-plane join", ForJoining: true})
-				if err != nil {
-					return err
-				}
-				pin, err := CAPin(s)
-				if err != nil {
-					return err
-				}
-				cfg = join.Config{Endpoint: s.Endpoint(), Token: tok.Token, CACertHashes: []string{pin}}
-			}
-			joinCtx, cancel := context.WithTimeout(ctx, r.cfg.ReadyTimeout)
-			err := JoinControlPlaneHost(joinCtx, s, h, cfg, certKey)
-			cancel()
-			if err != nil {
-				return fmt.Errorf("cluster %s: join %s: %w", s.Name, s.HostName(h), err)
-			}
-		}
-		if err := r.ensureHostFiles(s, h, r.cfg.Clock.Now()); err != nil {
-			return fmt.Errorf("cluster %s: %w", s.Name, err)
-		}
-		if s.ExternalEtcd() {
-			if err := r.run(ctx, s, controlplane.APIServer(s.Cluster, h, etcdServers(s, h))); err != nil {
-				return err
-			}
-			continue
-		}
-		// The new member starts as a learner, which serves no requests:
-		// promote it once it has caught up, and only then start the
-		// kube-apiserver that talks to it.
-		if err := addEtcdLearner(ctx, s, h, s.Hosts[:i]); err != nil {
-			return fmt.Errorf("cluster %s: %w", s.Name, err)
-		}
-		pair := stackedPair(s, i)
-		if err := r.start(s, pair[0]); err != nil {
-			return err
-		}
-		if err := promoteEtcdMember(ctx, s, h, s.Hosts[:i]); err != nil {
-			return fmt.Errorf("cluster %s: %w", s.Name, err)
-		}
-		if err := r.run(ctx, s, pair...); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // JoinControlPlaneHost is the certificate part of `kubeadm join
@@ -434,9 +383,11 @@ func healthy(ctx context.Context, url string) error {
 	return nil
 }
 
-// AdminClient is a client with the super-admin credentials of the first host.
+// AdminClient is a client with the super-admin credentials of a host that
+// holds the cluster's PKI, through the cluster endpoint.
 func (r *Runtime) AdminClient(s Spec) (kubernetes.Interface, error) {
-	cfg, err := clientcmd.BuildConfigFromFlags("", filepath.Join(s.HostDir(s.Hosts[0]), "super-admin.conf"))
+	h, _ := s.pkiHost()
+	cfg, err := clientcmd.BuildConfigFromFlags("", filepath.Join(s.HostDir(h), "super-admin.conf"))
 	if err != nil {
 		return nil, fmt.Errorf("cluster %s: admin kubeconfig: %w", s.Name, err)
 	}
@@ -459,7 +410,8 @@ func CAPin(s Spec) (string, error) {
 
 // CACertPEM returns the cluster CA certificate.
 func CACertPEM(s Spec) ([]byte, error) {
-	return os.ReadFile(filepath.Join(s.PKIDir(s.Hosts[0]), "ca.crt"))
+	h, _ := s.pkiHost()
+	return os.ReadFile(filepath.Join(s.PKIDir(h), "ca.crt"))
 }
 
 // Destroy stops everything of the cluster and removes its files.

@@ -4,10 +4,12 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
@@ -71,10 +73,44 @@ func promoteEtcdMember(ctx context.Context, s Spec, h controlplane.Host, existin
 	})
 }
 
+// removeEtcdMember removes host h's member, if it is one (etcdctl member
+// remove), through the other members.
+func removeEtcdMember(ctx context.Context, s Spec, h controlplane.Host, others []controlplane.Host) error {
+	return onMembership(ctx, s, h, others, func(ctx context.Context, cli *clientv3.Client, m *etcdserverpb.Member) error {
+		if m == nil {
+			return nil
+		}
+		_, err := cli.MemberRemove(ctx, m.ID)
+		return err
+	})
+}
+
+// etcdMemberHealthy says whether host h's member answers and votes.
+func etcdMemberHealthy(ctx context.Context, s Spec, h controlplane.Host) error {
+	cli, err := etcdClient(s, h, []controlplane.Host{h})
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
+	st, err := cli.Status(ctx, controlplane.EtcdClientURL(h))
+	if err != nil {
+		return err
+	}
+	if st.IsLearner {
+		return errors.New("a learner")
+	}
+	if len(st.Errors) > 0 {
+		return errors.New(strings.Join(st.Errors, "; "))
+	}
+	return nil
+}
+
 // onMembership calls step with host h's entry in the etcd member list (nil
 // when h is not a member) until step succeeds or a minute has passed.
 func onMembership(ctx context.Context, s Spec, h controlplane.Host, existing []controlplane.Host, step func(context.Context, *clientv3.Client, *etcdserverpb.Member) error) error {
-	cli, err := etcdClient(s, h, existing)
+	// The client certificate of a member: h itself may not have one yet
+	// (joining) or any more (replaced).
+	cli, err := etcdClient(s, existing[0], existing)
 	if err != nil {
 		return err
 	}

@@ -381,8 +381,9 @@ var (
 )
 
 // UpdateCluster applies a ClusterUpdate. The only change honoured so far is
-// desiredMasterVersion to the version running (a no-op, as in GKE); the API
-// layer rejects every other field by name.
+// desiredMasterVersion to the version running: as in GKE, a control-plane
+// "upgrade" to the same version recreates the control plane, one replica at
+// a time (UPGRADE_MASTER). The API layer rejects every other field by name.
 func (e *Engine) UpdateCluster(ctx context.Context, project, location, name string, u *container.ClusterUpdate) (*container.Operation, error) {
 	r, rev, err := e.lookupCluster(ctx, project, location, name)
 	if err != nil {
@@ -397,7 +398,53 @@ func (e *Engine) UpdateCluster(ctx context.Context, project, location, name stri
 	if r.Operation != "" {
 		return nil, busyError(project, location, r.Operation)
 	}
-	return e.startOperation(ctx, r, rev, e.newOperation(r, OpUpdateCluster, "clusters/"+name))
+	if r.Cluster.Status != "RUNNING" {
+		return nil, apierror.FailedPrecondition("Cluster %q is %s, not RUNNING.", name, r.Cluster.Status)
+	}
+	// Recreating replicas one at a time keeps quorum only if every other
+	// replica is healthy: refuse up front rather than half way.
+	if err := e.runtime.CheckHealthy(ctx, e.spec(r)); err != nil {
+		return nil, quorumError(name, err)
+	}
+	r.Cluster.Status = "RECONCILING"
+	return e.startOperation(ctx, r, rev, e.newOperation(r, OpUpgradeMaster, "clusters/"+name))
+}
+
+func quorumError(name string, err error) error {
+	if errors.Is(err, cluster.ErrWouldLoseQuorum) {
+		return apierror.FailedPrecondition("Cluster %q: %v. Wait until every replica is healthy.", name, err)
+	}
+	return err
+}
+
+// runUpgradeMaster recreates the control-plane replicas one after another;
+// op.Step counts those done, so a resumed operation goes on from there.
+func (e *Engine) runUpgradeMaster(ctx context.Context, op *OperationRecord) (err error) {
+	r, _, err := e.getCluster(ctx, op.Project, op.Location, op.ClusterName)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		// Success or not, the cluster serves on with what it has.
+		if _, uerr := e.updateCluster(context.Background(), op.Project, op.Location, op.ClusterName, func(r *ClusterRecord) error {
+			r.Cluster.Status = "RUNNING"
+			return nil
+		}); err == nil {
+			err = uerr
+		}
+	}()
+	s := e.spec(r)
+	for op.Step < len(s.Hosts) {
+		e.stage(ctx, op, fmt.Sprintf("Recreating control-plane replica %d of %d", op.Step+1, len(s.Hosts)))
+		if err := e.runtime.ReplaceHost(ctx, s, s.Hosts[op.Step]); err != nil {
+			return quorumError(r.Cluster.Name, err)
+		}
+		op.Step++
+		if err := e.saveOperation(ctx, op); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // ServerConfig is getServerConfig: the one version this engine runs.

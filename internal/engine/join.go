@@ -101,7 +101,7 @@ func uploadCerts(ctx context.Context, s cluster.Spec, client kubernetes.Interfac
 			return "", err
 		}
 	}
-	if err := join.UploadCerts(ctx, client, s.PKIDir(s.Hosts[0]), key); err != nil {
+	if err := join.UploadCerts(ctx, client, s.SharedPKIDir(), key); err != nil {
 		return "", err
 	}
 	return key, nil

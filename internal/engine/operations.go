@@ -24,6 +24,8 @@ type OperationRecord struct {
 	Pool      string `json:"pool,omitempty"`
 	Size      int64  `json:"size,omitempty"`
 	Cancelled bool   `json:"cancelled,omitempty"`
+	// Step is how many steps of a multi-step operation are done.
+	Step int `json:"step,omitempty"`
 }
 
 func (o *OperationRecord) key() string { return operationKey(o.Project, o.Location, o.Op.Name) }
@@ -35,7 +37,7 @@ const (
 	OpCreateNodePool  = "CREATE_NODE_POOL"
 	OpDeleteNodePool  = "DELETE_NODE_POOL"
 	OpSetNodePoolSize = "SET_NODE_POOL_SIZE"
-	OpUpdateCluster   = "UPDATE_CLUSTER"
+	OpUpgradeMaster   = "UPGRADE_MASTER"
 	OpSetLabels       = "SET_LABELS"
 )
 
@@ -166,7 +168,9 @@ func (e *Engine) run(ctx context.Context, op *OperationRecord) error {
 		return e.runReconcilePool(ctx, op)
 	case OpDeleteNodePool:
 		return e.runDeleteNodePool(ctx, op)
-	case OpSetLabels, OpUpdateCluster:
+	case OpUpgradeMaster:
+		return e.runUpgradeMaster(ctx, op)
+	case OpSetLabels:
 		return nil // applied when the request was accepted
 	}
 	return fmt.Errorf("engine: unknown operation type %s", op.Op.OperationType)
