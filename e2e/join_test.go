@@ -2,10 +2,13 @@ package e2e
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -50,18 +53,8 @@ func TestJoinCommandJoinsAnotherMachine(t *testing.T) {
 	}
 
 	// The printed command joins a node from another data dir.
-	joinCmd := exec.Command(bin, "join", endpoint, "--token", token, "--discovery-token-ca-cert-hash", hash,
-		"--data-dir", filepath.Join(e.Dir, "other-machine"), "--node-name", "byo-node-1")
-	joinCmd.Stdout, joinCmd.Stderr = os.Stderr, os.Stderr
-	if err := joinCmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if joinCmd.ProcessState == nil {
-			joinCmd.Process.Kill()
-			joinCmd.Wait()
-		}
-	})
+	joinCmd := startJoin(t, bin, "join", endpoint, "--token", token, "--discovery-token-ca-cert-hash", hash,
+		"--data-dir", e.MachineDir("other-machine"), "--node-name", "byo-node-1")
 	e.Eventually(90*time.Second, func() error {
 		if _, ok := readyNodes(t, e)["byo-node-1"]; !ok {
 			return fmt.Errorf("byo-node-1 is not Ready")
@@ -145,4 +138,119 @@ func TestJoinCommandJoinsAnotherMachine(t *testing.T) {
 	if _, err := os.Stat(expiredDir); !os.IsNotExist(err) {
 		t.Fatal("a join with an expired token wrote files")
 	}
+}
+
+// TestJoinControlPlaneMachine: the control-plane join command kubeyard
+// prints joins a fourth replica from another data dir (standing in for
+// another machine): it gets the shared certificates with the certificate
+// key (a wrong key fails and writes nothing), joins etcd as a voting member,
+// and its kube-apiserver serves through the cluster's load balancer. When
+// it stops it leaves the cluster, as kubeadm reset does.
+func TestJoinControlPlaneMachine(t *testing.T) {
+	e := harness.Start(t, harness.Options{})
+	bin := harness.Binary(t)
+	e.Gcloud("container", "clusters", "create", "ha", "--region", "us-central1", "--num-nodes", "1")
+	e.Gcloud("container", "clusters", "get-credentials", "ha", "--region", "us-central1")
+	clusterDir := e.ClusterDir()
+
+	out, err := exec.Command(bin, "clusters", "join-command", "ha", "--control-plane", "--data-dir", e.DataDir, "--addr", e.Addr, "--project", e.Project, "--location", "us-central1").CombinedOutput()
+	line := strings.TrimSpace(string(out))
+	m := regexp.MustCompile(`^kubeyard join (\S+) --token (\S+) --discovery-token-ca-cert-hash (\S+) --control-plane --certificate-key ([0-9a-f]{64})$`).FindStringSubmatch(line)
+	if err != nil || m == nil {
+		t.Fatalf("join-command --control-plane: %v %q", err, line)
+	}
+	joinArgs := func(key, dir string) []string {
+		return []string{"join", m[1], "--token", m[2], "--discovery-token-ca-cert-hash", m[3], "--control-plane", "--certificate-key", key,
+			"--data-dir", dir, "--apiserver-advertise-address", e.SpareIP(1)}
+	}
+
+	// A wrong certificate key: refused, nothing written.
+	wrongDir := e.MachineDir("wrong-machine")
+	wrongKey := strings.Repeat("ab", 32)
+	if out, err := exec.Command(bin, joinArgs(wrongKey, wrongDir)...).CombinedOutput(); err == nil || !strings.Contains(string(out), "does not decrypt") {
+		t.Fatalf("join with a wrong certificate key: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(wrongDir); !os.IsNotExist(err) {
+		t.Fatal("a refused control-plane join wrote files")
+	}
+
+	// The printed command, run from another data dir.
+	machineDir := e.MachineDir("cp-machine")
+	joinCmd := startJoin(t, bin, joinArgs(m[4], machineDir)...)
+	e.Eventually(120*time.Second, func() error {
+		members := etcdMembers(t, filepath.Join(clusterDir, "cp-0"))
+		if !slices.Contains(members, "ha-cp-3") {
+			return fmt.Errorf("etcd members %v: no voting ha-cp-3", members)
+		}
+		return nil
+	})
+
+	// Requests through the endpoint reach the fourth kube-apiserver: count
+	// the GETs of a ConfigMap that does not exist, which nothing else asks
+	// for, in its metrics.
+	fourth := "https://" + net.JoinHostPort(e.SpareIP(1), "6443")
+	probes := func() int {
+		raw, err := e.Run("kubectl", "get", "--raw", "/metrics", "--server", fourth)
+		if err != nil {
+			return -1
+		}
+		n := 0
+		for _, l := range strings.Split(raw, "\n") {
+			if strings.HasPrefix(l, "apiserver_request_total{") && strings.Contains(l, `code="404"`) && strings.Contains(l, `resource="configmaps"`) && strings.Contains(l, `verb="GET"`) {
+				v, _ := strconv.ParseFloat(l[strings.LastIndex(l, " ")+1:], 64)
+				n += int(v)
+			}
+		}
+		return n
+	}
+	e.Eventually(60*time.Second, func() error {
+		before := probes()
+		if before < 0 {
+			return fmt.Errorf("the fourth kube-apiserver does not answer")
+		}
+		for range 12 {
+			e.Run("kubectl", "get", "configmap", "no-such-configmap") // a new connection each time
+		}
+		if after := probes(); after <= before {
+			return fmt.Errorf("no request through the endpoint reached the fourth replica (%d -> %d)", before, after)
+		}
+		return nil
+	})
+
+	// Stopped, it leaves: etcd has three members again, and its files and
+	// processes are gone.
+	joinCmd.Process.Signal(syscall.SIGTERM)
+	if err := joinCmd.Wait(); err != nil {
+		t.Fatalf("kubeyard join --control-plane after SIGTERM: %v", err)
+	}
+	if members := etcdMembers(t, filepath.Join(clusterDir, "cp-0")); len(members) != 3 || slices.Contains(members, "ha-cp-3") {
+		t.Fatalf("etcd members after the replica left: %v", members)
+	}
+	if pids, _ := filepath.Glob(filepath.Join(machineDir, "run", "*.pid")); len(pids) != 0 {
+		t.Fatalf("processes left by the replica: %v", pids)
+	}
+	if _, err := os.Stat(filepath.Join(machineDir, "cp-3")); !os.IsNotExist(err) {
+		t.Fatal("the replica's certificates and data remain")
+	}
+	if _, err := e.Run("kubectl", "get", "--raw", "/readyz"); err != nil {
+		t.Fatalf("the cluster after the replica left: %v", err)
+	}
+}
+
+// startJoin starts `kubeyard join` in the background; it is killed when
+// the test ends, if it still runs.
+func startJoin(t *testing.T, bin string, args ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	})
+	return cmd
 }

@@ -75,9 +75,10 @@ type Engine struct {
 	ExtraArgs              []string
 	EndpointPool, HostPool string
 
-	cmd    *exec.Cmd
-	exited chan error
-	log    *os.File
+	cmd      *exec.Cmd
+	exited   chan error
+	log      *os.File
+	machines []string // data dirs of other "machines" (kubeyard join)
 }
 
 // Options adjust Start.
@@ -193,6 +194,21 @@ func (e *Engine) ComponentPIDs() map[string]int {
 	})
 }
 
+// MachineDir returns a data dir for another "machine" (a `kubeyard join`):
+// whatever processes it records are killed when the test ends.
+func (e *Engine) MachineDir(name string) string {
+	dir := filepath.Join(e.Dir, name)
+	e.machines = append(e.machines, dir)
+	return dir
+}
+
+// SpareIP returns an address of the engine's host range that the engine
+// does not hand out in a test (i from 1 to 250), for a joining machine.
+func (e *Engine) SpareIP(i int) string {
+	prefix, _, _ := strings.Cut(e.HostPool, ".0.0/")
+	return fmt.Sprintf("%s.255.%d", prefix, i)
+}
+
 // ProcessPIDs returns every process the engine started: the control planes
 // and the engine's own (the load balancer, as "loadbalancer@engine").
 func (e *Engine) ProcessPIDs() map[string]int {
@@ -242,7 +258,13 @@ func (e *Engine) cleanup() {
 			}
 		}
 	}
-	for name, pid := range e.ProcessPIDs() {
+	leftovers := e.ProcessPIDs()
+	for _, dir := range e.machines {
+		for name, pid := range readPIDFiles(filepath.Join(dir, "run", "*.pid"), func(string) string { return filepath.Base(dir) }) {
+			leftovers[name] = pid
+		}
+	}
+	for name, pid := range leftovers {
 		if syscall.Kill(pid, 0) == nil {
 			e.t.Logf("killing leftover %s (pid %d)", name, pid)
 			_ = syscall.Kill(pid, syscall.SIGKILL)
@@ -253,6 +275,10 @@ func (e *Engine) cleanup() {
 		logs, _ := filepath.Glob(filepath.Join(e.DataDir, "clusters", "*", "logs", "*.log"))
 		engineLogs, _ := filepath.Glob(filepath.Join(e.DataDir, "logs", "*.log"))
 		logs = append(logs, engineLogs...)
+		for _, dir := range e.machines {
+			machineLogs, _ := filepath.Glob(filepath.Join(dir, "logs", "*.log"))
+			logs = append(logs, machineLogs...)
+		}
 		for _, l := range logs {
 			data, _ := os.ReadFile(l)
 			e.t.Logf("%s:\n%s", l, tail(string(data), 15))

@@ -16,9 +16,11 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/kubeyard/kubeyard/internal/cluster"
 	"github.com/kubeyard/kubeyard/internal/engine"
 	"github.com/kubeyard/kubeyard/internal/join"
 	"github.com/kubeyard/kubeyard/internal/node"
+	"github.com/kubeyard/kubeyard/internal/supervisor"
 )
 
 func newClusters(streams Streams) *cobra.Command {
@@ -139,20 +141,23 @@ func newCertificateKey(streams Streams) *cobra.Command {
 
 func newJoin(streams Streams) *cobra.Command {
 	var cfg join.Config
-	var dataDir, nodeName, nodeIP, kubeletIP, certKey string
+	var dataDir, nodeName, nodeIP, kubeletIP, certKey, advertise string
 	var controlPlane bool
 	cmd := &cobra.Command{
 		Use:   "join ENDPOINT",
-		Short: "Join this machine to a cluster as a node, the kubeadm way (runs in the foreground)",
+		Short: "Join this machine to a cluster as a node or a control-plane replica, the kubeadm way (runs in the foreground)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if controlPlane || certKey != "" {
-				return errors.New("kubeyard join --control-plane is not implemented yet: regional clusters join their replicas inside the engine")
-			}
 			if !strings.Contains(args[0], ":") {
 				args[0] += ":443"
 			}
 			cfg.Endpoint = args[0]
+			if controlPlane || certKey != "" {
+				if !controlPlane || certKey == "" {
+					return errors.New("a control-plane join needs both --control-plane and --certificate-key")
+				}
+				return runControlPlane(cmd.Context(), streams, cfg, dataDir, certKey, advertise)
+			}
 			if nodeName == "" {
 				return errors.New("--node-name is required")
 			}
@@ -169,10 +174,39 @@ func newJoin(streams Streams) *cobra.Command {
 	f.StringVar(&kubeletIP, "kubelet-ip", "127.0.0.1", "loopback address kube-apiserver may dial for this node's kubelet")
 	f.BoolVar(&controlPlane, "control-plane", false, "join as a control-plane replica")
 	f.StringVar(&certKey, "certificate-key", "", "key that decrypts the kubeadm-certs Secret (with --control-plane)")
+	f.StringVar(&advertise, "apiserver-advertise-address", "", "with --control-plane: the loopback address this replica's kube-apiserver and etcd member listen on")
 	_ = cmd.MarkFlagRequired("token")
 	_ = cmd.MarkFlagRequired("discovery-token-ca-cert-hash")
 	_ = cmd.MarkFlagRequired("data-dir")
 	return cmd
+}
+
+// runControlPlane joins this machine as a control-plane replica and runs
+// it until SIGINT or SIGTERM, when it leaves the cluster (kubeadm reset):
+// a replica that is gone must not stay an etcd member.
+func runControlPlane(ctx context.Context, streams Streams, cfg join.Config, dataDir, certKey, advertise string) error {
+	log := slog.New(slog.NewTextHandler(streams.Err, nil))
+	ip := net.ParseIP(advertise)
+	if ip == nil || !ip.IsLoopback() {
+		return errors.New("--apiserver-advertise-address must be a loopback address (127.0.0.0/8) for a control-plane join")
+	}
+	sup, err := supervisor.New(supervisor.Config{Logger: log})
+	if err != nil {
+		return err
+	}
+	defer sup.Close()
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	m, err := cluster.JoinMachine(ctx, cluster.MachineConfig{Dir: dataDir, IP: ip, Join: cfg, CertificateKey: certKey, Supervisor: sup, Logger: log})
+	if err != nil {
+		return err
+	}
+	log.Info("this machine joined the control plane", "replica", m.Name(), "apiserver", net.JoinHostPort(advertise, "6443"))
+	<-ctx.Done()
+	log.Info("leaving the cluster", "replica", m.Name())
+	leaveCtx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	return m.Leave(leaveCtx)
 }
 
 // runNode joins and runs a node agent until SIGINT or SIGTERM.

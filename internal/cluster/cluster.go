@@ -86,9 +86,11 @@ type Config struct {
 
 // Runtime runs clusters.
 type Runtime struct {
-	cfg    Config
-	mu     sync.Mutex
-	agents map[string]*node.Agent // by cluster ID + "/" + node name
+	cfg       Config
+	mu        sync.Mutex
+	agents    map[string]*node.Agent            // by cluster ID + "/" + node name
+	joined    map[string][]loadbalancer.Backend // by cluster ID: replicas joined from outside
+	followers map[string]context.CancelFunc     // by cluster ID: registry followers
 }
 
 // New returns a Runtime with defaults filled in.
@@ -105,7 +107,7 @@ func New(cfg Config) (*Runtime, error) {
 	if cfg.ReadyTimeout == 0 {
 		cfg.ReadyTimeout = 2 * time.Minute
 	}
-	return &Runtime{cfg: cfg, agents: map[string]*node.Agent{}}, nil
+	return &Runtime{cfg: cfg, agents: map[string]*node.Agent{}, joined: map[string][]loadbalancer.Backend{}, followers: map[string]context.CancelFunc{}}, nil
 }
 
 // EnsureControlPlane brings the cluster's control plane up the kubeadm way:
@@ -167,9 +169,15 @@ func (r *Runtime) ensureControlPlane(ctx context.Context, s Spec, j *joiner) err
 	// a moment (post-start hooks, caches); retry until the deadline.
 	bootCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if err := poll.Until(bootCtx, func(ctx context.Context) error { return bootstrapObjects(ctx, client, s) }); err != nil {
+	if err := poll.Until(bootCtx, func(ctx context.Context) error {
+		if err := bootstrapObjects(ctx, client, s); err != nil {
+			return err
+		}
+		return ensureRegistry(ctx, client, s)
+	}); err != nil {
 		return fmt.Errorf("cluster %s: bootstrap objects: %w", s.Name, err)
 	}
+	r.follow(s)
 	// The first host is complete before anyone joins: its
 	// controller-manager runs the bootstrap signer that discovery needs.
 	if err := r.run(ctx, s, controlplane.ControllerManager(s.Cluster, first), controlplane.Scheduler(s.Cluster, first)); err != nil {
@@ -251,20 +259,29 @@ func JoinControlPlaneHost(ctx context.Context, s Spec, h controlplane.Host, cfg 
 // ensureFrontend configures the cluster's endpoint on the load balancer
 // and waits until it listens.
 func (r *Runtime) ensureFrontend(ctx context.Context, s Spec) error {
-	var backends []loadbalancer.Backend
-	for _, h := range s.Hosts {
-		backends = append(backends, loadbalancer.Backend{
-			Addr:     net.JoinHostPort(h.IP.String(), fmt.Sprint(controlplane.APIServerPort)),
-			ReadyURL: h.APIServerURL() + "/readyz",
-		})
-	}
-	if err := loadbalancer.WriteFrontend(r.cfg.LoadBalancerDir, s.ID, loadbalancer.Frontend{Addr: s.lbAddr(), Backends: backends}); err != nil {
-		return fmt.Errorf("cluster %s: %w", s.Name, err)
+	if err := r.writeFrontend(s); err != nil {
+		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.ReadyTimeout)
 	defer cancel()
 	if err := loadbalancer.WaitListening(ctx, s.lbAddr(), true); err != nil {
 		return fmt.Errorf("cluster %s: endpoint: %w", s.Name, err)
+	}
+	return nil
+}
+
+// writeFrontend points the cluster's endpoint at every replica: the
+// engine's and the machines that joined.
+func (r *Runtime) writeFrontend(s Spec) error {
+	var backends []loadbalancer.Backend
+	for _, h := range s.Hosts {
+		backends = append(backends, backend(h))
+	}
+	r.mu.Lock()
+	backends = append(backends, r.joined[s.ID]...)
+	r.mu.Unlock()
+	if err := loadbalancer.WriteFrontend(r.cfg.LoadBalancerDir, s.ID, loadbalancer.Frontend{Addr: s.lbAddr(), Backends: backends}); err != nil {
+		return fmt.Errorf("cluster %s: %w", s.Name, err)
 	}
 	return nil
 }
@@ -414,8 +431,34 @@ func CACertPEM(s Spec) ([]byte, error) {
 	return os.ReadFile(filepath.Join(s.PKIDir(h), "ca.crt"))
 }
 
+// follow starts the cluster's registry follower, unless it runs.
+func (r *Runtime) follow(s Spec) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.followers[s.ID]; ok {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r.followers[s.ID] = cancel
+	go r.followRegistry(ctx, s)
+}
+
+// unfollow stops the registry followers of clusters whose ID has the prefix.
+func (r *Runtime) unfollow(prefix string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for id, cancel := range r.followers {
+		if strings.HasPrefix(id, prefix) {
+			cancel()
+			delete(r.followers, id)
+			delete(r.joined, id)
+		}
+	}
+}
+
 // Destroy stops everything of the cluster and removes its files.
 func (r *Runtime) Destroy(s Spec) error {
+	r.unfollow(s.ID)
 	r.stopAgents(s.ID + "/")
 	if err := loadbalancer.RemoveFrontend(r.cfg.LoadBalancerDir, s.ID); err != nil {
 		return fmt.Errorf("cluster %s: %w", s.Name, err)
@@ -450,6 +493,7 @@ func (r *Runtime) StopProcesses(prefix string) {
 
 // Close stops every node agent; with stopProcesses, every control plane too.
 func (r *Runtime) Close(stopProcesses bool) {
+	r.unfollow("")
 	r.stopAgents("")
 	if stopProcesses {
 		r.StopProcesses("")

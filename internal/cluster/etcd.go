@@ -20,26 +20,37 @@ import (
 	"github.com/kubeyard/kubeyard/internal/poll"
 )
 
-// etcdClient connects to the given members with host h's
-// apiserver-etcd-client certificate, as kubeadm's etcd client does.
-func etcdClient(s Spec, h controlplane.Host, members []controlplane.Host) (*clientv3.Client, error) {
-	dir := s.PKIDir(h)
-	cert, err := tls.LoadX509KeyPair(filepath.Join(dir, "apiserver-etcd-client.crt"), filepath.Join(dir, "apiserver-etcd-client.key"))
+// etcdAccess is how to reach an etcd cluster: its members' client URLs and
+// a folder holding an apiserver-etcd-client certificate, as kubeadm's etcd
+// client uses.
+type etcdAccess struct {
+	certDir   string
+	endpoints []string
+}
+
+// viaHosts reaches the stacked members of hosts with the first one's
+// certificate: a joining host may not have one yet, a replaced one no more.
+func viaHosts(s Spec, hosts []controlplane.Host) etcdAccess {
+	a := etcdAccess{certDir: s.PKIDir(hosts[0])}
+	for _, m := range hosts {
+		a.endpoints = append(a.endpoints, controlplane.EtcdClientURL(m))
+	}
+	return a
+}
+
+func (a etcdAccess) client() (*clientv3.Client, error) {
+	cert, err := tls.LoadX509KeyPair(filepath.Join(a.certDir, "apiserver-etcd-client.crt"), filepath.Join(a.certDir, "apiserver-etcd-client.key"))
 	if err != nil {
 		return nil, fmt.Errorf("etcd client certificate: %w", err)
 	}
-	caPEM, err := os.ReadFile(filepath.Join(dir, "etcd/ca.crt"))
+	caPEM, err := os.ReadFile(filepath.Join(a.certDir, "etcd/ca.crt"))
 	if err != nil {
 		return nil, err
 	}
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(caPEM)
-	var endpoints []string
-	for _, m := range members {
-		endpoints = append(endpoints, controlplane.EtcdClientURL(m))
-	}
 	return clientv3.New(clientv3.Config{
-		Endpoints: endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop(),
+		Endpoints: a.endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop(),
 		TLS: &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: pool},
 	})
 }
@@ -48,23 +59,23 @@ func etcdClient(s Spec, h controlplane.Host, members []controlplane.Host) (*clie
 // before it (kubeadm join's etcd step in learner mode: a learner does not
 // count towards quorum, so the cluster keeps its quorum while the new member
 // starts), unless it is a member already: an interrupted join resumes.
-func addEtcdLearner(ctx context.Context, s Spec, h controlplane.Host, existing []controlplane.Host) error {
-	return onMembership(ctx, s, h, existing, func(ctx context.Context, cli *clientv3.Client, m *etcdserverpb.Member) error {
+func addEtcdLearner(ctx context.Context, a etcdAccess, peer string) error {
+	return onMembership(ctx, a, peer, func(ctx context.Context, cli *clientv3.Client, m *etcdserverpb.Member) error {
 		if m != nil {
 			return nil
 		}
-		_, err := cli.MemberAddAsLearner(ctx, []string{controlplane.EtcdPeerURL(h)})
+		_, err := cli.MemberAddAsLearner(ctx, []string{peer})
 		return err
 	})
 }
 
 // promoteEtcdMember makes host h's learner a voting member once it has
 // caught up with the leader (etcd refuses until then).
-func promoteEtcdMember(ctx context.Context, s Spec, h controlplane.Host, existing []controlplane.Host) error {
-	return onMembership(ctx, s, h, existing, func(ctx context.Context, cli *clientv3.Client, m *etcdserverpb.Member) error {
+func promoteEtcdMember(ctx context.Context, a etcdAccess, peer string) error {
+	return onMembership(ctx, a, peer, func(ctx context.Context, cli *clientv3.Client, m *etcdserverpb.Member) error {
 		switch {
 		case m == nil:
-			return fmt.Errorf("%s is not an etcd member", controlplane.EtcdPeerURL(h))
+			return fmt.Errorf("%s is not an etcd member", peer)
 		case !m.IsLearner:
 			return nil
 		}
@@ -75,8 +86,8 @@ func promoteEtcdMember(ctx context.Context, s Spec, h controlplane.Host, existin
 
 // removeEtcdMember removes host h's member, if it is one (etcdctl member
 // remove), through the other members.
-func removeEtcdMember(ctx context.Context, s Spec, h controlplane.Host, others []controlplane.Host) error {
-	return onMembership(ctx, s, h, others, func(ctx context.Context, cli *clientv3.Client, m *etcdserverpb.Member) error {
+func removeEtcdMember(ctx context.Context, a etcdAccess, peer string) error {
+	return onMembership(ctx, a, peer, func(ctx context.Context, cli *clientv3.Client, m *etcdserverpb.Member) error {
 		if m == nil {
 			return nil
 		}
@@ -87,7 +98,7 @@ func removeEtcdMember(ctx context.Context, s Spec, h controlplane.Host, others [
 
 // etcdMemberHealthy says whether host h's member answers and votes.
 func etcdMemberHealthy(ctx context.Context, s Spec, h controlplane.Host) error {
-	cli, err := etcdClient(s, h, []controlplane.Host{h})
+	cli, err := viaHosts(s, []controlplane.Host{h}).client()
 	if err != nil {
 		return err
 	}
@@ -105,19 +116,17 @@ func etcdMemberHealthy(ctx context.Context, s Spec, h controlplane.Host) error {
 	return nil
 }
 
-// onMembership calls step with host h's entry in the etcd member list (nil
-// when h is not a member) until step succeeds or a minute has passed.
-func onMembership(ctx context.Context, s Spec, h controlplane.Host, existing []controlplane.Host, step func(context.Context, *clientv3.Client, *etcdserverpb.Member) error) error {
-	// The client certificate of a member: h itself may not have one yet
-	// (joining) or any more (replaced).
-	cli, err := etcdClient(s, existing[0], existing)
+// onMembership calls step with the entry of the member with the peer URL
+// in the etcd member list (nil when it is not a member) until step succeeds
+// or a minute has passed.
+func onMembership(ctx context.Context, a etcdAccess, peer string, step func(context.Context, *clientv3.Client, *etcdserverpb.Member) error) error {
+	cli, err := a.client()
 	if err != nil {
 		return err
 	}
 	defer cli.Close()
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	peer := controlplane.EtcdPeerURL(h)
 	err = poll.Until(ctx, func(ctx context.Context) error {
 		list, err := cli.MemberList(ctx)
 		if err != nil {

@@ -120,7 +120,8 @@ func (j *joiner) ensure(ctx context.Context, h controlplane.Host) error {
 	if err := recordMembership(s, h, members); err != nil {
 		return err
 	}
-	if err := addEtcdLearner(ctx, s, h, members); err != nil {
+	peer := controlplane.EtcdPeerURL(h)
+	if err := addEtcdLearner(ctx, viaHosts(s, members), peer); err != nil {
 		return fmt.Errorf("cluster %s: %w", s.Name, err)
 	}
 	etcd, err := stackedMember(s, h)
@@ -130,7 +131,7 @@ func (j *joiner) ensure(ctx context.Context, h controlplane.Host) error {
 	if err := j.r.start(s, etcd); err != nil {
 		return err
 	}
-	if err := promoteEtcdMember(ctx, s, h, members); err != nil {
+	if err := promoteEtcdMember(ctx, viaHosts(s, members), peer); err != nil {
 		return fmt.Errorf("cluster %s: %w", s.Name, err)
 	}
 	return j.r.run(ctx, s, etcd, apiserver)
@@ -259,7 +260,7 @@ func (r *Runtime) ReplaceHost(ctx context.Context, s Spec, h controlplane.Host) 
 	r.stopHost(h, s)
 	if len(s.Hosts) > 1 {
 		if !s.ExternalEtcd() {
-			if err := removeEtcdMember(ctx, s, h, s.members(h)); err != nil {
+			if err := removeEtcdMember(ctx, viaHosts(s, s.members(h)), controlplane.EtcdPeerURL(h)); err != nil {
 				return fmt.Errorf("cluster %s: %w", s.Name, err)
 			}
 		}
