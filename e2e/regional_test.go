@@ -151,8 +151,8 @@ func TestRegionalClusterIsHighlyAvailable(t *testing.T) {
 }
 
 // killEtcdMemberUnderWrites SIGKILLs etcd member i while clients write
-// through the endpoint: writes go on (one succeeds while the member is
-// down or restarting) and the member is restarted. Each client may lose one
+// through the endpoint: writes go on (one started after the kill succeeds)
+// and the member is restarted. Each client may lose one
 // write in flight on the dead member and, when it was the leader, one
 // proposal lost with it (etcd fails that after its request timeout, 7 s).
 func killEtcdMemberUnderWrites(t *testing.T, e *harness.Engine, client kubernetes.Interface, i int, topology string) {
@@ -170,14 +170,14 @@ func killEtcdMemberUnderWrites(t *testing.T, e *harness.Engine, client kubernete
 		close(down)
 		e.Eventually(30*time.Second, func() error {
 			if okDuring.Load() == 0 {
-				return fmt.Errorf("no write succeeded since etcd member %d was killed", i)
+				return fmt.Errorf("no write started since etcd member %d was killed has succeeded", i)
 			}
 			return nil
 		})
 		stall = time.Since(killed)
 		e.AwaitRestart(prefix, victim)
 	})
-	t.Logf("SIGKILL of %s etcd member %d: %d writes ok (%d after the kill, the first of them %.1f s after it), %d failed",
+	t.Logf("SIGKILL of %s etcd member %d: %d writes ok (%d started after the kill, the first done %.1f s after it), %d failed",
 		topology, i, load.OK, okDuring.Load(), stall.Seconds(), load.Failed)
 	if load.Failed > 2*harness.Clients {
 		t.Fatalf("%d writes failed; at most 2 per client may", load.Failed)

@@ -95,21 +95,23 @@ func (e *Engine) AdminClient(clusterDir string) kubernetes.Interface {
 }
 
 // Writes returns a request that creates a ConfigMap, and the number of them
-// that succeeded after down was closed.
+// that started after down was closed and succeeded.
 func Writes(client kubernetes.Interface, down <-chan struct{}) (func(context.Context) error, *atomic.Int64) {
-	var okDuring atomic.Int64
+	var okAfter atomic.Int64
 	return func(ctx context.Context) error {
-		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{GenerateName: "load-"}}
-		_, err := client.CoreV1().ConfigMaps("default").Create(ctx, cm, metav1.CreateOptions{})
+		after := false
 		select {
 		case <-down:
-			if err == nil {
-				okDuring.Add(1)
-			}
+			after = true
 		default:
 		}
+		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{GenerateName: "load-"}}
+		_, err := client.CoreV1().ConfigMaps("default").Create(ctx, cm, metav1.CreateOptions{})
+		if after && err == nil {
+			okAfter.Add(1)
+		}
 		return err
-	}, &okDuring
+	}, &okAfter
 }
 
 // Reads returns a request that lists the nodes.

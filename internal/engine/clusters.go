@@ -364,7 +364,7 @@ func (e *Engine) SetLabels(ctx context.Context, project, location, name string, 
 	if fingerprint != "" && fingerprint != r.Cluster.LabelFingerprint {
 		return nil, apierror.FailedPrecondition("Labels could not be set due to fingerprint mismatch (expected %s, got %s).", r.Cluster.LabelFingerprint, fingerprint)
 	}
-	if err := keepTopology(r.Cluster.ResourceLabels, labels); err != nil {
+	if labels, err = keepTopology(r.Cluster.ResourceLabels, labels); err != nil {
 		return nil, err
 	}
 	if r.Operation != "" {

@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"maps"
+
 	"github.com/kubeyard/kubeyard/internal/api/apierror"
 )
 
@@ -35,11 +37,21 @@ func etcdTopology(labels map[string]string) (map[string]string, error) {
 	return labels, nil
 }
 
-// keepTopology refuses a label change that would change the etcd topology:
-// it is chosen when the cluster is created.
-func keepTopology(old, labels map[string]string) error {
-	if old[EtcdTopologyLabel] != labels[EtcdTopologyLabel] {
-		return apierror.InvalidArgument("resourceLabels."+EtcdTopologyLabel, "The label %s=%s is the cluster's etcd topology: it is chosen when the cluster is created and cannot change.", EtcdTopologyLabel, old[EtcdTopologyLabel])
+// keepTopology carries the topology label over into a label update: it is
+// the engine's, chosen when the cluster was created. An update that leaves
+// it out keeps it (gcloud's --update-labels sends only the labels it sets);
+// one that changes it is refused.
+func keepTopology(old, labels map[string]string) (map[string]string, error) {
+	t, ok := labels[EtcdTopologyLabel]
+	if ok && t != old[EtcdTopologyLabel] {
+		return nil, apierror.InvalidArgument("resourceLabels."+EtcdTopologyLabel, "The label %s=%s is the cluster's etcd topology: it is chosen when the cluster is created and cannot change.", EtcdTopologyLabel, old[EtcdTopologyLabel])
 	}
-	return nil
+	if !ok && old[EtcdTopologyLabel] != "" {
+		labels = maps.Clone(labels)
+		if labels == nil {
+			labels = map[string]string{}
+		}
+		labels[EtcdTopologyLabel] = old[EtcdTopologyLabel]
+	}
+	return labels, nil
 }
