@@ -46,6 +46,9 @@ type Spec struct {
 	EtcdHosts []controlplane.Host
 	// EndpointPort is the load balancer port (443 unless it could not be bound).
 	EndpointPort int
+	// OldEndpointIP is, during an IP rotation, the endpoint the cluster had
+	// before: it is served (and its certificates cover it) until completion.
+	OldEndpointIP net.IP
 	// Creator gets cluster-admin.
 	Creator string
 }
@@ -62,13 +65,27 @@ func (s Spec) Endpoint() string {
 	return net.JoinHostPort(s.EndpointIP.String(), fmt.Sprint(s.EndpointPort))
 }
 
-func (s Spec) lbAddr() string {
+func (s Spec) lbAddr() string { return s.frontendAddr(s.EndpointIP) }
+
+func (s Spec) frontendAddr(ip net.IP) string {
 	port := s.EndpointPort
 	if port == 0 {
 		port = 443
 	}
-	return net.JoinHostPort(s.EndpointIP.String(), fmt.Sprint(port))
+	return net.JoinHostPort(ip.String(), fmt.Sprint(port))
 }
+
+// endpointIPs are the addresses clients may use: the endpoint, and the old
+// one during an IP rotation.
+func (s Spec) endpointIPs() []net.IP {
+	if s.OldEndpointIP == nil {
+		return []net.IP{s.EndpointIP}
+	}
+	return []net.IP{s.EndpointIP, s.OldEndpointIP}
+}
+
+// oldFrontend names the frontend file of the old endpoint.
+func (s Spec) oldFrontend() string { return s.ID + "-old-endpoint" }
 
 // Config configures a Runtime.
 type Config struct {
@@ -257,17 +274,38 @@ func JoinControlPlaneHost(ctx context.Context, s Spec, h controlplane.Host, cfg 
 }
 
 // ensureFrontend configures the cluster's endpoint on the load balancer
-// and waits until it listens.
+// (and, during an IP rotation, the old one too; after it, the old one is
+// gone) and waits until that is so.
 func (r *Runtime) ensureFrontend(ctx context.Context, s Spec) error {
 	if err := r.writeFrontend(s); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.ReadyTimeout)
 	defer cancel()
-	if err := loadbalancer.WaitListening(ctx, s.lbAddr(), true); err != nil {
-		return fmt.Errorf("cluster %s: endpoint: %w", s.Name, err)
+	for _, ip := range s.endpointIPs() {
+		if err := loadbalancer.WaitListening(ctx, s.frontendAddr(ip), true); err != nil {
+			return fmt.Errorf("cluster %s: endpoint: %w", s.Name, err)
+		}
+	}
+	if s.OldEndpointIP == nil && r.oldAddr(s) != "" {
+		old := r.oldAddr(s)
+		if err := loadbalancer.RemoveFrontend(r.cfg.LoadBalancerDir, s.oldFrontend()); err != nil {
+			return fmt.Errorf("cluster %s: %w", s.Name, err)
+		}
+		if err := loadbalancer.WaitListening(ctx, old, false); err != nil {
+			return fmt.Errorf("cluster %s: old endpoint: %w", s.Name, err)
+		}
 	}
 	return nil
+}
+
+// oldAddr is the address of the old endpoint's frontend, if it is configured.
+func (r *Runtime) oldAddr(s Spec) string {
+	f, err := loadbalancer.ReadFrontend(r.cfg.LoadBalancerDir, s.oldFrontend())
+	if err != nil {
+		return ""
+	}
+	return f.Addr
 }
 
 // writeFrontend points the cluster's endpoint at every replica: the
@@ -283,12 +321,17 @@ func (r *Runtime) writeFrontend(s Spec) error {
 	if err := loadbalancer.WriteFrontend(r.cfg.LoadBalancerDir, s.ID, loadbalancer.Frontend{Addr: s.lbAddr(), Backends: backends}); err != nil {
 		return fmt.Errorf("cluster %s: %w", s.Name, err)
 	}
+	if s.OldEndpointIP != nil {
+		if err := loadbalancer.WriteFrontend(r.cfg.LoadBalancerDir, s.oldFrontend(), loadbalancer.Frontend{Addr: s.frontendAddr(s.OldEndpointIP), Backends: backends}); err != nil {
+			return fmt.Errorf("cluster %s: %w", s.Name, err)
+		}
+	}
 	return nil
 }
 
 func (r *Runtime) ensureHostFiles(s Spec, h controlplane.Host, now time.Time) error {
 	pkiDir := s.PKIDir(h)
-	host := pki.Host{Name: s.HostName(h), IP: h.IP, EndpointIPs: []net.IP{s.EndpointIP}, ServiceIP: firstIP(s.ServiceCIDR)}
+	host := pki.Host{Name: s.HostName(h), IP: h.IP, EndpointIPs: s.endpointIPs(), ServiceIP: firstIP(s.ServiceCIDR)}
 	if s.ExternalEtcd() {
 		host.Role = pki.ControlPlaneOnly
 	}
@@ -404,7 +447,7 @@ func healthy(ctx context.Context, url string) error {
 // holds the cluster's PKI, through the cluster endpoint.
 func (r *Runtime) AdminClient(s Spec) (kubernetes.Interface, error) {
 	h, _ := s.pkiHost()
-	cfg, err := clientcmd.BuildConfigFromFlags("", filepath.Join(s.HostDir(h), "super-admin.conf"))
+	cfg, err := clientcmd.BuildConfigFromFlags("https://"+s.Endpoint(), filepath.Join(s.HostDir(h), "super-admin.conf"))
 	if err != nil {
 		return nil, fmt.Errorf("cluster %s: admin kubeconfig: %w", s.Name, err)
 	}
@@ -460,14 +503,20 @@ func (r *Runtime) unfollow(prefix string) {
 func (r *Runtime) Destroy(s Spec) error {
 	r.unfollow(s.ID)
 	r.stopAgents(s.ID + "/")
-	if err := loadbalancer.RemoveFrontend(r.cfg.LoadBalancerDir, s.ID); err != nil {
-		return fmt.Errorf("cluster %s: %w", s.Name, err)
-	}
-	// The endpoint address goes back to the pool: it must be free first.
+	// The endpoint addresses go back to the pool: they must be free first.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := loadbalancer.WaitListening(ctx, s.lbAddr(), false); err != nil {
-		return fmt.Errorf("cluster %s: %w", s.Name, err)
+	for _, ip := range s.endpointIPs() {
+		name := s.ID
+		if ip.Equal(s.OldEndpointIP) {
+			name = s.oldFrontend()
+		}
+		if err := loadbalancer.RemoveFrontend(r.cfg.LoadBalancerDir, name); err != nil {
+			return fmt.Errorf("cluster %s: %w", s.Name, err)
+		}
+		if err := loadbalancer.WaitListening(ctx, s.frontendAddr(ip), false); err != nil {
+			return fmt.Errorf("cluster %s: %w", s.Name, err)
+		}
 	}
 	r.StopProcesses(s.ID + "/")
 	if err := os.RemoveAll(s.Dir); err != nil {

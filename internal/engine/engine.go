@@ -138,7 +138,9 @@ func (e *Engine) Start(ctx context.Context) error {
 		e.wg.Go(func() {
 			if err := e.resumeCluster(e.ctx, r); err != nil && e.ctx.Err() == nil {
 				e.cfg.Logger.Error("resume cluster", "cluster", r.key(), "err", err)
+				return
 			}
+			e.recreateNext(e.ctx, r.Project, r.Location, r.Cluster.Name)
 		})
 	}
 	return nil

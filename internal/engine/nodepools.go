@@ -119,21 +119,30 @@ func poolHash(p *container.NodePool) string {
 // addNodes adds count nodes (per zone of the pool) to the record, with
 // names and internal addresses.
 func (e *Engine) addNodes(a *allocator, r *ClusterRecord, p *container.NodePool, count int64) error {
-	loc, _ := ParseLocation(r.Location)
-	subnet := netip.MustParsePrefix(defaultSubnets[loc.Region])
 	for range count * int64(len(p.Locations)) {
-		ip, err := a.ip("nodeip/"+r.Project+"/default", subnet, 2)
+		n, err := e.newNode(a, r, p)
 		if err != nil {
-			return apierror.FailedPrecondition("The default subnet has no free address: %v", err)
+			return err
 		}
-		kubelet, err := a.ip("host", e.cfg.HostPool, 2, KubeletPort)
-		if err != nil {
-			return apierror.FailedPrecondition("%v", err)
-		}
-		name := fmt.Sprintf("gke-%s-%s-%s-%s", truncate(r.Cluster.Name, 16), truncate(p.Name, 16), poolHash(p), randomHex(2))
-		r.Nodes[p.Name] = append(r.Nodes[p.Name], NodeRecord{Name: name, InternalIP: ip.String(), KubeletIP: kubelet.String()})
+		r.Nodes[p.Name] = append(r.Nodes[p.Name], n)
 	}
 	return nil
+}
+
+// newNode names a new node of pool p and gives it its addresses.
+func (e *Engine) newNode(a *allocator, r *ClusterRecord, p *container.NodePool) (NodeRecord, error) {
+	loc, _ := ParseLocation(r.Location)
+	subnet := netip.MustParsePrefix(defaultSubnets[loc.Region])
+	ip, err := a.ip("nodeip/"+r.Project+"/default", subnet, 2)
+	if err != nil {
+		return NodeRecord{}, apierror.FailedPrecondition("The default subnet has no free address: %v", err)
+	}
+	kubelet, err := a.ip("host", e.cfg.HostPool, 2, KubeletPort)
+	if err != nil {
+		return NodeRecord{}, apierror.FailedPrecondition("%v", err)
+	}
+	name := fmt.Sprintf("gke-%s-%s-%s-%s", truncate(r.Cluster.Name, 16), truncate(p.Name, 16), poolHash(p), randomHex(2))
+	return NodeRecord{Name: name, InternalIP: ip.String(), KubeletIP: kubelet.String(), Endpoint: r.EndpointIP}, nil
 }
 
 // nodes returns what the runtime needs to run the pool's nodes.

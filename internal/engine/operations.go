@@ -26,6 +26,8 @@ type OperationRecord struct {
 	Cancelled bool   `json:"cancelled,omitempty"`
 	// Step is how many steps of a multi-step operation are done.
 	Step int `json:"step,omitempty"`
+	// Action says what an UPDATE_CLUSTER operation does.
+	Action string `json:"action,omitempty"`
 }
 
 func (o *OperationRecord) key() string { return operationKey(o.Project, o.Location, o.Op.Name) }
@@ -38,6 +40,8 @@ const (
 	OpDeleteNodePool  = "DELETE_NODE_POOL"
 	OpSetNodePoolSize = "SET_NODE_POOL_SIZE"
 	OpUpgradeMaster   = "UPGRADE_MASTER"
+	OpUpgradeNodes    = "UPGRADE_NODES"
+	OpUpdateCluster   = "UPDATE_CLUSTER"
 	OpSetLabels       = "SET_LABELS"
 )
 
@@ -170,6 +174,10 @@ func (e *Engine) run(ctx context.Context, op *OperationRecord) error {
 		return e.runDeleteNodePool(ctx, op)
 	case OpUpgradeMaster:
 		return e.runUpgradeMaster(ctx, op)
+	case OpUpdateCluster:
+		return e.runUpdateCluster(ctx, op)
+	case OpUpgradeNodes:
+		return e.runRecreatePool(ctx, op)
 	case OpSetLabels:
 		return nil // applied when the request was accepted
 	}
@@ -243,9 +251,15 @@ func (e *Engine) finish(op *OperationRecord, runErr error) {
 		if !errors.Is(err, store.ErrConflict) {
 			if err != nil {
 				e.cfg.Logger.Error("finish operation", "op", op.Op.Name, "err", err)
+				return
 			}
-			return
+			break
 		}
+	}
+	// An IP rotation goes on with the next node pool once the cluster is
+	// idle.
+	if runErr == nil && (op.Op.OperationType == OpUpgradeNodes || op.Action == actionStartIPRotation) {
+		e.recreateNext(ctx, op.Project, op.Location, op.ClusterName)
 	}
 }
 

@@ -36,6 +36,10 @@ type ClusterRecord struct {
 	EtcdHostIPs []string `json:"etcdHostIPs,omitempty"`
 	// Nodes lists each pool's nodes, by pool name.
 	Nodes map[string][]NodeRecord `json:"nodes"`
+	// Retiring are nodes replaced by a recreation, still to be drained.
+	Retiring []NodeRecord `json:"retiring,omitempty"`
+	// IPRotation is the IP rotation in progress, if any.
+	IPRotation *IPRotation `json:"ipRotation,omitempty"`
 	// Operation is the operation running on the cluster, if any: the
 	// engine runs one at a time per cluster.
 	Operation string `json:"operation,omitempty"`
@@ -54,6 +58,9 @@ type NodeRecord struct {
 	// KubeletIP is the loopback address where kube-apiserver reaches the
 	// node's kubelet endpoint (logs, exec): never the simulated InternalIP.
 	KubeletIP string `json:"kubeletIP"`
+	// Endpoint is the cluster endpoint IP the node joined through, and
+	// talks to until it is recreated.
+	Endpoint string `json:"endpoint,omitempty"`
 }
 
 // allocations are the allocation keys a node holds.
@@ -102,11 +109,12 @@ func (e *Engine) spec(r *ClusterRecord) cluster.Spec {
 			NodeMaskSize:    32 - podRangeBits(c.DefaultMaxPodsConstraint),
 			AuthnWebhookURL: e.cfg.BaseURL + "/internal/authn",
 		},
-		ID:           r.UID,
-		Hosts:        hosts,
-		EtcdHosts:    etcdHosts,
-		EndpointPort: r.EndpointPort,
-		Creator:      r.Creator,
+		ID:            r.UID,
+		Hosts:         hosts,
+		OldEndpointIP: oldEndpoint(r),
+		EtcdHosts:     etcdHosts,
+		EndpointPort:  r.EndpointPort,
+		Creator:       r.Creator,
 	}
 }
 
@@ -260,4 +268,12 @@ func be32(a netip.Addr) uint32 {
 
 func fromBE32(v uint32) netip.Addr {
 	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+}
+
+// oldEndpoint is the endpoint an IP rotation still serves, or nil.
+func oldEndpoint(r *ClusterRecord) net.IP {
+	if r.IPRotation == nil || r.IPRotation.Completing {
+		return nil
+	}
+	return net.ParseIP(r.IPRotation.OldEndpointIP)
 }

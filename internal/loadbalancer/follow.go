@@ -47,6 +47,16 @@ func WriteFrontend(dir, name string, f Frontend) error {
 	return nil
 }
 
+// ReadFrontend reads frontend name from dir.
+func ReadFrontend(dir, name string) (Frontend, error) {
+	var f Frontend
+	data, err := os.ReadFile(filepath.Join(dir, name+frontendExt))
+	if err != nil {
+		return f, err
+	}
+	return f, json.Unmarshal(data, &f)
+}
+
 // RemoveFrontend removes frontend name from dir.
 func RemoveFrontend(dir, name string) error {
 	if err := os.Remove(filepath.Join(dir, name+frontendExt)); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -76,47 +86,57 @@ func WaitListening(ctx context.Context, addr string, listening bool) error {
 
 // Follow serves the frontends configured in dir until ctx ends, applying
 // every change within interval. A frontend that cannot listen (its address
-// still held, say) is tried again on the next round.
+// still held, say) is tried again on the next round; a file that does not
+// parse keeps what it last said.
 func (lb *LoadBalancer) Follow(ctx context.Context, dir string, interval time.Duration) error {
-	applied := map[string]string{} // file -> content applied
-	addrs := map[string]string{}   // file -> frontend address
+	applied := map[string]string{}    // address -> backends applied, as JSON
+	lastGood := map[string]Frontend{} // file -> its last content that parsed
+	reported := map[string]bool{}     // files whose parse error was logged
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
-		want, err := readFrontends(dir)
+		files, err := readFrontends(dir)
 		if err != nil {
 			lb.cfg.Logger.Error("read frontends", "dir", dir, "err", err)
 		} else {
-			// Removals first, so an address moved between files is free.
-			for file, addr := range addrs {
-				if _, ok := want[file]; !ok {
+			for file := range lastGood {
+				if _, ok := files[file]; !ok {
+					delete(lastGood, file)
+					delete(reported, file)
+				}
+			}
+			want := map[string][]Backend{}
+			for file, f := range files {
+				switch {
+				case f.err == nil:
+					lastGood[file], reported[file] = f.Frontend, false
+				case !reported[file]:
+					lb.cfg.Logger.Error("frontend", "file", file, "err", f.err)
+					reported[file] = true
+				}
+				if good, ok := lastGood[file]; ok {
+					want[good.Addr] = good.Backends
+				}
+			}
+			// Removals first: an address moved between files is then free.
+			for addr := range applied {
+				if _, ok := want[addr]; !ok {
 					lb.Remove(addr)
-					delete(addrs, file)
-					delete(applied, file)
+					delete(applied, addr)
 					lb.cfg.Logger.Info("frontend removed", "frontend", addr)
 				}
 			}
-			for file, c := range want {
-				if c.err != nil {
-					// Keep serving what was applied; say what is wrong.
-					if applied[file] != c.raw {
-						lb.cfg.Logger.Error("frontend", "file", file, "err", c.err)
-						applied[file] = c.raw
-					}
+			for addr, backends := range want {
+				key, _ := json.Marshal(backends)
+				if applied[addr] == string(key) {
 					continue
 				}
-				if applied[file] == c.raw {
+				if err := lb.Ensure(addr, backends); err != nil {
+					lb.cfg.Logger.Error("frontend", "frontend", addr, "err", err)
 					continue
 				}
-				if old, ok := addrs[file]; ok && old != c.Addr {
-					lb.Remove(old)
-				}
-				if err := lb.Ensure(c.Addr, c.Backends); err != nil {
-					lb.cfg.Logger.Error("frontend", "file", file, "err", err)
-					continue
-				}
-				applied[file], addrs[file] = c.raw, c.Addr
-				lb.cfg.Logger.Info("frontend configured", "frontend", c.Addr, "backends", len(c.Backends))
+				applied[addr] = string(key)
+				lb.cfg.Logger.Info("frontend configured", "frontend", addr, "backends", len(backends))
 			}
 		}
 		select {

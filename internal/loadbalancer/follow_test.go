@@ -65,3 +65,34 @@ func TestFollowAppliesTheConfigFolder(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestFollowAddressMovesBetweenFiles: an IP rotation moves the endpoint's
+// address into a second file and gives the first a new one, in one step;
+// both must serve.
+func TestFollowAddressMovesBetweenFiles(t *testing.T) {
+	_, one := backend(t, "one", true)
+	dir := t.TempDir()
+	lb := New(Config{CheckInterval: 50 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- lb.Follow(ctx, dir, 20*time.Millisecond) }()
+	defer func() { cancel(); <-done }()
+
+	oldAddr, newAddr := frontendAddr(t), frontendAddr(t)
+	if err := WriteFrontend(dir, "c1", Frontend{Addr: oldAddr, Backends: []Backend{one}}); err != nil {
+		t.Fatal(err)
+	}
+	eventuallyGet(t, oldAddr, "one")
+	// Written together, as between two rounds of the follower.
+	if err := WriteFrontend(dir, "c1-old-endpoint", Frontend{Addr: oldAddr, Backends: []Backend{one}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteFrontend(dir, "c1", Frontend{Addr: newAddr, Backends: []Backend{one}}); err != nil {
+		t.Fatal(err)
+	}
+	eventuallyGet(t, newAddr, "one")
+	for range 5 { // over several rounds, the old address keeps serving
+		eventuallyGet(t, oldAddr, "one")
+		time.Sleep(30 * time.Millisecond)
+	}
+}

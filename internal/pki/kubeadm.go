@@ -1,9 +1,11 @@
 package pki
 
 import (
+	"crypto/x509"
 	"fmt"
 	"net"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -104,11 +106,12 @@ func allLeaves(h Host) []struct {
 }
 
 // EnsureLeaves issues, under pkiDir, every leaf certificate of host h that is
-// missing. The shared CAs must already be there.
+// missing or whose names differ from what it must cover (an endpoint added
+// or removed by an IP rotation). The shared CAs must already be there.
 func EnsureLeaves(pkiDir string, h Host, now time.Time) error {
 	cas := map[string]*KeyPair{}
 	for _, l := range leaves(h) {
-		if Exists(pkiDir, l.name) {
+		if cur, err := Load(pkiDir, l.name); err == nil && sameNames(cur.Cert, l.leaf) {
 			continue
 		}
 		ca, ok := cas[l.ca]
@@ -128,6 +131,19 @@ func EnsureLeaves(pkiDir string, h Host, now time.Time) error {
 		}
 	}
 	return nil
+}
+
+// sameNames says whether cert covers exactly the leaf's DNS names and IPs.
+func sameNames(cert *x509.Certificate, l Leaf) bool {
+	if !slices.Equal(cert.DNSNames, l.DNSNames) || len(cert.IPAddresses) != len(l.IPs) {
+		return false
+	}
+	for i, ip := range l.IPs {
+		if !cert.IPAddresses[i].Equal(ip) {
+			return false
+		}
+	}
+	return true
 }
 
 // CopyCA copies CA name (certificate and key) from one PKI folder to
@@ -195,16 +211,21 @@ func EnsureKubeconfigs(dir, pkiDir, clusterName, endpoint, local string, now tim
 	}
 	for _, u := range KubeconfigUsers {
 		path := filepath.Join(dir, u.File)
+		server := endpoint
+		if u.Local {
+			server = local
+		}
 		if fileExists(path) {
+			// The credentials stay; the server follows the endpoint (an
+			// IP rotation moves it).
+			if err := setServer(path, server); err != nil {
+				return err
+			}
 			continue
 		}
 		client, err := ca.Issue(Leaf{CommonName: u.CommonName, Organizations: u.Organizations, Usages: ClientUsage}, now)
 		if err != nil {
 			return err
-		}
-		server := endpoint
-		if u.Local {
-			server = local
 		}
 		data, err := Kubeconfig{Server: server, ClusterName: clusterName, User: u.CommonName, CAPEM: ca.CertPEM(), Client: client}.Bytes()
 		if err != nil {
@@ -215,4 +236,26 @@ func EnsureKubeconfigs(dir, pkiDir, clusterName, endpoint, local string, now tim
 		}
 	}
 	return nil
+}
+
+// setServer points every cluster of the kubeconfig at path to server.
+func setServer(path, server string) error {
+	cfg, err := clientcmd.LoadFromFile(path)
+	if err != nil {
+		return fmt.Errorf("pki: %w", err)
+	}
+	changed := false
+	for _, c := range cfg.Clusters {
+		if c.Server != server {
+			c.Server, changed = server, true
+		}
+	}
+	if !changed {
+		return nil
+	}
+	data, err := clientcmd.Write(*cfg)
+	if err != nil {
+		return err
+	}
+	return WriteFile(path, data)
 }

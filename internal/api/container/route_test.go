@@ -48,6 +48,8 @@ func TestHonouredFieldsAreRealFields(t *testing.T) {
 		{setLabelsFields, gke.SetLabelsRequest{}},
 		{updateFields, gke.UpdateClusterRequest{}},
 		{cancelFields, gke.CancelOperationRequest{}},
+		{startRotationFields, gke.StartIPRotationRequest{}},
+		{completeRotationFields, gke.CompleteIPRotationRequest{}},
 	}
 	for _, l := range lists {
 		for _, f := range l.fields {

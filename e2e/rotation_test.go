@@ -1,0 +1,90 @@
+package e2e
+
+import (
+	"errors"
+	"net"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/kubeyard/kubeyard/e2e/harness"
+)
+
+// TestIPRotation follows seeds/000: start an IP rotation, the control plane
+// answers on the old and the new IP (one certificate valid for both), every
+// node pool is recreated by an UPGRADE_NODES operation so that the nodes
+// use the new IP, then completion retires the old IP (connection refused)
+// while the new one keeps working.
+func TestIPRotation(t *testing.T) {
+	e := harness.Start(t, harness.Options{})
+	e.Gcloud("container", "clusters", "create", "demo", "--zone", zone, "--num-nodes", "2")
+	e.Gcloud("container", "clusters", "get-credentials", "demo", "--zone", zone)
+	endpoint := func() string {
+		return strings.TrimSpace(e.Gcloud("container", "clusters", "describe", "demo", "--zone", zone, "--format", "value(endpoint)"))
+	}
+	oldIP := endpoint()
+	before := readyNodes(t, e)
+
+	e.Gcloud("container", "clusters", "update", "demo", "--zone", zone, "--start-ip-rotation", "--quiet")
+	newIP := endpoint()
+	if newIP == oldIP {
+		t.Fatalf("describe still shows %s after the start", oldIP)
+	}
+	// Both answer, with a certificate valid for each (kubectl verifies it
+	// against the cluster CA).
+	for _, ip := range []string{oldIP, newIP} {
+		if _, err := e.Run("kubectl", "get", "--raw", "/readyz", "--server", "https://"+ip); err != nil {
+			t.Fatalf("the control plane does not answer on %s during the rotation: %v", ip, err)
+		}
+	}
+	if out, err := e.Run("gcloud", "container", "clusters", "update", "demo", "--zone", zone, "--start-ip-rotation", "--quiet"); err == nil || !strings.Contains(out, "already rotating") {
+		t.Fatalf("a second start: %v\n%s", err, out)
+	}
+
+	// The node pool is recreated by an UPGRADE_NODES operation, as the
+	// seed document waits for it; meanwhile other operations are refused.
+	var op string
+	e.Eventually(30*time.Second, func() error {
+		op = strings.TrimSpace(e.Gcloud("container", "operations", "list", "--filter", "operationType=UPGRADE_NODES", "--format", "value(name)"))
+		if op == "" {
+			return errors.New("no UPGRADE_NODES operation")
+		}
+		return nil
+	})
+	if status := strings.TrimSpace(e.Gcloud("container", "operations", "describe", op, "--zone", zone, "--format", "value(status)")); status == "RUNNING" {
+		if out, err := e.Run("gcloud", "container", "clusters", "delete", "demo", "--zone", zone, "--quiet"); err == nil || !strings.Contains(out, "incompatible operation") {
+			t.Fatalf("delete during the recreation: %v\n%s", err, out)
+		}
+	}
+	e.Gcloud("container", "operations", "wait", op, "--zone", zone)
+	e.Gcloud("container", "clusters", "get-credentials", "demo", "--zone", zone)
+	after := readyNodes(t, e)
+	if len(after) != 2 {
+		t.Fatalf("want 2 Ready nodes after the recreation, got %v", after)
+	}
+	for name := range after {
+		if _, ok := before[name]; ok {
+			t.Errorf("node %s was not recreated", name)
+		}
+	}
+
+	e.Gcloud("container", "clusters", "update", "demo", "--zone", zone, "--complete-ip-rotation", "--quiet")
+	conn, err := net.DialTimeout("tcp", net.JoinHostPort(oldIP, "443"), 2*time.Second)
+	if err == nil {
+		conn.Close()
+		t.Fatalf("the old IP %s still answers after completion", oldIP)
+	}
+	if !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Fatalf("the old IP %s: want connection refused, got %v", oldIP, err)
+	}
+	if _, err := e.Run("kubectl", "get", "nodes"); err != nil {
+		t.Fatalf("the new IP after completion: %v", err)
+	}
+	if nodes := readyNodes(t, e); len(nodes) != 2 {
+		t.Fatalf("want 2 Ready nodes after completion, got %v", nodes)
+	}
+	if out, err := e.Run("gcloud", "container", "clusters", "update", "demo", "--zone", zone, "--complete-ip-rotation", "--quiet"); err == nil || !strings.Contains(out, "not rotating") {
+		t.Fatalf("completing twice: %v\n%s", err, out)
+	}
+}

@@ -1,0 +1,230 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"time"
+
+	container "google.golang.org/api/container/v1"
+
+	"github.com/kubeyard/kubeyard/internal/api/apierror"
+	"github.com/kubeyard/kubeyard/internal/store"
+)
+
+// IPRotation is a control-plane IP rotation in progress (seeds/000): the
+// cluster has a new endpoint, and the old one is served too until the
+// rotation completes.
+type IPRotation struct {
+	OldEndpointIP string    `json:"oldEndpointIP"`
+	Started       time.Time `json:"started"`
+	// Completing is set once completion was accepted: the old endpoint is
+	// on its way out.
+	Completing bool `json:"completing,omitempty"`
+}
+
+// Actions of UPDATE_CLUSTER operations.
+const (
+	actionStartIPRotation    = "start-ip-rotation"
+	actionCompleteIPRotation = "complete-ip-rotation"
+)
+
+// StartIPRotation gives the cluster a new endpoint IP, serves both until
+// completion, and then recreates every node pool, one UPGRADE_NODES
+// operation per pool, so that the nodes use the new IP.
+func (e *Engine) StartIPRotation(ctx context.Context, project, location, name string) (*container.Operation, error) {
+	r, rev, err := e.lookupCluster(ctx, project, location, name)
+	if err != nil {
+		return nil, err
+	}
+	if r.Operation != "" {
+		return nil, busyError(project, location, r.Operation)
+	}
+	if r.IPRotation != nil {
+		return nil, apierror.FailedPrecondition("Cluster %q is already rotating its IP (started %s); complete it with --complete-ip-rotation first.", name, r.IPRotation.Started.UTC().Format(time.RFC3339))
+	}
+	if r.Cluster.Status != "RUNNING" {
+		return nil, apierror.FailedPrecondition("Cluster %q is %s, not RUNNING.", name, r.Cluster.Status)
+	}
+	alloc, err := e.newAllocator(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ip, err := alloc.ip("endpoint", e.cfg.EndpointPool, 2, e.cfg.EndpointPort)
+	if err != nil {
+		return nil, apierror.FailedPrecondition("No endpoint address is free: %v", err)
+	}
+	for _, nodes := range r.Nodes {
+		for i := range nodes {
+			if nodes[i].Endpoint == "" { // recorded before endpoints were
+				nodes[i].Endpoint = r.EndpointIP
+			}
+		}
+	}
+	r.IPRotation = &IPRotation{OldEndpointIP: r.EndpointIP, Started: e.cfg.Clock.Now()}
+	r.EndpointIP = ip.String()
+	r.Cluster.Endpoint = endpointOf(r)
+	r.Allocations = append(r.Allocations, alloc.got...)
+	op := e.newOperation(r, OpUpdateCluster, "clusters/"+name)
+	op.Action = actionStartIPRotation
+	return e.startOperation(ctx, r, rev, op, alloc.writes(r.key())...)
+}
+
+// CompleteIPRotation stops serving the old endpoint. Every node must use
+// the new one by then.
+func (e *Engine) CompleteIPRotation(ctx context.Context, project, location, name string) (*container.Operation, error) {
+	r, rev, err := e.lookupCluster(ctx, project, location, name)
+	if err != nil {
+		return nil, err
+	}
+	if r.Operation != "" {
+		return nil, busyError(project, location, r.Operation)
+	}
+	if r.IPRotation == nil || r.IPRotation.Completing {
+		return nil, apierror.FailedPrecondition("Cluster %q is not rotating its IP; start with --start-ip-rotation.", name)
+	}
+	if pool := e.poolOnOldIP(r); pool != "" {
+		return nil, apierror.FailedPrecondition("Node pool %q requires recreation.", pool)
+	}
+	r.IPRotation.Completing = true
+	op := e.newOperation(r, OpUpdateCluster, "clusters/"+name)
+	op.Action = actionCompleteIPRotation
+	return e.startOperation(ctx, r, rev, op)
+}
+
+// poolOnOldIP returns the first node pool with a node that does not use
+// the cluster's endpoint, or "".
+func (e *Engine) poolOnOldIP(r *ClusterRecord) string {
+	for _, p := range r.Cluster.NodePools {
+		for _, n := range r.Nodes[p.Name] {
+			if n.Endpoint != r.EndpointIP {
+				return p.Name
+			}
+		}
+	}
+	return ""
+}
+
+// runUpdateCluster carries out an UPDATE_CLUSTER operation.
+func (e *Engine) runUpdateCluster(ctx context.Context, op *OperationRecord) error {
+	r, _, err := e.getCluster(ctx, op.Project, op.Location, op.ClusterName)
+	if err != nil {
+		return err
+	}
+	switch op.Action {
+	case actionStartIPRotation:
+		e.stage(ctx, op, "Serving the control plane on the new IP "+r.EndpointIP+" and the old "+r.IPRotation.OldEndpointIP)
+		return e.runtime.EnsureControlPlane(ctx, e.spec(r))
+	case actionCompleteIPRotation:
+		e.stage(ctx, op, "Retiring the old IP "+r.IPRotation.OldEndpointIP)
+		if err := e.runtime.EnsureControlPlane(ctx, e.spec(r)); err != nil {
+			return err
+		}
+		old := "allocations/endpoint/" + r.IPRotation.OldEndpointIP
+		if _, err := e.updateCluster(ctx, op.Project, op.Location, op.ClusterName, func(r *ClusterRecord) error {
+			r.IPRotation = nil
+			r.Allocations = removeString(r.Allocations, old)
+			return nil
+		}); err != nil {
+			return err
+		}
+		return e.store.Commit(ctx, store.Write{Key: old, Revision: store.Any})
+	}
+	return fmt.Errorf("engine: unknown update %q", op.Action)
+}
+
+// recreateNext starts the UPGRADE_NODES operation of the next node pool
+// with nodes on the old IP, if the cluster rotates its IP and is idle.
+func (e *Engine) recreateNext(ctx context.Context, project, location, name string) {
+	r, rev, err := e.getCluster(ctx, project, location, name)
+	if err != nil || r.Operation != "" || r.IPRotation == nil || r.IPRotation.Completing || r.Cluster.Status != "RUNNING" {
+		return
+	}
+	pool := e.poolOnOldIP(r)
+	if pool == "" {
+		return
+	}
+	op := e.newOperation(r, OpUpgradeNodes, "clusters/"+name+"/nodePools/"+pool)
+	op.Pool = pool
+	if _, err := e.startOperation(ctx, r, rev, op); err != nil {
+		e.cfg.Logger.Warn("node pool recreation", "cluster", name, "pool", pool, "err", err)
+	}
+}
+
+// runRecreatePool replaces, one at a time, every node of the pool that
+// does not use the cluster's endpoint, the way a surge upgrade does: a new
+// node joins (through the new endpoint) and is Ready before the old one is
+// cordoned, drained and deleted.
+func (e *Engine) runRecreatePool(ctx context.Context, op *OperationRecord) error {
+	for {
+		r, _, err := e.getCluster(ctx, op.Project, op.Location, op.ClusterName)
+		if err != nil {
+			return err
+		}
+		p := r.pool(op.Pool)
+		if p == nil {
+			return nil
+		}
+		if len(r.Retiring) == 0 {
+			i := -1
+			for j, n := range r.Nodes[op.Pool] {
+				if n.Endpoint != r.EndpointIP {
+					i = j
+					break
+				}
+			}
+			if i < 0 {
+				return nil
+			}
+			// The new node takes the old one's place (and zone); the old
+			// one is retiring until it is drained.
+			alloc, err := e.newAllocator(ctx)
+			if err != nil {
+				return err
+			}
+			n, err := e.newNode(alloc, r, p)
+			if err != nil {
+				return err
+			}
+			old := r.Nodes[op.Pool][i]
+			e.stage(ctx, op, fmt.Sprintf("Recreating node %s as %s", old.Name, n.Name))
+			if r, err = e.updateCluster(ctx, op.Project, op.Location, op.ClusterName, func(r *ClusterRecord) error {
+				r.Nodes[op.Pool][i] = n
+				r.Retiring = append(r.Retiring, old)
+				r.Allocations = append(r.Allocations, alloc.got...)
+				return nil
+			}); err != nil {
+				return err
+			}
+			if err := e.store.Commit(ctx, alloc.writes(r.key())...); err != nil {
+				return err
+			}
+		}
+		if _, err := e.ensurePoolNodes(ctx, r, op.Pool); err != nil {
+			return err
+		}
+		for _, old := range r.Retiring {
+			if err := e.runtime.RemoveNode(ctx, e.spec(r), old.Name); err != nil {
+				return err
+			}
+			if r, err = e.updateCluster(ctx, op.Project, op.Location, op.ClusterName, func(r *ClusterRecord) error {
+				r.Retiring = removeNode(r.Retiring, old.Name)
+				return nil
+			}); err != nil {
+				return err
+			}
+			if err := e.releaseNodes(ctx, r, old); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// endpointOf is the endpoint as the API reports it: "IP", or "IP:PORT"
+// when the port is not 443.
+func endpointOf(r *ClusterRecord) string {
+	if r.EndpointPort != 0 && r.EndpointPort != 443 {
+		return net.JoinHostPort(r.EndpointIP, fmt.Sprint(r.EndpointPort))
+	}
+	return r.EndpointIP
+}
