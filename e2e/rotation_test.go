@@ -88,3 +88,46 @@ func TestIPRotation(t *testing.T) {
 		t.Fatalf("completing twice: %v\n%s", err, out)
 	}
 }
+
+// TestIPRotationHeldBack: a maintenance exclusion that covers now holds the
+// automatic node recreation back, so completion is refused with "requires
+// recreation" and changes nothing; a node "upgrade" to the running version
+// forces the recreation, and completion then goes through.
+func TestIPRotationHeldBack(t *testing.T) {
+	e := harness.Start(t, harness.Options{})
+	e.Gcloud("container", "clusters", "create", "held", "--zone", zone, "--num-nodes", "1")
+	e.Gcloud("container", "clusters", "get-credentials", "held", "--zone", zone)
+	now := time.Now().UTC()
+	e.Gcloud("container", "clusters", "update", "held", "--zone", zone,
+		"--add-maintenance-exclusion-name", "freeze",
+		"--add-maintenance-exclusion-start", now.Add(-time.Hour).Format(time.RFC3339),
+		"--add-maintenance-exclusion-end", now.Add(2*time.Hour).Format(time.RFC3339))
+	oldIP := strings.TrimSpace(e.Gcloud("container", "clusters", "describe", "held", "--zone", zone, "--format", "value(endpoint)"))
+	e.Gcloud("container", "clusters", "update", "held", "--zone", zone, "--start-ip-rotation", "--quiet")
+	e.Gcloud("container", "clusters", "get-credentials", "held", "--zone", zone) // works now and after completion
+
+	// The engine looks for recreations to start every 2 s: give it three
+	// rounds to (not) start one.
+	time.Sleep(6 * time.Second)
+	if ops := e.Gcloud("container", "operations", "list", "--filter", "operationType=UPGRADE_NODES", "--format", "value(name)"); strings.TrimSpace(ops) != "" {
+		t.Fatalf("a recreation started inside a maintenance exclusion: %s", ops)
+	}
+	out, err := e.Run("gcloud", "container", "clusters", "update", "held", "--zone", zone, "--complete-ip-rotation", "--quiet")
+	if err == nil || !strings.Contains(out, `Node pool "default-pool" requires recreation.`) {
+		t.Fatalf("completion with nodes on the old IP: %v\n%s", err, out)
+	}
+	if _, err := e.Run("kubectl", "get", "--raw", "/readyz", "--server", "https://"+oldIP); err != nil {
+		t.Fatalf("a refused completion retired the old IP: %v", err)
+	}
+
+	// A node upgrade to the running version forces the recreation.
+	version := strings.TrimSpace(e.Gcloud("container", "clusters", "describe", "held", "--zone", zone, "--format", "value(currentNodeVersion)"))
+	e.Gcloud("container", "clusters", "upgrade", "held", "--zone", zone, "--cluster-version", version, "--node-pool", "default-pool", "--quiet")
+	e.Gcloud("container", "clusters", "update", "held", "--zone", zone, "--complete-ip-rotation", "--quiet")
+	if _, err := e.Run("kubectl", "get", "--raw", "/readyz", "--server", "https://"+oldIP); err == nil {
+		t.Fatalf("the old IP %s still answers after completion", oldIP)
+	}
+	if nodes := readyNodes(t, e); len(nodes) != 1 {
+		t.Fatalf("want 1 Ready node after completion, got %v", nodes)
+	}
+}

@@ -389,8 +389,13 @@ func (e *Engine) UpdateCluster(ctx context.Context, project, location, name stri
 	if err != nil {
 		return nil, err
 	}
-	if u == nil || u.DesiredMasterVersion == "" {
+	switch {
+	case u == nil || (u.DesiredMasterVersion == "" && u.DesiredNodeVersion == ""):
 		return nil, apierror.InvalidArgument("update", "The update changes nothing.")
+	case u.DesiredMasterVersion != "" && u.DesiredNodeVersion != "":
+		return nil, apierror.InvalidArgument("update.desiredNodeVersion", "The control plane and the nodes are upgraded one after the other, not in one update.")
+	case u.DesiredNodeVersion != "":
+		return e.upgradeNodes(ctx, r, rev, u)
 	}
 	if !validVersion(u.DesiredMasterVersion) {
 		return nil, apierror.InvalidArgument("update.desiredMasterVersion", "Version %q is not supported; this engine runs %s.", u.DesiredMasterVersion, Version)
@@ -408,6 +413,33 @@ func (e *Engine) UpdateCluster(ctx context.Context, project, location, name stri
 	}
 	r.Cluster.Status = "RECONCILING"
 	return e.startOperation(ctx, r, rev, e.newOperation(r, OpUpgradeMaster, "clusters/"+name))
+}
+
+// upgradeNodes is a node "upgrade" to the version running: the pool's
+// nodes are recreated (UPGRADE_NODES), maintenance policy or not. It is how
+// a user forces the recreation an IP rotation needs.
+func (e *Engine) upgradeNodes(ctx context.Context, r *ClusterRecord, rev int64, u *container.ClusterUpdate) (*container.Operation, error) {
+	if !validVersion(u.DesiredNodeVersion) {
+		return nil, apierror.InvalidArgument("update.desiredNodeVersion", "Version %q is not supported; this engine runs %s.", u.DesiredNodeVersion, Version)
+	}
+	pool := u.DesiredNodePoolId
+	if pool == "" && len(r.Cluster.NodePools) == 1 {
+		pool = r.Cluster.NodePools[0].Name
+	}
+	if r.pool(pool) == nil {
+		return nil, apierror.InvalidArgument("update.desiredNodePoolId", "Node pool %q is not in cluster %q; name one with --node-pool.", pool, r.Cluster.Name)
+	}
+	if r.Operation != "" {
+		return nil, busyError(r.Project, r.Location, r.Operation)
+	}
+	if r.Cluster.Status != "RUNNING" {
+		return nil, apierror.FailedPrecondition("Cluster %q is %s, not RUNNING.", r.Cluster.Name, r.Cluster.Status)
+	}
+	var replace []string
+	for _, n := range r.Nodes[pool] {
+		replace = append(replace, n.Name)
+	}
+	return e.startOperation(ctx, r, rev, e.recreation(r, pool, replace))
 }
 
 func quorumError(name string, err error) error {

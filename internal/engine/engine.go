@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/kubeyard/kubeyard/internal/auth"
 	"github.com/kubeyard/kubeyard/internal/clock"
@@ -131,6 +132,7 @@ func (e *Engine) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	e.wg.Go(func() { e.followRotations(e.ctx, 2*time.Second) })
 	for _, r := range clusters {
 		if busy[r.key()] || r.Cluster.Status != "RUNNING" {
 			continue

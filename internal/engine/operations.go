@@ -28,21 +28,24 @@ type OperationRecord struct {
 	Step int `json:"step,omitempty"`
 	// Action says what an UPDATE_CLUSTER operation does.
 	Action string `json:"action,omitempty"`
+	// Replace names the nodes an UPGRADE_NODES operation recreates.
+	Replace []string `json:"replace,omitempty"`
 }
 
 func (o *OperationRecord) key() string { return operationKey(o.Project, o.Location, o.Op.Name) }
 
 // Operation types, as GKE names them.
 const (
-	OpCreateCluster   = "CREATE_CLUSTER"
-	OpDeleteCluster   = "DELETE_CLUSTER"
-	OpCreateNodePool  = "CREATE_NODE_POOL"
-	OpDeleteNodePool  = "DELETE_NODE_POOL"
-	OpSetNodePoolSize = "SET_NODE_POOL_SIZE"
-	OpUpgradeMaster   = "UPGRADE_MASTER"
-	OpUpgradeNodes    = "UPGRADE_NODES"
-	OpUpdateCluster   = "UPDATE_CLUSTER"
-	OpSetLabels       = "SET_LABELS"
+	OpCreateCluster        = "CREATE_CLUSTER"
+	OpDeleteCluster        = "DELETE_CLUSTER"
+	OpCreateNodePool       = "CREATE_NODE_POOL"
+	OpDeleteNodePool       = "DELETE_NODE_POOL"
+	OpSetNodePoolSize      = "SET_NODE_POOL_SIZE"
+	OpUpgradeMaster        = "UPGRADE_MASTER"
+	OpUpgradeNodes         = "UPGRADE_NODES"
+	OpUpdateCluster        = "UPDATE_CLUSTER"
+	OpSetMaintenancePolicy = "SET_MAINTENANCE_POLICY"
+	OpSetLabels            = "SET_LABELS"
 )
 
 func newOperationName(now time.Time) string {
@@ -178,7 +181,7 @@ func (e *Engine) run(ctx context.Context, op *OperationRecord) error {
 		return e.runUpdateCluster(ctx, op)
 	case OpUpgradeNodes:
 		return e.runRecreatePool(ctx, op)
-	case OpSetLabels:
+	case OpSetLabels, OpSetMaintenancePolicy:
 		return nil // applied when the request was accepted
 	}
 	return fmt.Errorf("engine: unknown operation type %s", op.Op.OperationType)
@@ -258,7 +261,7 @@ func (e *Engine) finish(op *OperationRecord, runErr error) {
 	}
 	// An IP rotation goes on with the next node pool once the cluster is
 	// idle.
-	if runErr == nil && (op.Op.OperationType == OpUpgradeNodes || op.Action == actionStartIPRotation) {
+	if runErr == nil && (op.Op.OperationType == OpUpgradeNodes || op.Op.OperationType == OpSetMaintenancePolicy || op.Action == actionStartIPRotation) {
 		e.recreateNext(ctx, op.Project, op.Location, op.ClusterName)
 	}
 }

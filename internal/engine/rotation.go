@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"slices"
 	"time"
 
 	container "google.golang.org/api/container/v1"
@@ -144,17 +145,56 @@ func (e *Engine) recreateNext(ctx context.Context, project, location, name strin
 	if pool == "" {
 		return
 	}
-	op := e.newOperation(r, OpUpgradeNodes, "clusters/"+name+"/nodePools/"+pool)
-	op.Pool = pool
-	if _, err := e.startOperation(ctx, r, rev, op); err != nil {
+	if why := maintenanceHold(r.Cluster.MaintenancePolicy, e.cfg.Clock.Now()); why != "" {
+		e.cfg.Logger.Debug("node pool recreation held back", "cluster", name, "pool", pool, "reason", why)
+		return
+	}
+	var replace []string
+	for _, n := range r.Nodes[pool] {
+		if n.Endpoint != r.EndpointIP {
+			replace = append(replace, n.Name)
+		}
+	}
+	if _, err := e.startOperation(ctx, r, rev, e.recreation(r, pool, replace)); err != nil {
 		e.cfg.Logger.Warn("node pool recreation", "cluster", name, "pool", pool, "err", err)
 	}
 }
 
-// runRecreatePool replaces, one at a time, every node of the pool that
-// does not use the cluster's endpoint, the way a surge upgrade does: a new
-// node joins (through the new endpoint) and is Ready before the old one is
-// cordoned, drained and deleted.
+// recreation is an UPGRADE_NODES operation that recreates the named nodes
+// of the pool.
+func (e *Engine) recreation(r *ClusterRecord, pool string, replace []string) *OperationRecord {
+	op := e.newOperation(r, OpUpgradeNodes, "clusters/"+r.Cluster.Name+"/nodePools/"+pool)
+	op.Pool, op.Replace = pool, replace
+	return op
+}
+
+// followRotations starts held-back recreations once maintenance allows
+// them, until ctx ends.
+func (e *Engine) followRotations(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		clusters, err := e.listClusters(ctx, "clusters/")
+		if err != nil {
+			continue
+		}
+		for _, r := range clusters {
+			if r.IPRotation != nil && r.Operation == "" {
+				e.recreateNext(ctx, r.Project, r.Location, r.Cluster.Name)
+			}
+		}
+	}
+}
+
+// runRecreatePool replaces, one at a time, the nodes the operation names,
+// the way a surge upgrade does: a new node joins (through the cluster's
+// endpoint) and is Ready before the old one is cordoned, drained and
+// deleted.
 func (e *Engine) runRecreatePool(ctx context.Context, op *OperationRecord) error {
 	for {
 		r, _, err := e.getCluster(ctx, op.Project, op.Location, op.ClusterName)
@@ -168,7 +208,7 @@ func (e *Engine) runRecreatePool(ctx context.Context, op *OperationRecord) error
 		if len(r.Retiring) == 0 {
 			i := -1
 			for j, n := range r.Nodes[op.Pool] {
-				if n.Endpoint != r.EndpointIP {
+				if slices.Contains(op.Replace, n.Name) {
 					i = j
 					break
 				}

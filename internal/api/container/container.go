@@ -36,10 +36,19 @@ var (
 		"cluster.name", "cluster.description", "cluster.resourceLabels.*", "cluster.initialNodeCount",
 		"cluster.initialClusterVersion", "cluster.locations", "cluster.network", "cluster.subnetwork",
 	))
-	createPoolFields       = apierror.Fields(append(prefixed("nodePool.", poolFields), "parent", "projectId", "zone", "clusterId"))
-	setSizeFields          = apierror.Fields(append([]string{"nodeCount", "nodePoolId"}, clusterFields...))
-	setLabelsFields        = apierror.Fields(append([]string{"resourceLabels.*", "labelFingerprint"}, clusterFields...))
-	updateFields           = apierror.Fields(append([]string{"update.desiredMasterVersion"}, clusterFields...))
+	createPoolFields = apierror.Fields(append(prefixed("nodePool.", poolFields), "parent", "projectId", "zone", "clusterId"))
+	setSizeFields    = apierror.Fields(append([]string{"nodeCount", "nodePoolId"}, clusterFields...))
+	setLabelsFields  = apierror.Fields(append([]string{"resourceLabels.*", "labelFingerprint"}, clusterFields...))
+	updateFields     = apierror.Fields(append([]string{"update.desiredMasterVersion", "update.desiredNodeVersion", "update.desiredNodePoolId"}, clusterFields...))
+	// Exclusions are checked further by the engine (scopes are refused).
+	maintenanceFields = apierror.Fields(append([]string{
+		"maintenancePolicy.resourceVersion",
+		"maintenancePolicy.window.dailyMaintenanceWindow.startTime",
+		"maintenancePolicy.window.recurringWindow.window.startTime",
+		"maintenancePolicy.window.recurringWindow.window.endTime",
+		"maintenancePolicy.window.recurringWindow.recurrence",
+		"maintenancePolicy.window.maintenanceExclusions.*",
+	}, clusterFields...))
 	startRotationFields    = apierror.Fields(append([]string{"rotateCredentials"}, clusterFields...))
 	completeRotationFields = apierror.Fields(clusterFields)
 	cancelFields           = apierror.Fields{"name", "projectId", "zone", "operationId"}
@@ -139,6 +148,12 @@ func (h Handler) dispatch(ctx context.Context, r *http.Request, rt route) (any, 
 			return nil, err
 		}
 		return e.SetLabels(ctx, p, l, rest[1], req.ResourceLabels, req.LabelFingerprint)
+	case "POST clusters/*:setMaintenancePolicy":
+		var req gke.SetMaintenancePolicyRequest
+		if err := apierror.Decode(r, maintenanceFields, &req); err != nil {
+			return nil, err
+		}
+		return e.SetMaintenancePolicy(ctx, p, l, rest[1], req.MaintenancePolicy)
 	case "POST clusters/*:startIpRotation":
 		var req gke.StartIPRotationRequest
 		if err := apierror.Decode(r, startRotationFields, &req); err != nil {

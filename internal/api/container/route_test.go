@@ -49,6 +49,7 @@ func TestHonouredFieldsAreRealFields(t *testing.T) {
 		{updateFields, gke.UpdateClusterRequest{}},
 		{cancelFields, gke.CancelOperationRequest{}},
 		{startRotationFields, gke.StartIPRotationRequest{}},
+		{maintenanceFields, gke.SetMaintenancePolicyRequest{}},
 		{completeRotationFields, gke.CompleteIPRotationRequest{}},
 	}
 	for _, l := range lists {
