@@ -131,3 +131,59 @@ func TestIPRotationHeldBack(t *testing.T) {
 		t.Fatalf("want 1 Ready node after completion, got %v", nodes)
 	}
 }
+
+// TestIPRotationCompletesItself: seven days (engine clock) after the
+// start, the engine tries to complete the rotation. While a maintenance
+// exclusion keeps the nodes on the old IP that fails, is reported as a
+// failed operation, and the old IP keeps answering; once the nodes are
+// recreated the next try (an hour later) completes it.
+func TestIPRotationCompletesItself(t *testing.T) {
+	e := harness.Start(t, harness.Options{})
+	e.Gcloud("container", "clusters", "create", "lazy", "--zone", zone, "--num-nodes", "1")
+	now := time.Now().UTC()
+	e.Gcloud("container", "clusters", "update", "lazy", "--zone", zone,
+		"--add-maintenance-exclusion-name", "freeze",
+		"--add-maintenance-exclusion-start", now.Add(-time.Hour).Format(time.RFC3339),
+		"--add-maintenance-exclusion-end", now.Add(20*24*time.Hour).Format(time.RFC3339))
+	oldIP := strings.TrimSpace(e.Gcloud("container", "clusters", "describe", "lazy", "--zone", zone, "--format", "value(endpoint)"))
+	e.Gcloud("container", "clusters", "update", "lazy", "--zone", zone, "--start-ip-rotation", "--quiet")
+	e.Gcloud("container", "clusters", "get-credentials", "lazy", "--zone", zone)
+	advance := func(d string) {
+		t.Helper()
+		if code, body := e.API("POST", "/kubeyard/v1/clock:advance", e.Token(), map[string]string{"duration": d}); code != 200 {
+			t.Fatalf("clock advance %s: %d %v", d, code, body)
+		}
+	}
+
+	advance("168h")
+	e.Eventually(30*time.Second, func() error {
+		msg := e.Gcloud("container", "operations", "list", "--filter", "operationType=UPDATE_CLUSTER", "--format", "value(statusMessage)")
+		if !strings.Contains(msg, "could not be completed automatically") || !strings.Contains(msg, `Node pool "default-pool" requires recreation.`) {
+			return errors.New("no failed automatic completion reported")
+		}
+		return nil
+	})
+	if _, err := e.Run("kubectl", "get", "--raw", "/readyz", "--server", "https://"+oldIP); err != nil {
+		t.Fatalf("a failed automatic completion retired the old IP: %v", err)
+	}
+
+	// Without the exclusion the pool is recreated at once, and the next
+	// try completes the rotation.
+	e.Gcloud("container", "clusters", "update", "lazy", "--zone", zone, "--remove-maintenance-exclusion", "freeze")
+	e.Eventually(120*time.Second, func() error {
+		if pool := strings.TrimSpace(e.Gcloud("container", "operations", "list", "--filter", "operationType=UPGRADE_NODES AND status=DONE", "--format", "value(name)")); pool == "" {
+			return errors.New("the pool is not recreated yet")
+		}
+		return nil
+	})
+	advance("1h")
+	e.Eventually(60*time.Second, func() error {
+		if _, err := e.Run("kubectl", "get", "--raw", "/readyz", "--server", "https://"+oldIP); err == nil {
+			return errors.New("the old IP still answers")
+		}
+		return nil
+	})
+	if _, err := e.Run("kubectl", "get", "nodes"); err != nil {
+		t.Fatalf("the new IP after the automatic completion: %v", err)
+	}
+}

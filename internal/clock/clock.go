@@ -1,7 +1,8 @@
 // Package clock is the engine's notion of time: the real clock shifted by an
-// offset that an operator can advance, so that "seven days later" and
-// certificate expiry can be exercised in seconds. Every reconciler takes a
-// clock.Clock instead of calling time.Now.
+// offset that an operator can advance, so that "seven days later" can be
+// exercised in seconds. Every reconciler takes a clock.Clock instead of
+// calling time.Now. What the kube components judge (certificate validity,
+// node heartbeats) stays on the real clock: they read it themselves.
 package clock
 
 import (

@@ -93,8 +93,10 @@ type Config struct {
 	// LoadBalancerDir is the config folder of the load balancer process
 	// that serves cluster endpoints: one frontend file per cluster.
 	LoadBalancerDir string
-	Clock           clock.Clock
-	Logger          *slog.Logger
+	// Clock is the machines' clock (default: the real one): certificates
+	// are issued, and nodes report, in the time the kube components read.
+	Clock  clock.Clock
+	Logger *slog.Logger
 	// Version is the Kubernetes version the nodes report.
 	Version string
 	// ReadyTimeout bounds how long a component may take to become healthy.

@@ -92,7 +92,10 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		st.Close()
 		return nil, err
 	}
-	rt, err := cluster.New(cluster.Config{Supervisor: sup, LoadBalancerDir: loadBalancerDir(cfg.DataDir), Clock: cfg.Clock, Logger: cfg.Logger, Version: "v" + KubernetesVersion})
+	// The runtime runs on the machines' (real) clock: kube components judge
+	// certificates and heartbeats by it. The engine's clock, which can be
+	// advanced, drives the engine's own decisions.
+	rt, err := cluster.New(cluster.Config{Supervisor: sup, LoadBalancerDir: loadBalancerDir(cfg.DataDir), Logger: cfg.Logger, Version: "v" + KubernetesVersion})
 	if err != nil {
 		st.Close()
 		return nil, err

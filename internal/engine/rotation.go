@@ -22,7 +22,18 @@ type IPRotation struct {
 	// Completing is set once completion was accepted: the old endpoint is
 	// on its way out.
 	Completing bool `json:"completing,omitempty"`
+	// AutoCompleteTried is when the engine last tried to complete the
+	// rotation itself.
+	AutoCompleteTried time.Time `json:"autoCompleteTried,omitzero"`
 }
+
+// AutoCompleteAfter is how long after its start the engine completes an IP
+// rotation itself (GKE: 7 days), and AutoCompleteRetry how often it tries
+// again while that fails.
+const (
+	AutoCompleteAfter = 7 * 24 * time.Hour
+	AutoCompleteRetry = time.Hour
+)
 
 // Actions of UPDATE_CLUSTER operations.
 const (
@@ -186,8 +197,42 @@ func (e *Engine) followRotations(ctx context.Context, every time.Duration) {
 		for _, r := range clusters {
 			if r.IPRotation != nil && r.Operation == "" {
 				e.recreateNext(ctx, r.Project, r.Location, r.Cluster.Name)
+				e.autoComplete(ctx, r.Project, r.Location, r.Cluster.Name)
 			}
 		}
+	}
+}
+
+// autoComplete completes a rotation started AutoCompleteAfter ago (engine
+// clock), if the cluster is idle. While nodes still use the old IP that
+// fails: the failure is reported as a failed UPDATE_CLUSTER operation, and
+// tried again AutoCompleteRetry later.
+func (e *Engine) autoComplete(ctx context.Context, project, location, name string) {
+	r, rev, err := e.getCluster(ctx, project, location, name)
+	if err != nil || r.Operation != "" || r.IPRotation == nil || r.IPRotation.Completing {
+		return
+	}
+	now := e.cfg.Clock.Now()
+	if now.Sub(r.IPRotation.Started) < AutoCompleteAfter || now.Sub(r.IPRotation.AutoCompleteTried) < AutoCompleteRetry {
+		return
+	}
+	r.IPRotation.AutoCompleteTried = now
+	op := e.newOperation(r, OpUpdateCluster, "clusters/"+name)
+	op.Action = actionCompleteIPRotation
+	if pool := e.poolOnOldIP(r); pool != "" {
+		msg := fmt.Sprintf("The IP rotation started %s could not be completed automatically: Node pool %q requires recreation.", r.IPRotation.Started.UTC().Format(time.RFC3339), pool)
+		op.Op.Status, op.Op.EndTime = "DONE", now.UTC().Format(time.RFC3339Nano)
+		op.Op.Error = &container.Status{Code: canonicalCode("FAILED_PRECONDITION"), Message: msg}
+		op.Op.StatusMessage = msg
+		err := e.store.Commit(ctx, store.Write{Key: r.key(), Value: r, Revision: rev}, store.Write{Key: op.key(), Value: op, Revision: store.Absent})
+		if err == nil {
+			e.cfg.Logger.Warn("automatic IP rotation completion failed", "cluster", name, "pool", pool)
+		}
+		return
+	}
+	r.IPRotation.Completing = true
+	if _, err := e.startOperation(ctx, r, rev, op); err != nil {
+		e.cfg.Logger.Warn("automatic IP rotation completion", "cluster", name, "err", err)
 	}
 }
 
