@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -219,6 +220,21 @@ func etcdRevision(t *testing.T, cp string, i int) int64 {
 // "name learner".
 func etcdMembers(t *testing.T, cp string) []string {
 	t.Helper()
+	var out []string
+	for _, m := range etcdMemberList(t, cp) {
+		s := m.Name
+		if m.IsLearner {
+			s += " learner"
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// etcdMemberList is the cluster's etcd member list, read through member 0
+// with host cp's client certificate.
+func etcdMemberList(t *testing.T, cp string) []*etcdserverpb.Member {
+	t.Helper()
 	cli := etcdClientFor(t, cp, 0)
 	defer cli.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -227,15 +243,7 @@ func etcdMembers(t *testing.T, cp string) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []string
-	for _, m := range list.Members {
-		s := m.Name
-		if m.IsLearner {
-			s += " learner"
-		}
-		out = append(out, s)
-	}
-	return out
+	return list.Members
 }
 
 // etcdClientFor connects to etcd member i with host cp's
@@ -351,16 +359,8 @@ func TestRegionalControlPlaneRecreation(t *testing.T) {
 	upgrade := []string{"container", "clusters", "upgrade", "ha", "--master", "--cluster-version", "1.37.2-kubeyard.0", "--region", "us-central1", "--quiet"}
 
 	memberIDs := func() map[uint64]string {
-		cli := etcdClientFor(t, filepath.Join(clusterDir, "cp-0"), 0)
-		defer cli.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		list, err := cli.MemberList(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
 		out := map[uint64]string{}
-		for _, m := range list.Members {
+		for _, m := range etcdMemberList(t, filepath.Join(clusterDir, "cp-0")) {
 			out[m.ID] = m.Name
 		}
 		return out

@@ -27,12 +27,7 @@ func eventuallyGet(t *testing.T, addr, want string) {
 func TestFollowAppliesTheConfigFolder(t *testing.T) {
 	_, one := backend(t, "one", true)
 	_, two := backend(t, "two", true)
-	dir := t.TempDir()
-	lb := New(Config{CheckInterval: 50 * time.Millisecond})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- lb.Follow(ctx, dir, 20*time.Millisecond) }()
-	defer func() { cancel(); <-done }()
+	dir := follow(t)
 
 	addr := frontendAddr(t)
 	wait, stop := context.WithTimeout(context.Background(), 5*time.Second)
@@ -71,12 +66,7 @@ func TestFollowAppliesTheConfigFolder(t *testing.T) {
 // both must serve.
 func TestFollowAddressMovesBetweenFiles(t *testing.T) {
 	_, one := backend(t, "one", true)
-	dir := t.TempDir()
-	lb := New(Config{CheckInterval: 50 * time.Millisecond})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- lb.Follow(ctx, dir, 20*time.Millisecond) }()
-	defer func() { cancel(); <-done }()
+	dir := follow(t)
 
 	oldAddr, newAddr := frontendAddr(t), frontendAddr(t)
 	if err := WriteFrontend(dir, "c1", Frontend{Addr: oldAddr, Backends: []Backend{one}}); err != nil {
@@ -95,4 +85,15 @@ func TestFollowAddressMovesBetweenFiles(t *testing.T) {
 		eventuallyGet(t, oldAddr, "one")
 		time.Sleep(30 * time.Millisecond)
 	}
+}
+
+// follow runs a load balancer that follows a new folder until the test ends.
+func follow(t *testing.T) string {
+	dir := t.TempDir()
+	lb := New(Config{CheckInterval: 50 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- lb.Follow(ctx, dir, 20*time.Millisecond) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return dir
 }
