@@ -27,14 +27,21 @@ func createCluster(b *testing.B, e *harness.Engine, location, name string, nodes
 	if code != 200 {
 		b.Fatalf("create %s: HTTP %d %v", name, code, op)
 	}
-	path := fmt.Sprintf("/v1/projects/%s/locations/%s/operations/%s", e.Project, location, op["name"])
+	waitOperation(b, e, location, op["name"].(string))
+	return time.Since(start)
+}
+
+// waitOperation waits until the operation is DONE, failing on its error.
+func waitOperation(b *testing.B, e *harness.Engine, location, name string) {
+	b.Helper()
+	path := fmt.Sprintf("/v1/projects/%s/locations/%s/operations/%s", e.Project, location, name)
 	for {
 		_, cur := e.API("GET", path, e.Token(), nil)
 		if cur["status"] == "DONE" {
 			if cur["error"] != nil {
-				b.Fatalf("create %s failed: %v", name, cur["error"])
+				b.Fatalf("operation %s failed: %v", name, cur["error"])
 			}
-			return time.Since(start)
+			return
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
