@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"time"
 
 	"k8s.io/client-go/kubernetes"
@@ -17,7 +18,6 @@ import (
 	"github.com/kubeyard/kubeyard/internal/clock"
 	"github.com/kubeyard/kubeyard/internal/controlplane"
 	"github.com/kubeyard/kubeyard/internal/join"
-	"github.com/kubeyard/kubeyard/internal/pki"
 	"github.com/kubeyard/kubeyard/internal/supervisor"
 )
 
@@ -72,7 +72,12 @@ func JoinMachine(ctx context.Context, cfg MachineConfig) (_ *Machine, err error)
 	for _, r := range g.Replicas {
 		h.Index = max(h.Index, r.Index+1)
 	}
-	m := &Machine{rt: rt, h: h, s: Spec{Cluster: g.Cluster(cfg.Dir), ID: "machine", Hosts: []controlplane.Host{h}}}
+	_, port, err := net.SplitHostPort(cfg.Join.Endpoint)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: endpoint %q: %w", cfg.Join.Endpoint, err)
+	}
+	endpointPort, _ := strconv.Atoi(port)
+	m := &Machine{rt: rt, h: h, s: g.machineSpec(cfg.Dir, h, endpointPort)}
 	s := m.s
 	if err := join.DownloadCerts(ctx, bootstrap, cfg.CertificateKey, s.PKIDir(h)); err != nil {
 		return nil, err // nothing written
@@ -83,29 +88,16 @@ func JoinMachine(ctx context.Context, cfg MachineConfig) (_ *Machine, err error)
 			m.undo()
 		}
 	}()
-	now := rt.cfg.Clock.Now()
-	host := pki.Host{Name: s.HostName(h), IP: h.IP, EndpointIPs: []net.IP{s.EndpointIP}, ServiceIP: firstIP(s.ServiceCIDR)}
-	if len(g.ExternalEtcd) > 0 {
-		host.Role = pki.ControlPlaneOnly
-	}
-	if err := pki.EnsureLeaves(s.PKIDir(h), host, now); err != nil {
+	if err := rt.ensureHostFiles(s, h, rt.cfg.Clock.Now()); err != nil {
 		return nil, err
 	}
-	if err := pki.EnsureKubeconfigs(s.HostDir(h), s.PKIDir(h), s.Name, "https://"+cfg.Join.Endpoint, h.APIServerURL(), now); err != nil {
-		return nil, err
-	}
-	if err := writeWebhookConfig(s.WebhookConfigFile(h), s.AuthnWebhookURL); err != nil {
-		return nil, err
-	}
-	etcdServers := g.ExternalEtcd
-	if len(etcdServers) == 0 {
+	if !s.ExternalEtcd() {
 		if err := m.joinEtcd(ctx, g); err != nil {
 			return nil, err
 		}
-		etcdServers = []string{controlplane.EtcdClientURL(h)}
 	}
 	comps := []controlplane.Component{
-		controlplane.APIServer(s.Cluster, h, etcdServers),
+		controlplane.APIServer(s.Cluster, h, etcdServers(s, h)),
 		controlplane.ControllerManager(s.Cluster, h),
 		controlplane.Scheduler(s.Cluster, h),
 	}

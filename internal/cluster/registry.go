@@ -36,9 +36,9 @@ type Registry struct {
 	PodCIDR         string `json:"podCIDR"`
 	NodeMaskSize    int    `json:"nodeMaskSize"`
 	AuthnWebhookURL string `json:"authnWebhookURL"`
-	// ExternalEtcd lists the client URLs of the external etcd members;
-	// empty when etcd is stacked.
-	ExternalEtcd []string  `json:"externalEtcd,omitempty"`
+	// ExternalEtcd are the external etcd members' hosts; none when etcd is
+	// stacked.
+	ExternalEtcd []Replica `json:"externalEtcd,omitempty"`
 	Replicas     []Replica `json:"replicas"`
 }
 
@@ -55,14 +55,23 @@ func (r Replica) host() controlplane.Host {
 	return controlplane.Host{Index: r.Index, IP: net.ParseIP(r.IP)}
 }
 
-// Cluster is the control-plane configuration the registry describes, for
-// a machine whose folder is dir.
-func (g Registry) Cluster(dir string) controlplane.Cluster {
-	return controlplane.Cluster{
-		Name: g.ClusterName, Dir: dir, EndpointIP: net.ParseIP(g.EndpointIP),
-		ServiceCIDR: g.ServiceCIDR, PodCIDR: g.PodCIDR, NodeMaskSize: g.NodeMaskSize,
-		AuthnWebhookURL: g.AuthnWebhookURL,
+// machineSpec is the cluster as the registry describes it, seen from a
+// machine whose folder is dir and which runs host h alone.
+func (g Registry) machineSpec(dir string, h controlplane.Host, endpointPort int) Spec {
+	s := Spec{
+		Cluster: controlplane.Cluster{
+			Name: g.ClusterName, Dir: dir, EndpointIP: net.ParseIP(g.EndpointIP),
+			ServiceCIDR: g.ServiceCIDR, PodCIDR: g.PodCIDR, NodeMaskSize: g.NodeMaskSize,
+			AuthnWebhookURL: g.AuthnWebhookURL,
+		},
+		ID: "machine", Hosts: []controlplane.Host{h}, EndpointPort: endpointPort,
 	}
+	for _, e := range g.ExternalEtcd {
+		eh := e.host()
+		eh.EtcdOnly = true
+		s.EtcdHosts = append(s.EtcdHosts, eh)
+	}
+	return s
 }
 
 // ReadRegistry reads the registry with any client allowed to: admins, and
@@ -108,7 +117,7 @@ func ensureRegistry(ctx context.Context, client kubernetes.Interface, s Spec) er
 		NodeMaskSize: s.NodeMaskSize, AuthnWebhookURL: s.AuthnWebhookURL,
 	}
 	for _, h := range s.EtcdHosts {
-		want.ExternalEtcd = append(want.ExternalEtcd, controlplane.EtcdClientURL(h))
+		want.ExternalEtcd = append(want.ExternalEtcd, Replica{Index: h.Index, IP: h.IP.String()})
 	}
 	for _, h := range s.Hosts {
 		want.Replicas = append(want.Replicas, Replica{Index: h.Index, IP: h.IP.String()})
@@ -157,19 +166,25 @@ func ensureRegistry(ctx context.Context, client kubernetes.Interface, s Spec) er
 func (r *Runtime) followRegistry(ctx context.Context, s Spec) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
+	var client kubernetes.Interface
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		client, err := r.AdminClient(s)
-		if err != nil {
-			continue
+		if client == nil {
+			var err error
+			if client, err = r.AdminClient(s); err != nil {
+				continue
+			}
 		}
 		g, _, err := ReadRegistry(ctx, client)
 		if err != nil {
-			continue // the cluster is restarting, say: try again
+			// The cluster is restarting, say; its admin credentials may
+			// have moved to another host (a replaced replica).
+			client = nil
+			continue
 		}
 		var joined []loadbalancer.Backend
 		for _, rep := range g.Replicas {

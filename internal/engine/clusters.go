@@ -207,10 +207,7 @@ func (e *Engine) fillCluster(r *ClusterRecord, loc Location) {
 	c.InitialClusterVersion = Version
 	c.CurrentMasterVersion = Version
 	c.CurrentNodeVersion = Version
-	c.Endpoint = r.EndpointIP
-	if r.EndpointPort != 443 {
-		c.Endpoint = fmt.Sprintf("%s:%d", r.EndpointIP, r.EndpointPort)
-	}
+	c.Endpoint = endpointOf(r)
 	c.Network, c.Subnetwork = "default", "default"
 	c.NetworkConfig = &container.NetworkConfig{
 		Network:    "projects/" + r.Project + "/global/networks/default",

@@ -61,6 +61,8 @@ type Engine struct {
 
 	mu      sync.Mutex
 	running map[string]context.CancelFunc // operation key -> cancel
+	// rotationNudge wakes the IP rotation follower early.
+	rotationNudge chan struct{}
 }
 
 // New opens the store and prepares the runtime; Start resumes work.
@@ -100,7 +102,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		st.Close()
 		return nil, err
 	}
-	e := &Engine{cfg: cfg, store: st, sup: sup, runtime: rt, running: map[string]context.CancelFunc{}}
+	e := &Engine{cfg: cfg, store: st, sup: sup, runtime: rt, running: map[string]context.CancelFunc{}, rotationNudge: make(chan struct{}, 1)}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
 	if err := e.loadClock(ctx); err != nil {
 		st.Close()
@@ -143,9 +145,7 @@ func (e *Engine) Start(ctx context.Context) error {
 		e.wg.Go(func() {
 			if err := e.resumeCluster(e.ctx, r); err != nil && e.ctx.Err() == nil {
 				e.cfg.Logger.Error("resume cluster", "cluster", r.key(), "err", err)
-				return
 			}
-			e.recreateNext(e.ctx, r.Project, r.Location, r.Cluster.Name)
 		})
 	}
 	return nil

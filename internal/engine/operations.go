@@ -259,11 +259,9 @@ func (e *Engine) finish(op *OperationRecord, runErr error) {
 			break
 		}
 	}
-	// An IP rotation goes on with the next node pool once the cluster is
-	// idle.
-	if runErr == nil && (op.Op.OperationType == OpUpgradeNodes || op.Op.OperationType == OpSetMaintenancePolicy || op.Action == actionStartIPRotation) {
-		e.recreateNext(ctx, op.Project, op.Location, op.ClusterName)
-	}
+	// The cluster is idle: an IP rotation may go on at once rather than at
+	// the follower's next round.
+	e.nudgeRotations()
 }
 
 // markFailed records a failed operation on the cluster: a cluster whose

@@ -145,6 +145,14 @@ func (e *Engine) runUpdateCluster(ctx context.Context, op *OperationRecord) erro
 	return fmt.Errorf("engine: unknown update %q", op.Action)
 }
 
+// nudgeRotations wakes the rotation follower (an operation has finished).
+func (e *Engine) nudgeRotations() {
+	select {
+	case e.rotationNudge <- struct{}{}:
+	default: // a nudge is pending already
+	}
+}
+
 // recreateNext starts the UPGRADE_NODES operation of the next node pool
 // with nodes on the old IP, if the cluster rotates its IP and is idle.
 func (e *Engine) recreateNext(ctx context.Context, project, location, name string) {
@@ -179,8 +187,10 @@ func (e *Engine) recreation(r *ClusterRecord, pool string, replace []string) *Op
 	return op
 }
 
-// followRotations starts held-back recreations once maintenance allows
-// them, until ctx ends.
+// followRotations carries IP rotations on, until ctx ends: it starts the
+// recreation of the next node pool once the cluster is idle and
+// maintenance allows it, and completes rotations left for seven days. It
+// looks every interval, and at once when nudged.
 func (e *Engine) followRotations(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -189,6 +199,7 @@ func (e *Engine) followRotations(ctx context.Context, every time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-e.rotationNudge:
 		}
 		clusters, err := e.listClusters(ctx, "clusters/")
 		if err != nil {
