@@ -22,6 +22,7 @@ func NewHandler(e *engine.Engine) http.Handler {
 	authed.Handle("/v1/projects/", container.Handler{Engine: e})
 	registerAdmin(authed, e)
 	registerJoin(authed, e)
+	registerCredentials(authed, e)
 
 	mux := http.NewServeMux()
 	mux.Handle("POST /internal/authn", e.Identity().TokenReviewHandler())
@@ -110,6 +111,33 @@ func registerJoin(mux *http.ServeMux, e *engine.Engine) {
 			return
 		}
 		apierror.WriteJSON(w, map[string]string{"certificateKey": key})
+	})
+}
+
+// registerCredentials adds the cluster CA rotation (`kubeyard update
+// credentials --cluster-ca`) and the admin kubeconfig it writes at the end.
+func registerCredentials(mux *http.ServeMux, e *engine.Engine) {
+	const cluster = "/kubeyard/v1/projects/{project}/locations/{location}/clusters/{cluster}"
+	mux.HandleFunc("POST "+cluster+"/rotateClusterCA", func(w http.ResponseWriter, r *http.Request) {
+		var req struct{}
+		if err := apierror.Decode(r, apierror.Fields{}, &req); err != nil {
+			apierror.Write(w, err)
+			return
+		}
+		op, err := e.RotateClusterCA(r.Context(), r.PathValue("project"), r.PathValue("location"), r.PathValue("cluster"))
+		if err != nil {
+			apierror.Write(w, err)
+			return
+		}
+		apierror.WriteJSON(w, op)
+	})
+	mux.HandleFunc("GET "+cluster+"/adminKubeconfig", func(w http.ResponseWriter, r *http.Request) {
+		data, err := e.AdminKubeconfig(r.Context(), r.PathValue("project"), r.PathValue("location"), r.PathValue("cluster"))
+		if err != nil {
+			apierror.Write(w, err)
+			return
+		}
+		apierror.WriteJSON(w, map[string]string{"kubeconfig": string(data)})
 	})
 }
 

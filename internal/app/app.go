@@ -87,6 +87,6 @@ func newRoot(streams Streams) *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(newServe(streams), newEnv(streams), newClock(streams), newVersion(streams),
-		newClusters(streams), newCertificateKey(streams), newJoin(streams), newLoadBalancer(streams))
+		newClusters(streams), newUpdate(streams), newCertificateKey(streams), newJoin(streams), newLoadBalancer(streams))
 	return root
 }

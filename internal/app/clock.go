@@ -79,6 +79,12 @@ func adminCall(dataDir, addr, method, path string, body any) ([]byte, error) {
 		return nil, err
 	}
 	if resp.StatusCode != http.StatusOK {
+		var status struct {
+			Error struct{ Status, Message string } `json:"error"`
+		}
+		if json.Unmarshal(out, &status) == nil && status.Error.Message != "" {
+			return nil, fmt.Errorf("%s: %s", status.Error.Status, status.Error.Message)
+		}
 		return nil, fmt.Errorf("engine answered %s: %s", resp.Status, strings.TrimSpace(string(out)))
 	}
 	return out, nil

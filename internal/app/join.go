@@ -35,12 +35,17 @@ type clusterFlags struct {
 }
 
 func (c *clusterFlags) add(cmd *cobra.Command) {
+	c.addOptionalLocation(cmd)
+	_ = cmd.MarkFlagRequired("location")
+}
+
+// addOptionalLocation adds the flags with --location optional.
+func (c *clusterFlags) addOptionalLocation(cmd *cobra.Command) {
 	f := cmd.Flags()
 	f.StringVar(&c.dataDir, "data-dir", defaultDataDir(), "the engine's data dir")
 	f.StringVar(&c.addr, "addr", defaultAddr(), "the engine's address")
 	f.StringVar(&c.project, "project", envOr("CLOUDSDK_CORE_PROJECT", DefaultProject), "the cluster's project")
 	f.StringVar(&c.location, "location", "", "the cluster's zone or region")
-	_ = cmd.MarkFlagRequired("location")
 }
 
 // call posts body to the cluster's admin verb and decodes the answer.

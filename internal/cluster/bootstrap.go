@@ -17,6 +17,7 @@ import (
 
 	"github.com/kubeyard/kubeyard/internal/controlplane"
 	"github.com/kubeyard/kubeyard/internal/join"
+	"github.com/kubeyard/kubeyard/internal/pki"
 )
 
 // bootstrapObjects creates what `kubeadm init` creates after the control plane
@@ -32,7 +33,8 @@ func bootstrapObjects(ctx context.Context, client kubernetes.Interface, s Spec) 
 			return fmt.Errorf("namespace %s: %w", ns, err)
 		}
 	}
-	caPEM, err := CACertPEM(s)
+	h, _ := s.pkiHost()
+	caPEM, err := pki.Bundle(s.PKIDir(h))
 	if err != nil {
 		return err
 	}

@@ -153,7 +153,7 @@ func APIServer(c Cluster, h Host, etcdServers []string) Component {
 			fmt.Sprintf("--secure-port=%d", APIServerPort),
 			"--allow-privileged=true",
 			"--authorization-mode=Node,RBAC",
-			"--client-ca-file=" + f("ca.crt"),
+			"--client-ca-file=" + f("ca-bundle.crt"),
 			"--enable-admission-plugins=NodeRestriction",
 			"--enable-bootstrap-token-auth=true",
 			"--etcd-cafile=" + f("etcd/ca.crt"),
@@ -210,14 +210,20 @@ func ControllerManager(c Cluster, h Host) Component {
 			"--kubeconfig=" + conf,
 			"--bind-address=" + h.IP.String(),
 			fmt.Sprintf("--secure-port=%d", ControllerManagerPort),
-			"--client-ca-file=" + filepath.Join(pki, "ca.crt"),
+			"--client-ca-file=" + filepath.Join(pki, "ca-bundle.crt"),
 			"--cluster-name=" + c.Name,
 			"--cluster-signing-cert-file=" + filepath.Join(pki, "ca.crt"),
 			"--cluster-signing-key-file=" + filepath.Join(pki, "ca.key"),
 			"--controllers=*,bootstrapsigner,tokencleaner",
+			// A controller-manager that stops hands its lease over at once,
+			// so that a rolling restart (a CA rotation) leaves no 15 s gap
+			// without CSR signing and kube-root-ca.crt publishing.
+			"--feature-gates=ControllerManagerReleaseLeaderElectionLockOnExit=true",
 			"--leader-elect=true",
 			"--requestheader-client-ca-file=" + filepath.Join(pki, "front-proxy-ca.crt"),
-			"--root-ca-file=" + filepath.Join(pki, "ca.crt"),
+			// What the cluster trusts, published as kube-root-ca.crt; the
+			// signing CA above is one certificate (see pki.BundleFile).
+			"--root-ca-file=" + filepath.Join(pki, "ca-bundle.crt"),
 			"--service-account-private-key-file=" + filepath.Join(pki, "sa.key"),
 			"--service-cluster-ip-range=" + c.ServiceCIDR,
 			"--use-service-account-credentials=true",

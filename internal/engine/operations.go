@@ -336,6 +336,9 @@ func (e *Engine) CancelOperation(ctx context.Context, project, location, name st
 		if op.Op.Status == "DONE" {
 			return apierror.FailedPrecondition("Operation %s is already done.", name)
 		}
+		if op.rotatesCA() {
+			return apierror.FailedPrecondition("Operation %s rotates the cluster CA; a CA rotation cannot be cancelled or rolled back, it runs to the end.", name)
+		}
 		op.Cancelled = true
 		err = e.store.Commit(ctx, store.Write{Key: key, Value: &op, Revision: rev})
 		if errors.Is(err, store.ErrConflict) {

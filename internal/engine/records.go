@@ -40,6 +40,9 @@ type ClusterRecord struct {
 	Retiring []NodeRecord `json:"retiring,omitempty"`
 	// IPRotation is the IP rotation in progress, if any.
 	IPRotation *IPRotation `json:"ipRotation,omitempty"`
+	// CARotation is the cluster CA rotation in progress, if any: its
+	// phase and the CAs and keys it rolls in (see cluster.CARotation).
+	CARotation *cluster.CARotation `json:"caRotation,omitempty"`
 	// Operation is the operation running on the cluster, if any: the
 	// engine runs one at a time per cluster.
 	Operation string `json:"operation,omitempty"`

@@ -10,6 +10,7 @@ import (
 	container "google.golang.org/api/container/v1"
 
 	"github.com/kubeyard/kubeyard/internal/api/apierror"
+	"github.com/kubeyard/kubeyard/internal/cluster"
 	"github.com/kubeyard/kubeyard/internal/store"
 )
 
@@ -39,18 +40,47 @@ const (
 const (
 	actionStartIPRotation    = "start-ip-rotation"
 	actionCompleteIPRotation = "complete-ip-rotation"
+	// A credential rotation is an IP rotation that also rotates the CA.
+	actionStartCredentialRotation    = "start-credential-rotation"
+	actionCompleteCredentialRotation = "complete-credential-rotation"
 )
+
+// rotatesCA says whether the operation rotates the cluster CA: such an
+// operation cannot be cancelled, it runs to the end.
+func (op *OperationRecord) rotatesCA() bool {
+	return slices.Contains([]string{actionRotateClusterCA, actionStartCredentialRotation, actionCompleteCredentialRotation}, op.Action)
+}
+
+// completion is the UPDATE_CLUSTER operation that completes r's rotation.
+func (e *Engine) completion(r *ClusterRecord) *OperationRecord {
+	op := e.newOperation(r, OpUpdateCluster, "clusters/"+r.Cluster.Name)
+	op.Action = actionCompleteIPRotation
+	if r.CARotation != nil {
+		op.Action = actionCompleteCredentialRotation
+	}
+	return op
+}
 
 // StartIPRotation gives the cluster a new endpoint IP, serves both until
 // completion, and then recreates every node pool, one UPGRADE_NODES
 // operation per pool, so that the nodes use the new IP.
-func (e *Engine) StartIPRotation(ctx context.Context, project, location, name string) (*container.Operation, error) {
+//
+// With rotateCredentials (a credential rotation) the cluster also gets a new
+// CA, new certificates and a new service-account signing key: by the end of
+// the start operation every component trusts both CAs and holds
+// credentials from the new one; completion retires the old CA and key.
+func (e *Engine) StartIPRotation(ctx context.Context, project, location, name string, rotateCredentials bool) (*container.Operation, error) {
 	r, rev, err := e.lookupCluster(ctx, project, location, name)
 	if err != nil {
 		return nil, err
 	}
 	if r.Operation != "" {
 		return nil, busyError(project, location, r.Operation)
+	}
+	if rotateCredentials {
+		if err := caRotationAllowed(r); err != nil {
+			return nil, err
+		}
 	}
 	if r.IPRotation != nil {
 		return nil, apierror.FailedPrecondition("Cluster %q is already rotating its IP (started %s); complete it with --complete-ip-rotation first.", name, r.IPRotation.Started.UTC().Format(time.RFC3339))
@@ -73,12 +103,20 @@ func (e *Engine) StartIPRotation(ctx context.Context, project, location, name st
 			}
 		}
 	}
+	if rotateCredentials && r.IPRotation == nil {
+		if r.CARotation, err = cluster.NewCARotation(e.spec(r), true, e.cfg.Clock.Now()); err != nil {
+			return nil, err
+		}
+	}
 	r.IPRotation = &IPRotation{OldEndpointIP: r.EndpointIP, Started: e.cfg.Clock.Now()}
 	r.EndpointIP = ip.String()
 	r.Cluster.Endpoint = endpointOf(r)
 	r.Allocations = append(r.Allocations, alloc.got...)
 	op := e.newOperation(r, OpUpdateCluster, "clusters/"+name)
 	op.Action = actionStartIPRotation
+	if r.CARotation != nil {
+		op.Action = actionStartCredentialRotation
+	}
 	return e.startOperation(ctx, r, rev, op, alloc.writes(r.key())...)
 }
 
@@ -99,9 +137,7 @@ func (e *Engine) CompleteIPRotation(ctx context.Context, project, location, name
 		return nil, apierror.FailedPrecondition("Node pool %q requires recreation.", pool)
 	}
 	r.IPRotation.Completing = true
-	op := e.newOperation(r, OpUpdateCluster, "clusters/"+name)
-	op.Action = actionCompleteIPRotation
-	return e.startOperation(ctx, r, rev, op)
+	return e.startOperation(ctx, r, rev, e.completion(r))
 }
 
 // poolOnOldIP returns the first node pool with a node that does not use
@@ -124,17 +160,38 @@ func (e *Engine) runUpdateCluster(ctx context.Context, op *OperationRecord) erro
 		return err
 	}
 	switch op.Action {
-	case actionStartIPRotation:
+	case actionRotateClusterCA:
+		return e.runRotateClusterCA(ctx, op)
+	case actionStartIPRotation, actionStartCredentialRotation:
 		e.stage(ctx, op, "Serving the control plane on the new IP "+r.EndpointIP+" and the old "+r.IPRotation.OldEndpointIP)
-		return e.runtime.EnsureControlPlane(ctx, e.spec(r))
-	case actionCompleteIPRotation:
+		if err := e.runtime.EnsureControlPlane(ctx, e.spec(r)); err != nil {
+			return err
+		}
+		if r.CARotation == nil {
+			return nil
+		}
+		return e.rotateCA(ctx, op, cluster.CASignNew)
+	case actionCompleteIPRotation, actionCompleteCredentialRotation:
 		e.stage(ctx, op, "Retiring the old IP "+r.IPRotation.OldEndpointIP)
 		if err := e.runtime.EnsureControlPlane(ctx, e.spec(r)); err != nil {
 			return err
 		}
+		if r.CARotation != nil {
+			if r.CARotation.Phase != cluster.CATrustNew {
+				if r, err = e.updateCluster(ctx, op.Project, op.Location, op.ClusterName, func(r *ClusterRecord) error {
+					r.CARotation.Phase = cluster.CATrustNew
+					return nil
+				}); err != nil {
+					return err
+				}
+			}
+			if err := e.rotateCA(ctx, op, cluster.CATrustNew); err != nil {
+				return err
+			}
+		}
 		old := "allocations/endpoint/" + r.IPRotation.OldEndpointIP
 		if _, err := e.updateCluster(ctx, op.Project, op.Location, op.ClusterName, func(r *ClusterRecord) error {
-			r.IPRotation = nil
+			r.IPRotation, r.CARotation = nil, nil
 			r.Allocations = removeString(r.Allocations, old)
 			return nil
 		}); err != nil {
@@ -228,8 +285,7 @@ func (e *Engine) autoComplete(ctx context.Context, project, location, name strin
 		return
 	}
 	r.IPRotation.AutoCompleteTried = now
-	op := e.newOperation(r, OpUpdateCluster, "clusters/"+name)
-	op.Action = actionCompleteIPRotation
+	op := e.completion(r)
 	if pool := e.poolOnOldIP(r); pool != "" {
 		msg := fmt.Sprintf("The IP rotation started %s could not be completed automatically: Node pool %q requires recreation.", r.IPRotation.Started.UTC().Format(time.RFC3339), pool)
 		op.Op.Status, op.Op.EndTime = "DONE", now.UTC().Format(time.RFC3339Nano)

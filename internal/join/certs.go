@@ -32,7 +32,7 @@ const CertsTTL = 2 * time.Hour
 
 // sharedFiles are the files replicas share: the CAs with their keys and the
 // service-account key pair. Leaf certificates are never shared.
-var sharedFiles = []string{"ca.crt", "ca.key", "front-proxy-ca.crt", "front-proxy-ca.key", "sa.key", "sa.pub", "etcd/ca.crt", "etcd/ca.key"}
+var sharedFiles = []string{"ca.crt", "ca.key", "ca-bundle.crt", "front-proxy-ca.crt", "front-proxy-ca.key", "sa.key", "sa.pub", "etcd/ca.crt", "etcd/ca.key"}
 
 // ErrWrongCertificateKey is returned when the certificates cannot be
 // decrypted with the key given.

@@ -55,8 +55,9 @@ var (
 )
 
 // Discover finds and pins the cluster CA with the bootstrap token, and
-// returns it with a client that authenticates with the token.
-func Discover(ctx context.Context, cfg Config) (*x509.Certificate, kubernetes.Interface, error) {
+// returns the cluster's trust bundle (the CA, and during a CA rotation the
+// other one too) with a client that authenticates with the token.
+func Discover(ctx context.Context, cfg Config) ([]byte, kubernetes.Interface, error) {
 	id, secret, ok := strings.Cut(cfg.Token, ".")
 	if !ok || len(id) != 6 || len(secret) != 16 {
 		return nil, nil, ErrBadToken
@@ -68,59 +69,71 @@ func Discover(ctx context.Context, cfg Config) (*x509.Certificate, kubernetes.In
 	}
 	discoverCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	ca, err := discover(discoverCtx, server, id, secret, cfg.CACertHashes)
+	bundle, err := discover(discoverCtx, server, id, secret, cfg.CACertHashes)
 	if err != nil {
 		return nil, nil, err
 	}
-	bootstrap := &rest.Config{Host: server, BearerToken: cfg.Token, TLSClientConfig: rest.TLSClientConfig{CAData: pki.EncodeCert(ca)}, Timeout: 30 * time.Second}
+	bootstrap := &rest.Config{Host: server, BearerToken: cfg.Token, TLSClientConfig: rest.TLSClientConfig{CAData: bundle}, Timeout: 30 * time.Second}
 	client, err := kubernetes.NewForConfig(bootstrap)
 	if err != nil {
 		return nil, nil, err
 	}
-	return ca, client, nil
+	return bundle, client, nil
 }
 
 // Worker does discovery and the kubelet TLS bootstrap and returns a
 // kubeconfig (with a client certificate for system:node:<name>) for the node.
 func Worker(ctx context.Context, cfg Config) ([]byte, error) {
-	ca, client, err := Discover(ctx, cfg)
+	caPEM, client, err := Discover(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
 	server := "https://" + cfg.Endpoint
-	caPEM := pki.EncodeCert(ca)
-	key, err := pki.NewKey()
-	if err != nil {
-		return nil, err
-	}
-	csrPEM, err := certutil.MakeCSR(key, &pkix.Name{CommonName: "system:node:" + cfg.NodeName, Organization: []string{"system:nodes"}}, nil, nil)
-	if err != nil {
-		return nil, fmt.Errorf("join: make CSR: %w", err)
-	}
-	usages := []certificatesv1.KeyUsage{certificatesv1.UsageDigitalSignature, certificatesv1.UsageClientAuth}
-	name, uid, err := csr.RequestCertificateWithContext(ctx, client, csrPEM, "", certificatesv1.KubeAPIServerClientKubeletSignerName, nil, usages, key)
-	if err != nil {
-		return nil, fmt.Errorf("join: TLS bootstrap: request certificate: %w", err)
-	}
-	certPEM, err := csr.WaitForCertificate(ctx, client, name, uid)
-	if err != nil {
-		return nil, fmt.Errorf("join: TLS bootstrap: wait for %s to be signed: %w", name, err)
-	}
-	certs, err := certutil.ParseCertsPEM(certPEM)
+	nodeCert, err := NodeClientCert(ctx, client, cfg.NodeName)
 	if err != nil {
 		return nil, fmt.Errorf("join: TLS bootstrap: %w", err)
 	}
 	return pki.Kubeconfig{
 		Server: server, ClusterName: "default-cluster", User: "default-auth", CAPEM: caPEM,
-		Client: &pki.KeyPair{Cert: certs[0], Key: key},
+		Client: nodeCert,
 	}.Bytes()
+}
+
+// NodeClientCert gets a client certificate for system:node:<name> through a
+// CSR that kube-controller-manager approves and signs: with a bootstrap
+// token client, the kubelet's TLS bootstrap; with the node's own client,
+// its client certificate rotation.
+func NodeClientCert(ctx context.Context, client kubernetes.Interface, name string) (*pki.KeyPair, error) {
+	key, err := pki.NewKey()
+	if err != nil {
+		return nil, err
+	}
+	csrPEM, err := certutil.MakeCSR(key, &pkix.Name{CommonName: "system:node:" + name, Organization: []string{"system:nodes"}}, nil, nil)
+	if err != nil {
+		return nil, fmt.Errorf("make CSR: %w", err)
+	}
+	usages := []certificatesv1.KeyUsage{certificatesv1.UsageDigitalSignature, certificatesv1.UsageClientAuth}
+	csrName, uid, err := csr.RequestCertificateWithContext(ctx, client, csrPEM, "", certificatesv1.KubeAPIServerClientKubeletSignerName, nil, usages, key)
+	if err != nil {
+		return nil, fmt.Errorf("request certificate: %w", err)
+	}
+	certPEM, err := csr.WaitForCertificate(ctx, client, csrName, uid)
+	if err != nil {
+		return nil, fmt.Errorf("wait for %s to be signed: %w", csrName, err)
+	}
+	certs, err := certutil.ParseCertsPEM(certPEM)
+	if err != nil {
+		return nil, err
+	}
+	return &pki.KeyPair{Cert: certs[0], Key: key}, nil
 }
 
 // discover fetches the cluster-info ConfigMap the way kubeadm's token
 // discovery does: without trusting the server yet, it checks the JWS signature
-// that the bootstrap signer put on it with the token, pins the CA against the
-// hashes, then fetches again over a connection that trusts only that CA.
-func discover(ctx context.Context, server, tokenID, tokenSecret string, pins []string) (*x509.Certificate, error) {
+// that the bootstrap signer put on it with the token, pins a CA of its bundle
+// against the hashes, then fetches again over a connection that trusts only
+// that bundle, which it returns.
+func discover(ctx context.Context, server, tokenID, tokenSecret string, pins []string) ([]byte, error) {
 	if len(pins) == 0 {
 		return nil, errors.New("join: discovery needs a --discovery-token-ca-cert-hash")
 	}
@@ -164,18 +177,19 @@ func discover(ctx context.Context, server, tokenID, tokenSecret string, pins []s
 	if err != nil {
 		return nil, fmt.Errorf("join: discovery: cluster CA: %w", err)
 	}
-	ca := certs[0]
 	matched := false
-	for _, pin := range pins {
-		if pki.CheckPin(ca, pin) == nil {
-			matched = true
+	pool := x509.NewCertPool()
+	for _, ca := range certs {
+		pool.AddCert(ca)
+		for _, pin := range pins {
+			if pki.CheckPin(ca, pin) == nil {
+				matched = true
+			}
 		}
 	}
 	if !matched {
-		return nil, fmt.Errorf("join: discovery: %w (got %s)", pki.ErrPinMismatch, pki.SPKIHash(ca))
+		return nil, fmt.Errorf("join: discovery: %w (got %s)", pki.ErrPinMismatch, pki.SPKIHash(certs[0]))
 	}
-	pool := x509.NewCertPool()
-	pool.AddCert(ca)
 	secure := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 	again, err := fetchClusterInfo(ctx, secure, server)
 	if err != nil {
@@ -184,7 +198,7 @@ func discover(ctx context.Context, server, tokenID, tokenSecret string, pins []s
 	if again.Data[bootstrapapi.KubeConfigKey] != content {
 		return nil, errors.New("join: discovery: cluster-info changed between fetches")
 	}
-	return ca, nil
+	return caPEM, nil
 }
 
 func fetchClusterInfo(ctx context.Context, c *http.Client, server string) (*corev1.ConfigMap, error) {

@@ -8,6 +8,7 @@ package node
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -345,4 +346,46 @@ func (a *Agent) podLoop(ctx context.Context) {
 		}
 		queue.Done(key)
 	}
+}
+
+// Rotate is the node's part of a cluster CA rotation: it makes the node
+// trust caPEM and, with renew, rotates its client certificate (a CSR signed
+// by the cluster, as the kubelet rotates it) unless issuer signed the one
+// it has. Then the agent reconnects with its new credentials. The Node and
+// its pods stay.
+func (a *Agent) Rotate(ctx context.Context, caPEM []byte, renew bool, issuer *x509.Certificate) error {
+	cfg, err := clientcmd.LoadFromFile(a.KubeconfigPath())
+	if err != nil {
+		return fmt.Errorf("node %s: %w", a.cfg.Name, err)
+	}
+	for _, auth := range cfg.AuthInfos {
+		cert, err := pki.ParseCert(auth.ClientCertificateData)
+		if !renew || (err == nil && cert.CheckSignatureFrom(issuer) == nil) {
+			continue
+		}
+		kp, err := join.NodeClientCert(ctx, a.client, a.cfg.Name)
+		if err != nil {
+			return fmt.Errorf("node %s: rotate client certificate: %w", a.cfg.Name, err)
+		}
+		if err := kp.Cert.CheckSignatureFrom(issuer); err != nil {
+			return fmt.Errorf("node %s: the rotated client certificate is not signed by the new CA yet: %w", a.cfg.Name, err)
+		}
+		keyPEM, err := kp.KeyPEM()
+		if err != nil {
+			return err
+		}
+		auth.ClientCertificateData, auth.ClientKeyData = kp.CertPEM(), keyPEM
+	}
+	for _, c := range cfg.Clusters {
+		c.CertificateAuthorityData = caPEM
+	}
+	data, err := clientcmd.Write(*cfg)
+	if err != nil {
+		return err
+	}
+	if err := pki.WriteFile(a.KubeconfigPath(), data); err != nil {
+		return err
+	}
+	a.Close()
+	return a.Start(ctx)
 }

@@ -1,6 +1,7 @@
 package pki
 
 import (
+	"bytes"
 	"crypto/x509"
 	"fmt"
 	"net"
@@ -11,6 +12,7 @@ import (
 
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	certutil "k8s.io/client-go/util/cert"
 )
 
 // Shared names the cluster-wide CAs and keys that every control-plane replica
@@ -35,9 +37,11 @@ func EnsureShared(pkiDir, clusterName string, now time.Time) error {
 		}
 	}
 	if !fileExists(filepath.Join(pkiDir, "sa.key")) {
-		return WriteServiceAccountKey(pkiDir)
+		if err := WriteServiceAccountKey(pkiDir); err != nil {
+			return err
+		}
 	}
-	return nil
+	return ensureBundle(pkiDir)
 }
 
 // Host is one control-plane machine: its name and the addresses that its
@@ -106,14 +110,18 @@ func allLeaves(h Host) []struct {
 }
 
 // EnsureLeaves issues, under pkiDir, every leaf certificate of host h that is
-// missing or whose names differ from what it must cover (an endpoint added
-// or removed by an IP rotation). The shared CAs must already be there.
+// missing, whose names differ from what it must cover (an endpoint added or
+// removed by an IP rotation), or that its CA did not sign (a CA rotation).
+// kube-apiserver's serving certificate carries the cross-certificate while
+// a CA rotation has one. The shared CAs must already be there.
 func EnsureLeaves(pkiDir string, h Host, now time.Time) error {
+	if h.Role != EtcdOnly {
+		if err := ensureBundle(pkiDir); err != nil {
+			return err
+		}
+	}
 	cas := map[string]*KeyPair{}
 	for _, l := range leaves(h) {
-		if cur, err := Load(pkiDir, l.name); err == nil && sameNames(cur.Cert, l.leaf) {
-			continue
-		}
 		ca, ok := cas[l.ca]
 		if !ok {
 			var err error
@@ -122,15 +130,36 @@ func EnsureLeaves(pkiDir string, h Host, now time.Time) error {
 			}
 			cas[l.ca] = ca
 		}
+		var chain []*x509.Certificate
+		if l.name == "apiserver" {
+			chain = crossFor(pkiDir, ca.Cert)
+		}
+		if cur, err := Load(pkiDir, l.name); err == nil && sameNames(cur.Cert, l.leaf) && signedBy(cur.Cert, ca.Cert) &&
+			sameCerts(chainOf(filepath.Join(pkiDir, l.name+".crt")), chain) {
+			continue
+		}
 		kp, err := ca.Issue(l.leaf, now)
 		if err != nil {
 			return err
 		}
-		if err := kp.Write(pkiDir, l.name); err != nil {
+		if err := kp.WriteWithChain(pkiDir, l.name, chain); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// crossFor returns the cross-certificate of the folder, if it certifies ca.
+func crossFor(pkiDir string, ca *x509.Certificate) []*x509.Certificate {
+	certs, err := certutil.CertsFromFile(filepath.Join(pkiDir, CrossFile))
+	if err != nil || !bytes.Equal(certs[0].RawSubjectPublicKeyInfo, ca.RawSubjectPublicKeyInfo) {
+		return nil
+	}
+	return certs[:1]
+}
+
+func sameCerts(a, b []*x509.Certificate) bool {
+	return slices.EqualFunc(a, b, func(x, y *x509.Certificate) bool { return x.Equal(y) })
 }
 
 // sameNames says whether cert covers exactly the leaf's DNS names and IPs.
@@ -202,10 +231,17 @@ var KubeconfigUsers = []KubeconfigUser{
 	{File: "scheduler.conf", CommonName: "system:kube-scheduler", Local: true},
 }
 
-// EnsureKubeconfigs writes into dir each missing kubeconfig of KubeconfigUsers,
-// signed by the CA in pkiDir.
+// EnsureKubeconfigs writes into dir the kubeconfigs of KubeconfigUsers: each
+// one trusts the folder's trust bundle and talks to its server, and its
+// client certificate is signed by the cluster CA. A kubeconfig that is
+// already so is left alone; one whose certificate another CA signed (a CA
+// rotation) gets a new one.
 func EnsureKubeconfigs(dir, pkiDir, clusterName, endpoint, local string, now time.Time) error {
 	ca, err := Load(pkiDir, "ca")
+	if err != nil {
+		return err
+	}
+	bundle, err := Bundle(pkiDir)
 	if err != nil {
 		return err
 	}
@@ -215,10 +251,9 @@ func EnsureKubeconfigs(dir, pkiDir, clusterName, endpoint, local string, now tim
 		if u.Local {
 			server = local
 		}
-		if fileExists(path) {
-			// The credentials stay; the server follows the endpoint (an
-			// IP rotation moves it).
-			if err := setServer(path, server); err != nil {
+		cfg, err := clientcmd.LoadFromFile(path)
+		if err == nil && signedClient(cfg, ca.Cert) {
+			if err := rewrite(path, cfg, server, bundle); err != nil {
 				return err
 			}
 			continue
@@ -227,7 +262,7 @@ func EnsureKubeconfigs(dir, pkiDir, clusterName, endpoint, local string, now tim
 		if err != nil {
 			return err
 		}
-		data, err := Kubeconfig{Server: server, ClusterName: clusterName, User: u.CommonName, CAPEM: ca.CertPEM(), Client: client}.Bytes()
+		data, err := Kubeconfig{Server: server, ClusterName: clusterName, User: u.CommonName, CAPEM: bundle, Client: client}.Bytes()
 		if err != nil {
 			return fmt.Errorf("pki: kubeconfig %s: %w", u.File, err)
 		}
@@ -238,16 +273,24 @@ func EnsureKubeconfigs(dir, pkiDir, clusterName, endpoint, local string, now tim
 	return nil
 }
 
-// setServer points every cluster of the kubeconfig at path to server.
-func setServer(path, server string) error {
-	cfg, err := clientcmd.LoadFromFile(path)
-	if err != nil {
-		return fmt.Errorf("pki: %w", err)
+// signedClient says whether every client certificate of cfg is signed by ca.
+func signedClient(cfg *clientcmdapi.Config, ca *x509.Certificate) bool {
+	for _, a := range cfg.AuthInfos {
+		cert, err := ParseCert(a.ClientCertificateData)
+		if err != nil || !signedBy(cert, ca) {
+			return false
+		}
 	}
+	return len(cfg.AuthInfos) > 0
+}
+
+// rewrite points every cluster of the kubeconfig at path to server, trusting
+// caPEM, if it does not already.
+func rewrite(path string, cfg *clientcmdapi.Config, server string, caPEM []byte) error {
 	changed := false
 	for _, c := range cfg.Clusters {
-		if c.Server != server {
-			c.Server, changed = server, true
+		if c.Server != server || !bytes.Equal(c.CertificateAuthorityData, caPEM) {
+			c.Server, c.CertificateAuthorityData, changed = server, caPEM, true
 		}
 	}
 	if !changed {

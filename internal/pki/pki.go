@@ -5,6 +5,7 @@
 package pki
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -141,12 +142,19 @@ func (kp *KeyPair) KeyPEM() ([]byte, error) {
 }
 
 // Write stores the pair as dir/name.crt and dir/name.key (0600).
-func (kp *KeyPair) Write(dir, name string) error {
+func (kp *KeyPair) Write(dir, name string) error { return kp.WriteWithChain(dir, name, nil) }
+
+// WriteWithChain is Write with intermediate certificates after the leaf.
+func (kp *KeyPair) WriteWithChain(dir, name string, chain []*x509.Certificate) error {
 	keyPEM, err := kp.KeyPEM()
 	if err != nil {
 		return fmt.Errorf("pki: encode %s key: %w", name, err)
 	}
-	if err := WriteFile(filepath.Join(dir, name+".crt"), kp.CertPEM()); err != nil {
+	certPEM := kp.CertPEM()
+	for _, c := range chain {
+		certPEM = append(certPEM, EncodeCert(c)...)
+	}
+	if err := WriteFile(filepath.Join(dir, name+".crt"), certPEM); err != nil {
 		return err
 	}
 	return WriteFile(filepath.Join(dir, name+".key"), keyPEM)
@@ -165,6 +173,12 @@ func Load(dir, name string) (*KeyPair, error) {
 	signer, ok := key.(crypto.Signer)
 	if !ok {
 		return nil, fmt.Errorf("pki: %s key is not a signer", name)
+	}
+	// A crash between writing a certificate and its key leaves a pair
+	// that does not match; it counts as missing, and is issued again.
+	pub, err := x509.MarshalPKIXPublicKey(signer.Public())
+	if err != nil || !bytes.Equal(pub, certs[0].RawSubjectPublicKeyInfo) {
+		return nil, fmt.Errorf("pki: %s: the key does not match the certificate", name)
 	}
 	return &KeyPair{Cert: certs[0], Key: signer}, nil
 }

@@ -159,11 +159,7 @@ func (h Handler) dispatch(ctx context.Context, r *http.Request, rt route) (any, 
 		if err := apierror.Decode(r, startRotationFields, &req); err != nil {
 			return nil, err
 		}
-		if req.RotateCredentials {
-			// gcloud always sends the field; only true asks for more.
-			return nil, apierror.InvalidArgument("rotateCredentials", "Credential rotation is not supported by kubeyard yet; an IP rotation alone is (--start-ip-rotation).")
-		}
-		return e.StartIPRotation(ctx, p, l, rest[1])
+		return e.StartIPRotation(ctx, p, l, rest[1], req.RotateCredentials)
 	case "POST clusters/*:completeIpRotation":
 		var req gke.CompleteIPRotationRequest
 		if err := apierror.Decode(r, completeRotationFields, &req); err != nil {
