@@ -2,8 +2,11 @@ package harness
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -86,7 +89,14 @@ func (e *Engine) ClusterDir() string {
 // rate limit (which would hide a fault).
 func (e *Engine) AdminClient(clusterDir string) kubernetes.Interface {
 	e.t.Helper()
-	cfg, err := clientcmd.BuildConfigFromFlags("", filepath.Join(clusterDir, "cp-0", "admin.conf"))
+	return e.Client(filepath.Join(clusterDir, "cp-0", "admin.conf"))
+}
+
+// Client is a client with the credentials of a kubeconfig file, and no
+// client-side rate limit.
+func (e *Engine) Client(kubeconfig string) kubernetes.Interface {
+	e.t.Helper()
+	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -120,4 +130,119 @@ func Reads(client kubernetes.Interface) func(context.Context) error {
 		_, err := client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 		return err
 	}
+}
+
+// StageWatch tells whether an operation stage had started by a given time.
+// It polls the location's operations; a poll that does not see the stage
+// proves it had not started when the poll was sent.
+type StageWatch struct {
+	mu        sync.Mutex
+	notBefore time.Time // when the last poll without the stage was sent
+	stop      chan struct{}
+	done      sync.WaitGroup
+}
+
+// WatchStage watches for a stage whose name starts with prefix in any
+// operation of the location.
+func (e *Engine) WatchStage(location, prefix string) *StageWatch {
+	w := &StageWatch{stop: make(chan struct{})}
+	path := fmt.Sprintf("/v1/projects/%s/locations/%s/operations", e.Project, location)
+	token := e.Token()
+	w.done.Go(func() {
+		for {
+			select {
+			case <-w.stop:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			sent := time.Now()
+			if seen, ok := e.stageSeen(path, token, prefix); ok {
+				if seen {
+					return
+				}
+				w.mu.Lock()
+				w.notBefore = sent
+				w.mu.Unlock()
+			}
+		}
+	})
+	return w
+}
+
+// stageSeen reports whether any operation has the stage, and whether the
+// engine answered (it may be restarting).
+func (e *Engine) stageSeen(path, token, prefix string) (seen, ok bool) {
+	req, err := http.NewRequest(http.MethodGet, "http://"+e.Addr+path, nil)
+	if err != nil {
+		return false, false
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return false, false
+	}
+	defer resp.Body.Close()
+	var list struct {
+		Operations []struct {
+			Progress struct {
+				Stages []struct{ Name string } `json:"stages"`
+			} `json:"progress"`
+		} `json:"operations"`
+	}
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&list) != nil {
+		return false, false
+	}
+	for _, op := range list.Operations {
+		for _, s := range op.Progress.Stages {
+			if strings.HasPrefix(s.Name, prefix) {
+				return true, true
+			}
+		}
+	}
+	return false, true
+}
+
+// Before says whether t is surely before the stage started.
+func (w *StageWatch) Before(t time.Time) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return t.Before(w.notBefore)
+}
+
+// Stop ends the watch.
+func (w *StageWatch) Stop() {
+	close(w.stop)
+	w.done.Wait()
+}
+
+// Failures records when requests failed.
+type Failures struct {
+	mu    sync.Mutex
+	times []time.Time
+}
+
+// Track wraps request so that the end time of each failure is recorded.
+func (f *Failures) Track(request func(context.Context) error) func(context.Context) error {
+	return func(ctx context.Context) error {
+		err := request(ctx)
+		if err != nil {
+			f.mu.Lock()
+			f.times = append(f.times, time.Now())
+			f.mu.Unlock()
+		}
+		return err
+	}
+}
+
+// Count returns how many failures match.
+func (f *Failures) Count(match func(time.Time) bool) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for _, t := range f.times {
+		if match(t) {
+			n++
+		}
+	}
+	return n
 }

@@ -3,7 +3,11 @@ package cluster
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
+	"net"
+	"slices"
 	"os"
 	"path/filepath"
 	"sync"
@@ -11,6 +15,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	certutil "k8s.io/client-go/util/cert"
 
 	"github.com/kubeyard/kubeyard/internal/controlplane"
 	"github.com/kubeyard/kubeyard/internal/node"
@@ -127,13 +132,14 @@ func (rot *CARotation) files() (map[string][]byte, error) {
 	return f, nil
 }
 
-// restarts says which components read what the phase changes only when
-// they start: controller-managers publish --root-ca-file as
-// kube-root-ca.crt; SignNew gives every component new credentials; a new
-// service-account key is read by kube-apiserver at start. (kube-apiserver
-// reloads its client CA and serving certificate by itself.)
+// restarts says which components must restart to read what the phase
+// changes: controller-managers read --root-ca-file (kube-root-ca.crt) and
+// their kubeconfig only at start, schedulers their kubeconfig; kube-apiserver
+// reads the service-account keys only at start, but reloads its client CA,
+// serving certificate and kubelet client certificate from their files by
+// itself (waitServing checks that it did).
 func (rot *CARotation) restarts() (apiserver, controllerManager, scheduler bool) {
-	return rot.Phase == CASignNew || rot.NewSAKey != nil, true, rot.Phase != CATrustBoth
+	return rot.NewSAKey != nil, true, rot.Phase != CATrustBoth
 }
 
 // RotateCA applies the rotation's phase to cluster s: it writes the phase's
@@ -181,6 +187,10 @@ func (r *Runtime) RotateCA(ctx context.Context, s Spec, rot *CARotation, say fun
 	if err := poll.Until(ctx, func(ctx context.Context) error { return bootstrapObjects(ctx, client, s) }); err != nil {
 		return fmt.Errorf("cluster %s: cluster-info: %w", s.Name, err)
 	}
+	if err := r.waitServing(ctx, s); err != nil {
+		return err
+	}
+	say(fmt.Sprintf("%s: every kube-apiserver serves its new certificate and trusts the new bundle", rot.Phase))
 	apiserver, cm, sched := rot.restarts()
 	for _, h := range s.Hosts {
 		var comps []controlplane.Component
@@ -208,6 +218,37 @@ func (r *Runtime) RotateCA(ctx context.Context, s Spec, rot *CARotation, say fun
 		return err
 	}
 	say(fmt.Sprintf("%s: kube-root-ca.crt updated in every namespace", rot.Phase))
+	return nil
+}
+
+// waitServing waits until every replica's kube-apiserver serves the
+// certificate chain of its apiserver.crt.
+func (r *Runtime) waitServing(ctx context.Context, s Spec) error {
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.ReadyTimeout)
+	defer cancel()
+	for _, h := range s.Hosts {
+		want, err := certutil.CertsFromFile(filepath.Join(s.PKIDir(h), "apiserver.crt"))
+		if err != nil {
+			return err
+		}
+		addr := net.JoinHostPort(h.IP.String(), fmt.Sprint(controlplane.APIServerPort))
+		err = poll.Until(ctx, func(ctx context.Context) error {
+			d := tls.Dialer{Config: &tls.Config{InsecureSkipVerify: true}}
+			conn, err := d.DialContext(ctx, "tcp", addr)
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			got := conn.(*tls.Conn).ConnectionState().PeerCertificates
+			if !slices.EqualFunc(got, want, func(a, b *x509.Certificate) bool { return a.Equal(b) }) {
+				return fmt.Errorf("kube-apiserver-%d does not serve its new certificate yet", h.Index)
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("cluster %s: %w", s.Name, err)
+		}
+	}
 	return nil
 }
 
