@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"os"
 	"os/exec"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/kubeyard/kubeyard/e2e/harness"
 	"github.com/kubeyard/kubeyard/internal/pki"
@@ -199,5 +201,268 @@ func TestClusterCARotation(t *testing.T) {
 		if _, ok := nodesAfter[name]; !ok {
 			t.Errorf("node %s is not Ready after the rotation, or was replaced", name)
 		}
+	}
+}
+
+// withServer copies a kubeconfig with its server replaced.
+func withServer(t *testing.T, from, to, server string) string {
+	t.Helper()
+	data, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := clientcmd.Load(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cfg.Clusters {
+		c.Server = server
+	}
+	if err := clientcmd.WriteToFile(*cfg, to); err != nil {
+		t.Fatal(err)
+	}
+	return to
+}
+
+// rootCAs is how many certificates kube-root-ca.crt holds in default.
+func rootCAs(t *testing.T, e *harness.Engine) int {
+	t.Helper()
+	return strings.Count(e.Kubectl("get", "configmap", "kube-root-ca.crt", "-n", "default", "-o", "jsonpath={.data.ca\\.crt}"), "BEGIN CERTIFICATE")
+}
+
+// TestCredentialRotation follows seeds/000's credential rotation on a
+// regional cluster, with a client using the credentials from before the
+// start sending requests the whole time: none fails until completion
+// retires the old CA. During the rotation the old kubeconfig works (on the
+// old IP, and on the new IP too: the serving certificate chains to the old
+// CA through the cross-certificate), as do service-account tokens from
+// before; after completion they are refused, while a kubeconfig fetched
+// after the start, and tokens made since, keep working.
+func TestCredentialRotation(t *testing.T) {
+	e := harness.Start(t, harness.Options{})
+	region := []string{"--region", "us-central1"}
+	gcloud := func(args ...string) string { return e.Gcloud(append(args, region...)...) }
+	gcloud("container", "clusters", "create", "ha", "--num-nodes", "1")
+	gcloud("container", "clusters", "get-credentials", "ha")
+	clusterDir := e.ClusterDir()
+	endpoint := func() string {
+		return strings.TrimSpace(gcloud("container", "clusters", "describe", "ha", "--format", "value(endpoint)"))
+	}
+	oldIP := endpoint()
+	oldKubeconfig := copyFile(t, filepath.Join(e.Dir, "kubeconfig"), filepath.Join(e.Dir, "before-start.kubeconfig"))
+	oldAdmin := copyFile(t, filepath.Join(clusterDir, "cp-0", "admin.conf"), filepath.Join(e.Dir, "old-admin.conf"))
+	oldToken := strings.TrimSpace(e.Kubectl("create", "token", "default", "--duration", "1h"))
+	nodesBefore := readyNodes(t, e)
+	whoami := func(kubeconfig string, extra ...string) error {
+		_, err := e.Run("kubectl", append([]string{"--kubeconfig", kubeconfig, "auth", "whoami"}, extra...)...)
+		return err
+	}
+
+	var failures harness.Failures
+	watch := e.WatchStage("us-central1", retiredStage)
+	var newIP, afterStart, newToken string
+	load := harness.UnderLoad(failures.Track(harness.Reads(e.Client(oldAdmin))), func() {
+		gcloud("container", "clusters", "update", "ha", "--start-credential-rotation", "--quiet")
+		newIP = endpoint()
+		if newIP == oldIP {
+			t.Fatalf("the endpoint did not move")
+		}
+		gcloud("container", "clusters", "get-credentials", "ha")
+		afterStart = copyFile(t, filepath.Join(e.Dir, "kubeconfig"), filepath.Join(e.Dir, "after-start.kubeconfig"))
+		oldOnNewIP := withServer(t, oldKubeconfig, filepath.Join(e.Dir, "old-on-new-ip.kubeconfig"), "https://"+newIP)
+		for name, kc := range map[string]string{"before the start": oldKubeconfig, "before the start, on the new IP": oldOnNewIP, "after the start": afterStart} {
+			if err := whoami(kc); err != nil {
+				t.Errorf("a kubeconfig fetched %s does not work during the rotation: %v", name, err)
+			}
+		}
+		if err := whoami(afterStart, "--token", oldToken, "--user", ""); err != nil {
+			t.Errorf("a service-account token from before the start: %v", err)
+		}
+		newToken = strings.TrimSpace(e.Kubectl("create", "token", "default", "--duration", "1h"))
+		if n := rootCAs(t, e); n != 2 {
+			t.Errorf("kube-root-ca.crt holds %d CAs during the rotation, want the old and the new", n)
+		}
+		describedCA := gcloud("container", "clusters", "describe", "ha", "--format", "value(masterAuth.clusterCaCertificate)")
+		newPEM, _ := os.ReadFile(filepath.Join(clusterDir, "cp-0", "pki", "ca.crt"))
+		if !strings.Contains(describedCA, strings.TrimSpace(base64Of(newPEM))) {
+			t.Error("describe does not show the new cluster CA after the start")
+		}
+		// Every pool is recreated through the new IP before completion.
+		e.Eventually(3*time.Minute, func() error {
+			if ops := strings.TrimSpace(e.Gcloud("container", "operations", "list", "--filter", "operationType=UPGRADE_NODES AND status!=DONE", "--format", "value(name)")); ops != "" {
+				return errorf("recreation running: %s", ops)
+			}
+			_, err := e.Run("gcloud", append([]string{"container", "clusters", "update", "ha", "--complete-credential-rotation", "--quiet"}, region...)...)
+			return err
+		})
+	})
+	watch.Stop()
+	failedBefore := failures.Count(watch.Before)
+	t.Logf("credential rotation (regional): old-credential client %d ok, %d failed, %d of them before completion retired the old CA", load.OK, load.Failed, failedBefore)
+	if failedBefore > 0 {
+		t.Errorf("%d requests with the old credentials failed before completion", failedBefore)
+	}
+
+	if err := whoami(oldKubeconfig); err == nil {
+		t.Error("the kubeconfig fetched before the start still works after completion")
+	}
+	if out, err := e.Run("kubectl", "--kubeconfig", withServer(t, oldKubeconfig, filepath.Join(e.Dir, "old-on-new-ip-after.kubeconfig"), "https://"+newIP), "get", "ns"); err == nil || !strings.Contains(out, "x509") {
+		t.Errorf("the old CA on the new IP after completion: %v\n%s", err, out)
+	}
+	if err := whoami(afterStart); err != nil {
+		t.Errorf("the kubeconfig fetched after the start: %v", err)
+	}
+	if err := whoami(afterStart, "--token", oldToken, "--user", ""); err == nil {
+		t.Error("a service-account token signed with the old key still works after completion")
+	}
+	if err := whoami(afterStart, "--token", newToken, "--user", ""); err != nil {
+		t.Errorf("a service-account token made during the rotation: %v", err)
+	}
+	if n := rootCAs(t, e); n != 1 {
+		t.Errorf("kube-root-ca.crt holds %d CAs after completion", n)
+	}
+	if nodes := readyNodes(t, e); len(nodes) != len(nodesBefore) {
+		t.Errorf("Ready nodes before %v, after %v", nodesBefore, nodes)
+	}
+}
+
+// nodesOnNewCA checks every node's kubelet.conf: it trusts the cluster CA
+// alone and its client certificate is signed by it.
+func nodesOnNewCA(t *testing.T, clusterDir, pkiDir string) {
+	t.Helper()
+	ca, err := pki.Load(pkiDir, "ca")
+	if err != nil {
+		t.Fatal(err)
+	}
+	confs, _ := filepath.Glob(filepath.Join(clusterDir, "nodes", "*", "kubelet.conf"))
+	if len(confs) == 0 {
+		t.Fatal("no node kubeconfigs")
+	}
+	for _, path := range confs {
+		cfg, err := clientcmd.LoadFromFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range cfg.Clusters {
+			if strings.TrimSpace(string(c.CertificateAuthorityData)) != strings.TrimSpace(string(ca.CertPEM())) {
+				t.Errorf("%s does not trust the new CA alone", path)
+			}
+		}
+		for _, a := range cfg.AuthInfos {
+			cert, err := pki.ParseCert(a.ClientCertificateData)
+			if err != nil || cert.CheckSignatureFrom(ca.Cert) != nil {
+				t.Errorf("%s: the client certificate is not signed by the new CA (%v)", path, err)
+			}
+		}
+	}
+}
+
+func base64Of(data []byte) string { return base64.StdEncoding.EncodeToString(data) }
+
+// TestCARotationSurvivesCrashes kills the engine (SIGKILL) in each phase of
+// a cluster CA rotation and of a credential rotation's start and
+// completion; the next engine resumes each from its recorded phase and
+// completes it, and the cluster ends trusting only the new CA. While a
+// rotation runs, other operations are refused and it cannot be cancelled.
+func TestCARotationSurvivesCrashes(t *testing.T) {
+	e := harness.Start(t, harness.Options{})
+	e.Gcloud("container", "clusters", "create", "demo", "--zone", zone, "--num-nodes", "2")
+	e.Gcloud("container", "clusters", "get-credentials", "demo", "--zone", zone)
+	pkiDir := filepath.Join(e.ClusterDir(), "cp-0", "pki")
+	trustsOnlySigner := func() {
+		t.Helper()
+		if fingerprint(t, filepath.Join(pkiDir, pki.BundleFile)) != fingerprint(t, filepath.Join(pkiDir, "ca.crt")) {
+			t.Error("the trust bundle is not the signing CA alone")
+		}
+		if _, err := os.Stat(filepath.Join(pkiDir, pki.CrossFile)); err == nil {
+			t.Error("the cross-certificate is still there")
+		}
+		nodesOnNewCA(t, e.ClusterDir(), pkiDir)
+	}
+	crashAt := func(stage string) {
+		t.Helper()
+		e.Eventually(2*time.Minute, func() error {
+			if !e.HasStage(zone, stage) {
+				return errorf("no running operation at %q", stage)
+			}
+			return nil
+		})
+		e.Kill()
+		e.Restart()
+	}
+
+	for i, stage := range []string{"CA rotation 1/3", "CA rotation 2/3", retiredStage} {
+		before := fingerprint(t, filepath.Join(pkiDir, "ca.crt"))
+		cli := exec.Command(harness.Binary(t), "update", "credentials", "--cluster-ca", "--cluster-name", "demo",
+			"--workspace", filepath.Join(e.Dir, "ws"), "--data-dir", e.DataDir, "--addr", e.Addr, "--project", e.Project)
+		var out strings.Builder
+		cli.Stdout, cli.Stderr = &out, &out
+		if err := cli.Start(); err != nil {
+			t.Fatal(err)
+		}
+		exited := make(chan error, 1)
+		go func() { exited <- cli.Wait() }()
+		t.Cleanup(func() { _ = cli.Process.Kill() })
+		if i == 0 {
+			e.Eventually(30*time.Second, func() error {
+				if !e.HasStage(zone, "CA rotation") {
+					return errorf("the rotation has not started")
+				}
+				return nil
+			})
+			if out, err := e.Run("gcloud", "container", "clusters", "delete", "demo", "--zone", zone, "--quiet"); err == nil || !strings.Contains(out, "incompatible operation") {
+				t.Errorf("delete during a CA rotation: %v\n%s", err, out)
+			}
+			op := strings.TrimSpace(e.Gcloud("container", "operations", "list", "--filter", "operationType=UPDATE_CLUSTER AND status=RUNNING", "--format", "value(name)"))
+			if out, err := e.Run("gcloud", "container", "operations", "cancel", op, "--zone", zone, "--quiet"); err == nil || !strings.Contains(out, "cannot be cancelled") {
+				t.Errorf("cancelling a CA rotation: %v\n%s", err, out)
+			}
+		}
+		crashAt(stage)
+		select {
+		case err := <-exited:
+			if err != nil {
+				t.Fatalf("update credentials across an engine crash at %q: %v\n%s", stage, err, out.String())
+			}
+		case <-time.After(4 * time.Minute):
+			t.Fatalf("update credentials did not finish after an engine crash at %q:\n%s", stage, out.String())
+		}
+		if fingerprint(t, filepath.Join(pkiDir, "ca.crt")) == before {
+			t.Errorf("crash at %q: the CA did not change", stage)
+		}
+		trustsOnlySigner()
+		if _, err := e.Run("kubectl", "--kubeconfig", filepath.Join(e.Dir, "ws", "demo", "demo-kubeconfig"), "get", "nodes"); err != nil {
+			t.Fatalf("crash at %q: the new kubeconfig: %v", stage, err)
+		}
+	}
+
+	// A credential rotation: crashes in the start's signing phase and in
+	// the completion.
+	e.Gcloud("container", "clusters", "update", "demo", "--zone", zone, "--start-credential-rotation", "--async", "--quiet")
+	crashAt("CA rotation 2/3")
+	e.Eventually(4*time.Minute, func() error {
+		_, err := e.Run("gcloud", "container", "clusters", "update", "demo", "--zone", zone, "--complete-credential-rotation", "--async", "--quiet")
+		return err
+	})
+	crashAt(retiredStage)
+	e.Eventually(2*time.Minute, func() error {
+		if st := strings.TrimSpace(e.Gcloud("container", "operations", "list", "--filter", "operationType=UPDATE_CLUSTER AND status!=DONE", "--format", "value(name)")); st != "" {
+			return errorf("still running: %s", st)
+		}
+		return nil
+	})
+	if failed := e.Gcloud("container", "operations", "list", "--filter", "operationType=UPDATE_CLUSTER AND error:*", "--format", "value(name,error.message)"); strings.TrimSpace(failed) != "" {
+		t.Errorf("rotation operations failed: %s", failed)
+	}
+	trustsOnlySigner()
+	e.Gcloud("container", "clusters", "get-credentials", "demo", "--zone", zone)
+	e.Eventually(90*time.Second, func() error {
+		if n := readyNodes(t, e); len(n) != 2 {
+			return errorf("want 2 Ready nodes, got %v", n)
+		}
+		return nil
+	})
+	if n := rootCAs(t, e); n != 1 {
+		t.Errorf("kube-root-ca.crt holds %d CAs after the rotations", n)
 	}
 }

@@ -143,7 +143,7 @@ type StageWatch struct {
 }
 
 // WatchStage watches for a stage whose name starts with prefix in any
-// operation of the location.
+// running operation of the location.
 func (e *Engine) WatchStage(location, prefix string) *StageWatch {
 	w := &StageWatch{stop: make(chan struct{})}
 	path := fmt.Sprintf("/v1/projects/%s/locations/%s/operations", e.Project, location)
@@ -169,8 +169,15 @@ func (e *Engine) WatchStage(location, prefix string) *StageWatch {
 	return w
 }
 
-// stageSeen reports whether any operation has the stage, and whether the
-// engine answered (it may be restarting).
+// HasStage says whether a running operation of the location has reached a
+// stage whose name starts with prefix.
+func (e *Engine) HasStage(location, prefix string) bool {
+	seen, _ := e.stageSeen(fmt.Sprintf("/v1/projects/%s/locations/%s/operations", e.Project, location), e.Token(), prefix)
+	return seen
+}
+
+// stageSeen reports whether a running operation has the stage, and whether
+// the engine answered (it may be restarting).
 func (e *Engine) stageSeen(path, token, prefix string) (seen, ok bool) {
 	req, err := http.NewRequest(http.MethodGet, "http://"+e.Addr+path, nil)
 	if err != nil {
@@ -184,6 +191,7 @@ func (e *Engine) stageSeen(path, token, prefix string) (seen, ok bool) {
 	defer resp.Body.Close()
 	var list struct {
 		Operations []struct {
+			Status   string `json:"status"`
 			Progress struct {
 				Stages []struct{ Name string } `json:"stages"`
 			} `json:"progress"`
@@ -194,7 +202,7 @@ func (e *Engine) stageSeen(path, token, prefix string) (seen, ok bool) {
 	}
 	for _, op := range list.Operations {
 		for _, s := range op.Progress.Stages {
-			if strings.HasPrefix(s.Name, prefix) {
+			if op.Status == "RUNNING" && strings.HasPrefix(s.Name, prefix) {
 				return true, true
 			}
 		}

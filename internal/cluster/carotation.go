@@ -253,8 +253,12 @@ func (r *Runtime) waitServing(ctx context.Context, s Spec) error {
 }
 
 // restart stops a component and starts it again, and waits until it is
-// healthy.
+// healthy. A process that an earlier engine left is adopted first, so that
+// it is really stopped rather than adopted again.
 func (r *Runtime) restart(ctx context.Context, s Spec, c controlplane.Component) error {
+	if err := r.start(s, c); err != nil {
+		return err
+	}
 	if err := r.cfg.Supervisor.Stop(processName(s, c)); err != nil {
 		return err
 	}

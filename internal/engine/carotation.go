@@ -83,6 +83,15 @@ func versionBefore(v, min string) bool {
 // including last, recording each before applying it: after a crash the
 // recorded phase is applied again, which writes the same files.
 func (e *Engine) rotateCA(ctx context.Context, op *OperationRecord, last cluster.CAPhase) error {
+	// After an engine restart nothing runs the busy cluster's nodes, and a
+	// component stopped for a restart may not have been started again.
+	r, _, err := e.getCluster(ctx, op.Project, op.Location, op.ClusterName)
+	if err != nil {
+		return err
+	}
+	if err := e.resumeCluster(ctx, r); err != nil {
+		return err
+	}
 	for {
 		r, _, err := e.getCluster(ctx, op.Project, op.Location, op.ClusterName)
 		if err != nil {
