@@ -258,8 +258,10 @@ func TestCredentialRotation(t *testing.T) {
 		return err
 	}
 
+	// Completion retires the old IP first, then the old CA: the old
+	// credentials (on the old IP) may fail from its first stage on.
 	var failures harness.Failures
-	watch := e.WatchStage("us-central1", retiredStage)
+	watch := e.WatchStage("us-central1", "Retiring the old IP")
 	var newIP, afterStart, newToken string
 	load := harness.UnderLoad(failures.Track(harness.Reads(e.Client(oldAdmin))), func() {
 		gcloud("container", "clusters", "update", "ha", "--start-credential-rotation", "--quiet")
