@@ -7,9 +7,9 @@ import (
 	"crypto/x509"
 	"fmt"
 	"net"
-	"slices"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
