@@ -10,9 +10,11 @@ import (
 	"time"
 )
 
-func TestKubeadmLayoutChainsAndSANs(t *testing.T) {
+// newReplicaPKI writes a new cluster's shared PKI and one replica's leaves
+// into a temporary folder.
+func newReplicaPKI(t *testing.T, now time.Time) (string, Host) {
+	t.Helper()
 	dir := t.TempDir()
-	now := time.Now()
 	if err := EnsureShared(dir, "demo", now); err != nil {
 		t.Fatal(err)
 	}
@@ -20,6 +22,12 @@ func TestKubeadmLayoutChainsAndSANs(t *testing.T) {
 	if err := EnsureLeaves(dir, host, now); err != nil {
 		t.Fatal(err)
 	}
+	return dir, host
+}
+
+func TestKubeadmLayoutChainsAndSANs(t *testing.T) {
+	now := time.Now()
+	dir, _ := newReplicaPKI(t, now)
 	for _, f := range []string{"ca", "front-proxy-ca", "etcd/ca", "apiserver", "apiserver-kubelet-client", "apiserver-etcd-client", "front-proxy-client", "etcd/server", "etcd/peer", "etcd/healthcheck-client"} {
 		for _, ext := range []string{".crt", ".key"} {
 			info, err := os.Stat(filepath.Join(dir, f+ext))

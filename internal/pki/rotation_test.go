@@ -52,15 +52,8 @@ func TestCrossSignedChainVerifiesWithEitherCA(t *testing.T) {
 // there is one, and EnsureKubeconfigs gives new client certificates that
 // trust the bundle.
 func TestLeavesFollowTheSigningCA(t *testing.T) {
-	dir := t.TempDir()
 	now := time.Now()
-	if err := EnsureShared(dir, "demo", now); err != nil {
-		t.Fatal(err)
-	}
-	host := Host{Name: "demo-cp-0", IP: net.ParseIP("127.11.0.2"), EndpointIPs: []net.IP{net.ParseIP("127.10.0.2")}, ServiceIP: net.ParseIP("34.118.224.1")}
-	if err := EnsureLeaves(dir, host, now); err != nil {
-		t.Fatal(err)
-	}
+	dir, host := newReplicaPKI(t, now)
 	if err := EnsureKubeconfigs(dir, dir, "demo", "https://127.10.0.2", "https://127.11.0.2:6443", now); err != nil {
 		t.Fatal(err)
 	}
