@@ -217,6 +217,12 @@ func TestJoinControlPlaneMachine(t *testing.T) {
 		return nil
 	})
 
+	// The engine cannot reach a joined machine's certificates, so a CA
+	// rotation is refused while it is there, naming it.
+	if out, err := kubeyardCLI(t, e, "update", "credentials", "--cluster-ca", "--cluster-name", "ha", "--location", "us-central1"); err == nil || !strings.Contains(out, "FAILED_PRECONDITION") || !strings.Contains(out, e.SpareIP(1)) {
+		t.Errorf("a CA rotation with a joined control-plane machine: %v\n%s", err, out)
+	}
+
 	// Stopped, it leaves: etcd has three members again, and its files and
 	// processes are gone.
 	joinCmd.Process.Signal(syscall.SIGTERM)

@@ -206,6 +206,18 @@ func (r *Runtime) followRegistry(ctx context.Context, s Spec) {
 	}
 }
 
+// JoinedReplicas lists the kube-apiservers of control-plane replicas that
+// joined cluster s from other machines (kubeyard join --control-plane).
+func (r *Runtime) JoinedReplicas(s Spec) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for _, b := range r.joined[s.ID] {
+		out = append(out, b.Addr)
+	}
+	return out
+}
+
 // backend is host h's kube-apiserver as a load balancer backend.
 func backend(h controlplane.Host) loadbalancer.Backend {
 	return loadbalancer.Backend{

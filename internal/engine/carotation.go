@@ -33,6 +33,9 @@ func (e *Engine) RotateClusterCA(ctx context.Context, project, location, name st
 	if err := caRotationAllowed(r); err != nil {
 		return nil, err
 	}
+	if err := e.checkNoJoinedReplicas(r); err != nil {
+		return nil, err
+	}
 	if r.IPRotation != nil {
 		return nil, apierror.FailedPrecondition("Cluster %q is rotating its IP (started %s); complete that first.", name, r.IPRotation.Started.UTC().Format("2006-01-02T15:04:05Z"))
 	}
@@ -44,6 +47,16 @@ func (e *Engine) RotateClusterCA(ctx context.Context, project, location, name st
 	op := e.newOperation(r, OpUpdateCluster, "clusters/"+name)
 	op.Action = actionRotateClusterCA
 	return e.startOperation(ctx, r, rev, op)
+}
+
+// checkNoJoinedReplicas refuses a CA rotation while control-plane replicas
+// joined from other machines: the engine cannot reach their certificates,
+// and they would stop working when the old CA is retired.
+func (e *Engine) checkNoJoinedReplicas(r *ClusterRecord) error {
+	if joined := e.runtime.JoinedReplicas(e.spec(r)); len(joined) > 0 {
+		return apierror.FailedPrecondition("Cluster %q has control-plane replicas joined from other machines (%s); a CA rotation cannot reach their certificates. Let them leave first (stop their `kubeyard join --control-plane`).", r.Cluster.Name, strings.Join(joined, ", "))
+	}
+	return nil
 }
 
 // caRotationAllowed checks what every CA rotation needs: an idle, running

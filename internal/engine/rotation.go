@@ -81,6 +81,9 @@ func (e *Engine) StartIPRotation(ctx context.Context, project, location, name st
 		if err := caRotationAllowed(r); err != nil {
 			return nil, err
 		}
+		if err := e.checkNoJoinedReplicas(r); err != nil {
+			return nil, err
+		}
 	}
 	if r.IPRotation != nil {
 		return nil, apierror.FailedPrecondition("Cluster %q is already rotating its IP (started %s); complete it with --complete-ip-rotation first.", name, r.IPRotation.Started.UTC().Format(time.RFC3339))

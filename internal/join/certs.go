@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -33,6 +34,10 @@ const CertsTTL = 2 * time.Hour
 // sharedFiles are the files replicas share: the CAs with their keys and the
 // service-account key pair. Leaf certificates are never shared.
 var sharedFiles = []string{"ca.crt", "ca.key", "ca-bundle.crt", "front-proxy-ca.crt", "front-proxy-ca.key", "sa.key", "sa.pub", "etcd/ca.crt", "etcd/ca.key"}
+
+// optionalFiles are shared when they exist: the cross-certificate that
+// kube-apiserver serves during a CA rotation.
+var optionalFiles = []string{"ca-cross.crt"}
 
 // ErrWrongCertificateKey is returned when the certificates cannot be
 // decrypted with the key given.
@@ -83,8 +88,11 @@ func UploadCerts(ctx context.Context, client kubernetes.Interface, pkiDir, key s
 		return err
 	}
 	data := map[string][]byte{}
-	for _, f := range sharedFiles {
+	for _, f := range append(append([]string{}, sharedFiles...), optionalFiles...) {
 		plain, err := os.ReadFile(filepath.Join(pkiDir, f))
+		if os.IsNotExist(err) && slices.Contains(optionalFiles, f) {
+			continue
+		}
 		if err != nil {
 			return fmt.Errorf("join: upload certs: %w", err)
 		}
@@ -154,8 +162,11 @@ func DownloadCerts(ctx context.Context, client kubernetes.Interface, key, pkiDir
 		return fmt.Errorf("join: download certs: %w", err)
 	}
 	plain := map[string][]byte{}
-	for _, f := range sharedFiles {
-		sealed := secret.Data[secretKeyName(f)]
+	for _, f := range append(append([]string{}, sharedFiles...), optionalFiles...) {
+		sealed, ok := secret.Data[secretKeyName(f)]
+		if !ok && slices.Contains(optionalFiles, f) {
+			continue
+		}
 		if len(sealed) < gcm.NonceSize() {
 			return fmt.Errorf("join: download certs: %s is missing from the Secret", f)
 		}

@@ -78,4 +78,23 @@ func TestUploadDownloadCerts(t *testing.T) {
 			t.Errorf("%s differs after the round trip: %v", f, err)
 		}
 	}
+	if _, err := os.Stat(filepath.Join(dst, "ca-cross.crt")); err == nil {
+		t.Error("a cross-certificate appeared from nowhere")
+	}
+
+	// During a CA rotation the cross-certificate travels too.
+	cross := []byte("cross-certificate")
+	if err := pki.WriteFile(filepath.Join(src, "ca-cross.crt"), cross); err != nil {
+		t.Fatal(err)
+	}
+	if err := UploadCerts(ctx, client, src, key); err != nil {
+		t.Fatal(err)
+	}
+	rotating := t.TempDir()
+	if err := DownloadCerts(ctx, client, key, rotating); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(filepath.Join(rotating, "ca-cross.crt")); !bytes.Equal(got, cross) {
+		t.Errorf("the cross-certificate did not travel: %q", got)
+	}
 }
