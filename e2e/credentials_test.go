@@ -381,14 +381,17 @@ func TestCARotationSurvivesCrashes(t *testing.T) {
 		}
 		nodesOnNewCA(t, e.ClusterDir(), pkiDir)
 	}
+	// crashAt kills the engine as soon as a running operation reaches the
+	// stage (polled often: a node recreation takes about a second).
 	crashAt := func(stage string) {
 		t.Helper()
-		e.Eventually(2*time.Minute, func() error {
-			if !e.HasStage(zone, stage) {
-				return errorf("no running operation at %q", stage)
+		deadline := time.Now().Add(2 * time.Minute)
+		for !e.HasStage(zone, stage) {
+			if time.Now().After(deadline) {
+				t.Fatalf("no running operation reached %q", stage)
 			}
-			return nil
-		})
+			time.Sleep(20 * time.Millisecond)
+		}
 		e.Kill()
 		e.Restart()
 	}
@@ -438,10 +441,11 @@ func TestCARotationSurvivesCrashes(t *testing.T) {
 		}
 	}
 
-	// A credential rotation: crashes in the start's signing phase and in
-	// the completion.
+	// A credential rotation: crashes in the start's signing phase, in the
+	// node recreation and in the completion.
 	e.Gcloud("container", "clusters", "update", "demo", "--zone", zone, "--start-credential-rotation", "--async", "--quiet")
 	crashAt("CA rotation 2/3")
+	crashAt("Recreating node")
 	e.Eventually(4*time.Minute, func() error {
 		_, err := e.Run("gcloud", "container", "clusters", "update", "demo", "--zone", zone, "--complete-credential-rotation", "--async", "--quiet")
 		return err

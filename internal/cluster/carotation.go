@@ -184,7 +184,9 @@ func (r *Runtime) RotateCA(ctx context.Context, s Spec, rot *CARotation, say fun
 	if err != nil {
 		return err
 	}
-	if err := poll.Until(ctx, func(ctx context.Context) error { return bootstrapObjects(ctx, client, s) }); err != nil {
+	infoCtx, cancel := context.WithTimeout(ctx, r.cfg.ReadyTimeout)
+	defer cancel()
+	if err := poll.Until(infoCtx, func(ctx context.Context) error { return bootstrapObjects(ctx, client, s) }); err != nil {
 		return fmt.Errorf("cluster %s: cluster-info: %w", s.Name, err)
 	}
 	if err := r.waitServing(ctx, s); err != nil {
