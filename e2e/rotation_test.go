@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"strings"
 	"syscall"
@@ -118,6 +119,35 @@ func TestIPRotationHeldBack(t *testing.T) {
 	}
 	if _, err := e.Run("kubectl", "get", "--raw", "/readyz", "--server", "https://"+oldIP); err != nil {
 		t.Fatalf("a refused completion retired the old IP: %v", err)
+	}
+
+	// Bad input changes nothing: a maintenance policy written over a stale
+	// resourceVersion, a recreation of a pool that does not exist, a CA
+	// rotation during the IP rotation.
+	cluster := fmt.Sprintf("/v1/projects/%s/locations/%s/clusters/held", e.Project, zone)
+	policy := strings.TrimSpace(e.Gcloud("container", "clusters", "describe", "held", "--zone", zone, "--format", "value(maintenancePolicy.resourceVersion)"))
+	code, body := e.API("POST", cluster+":setMaintenancePolicy", e.Token(), map[string]any{"maintenancePolicy": map[string]any{"resourceVersion": "stale", "window": map[string]any{"dailyMaintenanceWindow": map[string]any{"startTime": "03:00"}}}})
+	if status, _, _, _ := errorOf(t, body); code != 400 || status != "FAILED_PRECONDITION" {
+		t.Errorf("a stale maintenance policy: HTTP %d %v", code, body)
+	}
+	if now := strings.TrimSpace(e.Gcloud("container", "clusters", "describe", "held", "--zone", zone, "--format", "value(maintenancePolicy.resourceVersion)")); now != policy {
+		t.Errorf("a refused maintenance policy changed it: %s -> %s", policy, now)
+	}
+	code, body = e.API("PUT", cluster, e.Token(), map[string]any{"update": map[string]any{"desiredNodeVersion": "-", "desiredNodePoolId": "nope"}})
+	if status, _, field, _ := errorOf(t, body); code != 400 || status != "INVALID_ARGUMENT" || field != "update.desiredNodePoolId" {
+		t.Errorf("recreating a pool that does not exist: HTTP %d %v", code, body)
+	}
+	if out, err := kubeyardCLI(t, e, "update", "credentials", "--cluster-ca", "--cluster-name", "held", "--location", zone); err == nil || !strings.Contains(out, "rotating its IP") {
+		t.Errorf("a CA rotation during an IP rotation: %v\n%s", err, out)
+	}
+	if out, err := kubeyardCLI(t, e, "update", "credentials", "--cluster-name", "held", "--location", zone); err == nil || !strings.Contains(out, "--cluster-ca") {
+		t.Errorf("update credentials without saying what: %v\n%s", err, out)
+	}
+	if out, err := kubeyardCLI(t, e, "update", "credentials", "--cluster-ca", "--cluster-name", "nope"); err == nil || !strings.Contains(out, `no cluster "nope"`) {
+		t.Errorf("update credentials of a cluster that does not exist: %v\n%s", err, out)
+	}
+	if ops := e.Gcloud("container", "operations", "list", "--filter", "operationType=UPGRADE_NODES", "--format", "value(name)"); strings.TrimSpace(ops) != "" {
+		t.Fatalf("bad input started a recreation: %s", ops)
 	}
 
 	// A node upgrade to the running version forces the recreation.
