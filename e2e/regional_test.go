@@ -64,14 +64,16 @@ func TestRegionalClusterIsHighlyAvailable(t *testing.T) {
 	}
 
 	// The replicas got the shared certificates from kubeadm-certs, owned by a
-	// short-lived bootstrap token so that it is garbage-collected.
+	// short-lived bootstrap token so that it is garbage-collected: the three
+	// CAs with their keys, the trust bundle and the service-account keys
+	// (no cross-certificate outside a CA rotation).
 	client := e.AdminClient(clusterDir)
 	ctx := context.Background()
 	secret, err := client.CoreV1().Secrets("kube-system").Get(ctx, "kubeadm-certs", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(secret.OwnerReferences) != 1 || !strings.HasPrefix(secret.OwnerReferences[0].Name, "bootstrap-token-") || len(secret.Data) != 8 {
+	if len(secret.OwnerReferences) != 1 || !strings.HasPrefix(secret.OwnerReferences[0].Name, "bootstrap-token-") || len(secret.Data) != 9 {
 		t.Fatalf("kubeadm-certs: owners %v, %d files", secret.OwnerReferences, len(secret.Data))
 	}
 	for i := 1; i < 3; i++ {
