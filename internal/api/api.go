@@ -1,5 +1,5 @@
 // Package api assembles the engine's HTTP surface: the Google APIs gcloud
-// talks to (container, serviceusage), the TokenReview webhook the clusters'
+// talks to (container, compute, serviceusage), the TokenReview webhook the clusters'
 // kube-apiservers call, and the engine's admin API; every route but the
 // webhook requires the engine's access token.
 package api
@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/kubeyard/kubeyard/internal/api/apierror"
+	"github.com/kubeyard/kubeyard/internal/api/compute"
 	"github.com/kubeyard/kubeyard/internal/api/container"
 	"github.com/kubeyard/kubeyard/internal/api/serviceusage"
 	"github.com/kubeyard/kubeyard/internal/engine"
@@ -20,6 +21,7 @@ func NewHandler(e *engine.Engine) http.Handler {
 	authed := http.NewServeMux()
 	serviceusage.Register(authed)
 	authed.Handle("/v1/projects/", container.Handler{Engine: e})
+	compute.Register(authed, e.VPC())
 	registerAdmin(authed, e)
 	registerJoin(authed, e)
 	registerCredentials(authed, e)

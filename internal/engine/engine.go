@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/kubeyard/kubeyard/internal/cluster"
 	"github.com/kubeyard/kubeyard/internal/store"
 	"github.com/kubeyard/kubeyard/internal/supervisor"
+	"github.com/kubeyard/kubeyard/internal/vpc"
 )
 
 // KubernetesVersion is the upstream version every cluster runs, and
@@ -63,6 +65,7 @@ type Engine struct {
 	running map[string]context.CancelFunc // operation key -> cancel
 	// rotationNudge wakes the IP rotation follower early.
 	rotationNudge chan struct{}
+	vpc           *vpc.Service
 }
 
 // New opens the store and prepares the runtime; Start resumes work.
@@ -104,6 +107,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	}
 	e := &Engine{cfg: cfg, store: st, sup: sup, runtime: rt, running: map[string]context.CancelFunc{}, rotationNudge: make(chan struct{}, 1)}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
+	e.vpc = vpc.New(vpc.Config{Store: st, Clock: cfg.Clock, BaseURL: cfg.BaseURL + "/compute/v1/", Regions: Regions(), InUse: e.networkUser})
 	if err := e.loadClock(ctx); err != nil {
 		st.Close()
 		return nil, err
@@ -185,6 +189,28 @@ func (e *Engine) Close(stopClusters bool) error {
 const loadBalancerProcess = "loadbalancer"
 
 func loadBalancerDir(dataDir string) string { return filepath.Join(dataDir, "loadbalancer") }
+
+// VPC is the projects' VPC networks (the Compute API's networks and
+// subnetworks).
+func (e *Engine) VPC() *vpc.Service { return e.vpc }
+
+// networkUser names a cluster of the project in the network (and, when
+// subnetwork is set, in that subnetwork), or "".
+func (e *Engine) networkUser(ctx context.Context, project, network, subnetwork string) (string, error) {
+	clusters, err := e.listClusters(ctx, "clusters/"+project+"/")
+	if err != nil {
+		return "", err
+	}
+	for _, r := range clusters {
+		c := r.Cluster
+		if lastSegment(c.Network) == network && (subnetwork == "" || lastSegment(c.Subnetwork) == subnetwork) {
+			return fmt.Sprintf("projects/%s/locations/%s/clusters/%s", project, r.Location, c.Name), nil
+		}
+	}
+	return "", nil
+}
+
+func lastSegment(ref string) string { return ref[strings.LastIndexByte(ref, '/')+1:] }
 
 // Identity is the engine's access token identity.
 func (e *Engine) Identity() auth.Identity { return e.cfg.Identity }

@@ -20,6 +20,15 @@ var regions = map[string][]string{
 	"australia-southeast1": {"a", "b", "c"},
 }
 
+// Regions lists the regions the engine accepts.
+func Regions() []string {
+	out := make([]string, 0, len(regions))
+	for r := range regions {
+		out = append(out, r)
+	}
+	return out
+}
+
 // Location is a parsed zone or region.
 type Location struct {
 	Name   string

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
 	"sort"
 	"strings"
 )
@@ -107,4 +108,39 @@ func WriteJSON(w http.ResponseWriter, v any) {
 		return
 	}
 	w.Write(data)
+}
+
+// Missing returns the fields that msg, a request message type, does not
+// have: a typo in an allowlist would refuse what clients send.
+func (f Fields) Missing(msg any) []string {
+	var out []string
+	for _, path := range f {
+		if !fieldExists(reflect.TypeOf(msg), path) {
+			out = append(out, path)
+		}
+	}
+	return out
+}
+
+func fieldExists(typ reflect.Type, path string) bool {
+	for _, seg := range strings.Split(path, ".") {
+		for typ.Kind() == reflect.Pointer || typ.Kind() == reflect.Slice {
+			typ = typ.Elem()
+		}
+		if seg == "*" {
+			return typ.Kind() == reflect.Map
+		}
+		seg = strings.TrimSuffix(seg, "[]")
+		found := false
+		for i := range typ.NumField() {
+			if tag, _, _ := strings.Cut(typ.Field(i).Tag.Get("json"), ","); tag == seg {
+				typ, found = typ.Field(i).Type, true
+				break
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
 }

@@ -1,11 +1,11 @@
 package container
 
 import (
-	"reflect"
-	"strings"
 	"testing"
 
 	gke "google.golang.org/api/container/v1"
+
+	"github.com/kubeyard/kubeyard/internal/api/apierror"
 )
 
 func TestParseRoutes(t *testing.T) {
@@ -53,33 +53,8 @@ func TestHonouredFieldsAreRealFields(t *testing.T) {
 		{completeRotationFields, gke.CompleteIPRotationRequest{}},
 	}
 	for _, l := range lists {
-		for _, f := range l.fields {
-			if !fieldExists(reflect.TypeOf(l.msg), f) {
-				t.Errorf("%T has no field %q", l.msg, f)
-			}
+		for _, f := range apierror.Fields(l.fields).Missing(l.msg) {
+			t.Errorf("%T has no field %q", l.msg, f)
 		}
 	}
-}
-
-func fieldExists(typ reflect.Type, path string) bool {
-	for _, seg := range strings.Split(path, ".") {
-		for typ.Kind() == reflect.Pointer || typ.Kind() == reflect.Slice {
-			typ = typ.Elem()
-		}
-		if seg == "*" {
-			return typ.Kind() == reflect.Map
-		}
-		seg = strings.TrimSuffix(seg, "[]")
-		found := false
-		for i := range typ.NumField() {
-			if tag, _, _ := strings.Cut(typ.Field(i).Tag.Get("json"), ","); tag == seg {
-				typ, found = typ.Field(i).Type, true
-				break
-			}
-		}
-		if !found {
-			return false
-		}
-	}
-	return true
 }

@@ -1,0 +1,99 @@
+package e2e
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/kubeyard/kubeyard/e2e/harness"
+)
+
+// TestVPCNetworks follows the network part of seeds/002 with the real
+// gcloud: a custom-mode network and a subnetwork with secondary ranges and
+// private Google access, flow logs turned on; the project's default
+// auto-mode network; and bad input (overlaps, host bits, names, unknown
+// networks, deleting what is in use, a stale fingerprint) refused with the
+// field named and nothing changed.
+func TestVPCNetworks(t *testing.T) {
+	e := harness.Start(t, harness.Options{})
+	region := []string{"--region", "us-central1"}
+	e.Gcloud("compute", "networks", "create", "vpc1", "--subnet-mode", "custom")
+	e.Gcloud(append([]string{"compute", "networks", "subnets", "create", "sub1", "--network", "vpc1",
+		"--range", "10.10.0.0/20", "--secondary-range", "pods=10.20.0.0/16,services=10.30.0.0/20", "--enable-private-ip-google-access"}, region...)...)
+	got := e.Gcloud(append([]string{"compute", "networks", "subnets", "describe", "sub1", "--format",
+		"value(ipCidrRange,gatewayAddress,privateIpGoogleAccess,secondaryIpRanges[0].rangeName,secondaryIpRanges[1].ipCidrRange,network.basename())"}, region...)...)
+	if want := "10.10.0.0/20\t10.10.0.1\tTrue\tpods\t10.30.0.0/20\tvpc1"; strings.TrimSpace(got) != want {
+		t.Errorf("describe sub1: %q, want %q", got, want)
+	}
+	if mode := strings.TrimSpace(e.Gcloud("compute", "networks", "describe", "vpc1", "--format", "value(autoCreateSubnetworks,subnetworks.len())")); mode != "False\t1" {
+		t.Errorf("vpc1: %q", mode)
+	}
+	// The project has a default auto-mode network with a subnetwork per
+	// region, at Compute Engine's ranges.
+	if def := strings.TrimSpace(e.Gcloud(append([]string{"compute", "networks", "subnets", "describe", "default", "--format", "value(ipCidrRange)"}, region...)...)); def != "10.128.0.0/20" {
+		t.Errorf("default subnetwork in us-central1: %q", def)
+	}
+	if list := e.Gcloud("compute", "networks", "subnets", "list", "--network", "vpc1", "--format", "value(name)"); strings.TrimSpace(list) != "sub1" {
+		t.Errorf("subnets of vpc1: %q", list)
+	}
+
+	// Flow logs on, as seeds/003 turns them on.
+	e.Gcloud(append([]string{"compute", "networks", "subnets", "update", "sub1", "--enable-flow-logs"}, region...)...)
+	if fl := strings.TrimSpace(e.Gcloud(append([]string{"compute", "networks", "subnets", "describe", "sub1", "--format", "value(enableFlowLogs,logConfig.aggregationInterval)"}, region...)...)); fl != "True\tINTERVAL_5_SEC" {
+		t.Errorf("flow logs: %q", fl)
+	}
+
+	before := e.Gcloud("compute", "networks", "subnets", "list", "--format", "value(name,ipCidrRange,secondaryIpRanges)")
+	refused := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"overlapping primary", []string{"compute", "networks", "subnets", "create", "sub2", "--network", "vpc1", "--range", "10.10.8.0/24", "--region", "us-east1"}, "conflicts with existing subnetwork sub1"},
+		{"primary in a secondary", []string{"compute", "networks", "subnets", "create", "sub2", "--network", "vpc1", "--range", "10.20.128.0/20", "--region", "us-central1"}, "secondary range pods of subnetwork sub1"},
+		{"secondary over its primary", []string{"compute", "networks", "subnets", "create", "sub2", "--network", "vpc1", "--range", "10.50.0.0/20", "--secondary-range", "a=10.50.8.0/24", "--region", "us-central1"}, "primary range of subnetwork sub2"},
+		{"host bits", []string{"compute", "networks", "subnets", "create", "sub2", "--network", "vpc1", "--range", "10.40.0.1/20", "--region", "us-central1"}, "'resource.ipCidrRange'"},
+		{"not a CIDR", []string{"compute", "networks", "subnets", "create", "sub2", "--network", "vpc1", "--range", "10.40.0.0/33", "--region", "us-central1"}, "ipCidrRange"},
+		{"bad name", []string{"compute", "networks", "create", "Bad_Name"}, "'resource.name'"},
+		{"unknown network", []string{"compute", "networks", "subnets", "create", "sub2", "--network", "nope", "--range", "10.60.0.0/20", "--region", "us-central1"}, "networks/nope' was not found"},
+		{"network with a subnetwork", []string{"compute", "networks", "delete", "vpc1", "--quiet"}, "already being used by 'projects/" + e.Project + "/regions/us-central1/subnetworks/sub1'"},
+		{"an auto-mode network's own subnetwork", []string{"compute", "networks", "subnets", "delete", "default", "--region", "us-central1", "--quiet"}, "auto-mode network"},
+		{"legacy network", []string{"compute", "networks", "create", "old", "--subnet-mode", "legacy"}, "Legacy networks are not supported"},
+		{"legacy network with a range", []string{"compute", "networks", "create", "old", "--subnet-mode", "legacy", "--range", "10.5.0.0/16"}, "IPv4Range"},
+	}
+	for _, c := range refused {
+		out, err := e.Run("gcloud", c.args...)
+		if err == nil || !strings.Contains(out, c.want) {
+			t.Errorf("%s: %v, want an error with %q\n%s", c.name, err, c.want, out)
+		}
+	}
+	// A patch over a stale fingerprint.
+	path := fmt.Sprintf("/compute/v1/projects/%s/regions/us-central1/subnetworks/sub1", e.Project)
+	code, body := e.API("PATCH", path, e.Token(), map[string]any{"fingerprint": "0000", "privateIpGoogleAccess": false})
+	if status, _, _, _ := errorOf(t, body); code != 400 || status != "FAILED_PRECONDITION" {
+		t.Errorf("a stale fingerprint: HTTP %d %v", code, body)
+	}
+	if after := e.Gcloud("compute", "networks", "subnets", "list", "--format", "value(name,ipCidrRange,secondaryIpRanges)"); after != before {
+		t.Errorf("refused changes changed the subnetworks:\n%s\n->\n%s", before, after)
+	}
+	if nets := e.Gcloud("compute", "networks", "list", "--format", "value(name)"); strings.Fields(nets)[0] != "default" || len(strings.Fields(nets)) != 2 {
+		t.Errorf("networks after refused changes: %q", nets)
+	}
+
+	// A cluster in the default network keeps it (and its subnetwork) in use.
+	e.Gcloud("container", "clusters", "create", "demo", "--zone", zone, "--num-nodes", "1")
+	for _, args := range [][]string{
+		{"compute", "networks", "delete", "default", "--quiet"},
+		{"compute", "networks", "subnets", "delete", "default", "--region", "us-central1", "--quiet"},
+	} {
+		if out, err := e.Run("gcloud", args...); err == nil || !strings.Contains(out, "clusters/demo") {
+			t.Errorf("%v with a cluster in it: %v\n%s", args, err, out)
+		}
+	}
+
+	e.Gcloud(append([]string{"compute", "networks", "subnets", "delete", "sub1", "--quiet"}, region...)...)
+	e.Gcloud("compute", "networks", "delete", "vpc1", "--quiet")
+	if nets := strings.TrimSpace(e.Gcloud("compute", "networks", "list", "--format", "value(name)")); nets != "default" {
+		t.Errorf("networks after deleting vpc1: %q", nets)
+	}
+}

@@ -1,0 +1,173 @@
+// Package compute serves the slice of the Compute Engine API (compute/v1)
+// that GKE workflows touch: networks, subnetworks and their operations.
+// Handlers only decode, check the fields against what the engine honours,
+// call the VPC model and encode.
+package compute
+
+import (
+	"context"
+	"net/http"
+
+	compute "google.golang.org/api/compute/v1"
+
+	"github.com/kubeyard/kubeyard/internal/api/apierror"
+	"github.com/kubeyard/kubeyard/internal/vpc"
+)
+
+// Request fields the engine honours; everything else is refused by name.
+var (
+	networkFields = apierror.Fields{"name", "description", "autoCreateSubnetworks", "routingConfig.routingMode", "mtu"}
+	logFields     = []string{"logConfig.enable", "logConfig.aggregationInterval", "logConfig.flowSampling", "logConfig.metadata"}
+	subnetFields  = apierror.Fields(append([]string{"name", "description", "network", "region", "ipCidrRange",
+		"secondaryIpRanges[].rangeName", "secondaryIpRanges[].ipCidrRange", "privateIpGoogleAccess", "enableFlowLogs", "stackType"}, logFields...))
+	patchFields = apierror.Fields(append([]string{"fingerprint", "description", "enableFlowLogs", "privateIpGoogleAccess",
+		"secondaryIpRanges[].rangeName", "secondaryIpRanges[].ipCidrRange",
+		// gcloud sends back what it read; the names must match.
+		"name", "region", "network", "ipCidrRange"}, logFields...))
+)
+
+const root = "/compute/v1/projects/{project}"
+
+// Register adds the Compute routes to mux.
+func Register(mux *http.ServeMux, v *vpc.Service) {
+	h := func(pattern string, f func(r *http.Request) (any, error)) {
+		mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+			out, err := f(r)
+			if err != nil {
+				apierror.Write(w, err)
+				return
+			}
+			apierror.WriteJSON(w, out)
+		})
+	}
+	p := func(r *http.Request) string { return r.PathValue("project") }
+
+	h("POST "+root+"/global/networks", func(r *http.Request) (any, error) {
+		var req struct {
+			compute.Network
+			// Absent means a legacy network, which kubeyard does not make.
+			AutoCreateSubnetworks *bool `json:"autoCreateSubnetworks"`
+		}
+		if err := apierror.Decode(r, networkFields, &req); err != nil {
+			return nil, err
+		}
+		if req.AutoCreateSubnetworks == nil {
+			return nil, apierror.InvalidArgument("autoCreateSubnetworks", "Legacy networks are not supported by kubeyard: create a VPC network (--subnet-mode auto or custom).")
+		}
+		req.Network.AutoCreateSubnetworks = *req.AutoCreateSubnetworks
+		return v.InsertNetwork(r.Context(), p(r), &req.Network)
+	})
+	h("GET "+root+"/global/networks", func(r *http.Request) (any, error) {
+		items, err := v.ListNetworks(r.Context(), p(r))
+		return &compute.NetworkList{Kind: "compute#networkList", Items: items}, err
+	})
+	h("GET "+root+"/global/networks/{name}", func(r *http.Request) (any, error) {
+		return v.GetNetwork(r.Context(), p(r), r.PathValue("name"))
+	})
+	h("DELETE "+root+"/global/networks/{name}", func(r *http.Request) (any, error) {
+		return v.DeleteNetwork(r.Context(), p(r), r.PathValue("name"))
+	})
+
+	h("POST "+root+"/regions/{region}/subnetworks", func(r *http.Request) (any, error) {
+		var sub compute.Subnetwork
+		if err := apierror.Decode(r, subnetFields, &sub); err != nil {
+			return nil, err
+		}
+		return v.InsertSubnet(r.Context(), p(r), r.PathValue("region"), &sub)
+	})
+	h("GET "+root+"/regions/{region}/subnetworks", func(r *http.Request) (any, error) {
+		items, err := v.ListSubnets(r.Context(), p(r), r.PathValue("region"))
+		return &compute.SubnetworkList{Kind: "compute#subnetworkList", Items: items}, err
+	})
+	h("GET "+root+"/aggregated/subnetworks", func(r *http.Request) (any, error) {
+		items, err := v.ListSubnets(r.Context(), p(r), "")
+		if err != nil {
+			return nil, err
+		}
+		out := &compute.SubnetworkAggregatedList{Kind: "compute#subnetworkAggregatedList", Items: map[string]compute.SubnetworksScopedList{}}
+		for _, sub := range items {
+			scope := "regions/" + lastSegment(sub.Region)
+			l := out.Items[scope]
+			l.Subnetworks = append(l.Subnetworks, sub)
+			out.Items[scope] = l
+		}
+		return out, nil
+	})
+	h("GET "+root+"/regions/{region}/subnetworks/{name}", func(r *http.Request) (any, error) {
+		return v.GetSubnet(r.Context(), p(r), r.PathValue("region"), r.PathValue("name"))
+	})
+	h("PATCH "+root+"/regions/{region}/subnetworks/{name}", func(r *http.Request) (any, error) {
+		var req struct {
+			Name, Region, Network, IpCidrRange string
+			Fingerprint                        string                               `json:"fingerprint"`
+			Description                        *string                              `json:"description"`
+			EnableFlowLogs                     *bool                                `json:"enableFlowLogs"`
+			PrivateIPGoogleAccess              *bool                                `json:"privateIpGoogleAccess"`
+			LogConfig                          *compute.SubnetworkLogConfig         `json:"logConfig"`
+			SecondaryIPRanges                  *[]*compute.SubnetworkSecondaryRange `json:"secondaryIpRanges"`
+		}
+		if err := apierror.Decode(r, patchFields, &req); err != nil {
+			return nil, err
+		}
+		if err := unchanged(r.Context(), v, p(r), r.PathValue("region"), r.PathValue("name"), req.Name, req.Network, req.IpCidrRange); err != nil {
+			return nil, err
+		}
+		return v.PatchSubnet(r.Context(), p(r), r.PathValue("region"), r.PathValue("name"), vpc.SubnetPatch{
+			Fingerprint: req.Fingerprint, Description: req.Description, EnableFlowLogs: req.EnableFlowLogs,
+			LogConfig: req.LogConfig, PrivateIPGoogleAccess: req.PrivateIPGoogleAccess, SecondaryIPRanges: req.SecondaryIPRanges,
+		})
+	})
+	h("POST "+root+"/regions/{region}/subnetworks/{name}/setPrivateIpGoogleAccess", func(r *http.Request) (any, error) {
+		var req struct {
+			PrivateIPGoogleAccess bool `json:"privateIpGoogleAccess"`
+		}
+		if err := apierror.Decode(r, apierror.Fields{"privateIpGoogleAccess"}, &req); err != nil {
+			return nil, err
+		}
+		return v.PatchSubnet(r.Context(), p(r), r.PathValue("region"), r.PathValue("name"), vpc.SubnetPatch{PrivateIPGoogleAccess: &req.PrivateIPGoogleAccess})
+	})
+	h("DELETE "+root+"/regions/{region}/subnetworks/{name}", func(r *http.Request) (any, error) {
+		return v.DeleteSubnet(r.Context(), p(r), r.PathValue("region"), r.PathValue("name"))
+	})
+
+	// Operations are DONE when returned; get and wait answer at once.
+	for _, verb := range []string{"GET ", "POST "} {
+		suffix := ""
+		if verb == "POST " {
+			suffix = "/wait"
+		}
+		h(verb+root+"/global/operations/{op}"+suffix, func(r *http.Request) (any, error) {
+			return v.GetOperation(r.Context(), p(r), "global", r.PathValue("op"))
+		})
+		h(verb+root+"/regions/{region}/operations/{op}"+suffix, func(r *http.Request) (any, error) {
+			return v.GetOperation(r.Context(), p(r), r.PathValue("region"), r.PathValue("op"))
+		})
+	}
+}
+
+// unchanged refuses a patch that would rename a subnetwork or change what
+// Compute Engine does not let a patch change.
+func unchanged(ctx context.Context, v *vpc.Service, project, region, name, newName, network, cidr string) error {
+	cur, err := v.GetSubnet(ctx, project, region, name)
+	if err != nil {
+		return err
+	}
+	switch {
+	case newName != "" && newName != cur.Name:
+		return apierror.InvalidArgument("resource.name", "A subnetwork cannot be renamed.")
+	case network != "" && lastSegment(network) != lastSegment(cur.Network):
+		return apierror.InvalidArgument("resource.network", "A subnetwork cannot move to another network.")
+	case cidr != "" && cidr != cur.IpCidrRange:
+		return apierror.InvalidArgument("resource.ipCidrRange", "The primary range is not changed by a patch (expand-ip-range is not supported by kubeyard yet).")
+	}
+	return nil
+}
+
+func lastSegment(ref string) string {
+	for i := len(ref) - 1; i >= 0; i-- {
+		if ref[i] == '/' {
+			return ref[i+1:]
+		}
+	}
+	return ref
+}
