@@ -10,8 +10,9 @@ import (
 
 // TestVPCNetworks follows the network part of seeds/002 with the real
 // gcloud: a custom-mode network and a subnetwork with secondary ranges and
-// private Google access, flow logs turned on; the project's default
-// auto-mode network; and bad input (overlaps, host bits, names, unknown
+// private Google access, flow logs turned on, the route and firewall rules
+// for restricted.googleapis.com; the project's default auto-mode network
+// with its rules; and bad input (overlaps, host bits, names, unknown
 // networks, deleting what is in use, a stale fingerprint) refused with the
 // field named and nothing changed.
 func TestVPCNetworks(t *testing.T) {
@@ -43,7 +44,28 @@ func TestVPCNetworks(t *testing.T) {
 		t.Errorf("flow logs: %q", fl)
 	}
 
+	// seeds/002's route and egress rule for restricted.googleapis.com; a new
+	// network comes with its default route to the internet gateway.
+	e.Gcloud("compute", "routes", "create", "restricted-apis", "--network", "vpc1", "--destination-range", "199.36.153.4/30", "--next-hop-gateway", "default-internet-gateway")
+	e.Gcloud("compute", "firewall-rules", "create", "allow-restricted", "--network", "vpc1", "--direction", "EGRESS", "--destination-ranges", "199.36.153.4/30", "--allow", "tcp:443")
+	e.Gcloud("compute", "firewall-rules", "create", "deny-ssh", "--network", "vpc1", "--action", "deny", "--rules", "tcp:22,udp:1000-2000,icmp", "--source-ranges", "10.0.0.0/8", "--target-tags", "web", "--priority", "0")
+	if got := strings.TrimSpace(e.Gcloud("compute", "firewall-rules", "describe", "deny-ssh", "--format", "value(direction,priority,denied[1].ports[0],sourceRanges[0],targetTags[0])")); got != "INGRESS\t0\t1000-2000\t10.0.0.0/8\tweb" {
+		t.Errorf("deny-ssh: %q", got)
+	}
+	if got := strings.TrimSpace(e.Gcloud("compute", "firewall-rules", "describe", "allow-restricted", "--format", "value(direction,priority,allowed[0].ports[0],destinationRanges[0])")); got != "EGRESS\t1000\t443\t199.36.153.4/30" {
+		t.Errorf("allow-restricted: %q", got)
+	}
+	routes := e.Gcloud("compute", "routes", "list", "--filter", "network:vpc1", "--format", "value(name,destRange)")
+	if lines := strings.Split(strings.TrimSpace(routes), "\n"); len(lines) != 2 || !strings.Contains(routes, "restricted-apis\t199.36.153.4/30") || !strings.Contains(routes, "default-route-") {
+		t.Errorf("routes of vpc1:\n%s", routes)
+	}
+	if fws := e.Gcloud("compute", "firewall-rules", "list", "--filter", "network:default", "--format", "value(name)"); strings.Fields(fws)[0] != "default-allow-icmp" || len(strings.Fields(fws)) != 4 || !strings.Contains(fws, "default-allow-internal") {
+		t.Errorf("the default network's rules:\n%s", fws)
+	}
+
 	before := e.Gcloud("compute", "networks", "subnets", "list", "--format", "value(name,ipCidrRange,secondaryIpRanges)")
+	rulesBefore := e.Gcloud("compute", "firewall-rules", "list", "--format", "value(name)")
+	routesBefore := e.Gcloud("compute", "routes", "list", "--format", "value(name)")
 	refused := []struct {
 		name string
 		args []string
@@ -58,6 +80,13 @@ func TestVPCNetworks(t *testing.T) {
 		{"unknown network", []string{"compute", "networks", "subnets", "create", "sub2", "--network", "nope", "--range", "10.60.0.0/20", "--region", "us-central1"}, "networks/nope' was not found"},
 		{"network with a subnetwork", []string{"compute", "networks", "delete", "vpc1", "--quiet"}, "already being used by 'projects/" + e.Project + "/regions/us-central1/subnetworks/sub1'"},
 		{"an auto-mode network's own subnetwork", []string{"compute", "networks", "subnets", "delete", "default", "--region", "us-central1", "--quiet"}, "auto-mode network"},
+		{"unknown protocol", []string{"compute", "firewall-rules", "create", "fw-bad", "--network", "vpc1", "--allow", "tcpp:80"}, "IPProtocol"},
+		{"ports on icmp", []string{"compute", "firewall-rules", "create", "fw-bad", "--network", "vpc1", "--allow", "icmp:80"}, "ports"},
+		{"port out of range", []string{"compute", "firewall-rules", "create", "fw-bad", "--network", "vpc1", "--allow", "tcp:70000"}, "ports[0]"},
+		{"bad source range", []string{"compute", "firewall-rules", "create", "fw-bad", "--network", "vpc1", "--allow", "tcp:80", "--source-ranges", "10.0.0.0/40"}, "sourceRanges[0]"},
+		{"route with host bits", []string{"compute", "routes", "create", "r-bad", "--network", "vpc1", "--destination-range", "199.36.153.5/30", "--next-hop-gateway", "default-internet-gateway"}, "destRange"},
+		{"route to an address outside the network", []string{"compute", "routes", "create", "r-bad", "--network", "vpc1", "--destination-range", "10.99.0.0/16", "--next-hop-address", "192.168.1.1"}, "not in a subnetwork"},
+		{"network with a firewall rule", []string{"compute", "networks", "delete", "vpc1", "--quiet"}, "already being used by"},
 		{"legacy network", []string{"compute", "networks", "create", "old", "--subnet-mode", "legacy"}, "Legacy networks are not supported"},
 		{"legacy network with a range", []string{"compute", "networks", "create", "old", "--subnet-mode", "legacy", "--range", "10.5.0.0/16"}, "IPv4Range"},
 	}
@@ -76,6 +105,12 @@ func TestVPCNetworks(t *testing.T) {
 	if after := e.Gcloud("compute", "networks", "subnets", "list", "--format", "value(name,ipCidrRange,secondaryIpRanges)"); after != before {
 		t.Errorf("refused changes changed the subnetworks:\n%s\n->\n%s", before, after)
 	}
+	if after := e.Gcloud("compute", "firewall-rules", "list", "--format", "value(name)"); after != rulesBefore {
+		t.Errorf("refused changes changed the firewall rules: %q -> %q", rulesBefore, after)
+	}
+	if after := e.Gcloud("compute", "routes", "list", "--format", "value(name)"); after != routesBefore {
+		t.Errorf("refused changes changed the routes: %q -> %q", routesBefore, after)
+	}
 	if nets := e.Gcloud("compute", "networks", "list", "--format", "value(name)"); strings.Fields(nets)[0] != "default" || len(strings.Fields(nets)) != 2 {
 		t.Errorf("networks after refused changes: %q", nets)
 	}
@@ -92,7 +127,13 @@ func TestVPCNetworks(t *testing.T) {
 	}
 
 	e.Gcloud(append([]string{"compute", "networks", "subnets", "delete", "sub1", "--quiet"}, region...)...)
+	e.Gcloud("compute", "firewall-rules", "delete", "allow-restricted", "--quiet")
+	e.Gcloud("compute", "firewall-rules", "delete", "deny-ssh", "--quiet")
+	e.Gcloud("compute", "routes", "delete", "restricted-apis", "--quiet")
 	e.Gcloud("compute", "networks", "delete", "vpc1", "--quiet")
+	if routes := e.Gcloud("compute", "routes", "list", "--filter", "network:vpc1", "--format", "value(name)"); strings.TrimSpace(routes) != "" {
+		t.Errorf("vpc1's default route outlived it: %q", routes)
+	}
 	if nets := strings.TrimSpace(e.Gcloud("compute", "networks", "list", "--format", "value(name)")); nets != "default" {
 		t.Errorf("networks after deleting vpc1: %q", nets)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	compute "google.golang.org/api/compute/v1"
 
@@ -92,6 +93,28 @@ func (s *Service) DeleteNetwork(ctx context.Context, project, name string) (*com
 			return nil, inUse("network", fmt.Sprintf("projects/%s/global/networks/%s", project, name), fmt.Sprintf("projects/%s/regions/%s/subnetworks/%s", project, lastSegment(sub.Region), sub.Name))
 		}
 		writes = append(writes, store.Write{Key: subnetKey(project, lastSegment(sub.Region), sub.Name), Revision: store.Any})
+	}
+	fws, err := s.ListFirewalls(ctx, project)
+	if err != nil {
+		return nil, err
+	}
+	for _, fw := range fws {
+		if lastSegment(fw.Network) == name {
+			return nil, inUse("network", fmt.Sprintf("projects/%s/global/networks/%s", project, name), fmt.Sprintf("projects/%s/global/firewalls/%s", project, fw.Name))
+		}
+	}
+	routes, err := s.ListRoutes(ctx, project)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range routes {
+		if lastSegment(r.Network) != name {
+			continue
+		}
+		if !strings.HasPrefix(r.Name, "default-route-") {
+			return nil, inUse("network", fmt.Sprintf("projects/%s/global/networks/%s", project, name), fmt.Sprintf("projects/%s/global/routes/%s", project, r.Name))
+		}
+		writes = append(writes, store.Write{Key: routeKey(project, r.Name), Revision: store.Any})
 	}
 	if err := s.cfg.Store.Commit(ctx, writes...); err != nil {
 		return nil, err

@@ -161,6 +161,11 @@ func (s *Service) ensureDefault(ctx context.Context, project string) error {
 	if err != nil {
 		return err
 	}
+	for _, fw := range defaultFirewalls(net.SelfLink) {
+		fw.Kind, fw.Id, fw.CreationTimestamp = "compute#firewall", newID(), s.now()
+		fw.SelfLink = s.cfg.BaseURL + "projects/" + project + "/global/firewalls/" + fw.Name
+		writes = append(writes, store.Write{Key: firewallKey(project, fw.Name), Value: fw, Revision: store.Absent})
+	}
 	err = s.cfg.Store.Commit(ctx, append(writes, store.Write{Key: marker, Value: true, Revision: store.Absent})...)
 	if errors.Is(err, store.ErrConflict) {
 		return nil // another request made it
@@ -193,7 +198,26 @@ func (s *Service) networkWrites(project string, n *compute.Network) ([]store.Wri
 			writes = append(writes, store.Write{Key: subnetKey(project, region, n.Name), Value: sub, Revision: store.Absent})
 		}
 	}
+	route := s.defaultRoute(project, n)
+	writes = append(writes, store.Write{Key: routeKey(project, route.Name), Value: route, Revision: store.Absent})
 	return append(writes, store.Write{Key: networkKey(project, n.Name), Value: n, Revision: store.Absent}), nil
+}
+
+// defaultFirewalls are the rules a project's default network comes with.
+func defaultFirewalls(network string) []*compute.Firewall {
+	rule := func(name, desc string, source string, allowed ...*compute.FirewallAllowed) *compute.Firewall {
+		return &compute.Firewall{Name: name, Description: desc, Network: network, Priority: 65534, Direction: "INGRESS",
+			SourceRanges: []string{source}, Allowed: allowed}
+	}
+	return []*compute.Firewall{
+		rule("default-allow-internal", "Allow internal traffic on the default network", "10.128.0.0/9",
+			&compute.FirewallAllowed{IPProtocol: "tcp", Ports: []string{"0-65535"}},
+			&compute.FirewallAllowed{IPProtocol: "udp", Ports: []string{"0-65535"}},
+			&compute.FirewallAllowed{IPProtocol: "icmp"}),
+		rule("default-allow-ssh", "Allow SSH from anywhere", "0.0.0.0/0", &compute.FirewallAllowed{IPProtocol: "tcp", Ports: []string{"22"}}),
+		rule("default-allow-rdp", "Allow RDP from anywhere", "0.0.0.0/0", &compute.FirewallAllowed{IPProtocol: "tcp", Ports: []string{"3389"}}),
+		rule("default-allow-icmp", "Allow ICMP from anywhere", "0.0.0.0/0", &compute.FirewallAllowed{IPProtocol: "icmp"}),
+	}
 }
 
 func (s *Service) fillSubnet(project, region string, sub *compute.Subnetwork) {

@@ -1,5 +1,6 @@
 // Package compute serves the slice of the Compute Engine API (compute/v1)
-// that GKE workflows touch: networks, subnetworks and their operations.
+// that GKE workflows touch: networks, subnetworks, firewall rules, routes
+// and their operations.
 // Handlers only decode, check the fields against what the engine honours,
 // call the VPC model and encode.
 package compute
@@ -20,6 +21,10 @@ var (
 	logFields     = []string{"logConfig.enable", "logConfig.aggregationInterval", "logConfig.flowSampling", "logConfig.metadata"}
 	subnetFields  = apierror.Fields(append([]string{"name", "description", "network", "region", "ipCidrRange",
 		"secondaryIpRanges[].rangeName", "secondaryIpRanges[].ipCidrRange", "privateIpGoogleAccess", "enableFlowLogs", "stackType"}, logFields...))
+	firewallFields = apierror.Fields{"name", "description", "network", "priority", "direction", "disabled",
+		"allowed[].IPProtocol", "allowed[].ports", "denied[].IPProtocol", "denied[].ports",
+		"sourceRanges", "destinationRanges", "sourceTags", "targetTags", "logConfig.enable", "logConfig.metadata"}
+	routeFields = apierror.Fields{"name", "description", "network", "destRange", "priority", "nextHopGateway", "nextHopIp", "tags"}
 	patchFields = apierror.Fields(append([]string{"fingerprint", "description", "enableFlowLogs", "privateIpGoogleAccess",
 		"secondaryIpRanges[].rangeName", "secondaryIpRanges[].ipCidrRange",
 		// gcloud sends back what it read; the names must match.
@@ -58,8 +63,12 @@ func Register(mux *http.ServeMux, v *vpc.Service) {
 		return v.InsertNetwork(r.Context(), p(r), &req.Network)
 	})
 	h("GET "+root+"/global/networks", func(r *http.Request) (any, error) {
+		f, err := parseFilter(r.URL.Query().Get("filter"))
+		if err != nil {
+			return nil, err
+		}
 		items, err := v.ListNetworks(r.Context(), p(r))
-		return &compute.NetworkList{Kind: "compute#networkList", Items: items}, err
+		return &compute.NetworkList{Kind: "compute#networkList", Items: keep(f, items)}, err
 	})
 	h("GET "+root+"/global/networks/{name}", func(r *http.Request) (any, error) {
 		return v.GetNetwork(r.Context(), p(r), r.PathValue("name"))
@@ -76,16 +85,24 @@ func Register(mux *http.ServeMux, v *vpc.Service) {
 		return v.InsertSubnet(r.Context(), p(r), r.PathValue("region"), &sub)
 	})
 	h("GET "+root+"/regions/{region}/subnetworks", func(r *http.Request) (any, error) {
+		f, err := parseFilter(r.URL.Query().Get("filter"))
+		if err != nil {
+			return nil, err
+		}
 		items, err := v.ListSubnets(r.Context(), p(r), r.PathValue("region"))
-		return &compute.SubnetworkList{Kind: "compute#subnetworkList", Items: items}, err
+		return &compute.SubnetworkList{Kind: "compute#subnetworkList", Items: keep(f, items)}, err
 	})
 	h("GET "+root+"/aggregated/subnetworks", func(r *http.Request) (any, error) {
+		f, err := parseFilter(r.URL.Query().Get("filter"))
+		if err != nil {
+			return nil, err
+		}
 		items, err := v.ListSubnets(r.Context(), p(r), "")
 		if err != nil {
 			return nil, err
 		}
 		out := &compute.SubnetworkAggregatedList{Kind: "compute#subnetworkAggregatedList", Items: map[string]compute.SubnetworksScopedList{}}
-		for _, sub := range items {
+		for _, sub := range keep(f, items) {
 			scope := "regions/" + lastSegment(sub.Region)
 			l := out.Items[scope]
 			l.Subnetworks = append(l.Subnetworks, sub)
@@ -128,6 +145,54 @@ func Register(mux *http.ServeMux, v *vpc.Service) {
 	})
 	h("DELETE "+root+"/regions/{region}/subnetworks/{name}", func(r *http.Request) (any, error) {
 		return v.DeleteSubnet(r.Context(), p(r), r.PathValue("region"), r.PathValue("name"))
+	})
+
+	h("POST "+root+"/global/firewalls", func(r *http.Request) (any, error) {
+		var req struct {
+			compute.Firewall
+			// Absent means the default, 1000; 0 is the highest priority.
+			Priority *int64 `json:"priority"`
+		}
+		if err := apierror.Decode(r, firewallFields, &req); err != nil {
+			return nil, err
+		}
+		return v.InsertFirewall(r.Context(), p(r), &req.Firewall, req.Priority)
+	})
+	h("GET "+root+"/global/firewalls", func(r *http.Request) (any, error) {
+		f, err := parseFilter(r.URL.Query().Get("filter"))
+		if err != nil {
+			return nil, err
+		}
+		items, err := v.ListFirewalls(r.Context(), p(r))
+		return &compute.FirewallList{Kind: "compute#firewallList", Items: keep(f, items)}, err
+	})
+	h("GET "+root+"/global/firewalls/{name}", func(r *http.Request) (any, error) {
+		return v.GetFirewall(r.Context(), p(r), r.PathValue("name"))
+	})
+	h("DELETE "+root+"/global/firewalls/{name}", func(r *http.Request) (any, error) {
+		return v.DeleteFirewall(r.Context(), p(r), r.PathValue("name"))
+	})
+
+	h("POST "+root+"/global/routes", func(r *http.Request) (any, error) {
+		var route compute.Route
+		if err := apierror.Decode(r, routeFields, &route); err != nil {
+			return nil, err
+		}
+		return v.InsertRoute(r.Context(), p(r), &route)
+	})
+	h("GET "+root+"/global/routes", func(r *http.Request) (any, error) {
+		f, err := parseFilter(r.URL.Query().Get("filter"))
+		if err != nil {
+			return nil, err
+		}
+		items, err := v.ListRoutes(r.Context(), p(r))
+		return &compute.RouteList{Kind: "compute#routeList", Items: keep(f, items)}, err
+	})
+	h("GET "+root+"/global/routes/{name}", func(r *http.Request) (any, error) {
+		return v.GetRoute(r.Context(), p(r), r.PathValue("name"))
+	})
+	h("DELETE "+root+"/global/routes/{name}", func(r *http.Request) (any, error) {
+		return v.DeleteRoute(r.Context(), p(r), r.PathValue("name"))
 	})
 
 	// Operations are DONE when returned; get and wait answer at once.

@@ -1,0 +1,184 @@
+package vpc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+
+	compute "google.golang.org/api/compute/v1"
+
+	"github.com/kubeyard/kubeyard/internal/api/apierror"
+	"github.com/kubeyard/kubeyard/internal/store"
+)
+
+func firewallKey(project, name string) string { return "vpc/firewalls/" + project + "/" + name }
+
+// protocols are the protocol names a firewall rule takes (or a number
+// 0-255); only these have ports.
+var (
+	protocols     = []string{"tcp", "udp", "icmp", "esp", "ah", "sctp", "ipip", "all"}
+	portProtocols = []string{"tcp", "udp", "sctp"}
+)
+
+// InsertFirewall creates a firewall rule: ingress or egress, allow or deny,
+// with a priority (default 1000; 0 is the highest), source and destination
+// ranges, source and target tags. priority is nil when not given.
+func (s *Service) InsertFirewall(ctx context.Context, project string, fw *compute.Firewall, priority *int64) (*compute.Operation, error) {
+	if err := s.ensureDefault(ctx, project); err != nil {
+		return nil, err
+	}
+	if err := checkName("resource.name", fw.Name); err != nil {
+		return nil, err
+	}
+	if fw.Network == "" {
+		fw.Network = "default"
+	}
+	n, err := s.GetNetwork(ctx, project, lastSegment(fw.Network))
+	if err != nil {
+		return nil, err
+	}
+	fw.Network = n.SelfLink
+	fw.Priority = 1000
+	if priority != nil {
+		if *priority < 0 || *priority > 65535 {
+			return nil, apierror.InvalidArgument("resource.priority", "Invalid value for field 'resource.priority': '%d'. Must be between 0 and 65535.", *priority)
+		}
+		fw.Priority = *priority
+	}
+	if err := checkFirewall(fw); err != nil {
+		return nil, err
+	}
+	fw.Kind, fw.Id, fw.CreationTimestamp = "compute#firewall", newID(), s.now()
+	fw.SelfLink = s.cfg.BaseURL + "projects/" + project + "/global/firewalls/" + fw.Name
+	err = s.cfg.Store.Commit(ctx, store.Write{Key: firewallKey(project, fw.Name), Value: fw, Revision: store.Absent})
+	if errors.Is(err, store.ErrConflict) {
+		return nil, apierror.AlreadyExists("The resource 'projects/%s/global/firewalls/%s' already exists", project, fw.Name)
+	} else if err != nil {
+		return nil, err
+	}
+	return s.operation(ctx, project, "", "insert", fw.SelfLink, fw.Id)
+}
+
+// checkFirewall validates a rule and fills in Compute Engine's defaults.
+func checkFirewall(fw *compute.Firewall) error {
+	if fw.Direction == "" {
+		fw.Direction = "INGRESS"
+	}
+	if fw.Direction != "INGRESS" && fw.Direction != "EGRESS" {
+		return apierror.InvalidArgument("resource.direction", "Invalid value for field 'resource.direction': '%s'. INGRESS or EGRESS.", fw.Direction)
+	}
+	switch {
+	case len(fw.Allowed) > 0 && len(fw.Denied) > 0:
+		return apierror.InvalidArgument("resource.denied", "A firewall rule either allows or denies, not both.")
+	case len(fw.Allowed) == 0 && len(fw.Denied) == 0:
+		return apierror.InvalidArgument("resource.allowed", "A firewall rule must allow or deny at least one protocol.")
+	}
+	for i, a := range fw.Allowed {
+		if err := checkProtocol(fmt.Sprintf("resource.allowed[%d]", i), a.IPProtocol, a.Ports); err != nil {
+			return err
+		}
+	}
+	for i, d := range fw.Denied {
+		if err := checkProtocol(fmt.Sprintf("resource.denied[%d]", i), d.IPProtocol, d.Ports); err != nil {
+			return err
+		}
+	}
+	if fw.Direction == "EGRESS" {
+		if len(fw.SourceTags) > 0 {
+			return apierror.InvalidArgument("resource.sourceTags", "Source tags apply only to INGRESS rules.")
+		}
+		if len(fw.DestinationRanges) == 0 {
+			fw.DestinationRanges = []string{"0.0.0.0/0"}
+		}
+	} else if len(fw.SourceRanges) == 0 && len(fw.SourceTags) == 0 {
+		fw.SourceRanges = []string{"0.0.0.0/0"}
+	}
+	for field, ranges := range map[string][]string{"resource.sourceRanges": fw.SourceRanges, "resource.destinationRanges": fw.DestinationRanges} {
+		for i, r := range ranges {
+			if _, err := netip.ParsePrefix(r); err != nil {
+				if _, err := netip.ParseAddr(r); err != nil {
+					return apierror.InvalidArgument(fmt.Sprintf("%s[%d]", field, i), "Invalid value for field '%s[%d]': '%s'. Must be an IP address or a range in CIDR notation.", field, i, r)
+				}
+			}
+		}
+	}
+	for field, tags := range map[string][]string{"resource.sourceTags": fw.SourceTags, "resource.targetTags": fw.TargetTags} {
+		for i, tag := range tags {
+			if err := checkName(fmt.Sprintf("%s[%d]", field, i), tag); err != nil {
+				return err
+			}
+		}
+	}
+	if fw.LogConfig != nil && fw.LogConfig.Enable && fw.LogConfig.Metadata == "" {
+		fw.LogConfig.Metadata = "INCLUDE_ALL_METADATA"
+	}
+	return nil
+}
+
+func checkProtocol(field, protocol string, ports []string) error {
+	if n, err := strconv.Atoi(protocol); err == nil {
+		if n < 0 || n > 255 {
+			return apierror.InvalidArgument(field+".IPProtocol", "Invalid value for field '%s.IPProtocol': '%s'. A protocol name or a number from 0 to 255.", field, protocol)
+		}
+	} else if !slices.Contains(protocols, protocol) {
+		return apierror.InvalidArgument(field+".IPProtocol", "Invalid value for field '%s.IPProtocol': '%s'. One of %v, or a number from 0 to 255.", field, protocol, protocols)
+	}
+	if len(ports) > 0 && !slices.Contains(portProtocols, protocol) {
+		return apierror.InvalidArgument(field+".ports", "Invalid value for field '%s.ports': ports apply only to tcp, udp and sctp, not %s.", field, protocol)
+	}
+	for i, p := range ports {
+		lo, hi, isRange := strings.Cut(p, "-")
+		a, err1 := strconv.Atoi(lo)
+		b, err2 := a, error(nil)
+		if isRange {
+			b, err2 = strconv.Atoi(hi)
+		}
+		if err1 != nil || err2 != nil || a < 0 || b > 65535 || a > b {
+			return apierror.InvalidArgument(fmt.Sprintf("%s.ports[%d]", field, i), "Invalid value for field '%s.ports[%d]': '%s'. A port or a range such as 8000-9000, from 0 to 65535.", field, i, p)
+		}
+	}
+	return nil
+}
+
+// GetFirewall returns a firewall rule.
+func (s *Service) GetFirewall(ctx context.Context, project, name string) (*compute.Firewall, error) {
+	fw, _, err := get[compute.Firewall](ctx, s.cfg.Store, firewallKey(project, name), "projects/"+project+"/global/firewalls/"+name)
+	return explicitFirewall(fw), err
+}
+
+// explicitFirewall shows priority 0 (the highest) and disabled: false,
+// which the JSON encoding would drop.
+func explicitFirewall(fw *compute.Firewall) *compute.Firewall {
+	if fw != nil {
+		fw.ForceSendFields = append(fw.ForceSendFields, "Priority", "Disabled")
+	}
+	return fw
+}
+
+// ListFirewalls returns the project's firewall rules.
+func (s *Service) ListFirewalls(ctx context.Context, project string) ([]*compute.Firewall, error) {
+	if err := s.ensureDefault(ctx, project); err != nil {
+		return nil, err
+	}
+	fws, err := store.ListAs[compute.Firewall](ctx, s.cfg.Store, "vpc/firewalls/"+project+"/")
+	for _, fw := range fws {
+		explicitFirewall(fw)
+	}
+	return fws, err
+}
+
+// DeleteFirewall deletes a firewall rule.
+func (s *Service) DeleteFirewall(ctx context.Context, project, name string) (*compute.Operation, error) {
+	fw, rev, err := get[compute.Firewall](ctx, s.cfg.Store, firewallKey(project, name), "projects/"+project+"/global/firewalls/"+name)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.cfg.Store.Commit(ctx, store.Write{Key: firewallKey(project, name), Revision: rev}); err != nil {
+		return nil, err
+	}
+	return s.operation(ctx, project, "", "delete", fw.SelfLink, fw.Id)
+}
