@@ -11,7 +11,8 @@ import (
 // TestVPCNetworks follows the network part of seeds/002 with the real
 // gcloud: a custom-mode network and a subnetwork with secondary ranges and
 // private Google access, flow logs turned on, the route and firewall rules
-// for restricted.googleapis.com; the project's default auto-mode network
+// for restricted.googleapis.com and its private DNS zone; the project's
+// default auto-mode network
 // with its rules; and bad input (overlaps, host bits, names, unknown
 // networks, deleting what is in use, a stale fingerprint) refused with the
 // field named and nothing changed.
@@ -63,6 +64,18 @@ func TestVPCNetworks(t *testing.T) {
 		t.Errorf("the default network's rules:\n%s", fws)
 	}
 
+	// seeds/002's private zone for googleapis.com, bound to vpc1.
+	e.Gcloud("dns", "managed-zones", "create", "googleapis", "--dns-name", "googleapis.com.", "--visibility", "private", "--networks", "vpc1", "--description", "private google access")
+	e.Gcloud("dns", "record-sets", "create", "restricted.googleapis.com.", "--zone", "googleapis", "--type", "A", "--ttl", "300", "--rrdatas", "199.36.153.4,199.36.153.5,199.36.153.6,199.36.153.7")
+	e.Gcloud("dns", "record-sets", "create", "*.googleapis.com.", "--zone", "googleapis", "--type", "CNAME", "--ttl", "300", "--rrdatas", "restricted.googleapis.com.")
+	if z := strings.TrimSpace(e.Gcloud("dns", "managed-zones", "describe", "googleapis", "--format", "value(visibility,dnsName,privateVisibilityConfig.networks[0].networkUrl.basename())")); z != "private\tgoogleapis.com.\tvpc1" {
+		t.Errorf("zone googleapis: %q", z)
+	}
+	if rr := e.Gcloud("dns", "record-sets", "list", "--zone", "googleapis", "--format", "value(name,type)"); !strings.Contains(rr, "restricted.googleapis.com.\tA") || !strings.Contains(rr, "*.googleapis.com.\tCNAME") || !strings.Contains(rr, "googleapis.com.\tSOA") {
+		t.Errorf("record sets of googleapis:\n%s", rr)
+	}
+	dnsBefore := e.Gcloud("dns", "record-sets", "list", "--zone", "googleapis", "--format", "value(name,type,rrdatas)")
+
 	before := e.Gcloud("compute", "networks", "subnets", "list", "--format", "value(name,ipCidrRange,secondaryIpRanges)")
 	rulesBefore := e.Gcloud("compute", "firewall-rules", "list", "--format", "value(name)")
 	routesBefore := e.Gcloud("compute", "routes", "list", "--format", "value(name)")
@@ -87,6 +100,10 @@ func TestVPCNetworks(t *testing.T) {
 		{"route with host bits", []string{"compute", "routes", "create", "r-bad", "--network", "vpc1", "--destination-range", "199.36.153.5/30", "--next-hop-gateway", "default-internet-gateway"}, "destRange"},
 		{"route to an address outside the network", []string{"compute", "routes", "create", "r-bad", "--network", "vpc1", "--destination-range", "10.99.0.0/16", "--next-hop-address", "192.168.1.1"}, "not in a subnetwork"},
 		{"network with a firewall rule", []string{"compute", "networks", "delete", "vpc1", "--quiet"}, "already being used by"},
+		{"zone on an unknown network", []string{"dns", "managed-zones", "create", "gcr", "--dns-name", "gcr.io.", "--visibility", "private", "--networks", "nope", "--description", "x"}, "networkUrl"},
+		{"record outside its zone", []string{"dns", "record-sets", "create", "gcr.io.", "--zone", "googleapis", "--type", "A", "--rrdatas", "199.36.153.4"}, "not in zone googleapis"},
+		{"A record with an IPv6 address", []string{"dns", "record-sets", "create", "x.googleapis.com.", "--zone", "googleapis", "--type", "A", "--rrdatas", "fd00::1"}, "rrdatas[0]"},
+		{"zone that is not empty", []string{"dns", "managed-zones", "delete", "googleapis", "--quiet"}, "not empty"},
 		{"legacy network", []string{"compute", "networks", "create", "old", "--subnet-mode", "legacy"}, "Legacy networks are not supported"},
 		{"legacy network with a range", []string{"compute", "networks", "create", "old", "--subnet-mode", "legacy", "--range", "10.5.0.0/16"}, "IPv4Range"},
 	}
@@ -104,6 +121,12 @@ func TestVPCNetworks(t *testing.T) {
 	}
 	if after := e.Gcloud("compute", "networks", "subnets", "list", "--format", "value(name,ipCidrRange,secondaryIpRanges)"); after != before {
 		t.Errorf("refused changes changed the subnetworks:\n%s\n->\n%s", before, after)
+	}
+	if after := e.Gcloud("dns", "record-sets", "list", "--zone", "googleapis", "--format", "value(name,type,rrdatas)"); after != dnsBefore {
+		t.Errorf("refused changes changed the zone: %q -> %q", dnsBefore, after)
+	}
+	if zones := strings.TrimSpace(e.Gcloud("dns", "managed-zones", "list", "--format", "value(name)")); zones != "googleapis" {
+		t.Errorf("zones after refused changes: %q", zones)
 	}
 	if after := e.Gcloud("compute", "firewall-rules", "list", "--format", "value(name)"); after != rulesBefore {
 		t.Errorf("refused changes changed the firewall rules: %q -> %q", rulesBefore, after)
@@ -126,6 +149,9 @@ func TestVPCNetworks(t *testing.T) {
 		}
 	}
 
+	e.Gcloud("dns", "record-sets", "delete", "restricted.googleapis.com.", "--zone", "googleapis", "--type", "A")
+	e.Gcloud("dns", "record-sets", "delete", "*.googleapis.com.", "--zone", "googleapis", "--type", "CNAME")
+	e.Gcloud("dns", "managed-zones", "delete", "googleapis", "--quiet")
 	e.Gcloud(append([]string{"compute", "networks", "subnets", "delete", "sub1", "--quiet"}, region...)...)
 	e.Gcloud("compute", "firewall-rules", "delete", "allow-restricted", "--quiet")
 	e.Gcloud("compute", "firewall-rules", "delete", "deny-ssh", "--quiet")

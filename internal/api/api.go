@@ -1,5 +1,5 @@
 // Package api assembles the engine's HTTP surface: the Google APIs gcloud
-// talks to (container, compute, serviceusage), the TokenReview webhook the clusters'
+// talks to (container, compute, dns, serviceusage), the TokenReview webhook the clusters'
 // kube-apiservers call, and the engine's admin API; every route but the
 // webhook requires the engine's access token.
 package api
@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/kubeyard/kubeyard/internal/api/apierror"
+	apidns "github.com/kubeyard/kubeyard/internal/api/clouddns"
 	"github.com/kubeyard/kubeyard/internal/api/compute"
 	"github.com/kubeyard/kubeyard/internal/api/container"
 	"github.com/kubeyard/kubeyard/internal/api/serviceusage"
@@ -22,6 +23,7 @@ func NewHandler(e *engine.Engine) http.Handler {
 	serviceusage.Register(authed)
 	authed.Handle("/v1/projects/", container.Handler{Engine: e})
 	compute.Register(authed, e.VPC())
+	apidns.Register(authed, e.DNS())
 	registerAdmin(authed, e)
 	registerJoin(authed, e)
 	registerCredentials(authed, e)

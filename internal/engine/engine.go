@@ -16,6 +16,7 @@ import (
 
 	"github.com/kubeyard/kubeyard/internal/auth"
 	"github.com/kubeyard/kubeyard/internal/clock"
+	"github.com/kubeyard/kubeyard/internal/clouddns"
 	"github.com/kubeyard/kubeyard/internal/cluster"
 	"github.com/kubeyard/kubeyard/internal/store"
 	"github.com/kubeyard/kubeyard/internal/supervisor"
@@ -66,6 +67,7 @@ type Engine struct {
 	// rotationNudge wakes the IP rotation follower early.
 	rotationNudge chan struct{}
 	vpc           *vpc.Service
+	dns           *clouddns.Service
 }
 
 // New opens the store and prepares the runtime; Start resumes work.
@@ -108,6 +110,10 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	e := &Engine{cfg: cfg, store: st, sup: sup, runtime: rt, running: map[string]context.CancelFunc{}, rotationNudge: make(chan struct{}, 1)}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
 	e.vpc = vpc.New(vpc.Config{Store: st, Clock: cfg.Clock, BaseURL: cfg.BaseURL + "/compute/v1/", Regions: Regions(), InUse: e.networkUser})
+	e.dns = clouddns.New(clouddns.Config{Store: st, Clock: cfg.Clock, NetworkExists: func(ctx context.Context, project, name string) bool {
+		_, err := e.vpc.GetNetwork(ctx, project, name)
+		return err == nil
+	}})
 	if err := e.loadClock(ctx); err != nil {
 		st.Close()
 		return nil, err
@@ -193,6 +199,9 @@ func loadBalancerDir(dataDir string) string { return filepath.Join(dataDir, "loa
 // VPC is the projects' VPC networks (the Compute API's networks and
 // subnetworks).
 func (e *Engine) VPC() *vpc.Service { return e.vpc }
+
+// DNS is the projects' Cloud DNS zones.
+func (e *Engine) DNS() *clouddns.Service { return e.dns }
 
 // networkUser names a cluster of the project in the network (and, when
 // subnetwork is set, in that subnetwork), or "".
