@@ -153,8 +153,8 @@ func TestVPCNetworks(t *testing.T) {
 	e.Gcloud("dns", "record-sets", "delete", "*.googleapis.com.", "--zone", "googleapis", "--type", "CNAME")
 	e.Gcloud("dns", "managed-zones", "delete", "googleapis", "--quiet")
 	e.Gcloud(append([]string{"compute", "networks", "subnets", "delete", "sub1", "--quiet"}, region...)...)
-	e.Gcloud("compute", "firewall-rules", "delete", "allow-restricted", "--quiet")
-	e.Gcloud("compute", "firewall-rules", "delete", "deny-ssh", "--quiet")
+	// Several resources in one command go through the batch endpoint.
+	e.Gcloud("compute", "firewall-rules", "delete", "allow-restricted", "deny-ssh", "--quiet")
 	e.Gcloud("compute", "routes", "delete", "restricted-apis", "--quiet")
 	e.Gcloud("compute", "networks", "delete", "vpc1", "--quiet")
 	if routes := e.Gcloud("compute", "routes", "list", "--filter", "network:vpc1", "--format", "value(name)"); strings.TrimSpace(routes) != "" {

@@ -24,6 +24,7 @@ func NewHandler(e *engine.Engine) http.Handler {
 	authed.Handle("/v1/projects/", container.Handler{Engine: e})
 	compute.Register(authed, e.VPC())
 	apidns.Register(authed, e.DNS())
+	authed.Handle("POST /batch/compute/v1", batchHandler(authed, "/compute/v1/"))
 	registerAdmin(authed, e)
 	registerJoin(authed, e)
 	registerCredentials(authed, e)
