@@ -74,6 +74,23 @@ func TestVPCNetworks(t *testing.T) {
 	if rr := e.Gcloud("dns", "record-sets", "list", "--zone", "googleapis", "--format", "value(name,type)"); !strings.Contains(rr, "restricted.googleapis.com.\tA") || !strings.Contains(rr, "*.googleapis.com.\tCNAME") || !strings.Contains(rr, "googleapis.com.\tSOA") {
 		t.Errorf("record sets of googleapis:\n%s", rr)
 	}
+	// Peering (the shape GKE's private clusters use): INACTIVE until both
+	// sides peer, route exchange updated in place.
+	e.Gcloud("compute", "networks", "create", "vpc2", "--subnet-mode", "custom")
+	e.Gcloud("compute", "networks", "subnets", "create", "sub-peer", "--network", "vpc2", "--range", "10.11.0.0/20", "--region", "us-central1")
+	e.Gcloud("compute", "networks", "peerings", "create", "vpc1-vpc2", "--network", "vpc1", "--peer-network", "vpc2")
+	peering := func(network string) string {
+		return strings.TrimSpace(e.Gcloud("compute", "networks", "peerings", "list", "--network", network, "--flatten", "peerings[]",
+			"--format", "value(peerings.name,peerings.state,peerings.exportCustomRoutes,peerings.importCustomRoutes)"))
+	}
+	if got := peering("vpc1"); got != "vpc1-vpc2\tINACTIVE\tFalse\tFalse" {
+		t.Errorf("one side peered: %q", got)
+	}
+	e.Gcloud("compute", "networks", "peerings", "create", "vpc2-vpc1", "--network", "vpc2", "--peer-network", "vpc1")
+	e.Gcloud("compute", "networks", "peerings", "update", "vpc1-vpc2", "--network", "vpc1", "--export-custom-routes")
+	if got := peering("vpc1"); got != "vpc1-vpc2\tACTIVE\tTrue\tFalse" {
+		t.Errorf("both sides peered, export on: %q", got)
+	}
 	dnsBefore := e.Gcloud("dns", "record-sets", "list", "--zone", "googleapis", "--format", "value(name,type,rrdatas)")
 
 	before := e.Gcloud("compute", "networks", "subnets", "list", "--format", "value(name,ipCidrRange,secondaryIpRanges)")
@@ -104,6 +121,8 @@ func TestVPCNetworks(t *testing.T) {
 		{"record outside its zone", []string{"dns", "record-sets", "create", "gcr.io.", "--zone", "googleapis", "--type", "A", "--rrdatas", "199.36.153.4"}, "not in zone googleapis"},
 		{"A record with an IPv6 address", []string{"dns", "record-sets", "create", "x.googleapis.com.", "--zone", "googleapis", "--type", "A", "--rrdatas", "fd00::1"}, "rrdatas[0]"},
 		{"zone that is not empty", []string{"dns", "managed-zones", "delete", "googleapis", "--quiet"}, "not empty"},
+		{"range overlapping a peered network", []string{"compute", "networks", "subnets", "create", "sub2", "--network", "vpc2", "--range", "10.10.4.0/24", "--region", "us-east1"}, "peered network vpc1"},
+		{"peering with itself", []string{"compute", "networks", "peerings", "create", "self", "--network", "vpc1", "--peer-network", "vpc1"}, "itself"},
 		{"legacy network", []string{"compute", "networks", "create", "old", "--subnet-mode", "legacy"}, "Legacy networks are not supported"},
 		{"legacy network with a range", []string{"compute", "networks", "create", "old", "--subnet-mode", "legacy", "--range", "10.5.0.0/16"}, "IPv4Range"},
 	}
@@ -134,7 +153,7 @@ func TestVPCNetworks(t *testing.T) {
 	if after := e.Gcloud("compute", "routes", "list", "--format", "value(name)"); after != routesBefore {
 		t.Errorf("refused changes changed the routes: %q -> %q", routesBefore, after)
 	}
-	if nets := e.Gcloud("compute", "networks", "list", "--format", "value(name)"); strings.Fields(nets)[0] != "default" || len(strings.Fields(nets)) != 2 {
+	if nets := e.Gcloud("compute", "networks", "list", "--format", "value(name)"); strings.Fields(nets)[0] != "default" || len(strings.Fields(nets)) != 3 {
 		t.Errorf("networks after refused changes: %q", nets)
 	}
 
@@ -149,6 +168,16 @@ func TestVPCNetworks(t *testing.T) {
 		}
 	}
 
+	e.Gcloud("compute", "networks", "subnets", "delete", "sub-peer", "--region", "us-central1", "--quiet")
+	if out, err := e.Run("gcloud", "compute", "networks", "delete", "vpc2", "--quiet"); err == nil || !strings.Contains(out, "peering vpc2-vpc1") {
+		t.Errorf("deleting a peered network: %v\n%s", err, out)
+	}
+	e.Gcloud("compute", "networks", "peerings", "delete", "vpc1-vpc2", "--network", "vpc1")
+	if got := peering("vpc2"); got != "vpc2-vpc1\tINACTIVE\tFalse\tFalse" {
+		t.Errorf("after the other side left: %q", got)
+	}
+	e.Gcloud("compute", "networks", "peerings", "delete", "vpc2-vpc1", "--network", "vpc2")
+	e.Gcloud("compute", "networks", "delete", "vpc2", "--quiet")
 	e.Gcloud("dns", "record-sets", "delete", "restricted.googleapis.com.", "--zone", "googleapis", "--type", "A")
 	e.Gcloud("dns", "record-sets", "delete", "*.googleapis.com.", "--zone", "googleapis", "--type", "CNAME")
 	e.Gcloud("dns", "managed-zones", "delete", "googleapis", "--quiet")

@@ -94,6 +94,9 @@ func (s *Service) DeleteNetwork(ctx context.Context, project, name string) (*com
 		}
 		writes = append(writes, store.Write{Key: subnetKey(project, lastSegment(sub.Region), sub.Name), Revision: store.Any})
 	}
+	if len(n.Peerings) > 0 {
+		return nil, inUse("network", fmt.Sprintf("projects/%s/global/networks/%s", project, name), "peering "+n.Peerings[0].Name)
+	}
 	fws, err := s.ListFirewalls(ctx, project)
 	if err != nil {
 		return nil, err

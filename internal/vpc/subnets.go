@@ -77,6 +77,15 @@ func (s *Service) checkRanges(ctx context.Context, project string, sub *compute.
 	if err != nil {
 		return err
 	}
+	n, _, err := get[compute.Network](ctx, s.cfg.Store, networkKey(project, lastSegment(sub.Network)), "projects/"+project+"/global/networks/"+lastSegment(sub.Network))
+	if err != nil {
+		return err
+	}
+	peered, err := s.peeredRanges(ctx, project, n)
+	if err != nil {
+		return err
+	}
+	others = append(others, peered...)
 	if o, ok := firstOverlap(primary, others); ok {
 		return apierror.InvalidArgument(prefix+"ipCidrRange", "Invalid IPCidrRange: %s conflicts with existing %s in region %s.", sub.IpCidrRange, o.owner, o.region)
 	}

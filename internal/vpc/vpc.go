@@ -271,6 +271,9 @@ func (s *Service) GetOperation(ctx context.Context, project, scope, name string)
 func explicitNetwork(n *compute.Network) *compute.Network {
 	if n != nil {
 		n.ForceSendFields = append(n.ForceSendFields, "AutoCreateSubnetworks")
+		for _, p := range n.Peerings {
+			p.ForceSendFields = append(p.ForceSendFields, "ExportCustomRoutes", "ImportCustomRoutes")
+		}
 	}
 	return n
 }

@@ -24,8 +24,11 @@ var (
 	firewallFields = apierror.Fields{"name", "description", "network", "priority", "direction", "disabled",
 		"allowed[].IPProtocol", "allowed[].ports", "denied[].IPProtocol", "denied[].ports",
 		"sourceRanges", "destinationRanges", "sourceTags", "targetTags", "logConfig.enable", "logConfig.metadata"}
-	routeFields = apierror.Fields{"name", "description", "network", "destRange", "priority", "nextHopGateway", "nextHopIp", "tags"}
-	patchFields = apierror.Fields(append([]string{"fingerprint", "description", "enableFlowLogs", "privateIpGoogleAccess",
+	routeFields         = apierror.Fields{"name", "description", "network", "destRange", "priority", "nextHopGateway", "nextHopIp", "tags"}
+	peeringExchange     = []string{"networkPeering.exportCustomRoutes", "networkPeering.importCustomRoutes", "networkPeering.exportSubnetRoutesWithPublicIp", "networkPeering.importSubnetRoutesWithPublicIp"}
+	addPeeringFields    = apierror.Fields(append([]string{"networkPeering.name", "networkPeering.network", "networkPeering.exchangeSubnetRoutes", "networkPeering.autoCreateRoutes"}, peeringExchange...))
+	updatePeeringFields = apierror.Fields(append([]string{"networkPeering.name"}, peeringExchange...))
+	patchFields         = apierror.Fields(append([]string{"fingerprint", "description", "enableFlowLogs", "privateIpGoogleAccess",
 		"secondaryIpRanges[].rangeName", "secondaryIpRanges[].ipCidrRange",
 		// gcloud sends back what it read; the names must match.
 		"name", "region", "network", "ipCidrRange"}, logFields...))
@@ -75,6 +78,50 @@ func Register(mux *http.ServeMux, v *vpc.Service) {
 	})
 	h("DELETE "+root+"/global/networks/{name}", func(r *http.Request) (any, error) {
 		return v.DeleteNetwork(r.Context(), p(r), r.PathValue("name"))
+	})
+
+	h("POST "+root+"/global/networks/{name}/addPeering", func(r *http.Request) (any, error) {
+		var req struct {
+			NetworkPeering struct {
+				Name    string `json:"name"`
+				Network string `json:"network"`
+				// Subnet routes are always exchanged; gcloud says so.
+				ExchangeSubnetRoutes *bool `json:"exchangeSubnetRoutes"`
+				AutoCreateRoutes     *bool `json:"autoCreateRoutes"`
+				peeringFlags
+			} `json:"networkPeering"`
+		}
+		if err := apierror.Decode(r, addPeeringFields, &req); err != nil {
+			return nil, err
+		}
+		np := req.NetworkPeering
+		for field, v := range map[string]*bool{"networkPeering.exchangeSubnetRoutes": np.ExchangeSubnetRoutes, "networkPeering.autoCreateRoutes": np.AutoCreateRoutes} {
+			if v != nil && !*v {
+				return nil, apierror.InvalidArgument(field, "Subnet routes are always exchanged between peered networks.")
+			}
+		}
+		return v.AddPeering(r.Context(), p(r), r.PathValue("name"), &compute.NetworkPeering{Name: np.Name, Network: np.Network}, np.change())
+	})
+	h("PATCH "+root+"/global/networks/{name}/updatePeering", func(r *http.Request) (any, error) {
+		var req struct {
+			NetworkPeering struct {
+				Name string `json:"name"`
+				peeringFlags
+			} `json:"networkPeering"`
+		}
+		if err := apierror.Decode(r, updatePeeringFields, &req); err != nil {
+			return nil, err
+		}
+		return v.UpdatePeering(r.Context(), p(r), r.PathValue("name"), req.NetworkPeering.Name, req.NetworkPeering.change())
+	})
+	h("POST "+root+"/global/networks/{name}/removePeering", func(r *http.Request) (any, error) {
+		var req struct {
+			Name string `json:"name"`
+		}
+		if err := apierror.Decode(r, apierror.Fields{"name"}, &req); err != nil {
+			return nil, err
+		}
+		return v.RemovePeering(r.Context(), p(r), r.PathValue("name"), req.Name)
 	})
 
 	h("POST "+root+"/regions/{region}/subnetworks", func(r *http.Request) (any, error) {
@@ -208,6 +255,20 @@ func Register(mux *http.ServeMux, v *vpc.Service) {
 			return v.GetOperation(r.Context(), p(r), r.PathValue("region"), r.PathValue("op"))
 		})
 	}
+}
+
+// peeringFlags are a peering's route exchange settings, nil when absent
+// (an update changes only what it sends).
+type peeringFlags struct {
+	ExportCustomRoutes             *bool `json:"exportCustomRoutes"`
+	ImportCustomRoutes             *bool `json:"importCustomRoutes"`
+	ExportSubnetRoutesWithPublicIP *bool `json:"exportSubnetRoutesWithPublicIp"`
+	ImportSubnetRoutesWithPublicIP *bool `json:"importSubnetRoutesWithPublicIp"`
+}
+
+func (f peeringFlags) change() vpc.PeeringChange {
+	return vpc.PeeringChange{ExportCustomRoutes: f.ExportCustomRoutes, ImportCustomRoutes: f.ImportCustomRoutes,
+		ExportSubnetRoutesWithPublicIP: f.ExportSubnetRoutesWithPublicIP, ImportSubnetRoutesWithPublicIP: f.ImportSubnetRoutesWithPublicIP}
 }
 
 // unchanged refuses a patch that would rename a subnetwork or change what

@@ -20,6 +20,8 @@ func TestHonouredFieldsAreRealFields(t *testing.T) {
 		{patchFields, compute.Subnetwork{}},
 		{firewallFields, compute.Firewall{}},
 		{routeFields, compute.Route{}},
+		{addPeeringFields, compute.NetworksAddPeeringRequest{}},
+		{updatePeeringFields, compute.NetworksUpdatePeeringRequest{}},
 	} {
 		for _, f := range apierror.Fields(l.fields).Missing(l.msg) {
 			t.Errorf("%T has no field %q", l.msg, f)
