@@ -127,13 +127,9 @@ func (s *Service) checkPeerRanges(ctx context.Context, project string, n *comput
 func (s *Service) UpdatePeering(ctx context.Context, project, network, name string, change PeeringChange) (*compute.Operation, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	n, rev, err := get[compute.Network](ctx, s.cfg.Store, networkKey(project, network), "projects/"+project+"/global/networks/"+network)
+	n, rev, i, err := s.peering(ctx, project, network, name)
 	if err != nil {
 		return nil, err
-	}
-	i := slices.IndexFunc(n.Peerings, func(q *compute.NetworkPeering) bool { return q.Name == name })
-	if i < 0 {
-		return nil, apierror.NotFound("There is no peering '%s' in network %s.", name, network)
 	}
 	change.apply(n.Peerings[i])
 	if err := s.cfg.Store.Commit(ctx, store.Write{Key: networkKey(project, network), Value: n, Revision: rev}); err != nil {
@@ -142,17 +138,27 @@ func (s *Service) UpdatePeering(ctx context.Context, project, network, name stri
 	return s.operation(ctx, project, "", "updatePeering", n.SelfLink, n.Id)
 }
 
+// peering finds a network's peering by name: the network, its revision and
+// the peering's index.
+func (s *Service) peering(ctx context.Context, project, network, name string) (*compute.Network, int64, int, error) {
+	n, rev, err := get[compute.Network](ctx, s.cfg.Store, networkKey(project, network), "projects/"+project+"/global/networks/"+network)
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	i := slices.IndexFunc(n.Peerings, func(q *compute.NetworkPeering) bool { return q.Name == name })
+	if i < 0 {
+		return nil, 0, 0, apierror.NotFound("There is no peering '%s' in network %s.", name, network)
+	}
+	return n, rev, i, nil
+}
+
 // RemovePeering removes a peering; the other side becomes INACTIVE.
 func (s *Service) RemovePeering(ctx context.Context, project, network, name string) (*compute.Operation, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	n, rev, err := get[compute.Network](ctx, s.cfg.Store, networkKey(project, network), "projects/"+project+"/global/networks/"+network)
+	n, rev, i, err := s.peering(ctx, project, network, name)
 	if err != nil {
 		return nil, err
-	}
-	i := slices.IndexFunc(n.Peerings, func(q *compute.NetworkPeering) bool { return q.Name == name })
-	if i < 0 {
-		return nil, apierror.NotFound("There is no peering '%s' in network %s.", name, network)
 	}
 	gone := n.Peerings[i]
 	n.Peerings = slices.Delete(n.Peerings, i, i+1)

@@ -107,3 +107,16 @@ func Write(w http.ResponseWriter, err error) {
 	w.WriteHeader(apiErr.HTTPCode)
 	_ = json.NewEncoder(w).Encode(apiErr.Body())
 }
+
+// HandleJSON routes pattern to f, whose answer is written as JSON, or as a
+// google.rpc.Status when f fails.
+func HandleJSON(mux *http.ServeMux, pattern string, f func(r *http.Request) (any, error)) {
+	mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		out, err := f(r)
+		if err != nil {
+			Write(w, err)
+			return
+		}
+		WriteJSON(w, out)
+	})
+}

@@ -22,16 +22,7 @@ const root = "/dns/v1/projects/{project}/managedZones"
 
 // Register adds the Cloud DNS routes to mux.
 func Register(mux *http.ServeMux, d *clouddns.Service) {
-	h := func(pattern string, f func(r *http.Request) (any, error)) {
-		mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
-			out, err := f(r)
-			if err != nil {
-				apierror.Write(w, err)
-				return
-			}
-			apierror.WriteJSON(w, out)
-		})
-	}
+	h := func(pattern string, f func(r *http.Request) (any, error)) { apierror.HandleJSON(mux, pattern, f) }
 	p := func(r *http.Request) string { return r.PathValue("project") }
 
 	h("POST "+root, func(r *http.Request) (any, error) {

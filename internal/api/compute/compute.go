@@ -38,16 +38,7 @@ const root = "/compute/v1/projects/{project}"
 
 // Register adds the Compute routes to mux.
 func Register(mux *http.ServeMux, v *vpc.Service) {
-	h := func(pattern string, f func(r *http.Request) (any, error)) {
-		mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
-			out, err := f(r)
-			if err != nil {
-				apierror.Write(w, err)
-				return
-			}
-			apierror.WriteJSON(w, out)
-		})
-	}
+	h := func(pattern string, f func(r *http.Request) (any, error)) { apierror.HandleJSON(mux, pattern, f) }
 	p := func(r *http.Request) string { return r.PathValue("project") }
 
 	h("POST "+root+"/global/networks", func(r *http.Request) (any, error) {
@@ -66,12 +57,8 @@ func Register(mux *http.ServeMux, v *vpc.Service) {
 		return v.InsertNetwork(r.Context(), p(r), &req.Network)
 	})
 	h("GET "+root+"/global/networks", func(r *http.Request) (any, error) {
-		f, err := parseFilter(r.URL.Query().Get("filter"))
-		if err != nil {
-			return nil, err
-		}
-		items, err := v.ListNetworks(r.Context(), p(r))
-		return &compute.NetworkList{Kind: "compute#networkList", Items: keep(f, items)}, err
+		items, err := filtered(r, func() ([]*compute.Network, error) { return v.ListNetworks(r.Context(), p(r)) })
+		return &compute.NetworkList{Kind: "compute#networkList", Items: items}, err
 	})
 	h("GET "+root+"/global/networks/{name}", func(r *http.Request) (any, error) {
 		return v.GetNetwork(r.Context(), p(r), r.PathValue("name"))
@@ -132,24 +119,16 @@ func Register(mux *http.ServeMux, v *vpc.Service) {
 		return v.InsertSubnet(r.Context(), p(r), r.PathValue("region"), &sub)
 	})
 	h("GET "+root+"/regions/{region}/subnetworks", func(r *http.Request) (any, error) {
-		f, err := parseFilter(r.URL.Query().Get("filter"))
-		if err != nil {
-			return nil, err
-		}
-		items, err := v.ListSubnets(r.Context(), p(r), r.PathValue("region"))
-		return &compute.SubnetworkList{Kind: "compute#subnetworkList", Items: keep(f, items)}, err
+		items, err := filtered(r, func() ([]*compute.Subnetwork, error) { return v.ListSubnets(r.Context(), p(r), r.PathValue("region")) })
+		return &compute.SubnetworkList{Kind: "compute#subnetworkList", Items: items}, err
 	})
 	h("GET "+root+"/aggregated/subnetworks", func(r *http.Request) (any, error) {
-		f, err := parseFilter(r.URL.Query().Get("filter"))
-		if err != nil {
-			return nil, err
-		}
-		items, err := v.ListSubnets(r.Context(), p(r), "")
+		items, err := filtered(r, func() ([]*compute.Subnetwork, error) { return v.ListSubnets(r.Context(), p(r), "") })
 		if err != nil {
 			return nil, err
 		}
 		out := &compute.SubnetworkAggregatedList{Kind: "compute#subnetworkAggregatedList", Items: map[string]compute.SubnetworksScopedList{}}
-		for _, sub := range keep(f, items) {
+		for _, sub := range items {
 			scope := "regions/" + lastSegment(sub.Region)
 			l := out.Items[scope]
 			l.Subnetworks = append(l.Subnetworks, sub)
@@ -206,12 +185,8 @@ func Register(mux *http.ServeMux, v *vpc.Service) {
 		return v.InsertFirewall(r.Context(), p(r), &req.Firewall, req.Priority)
 	})
 	h("GET "+root+"/global/firewalls", func(r *http.Request) (any, error) {
-		f, err := parseFilter(r.URL.Query().Get("filter"))
-		if err != nil {
-			return nil, err
-		}
-		items, err := v.ListFirewalls(r.Context(), p(r))
-		return &compute.FirewallList{Kind: "compute#firewallList", Items: keep(f, items)}, err
+		items, err := filtered(r, func() ([]*compute.Firewall, error) { return v.ListFirewalls(r.Context(), p(r)) })
+		return &compute.FirewallList{Kind: "compute#firewallList", Items: items}, err
 	})
 	h("GET "+root+"/global/firewalls/{name}", func(r *http.Request) (any, error) {
 		return v.GetFirewall(r.Context(), p(r), r.PathValue("name"))
@@ -228,12 +203,8 @@ func Register(mux *http.ServeMux, v *vpc.Service) {
 		return v.InsertRoute(r.Context(), p(r), &route)
 	})
 	h("GET "+root+"/global/routes", func(r *http.Request) (any, error) {
-		f, err := parseFilter(r.URL.Query().Get("filter"))
-		if err != nil {
-			return nil, err
-		}
-		items, err := v.ListRoutes(r.Context(), p(r))
-		return &compute.RouteList{Kind: "compute#routeList", Items: keep(f, items)}, err
+		items, err := filtered(r, func() ([]*compute.Route, error) { return v.ListRoutes(r.Context(), p(r)) })
+		return &compute.RouteList{Kind: "compute#routeList", Items: items}, err
 	})
 	h("GET "+root+"/global/routes/{name}", func(r *http.Request) (any, error) {
 		return v.GetRoute(r.Context(), p(r), r.PathValue("name"))
@@ -255,6 +226,16 @@ func Register(mux *http.ServeMux, v *vpc.Service) {
 			return v.GetOperation(r.Context(), p(r), r.PathValue("region"), r.PathValue("op"))
 		})
 	}
+}
+
+// filtered lists with list and keeps what the request's filter keeps.
+func filtered[T any](r *http.Request, list func() ([]T, error)) ([]T, error) {
+	f, err := parseFilter(r.URL.Query().Get("filter"))
+	if err != nil {
+		return nil, err
+	}
+	items, err := list()
+	return keep(f, items), err
 }
 
 // peeringFlags are a peering's route exchange settings, nil when absent
