@@ -11,7 +11,8 @@ import (
 // TestVPCNetworks follows the network part of seeds/002 with the real
 // gcloud: a custom-mode network and a subnetwork with secondary ranges and
 // private Google access, flow logs turned on, the route and firewall rules
-// for restricted.googleapis.com and its private DNS zone; the project's
+// for restricted.googleapis.com and its private DNS zone, a peering and a
+// Cloud Router with custom advertised ranges; the project's
 // default auto-mode network
 // with its rules; and bad input (overlaps, host bits, names, unknown
 // networks, deleting what is in use, a stale fingerprint) refused with the
@@ -91,11 +92,19 @@ func TestVPCNetworks(t *testing.T) {
 	if got := peering("vpc1"); got != "vpc1-vpc2\tACTIVE\tTrue\tFalse" {
 		t.Errorf("both sides peered, export on: %q", got)
 	}
+	// A Cloud Router advertising the restricted and private Google ranges.
+	e.Gcloud("compute", "routers", "create", "r1", "--network", "vpc1", "--region", "us-central1", "--asn", "65001",
+		"--advertisement-mode", "custom", "--set-advertisement-groups", "all_subnets", "--set-advertisement-ranges", "199.36.153.4/30")
+	e.Gcloud("compute", "routers", "update", "r1", "--region", "us-central1", "--add-advertisement-ranges", "199.36.153.8/30")
+	if got := strings.TrimSpace(e.Gcloud("compute", "routers", "describe", "r1", "--region", "us-central1", "--format", "value(bgp.asn,bgp.advertiseMode,bgp.advertisedIpRanges[].range)")); got != "65001\tCUSTOM\t199.36.153.4/30;199.36.153.8/30" {
+		t.Errorf("router r1: %q", got)
+	}
 	dnsBefore := e.Gcloud("dns", "record-sets", "list", "--zone", "googleapis", "--format", "value(name,type,rrdatas)")
 
 	before := e.Gcloud("compute", "networks", "subnets", "list", "--format", "value(name,ipCidrRange,secondaryIpRanges)")
 	rulesBefore := e.Gcloud("compute", "firewall-rules", "list", "--format", "value(name)")
 	routesBefore := e.Gcloud("compute", "routes", "list", "--format", "value(name)")
+	routerBefore := e.Gcloud("compute", "routers", "describe", "r1", "--region", "us-central1", "--format", "json")
 	refused := []struct {
 		name string
 		args []string
@@ -123,6 +132,8 @@ func TestVPCNetworks(t *testing.T) {
 		{"zone that is not empty", []string{"dns", "managed-zones", "delete", "googleapis", "--quiet"}, "not empty"},
 		{"range overlapping a peered network", []string{"compute", "networks", "subnets", "create", "sub2", "--network", "vpc2", "--range", "10.10.4.0/24", "--region", "us-east1"}, "peered network vpc1"},
 		{"peering with itself", []string{"compute", "networks", "peerings", "create", "self", "--network", "vpc1", "--peer-network", "vpc1"}, "itself"},
+		{"router with a public ASN", []string{"compute", "routers", "create", "r2", "--network", "vpc1", "--region", "us-central1", "--asn", "15169"}, "bgp.asn"},
+		{"advertised range with host bits", []string{"compute", "routers", "update", "r1", "--region", "us-central1", "--add-advertisement-ranges", "199.36.153.9/30"}, "advertisedIpRanges"},
 		{"legacy network", []string{"compute", "networks", "create", "old", "--subnet-mode", "legacy"}, "Legacy networks are not supported"},
 		{"legacy network with a range", []string{"compute", "networks", "create", "old", "--subnet-mode", "legacy", "--range", "10.5.0.0/16"}, "IPv4Range"},
 	}
@@ -150,6 +161,12 @@ func TestVPCNetworks(t *testing.T) {
 	if after := e.Gcloud("compute", "firewall-rules", "list", "--format", "value(name)"); after != rulesBefore {
 		t.Errorf("refused changes changed the firewall rules: %q -> %q", rulesBefore, after)
 	}
+	if after := e.Gcloud("compute", "routers", "describe", "r1", "--region", "us-central1", "--format", "json"); after != routerBefore {
+		t.Errorf("refused changes changed the router:\n%s", after)
+	}
+	if routers := strings.TrimSpace(e.Gcloud("compute", "routers", "list", "--format", "value(name)")); routers != "r1" {
+		t.Errorf("routers after refused changes: %q", routers)
+	}
 	if after := e.Gcloud("compute", "routes", "list", "--format", "value(name)"); after != routesBefore {
 		t.Errorf("refused changes changed the routes: %q -> %q", routesBefore, after)
 	}
@@ -168,6 +185,7 @@ func TestVPCNetworks(t *testing.T) {
 		}
 	}
 
+	e.Gcloud("compute", "routers", "delete", "r1", "--region", "us-central1", "--quiet")
 	e.Gcloud("compute", "networks", "subnets", "delete", "sub-peer", "--region", "us-central1", "--quiet")
 	if out, err := e.Run("gcloud", "compute", "networks", "delete", "vpc2", "--quiet"); err == nil || !strings.Contains(out, "peering vpc2-vpc1") {
 		t.Errorf("deleting a peered network: %v\n%s", err, out)

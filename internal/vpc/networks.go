@@ -97,6 +97,15 @@ func (s *Service) DeleteNetwork(ctx context.Context, project, name string) (*com
 	if len(n.Peerings) > 0 {
 		return nil, inUse("network", fmt.Sprintf("projects/%s/global/networks/%s", project, name), "peering "+n.Peerings[0].Name)
 	}
+	routers, err := s.ListRouters(ctx, project, "")
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range routers {
+		if lastSegment(r.Network) == name {
+			return nil, inUse("network", fmt.Sprintf("projects/%s/global/networks/%s", project, name), fmt.Sprintf("projects/%s/regions/%s/routers/%s", project, lastSegment(r.Region), r.Name))
+		}
+	}
 	fws, err := s.ListFirewalls(ctx, project)
 	if err != nil {
 		return nil, err

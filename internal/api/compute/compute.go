@@ -1,6 +1,6 @@
 // Package compute serves the slice of the Compute Engine API (compute/v1)
-// that GKE workflows touch: networks, subnetworks, firewall rules, routes
-// and their operations.
+// that GKE workflows touch: networks and their peerings, subnetworks,
+// firewall rules, routes, routers and their operations.
 // Handlers only decode, check the fields against what the engine honours,
 // call the VPC model and encode.
 package compute
@@ -28,7 +28,9 @@ var (
 	peeringExchange     = []string{"networkPeering.exportCustomRoutes", "networkPeering.importCustomRoutes", "networkPeering.exportSubnetRoutesWithPublicIp", "networkPeering.importSubnetRoutesWithPublicIp"}
 	addPeeringFields    = apierror.Fields(append([]string{"networkPeering.name", "networkPeering.network", "networkPeering.exchangeSubnetRoutes", "networkPeering.autoCreateRoutes"}, peeringExchange...))
 	updatePeeringFields = apierror.Fields(append([]string{"networkPeering.name"}, peeringExchange...))
-	patchFields         = apierror.Fields(append([]string{"fingerprint", "description", "enableFlowLogs", "privateIpGoogleAccess",
+	routerFields        = apierror.Fields{"name", "description", "network", "region", "bgp.asn", "bgp.advertiseMode", "bgp.advertisedGroups",
+		"bgp.advertisedIpRanges[].range", "bgp.advertisedIpRanges[].description", "kind", "id", "selfLink", "creationTimestamp"}
+	patchFields = apierror.Fields(append([]string{"fingerprint", "description", "enableFlowLogs", "privateIpGoogleAccess",
 		"secondaryIpRanges[].rangeName", "secondaryIpRanges[].ipCidrRange",
 		// gcloud sends back what it read; the names must match.
 		"name", "region", "network", "ipCidrRange"}, logFields...))
@@ -211,6 +213,48 @@ func Register(mux *http.ServeMux, v *vpc.Service) {
 	})
 	h("DELETE "+root+"/global/routes/{name}", func(r *http.Request) (any, error) {
 		return v.DeleteRoute(r.Context(), p(r), r.PathValue("name"))
+	})
+
+	h("POST "+root+"/regions/{region}/routers", func(r *http.Request) (any, error) {
+		var router compute.Router
+		if err := apierror.Decode(r, routerFields, &router); err != nil {
+			return nil, err
+		}
+		return v.InsertRouter(r.Context(), p(r), r.PathValue("region"), &router)
+	})
+	h("GET "+root+"/regions/{region}/routers", func(r *http.Request) (any, error) {
+		items, err := filtered(r, func() ([]*compute.Router, error) { return v.ListRouters(r.Context(), p(r), r.PathValue("region")) })
+		return &compute.RouterList{Kind: "compute#routerList", Items: items}, err
+	})
+	h("GET "+root+"/aggregated/routers", func(r *http.Request) (any, error) {
+		items, err := filtered(r, func() ([]*compute.Router, error) { return v.ListRouters(r.Context(), p(r), "") })
+		if err != nil {
+			return nil, err
+		}
+		out := &compute.RouterAggregatedList{Kind: "compute#routerAggregatedList", Items: map[string]compute.RoutersScopedList{}}
+		for _, router := range items {
+			scope := "regions/" + lastSegment(router.Region)
+			l := out.Items[scope]
+			l.Routers = append(l.Routers, router)
+			out.Items[scope] = l
+		}
+		return out, nil
+	})
+	h("GET "+root+"/regions/{region}/routers/{name}", func(r *http.Request) (any, error) {
+		return v.GetRouter(r.Context(), p(r), r.PathValue("region"), r.PathValue("name"))
+	})
+	h("PATCH "+root+"/regions/{region}/routers/{name}", func(r *http.Request) (any, error) {
+		var router compute.Router
+		if err := apierror.Decode(r, routerFields, &router); err != nil {
+			return nil, err
+		}
+		if router.Name != "" && router.Name != r.PathValue("name") {
+			return nil, apierror.InvalidArgument("resource.name", "A router cannot be renamed.")
+		}
+		return v.PatchRouter(r.Context(), p(r), r.PathValue("region"), r.PathValue("name"), router.Bgp)
+	})
+	h("DELETE "+root+"/regions/{region}/routers/{name}", func(r *http.Request) (any, error) {
+		return v.DeleteRouter(r.Context(), p(r), r.PathValue("region"), r.PathValue("name"))
 	})
 
 	// Operations are DONE when returned; get and wait answer at once.

@@ -20,6 +20,7 @@ func TestHonouredFieldsAreRealFields(t *testing.T) {
 		{patchFields, compute.Subnetwork{}},
 		{firewallFields, compute.Firewall{}},
 		{routeFields, compute.Route{}},
+		{routerFields, compute.Router{}},
 		{addPeeringFields, compute.NetworksAddPeeringRequest{}},
 		{updatePeeringFields, compute.NetworksUpdatePeeringRequest{}},
 	} {
