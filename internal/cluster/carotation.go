@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -277,7 +278,7 @@ func (r *Runtime) rotateNodes(ctx context.Context, s Spec, rot *CARotation, bund
 	r.mu.Lock()
 	var agents []*node.Agent
 	for key, a := range r.agents {
-		if len(key) > len(s.ID) && key[:len(s.ID)+1] == s.ID+"/" {
+		if strings.HasPrefix(key, s.ID+"/") {
 			agents = append(agents, a)
 		}
 	}

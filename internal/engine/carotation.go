@@ -95,16 +95,11 @@ func versionBefore(v, min string) bool {
 // rotateCA runs the CA rotation's phases from the one recorded up to and
 // including last, recording each before applying it: after a crash the
 // recorded phase is applied again, which writes the same files.
+//
+// The caller brings the cluster up first (resumeCluster): after an engine
+// restart nothing runs a busy cluster's node agents, and a component
+// stopped for a restart may not have been started again.
 func (e *Engine) rotateCA(ctx context.Context, op *OperationRecord, last cluster.CAPhase) error {
-	// After an engine restart nothing runs the busy cluster's nodes, and a
-	// component stopped for a restart may not have been started again.
-	r, _, err := e.getCluster(ctx, op.Project, op.Location, op.ClusterName)
-	if err != nil {
-		return err
-	}
-	if err := e.resumeCluster(ctx, r); err != nil {
-		return err
-	}
 	for {
 		r, _, err := e.getCluster(ctx, op.Project, op.Location, op.ClusterName)
 		if err != nil {
@@ -142,10 +137,17 @@ var caPhaseStage = map[cluster.CAPhase]string{
 
 // runRotateClusterCA carries a cluster CA rotation through every phase.
 func (e *Engine) runRotateClusterCA(ctx context.Context, op *OperationRecord) error {
+	r, _, err := e.getCluster(ctx, op.Project, op.Location, op.ClusterName)
+	if err != nil {
+		return err
+	}
+	if err := e.resumeCluster(ctx, r); err != nil {
+		return err
+	}
 	if err := e.rotateCA(ctx, op, cluster.CATrustNew); err != nil {
 		return err
 	}
-	_, err := e.updateCluster(ctx, op.Project, op.Location, op.ClusterName, func(r *ClusterRecord) error {
+	_, err = e.updateCluster(ctx, op.Project, op.Location, op.ClusterName, func(r *ClusterRecord) error {
 		r.CARotation = nil
 		return nil
 	})

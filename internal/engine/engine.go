@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net/netip"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
@@ -161,7 +160,9 @@ func (e *Engine) Start(ctx context.Context) error {
 	return nil
 }
 
-// resumeCluster brings a running cluster back after an engine restart.
+// resumeCluster brings a cluster's control plane and node agents up as the
+// record says: after an engine restart, and first thing in an operation
+// that may resume one cut off by a crash.
 func (e *Engine) resumeCluster(ctx context.Context, r *ClusterRecord) error {
 	s := e.spec(r)
 	if err := e.runtime.EnsureControlPlane(ctx, s); err != nil {
@@ -212,14 +213,12 @@ func (e *Engine) networkUser(ctx context.Context, project, network, subnetwork s
 	}
 	for _, r := range clusters {
 		c := r.Cluster
-		if lastSegment(c.Network) == network && (subnetwork == "" || lastSegment(c.Subnetwork) == subnetwork) {
+		if vpc.ResourceName(c.Network) == network && (subnetwork == "" || vpc.ResourceName(c.Subnetwork) == subnetwork) {
 			return fmt.Sprintf("projects/%s/locations/%s/clusters/%s", project, r.Location, c.Name), nil
 		}
 	}
 	return "", nil
 }
-
-func lastSegment(ref string) string { return ref[strings.LastIndexByte(ref, '/')+1:] }
 
 // Identity is the engine's access token identity.
 func (e *Engine) Identity() auth.Identity { return e.cfg.Identity }

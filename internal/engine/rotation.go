@@ -167,7 +167,7 @@ func (e *Engine) runUpdateCluster(ctx context.Context, op *OperationRecord) erro
 		return e.runRotateClusterCA(ctx, op)
 	case actionStartIPRotation, actionStartCredentialRotation:
 		e.stage(ctx, op, "Serving the control plane on the new IP "+r.EndpointIP+" and the old "+r.IPRotation.OldEndpointIP)
-		if err := e.runtime.EnsureControlPlane(ctx, e.spec(r)); err != nil {
+		if err := e.resumeCluster(ctx, r); err != nil {
 			return err
 		}
 		if r.CARotation == nil {
@@ -176,7 +176,7 @@ func (e *Engine) runUpdateCluster(ctx context.Context, op *OperationRecord) erro
 		return e.rotateCA(ctx, op, cluster.CASignNew)
 	case actionCompleteIPRotation, actionCompleteCredentialRotation:
 		e.stage(ctx, op, "Retiring the old IP "+r.IPRotation.OldEndpointIP)
-		if err := e.runtime.EnsureControlPlane(ctx, e.spec(r)); err != nil {
+		if err := e.resumeCluster(ctx, r); err != nil {
 			return err
 		}
 		if r.CARotation != nil {

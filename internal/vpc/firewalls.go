@@ -37,7 +37,7 @@ func (s *Service) InsertFirewall(ctx context.Context, project string, fw *comput
 	if fw.Network == "" {
 		fw.Network = "default"
 	}
-	n, err := s.GetNetwork(ctx, project, lastSegment(fw.Network))
+	n, err := s.networkOf(ctx, project, "resource.network", fw.Network)
 	if err != nil {
 		return nil, err
 	}

@@ -52,7 +52,7 @@ func (s *Service) GetNetwork(ctx context.Context, project, name string) (*comput
 	if err := s.ensureDefault(ctx, project); err != nil {
 		return nil, err
 	}
-	n, _, err := get[compute.Network](ctx, s.cfg.Store, networkKey(project, name), "projects/"+project+"/global/networks/"+name)
+	n, _, err := s.network(ctx, project, name)
 	return explicitNetwork(n), err
 }
 
@@ -74,14 +74,14 @@ func (s *Service) ListNetworks(ctx context.Context, project string) ([]*compute.
 func (s *Service) DeleteNetwork(ctx context.Context, project, name string) (*compute.Operation, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	n, rev, err := get[compute.Network](ctx, s.cfg.Store, networkKey(project, name), "projects/"+project+"/global/networks/"+name)
+	n, rev, err := s.network(ctx, project, name)
 	if err != nil {
 		return nil, err
 	}
 	if user, err := s.cfg.InUse(ctx, project, name, ""); err != nil {
 		return nil, err
 	} else if user != "" {
-		return nil, inUse("network", fmt.Sprintf("projects/%s/global/networks/%s", project, name), user)
+		return nil, inUse("network", networkPath(project, name), user)
 	}
 	subs, err := s.subnetsOf(ctx, project, n.SelfLink)
 	if err != nil {
@@ -90,20 +90,20 @@ func (s *Service) DeleteNetwork(ctx context.Context, project, name string) (*com
 	writes := []store.Write{{Key: networkKey(project, name), Revision: rev}}
 	for _, sub := range subs {
 		if !n.AutoCreateSubnetworks || sub.Name != n.Name {
-			return nil, inUse("network", fmt.Sprintf("projects/%s/global/networks/%s", project, name), fmt.Sprintf("projects/%s/regions/%s/subnetworks/%s", project, lastSegment(sub.Region), sub.Name))
+			return nil, inUse("network", networkPath(project, name), subnetPath(project, ResourceName(sub.Region), sub.Name))
 		}
-		writes = append(writes, store.Write{Key: subnetKey(project, lastSegment(sub.Region), sub.Name), Revision: store.Any})
+		writes = append(writes, store.Write{Key: subnetKey(project, ResourceName(sub.Region), sub.Name), Revision: store.Any})
 	}
 	if len(n.Peerings) > 0 {
-		return nil, inUse("network", fmt.Sprintf("projects/%s/global/networks/%s", project, name), "peering "+n.Peerings[0].Name)
+		return nil, inUse("network", networkPath(project, name), "peering "+n.Peerings[0].Name)
 	}
 	routers, err := s.ListRouters(ctx, project, "")
 	if err != nil {
 		return nil, err
 	}
 	for _, r := range routers {
-		if lastSegment(r.Network) == name {
-			return nil, inUse("network", fmt.Sprintf("projects/%s/global/networks/%s", project, name), fmt.Sprintf("projects/%s/regions/%s/routers/%s", project, lastSegment(r.Region), r.Name))
+		if ResourceName(r.Network) == name {
+			return nil, inUse("network", networkPath(project, name), fmt.Sprintf("projects/%s/regions/%s/routers/%s", project, ResourceName(r.Region), r.Name))
 		}
 	}
 	fws, err := s.ListFirewalls(ctx, project)
@@ -111,8 +111,8 @@ func (s *Service) DeleteNetwork(ctx context.Context, project, name string) (*com
 		return nil, err
 	}
 	for _, fw := range fws {
-		if lastSegment(fw.Network) == name {
-			return nil, inUse("network", fmt.Sprintf("projects/%s/global/networks/%s", project, name), fmt.Sprintf("projects/%s/global/firewalls/%s", project, fw.Name))
+		if ResourceName(fw.Network) == name {
+			return nil, inUse("network", networkPath(project, name), fmt.Sprintf("projects/%s/global/firewalls/%s", project, fw.Name))
 		}
 	}
 	routes, err := s.ListRoutes(ctx, project)
@@ -120,11 +120,11 @@ func (s *Service) DeleteNetwork(ctx context.Context, project, name string) (*com
 		return nil, err
 	}
 	for _, r := range routes {
-		if lastSegment(r.Network) != name {
+		if ResourceName(r.Network) != name {
 			continue
 		}
 		if !strings.HasPrefix(r.Name, "default-route-") {
-			return nil, inUse("network", fmt.Sprintf("projects/%s/global/networks/%s", project, name), fmt.Sprintf("projects/%s/global/routes/%s", project, r.Name))
+			return nil, inUse("network", networkPath(project, name), fmt.Sprintf("projects/%s/global/routes/%s", project, r.Name))
 		}
 		writes = append(writes, store.Write{Key: routeKey(project, r.Name), Revision: store.Any})
 	}

@@ -61,14 +61,14 @@ func (s *Service) AddPeering(ctx context.Context, project, network string, p *co
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	n, rev, err := get[compute.Network](ctx, s.cfg.Store, networkKey(project, network), "projects/"+project+"/global/networks/"+network)
+	n, rev, err := s.network(ctx, project, network)
 	if err != nil {
 		return nil, err
 	}
 	if peerProject == project && peerName == network {
 		return nil, apierror.InvalidArgument("networkPeering.network", "A network cannot peer with itself.")
 	}
-	peer, peerRev, err := get[compute.Network](ctx, s.cfg.Store, networkKey(peerProject, peerName), "projects/"+peerProject+"/global/networks/"+peerName)
+	peer, peerRev, err := s.network(ctx, peerProject, peerName)
 	if err != nil {
 		return nil, err
 	}
@@ -141,7 +141,7 @@ func (s *Service) UpdatePeering(ctx context.Context, project, network, name stri
 // peering finds a network's peering by name: the network, its revision and
 // the peering's index.
 func (s *Service) peering(ctx context.Context, project, network, name string) (*compute.Network, int64, int, error) {
-	n, rev, err := get[compute.Network](ctx, s.cfg.Store, networkKey(project, network), "projects/"+project+"/global/networks/"+network)
+	n, rev, err := s.network(ctx, project, network)
 	if err != nil {
 		return nil, 0, 0, err
 	}
@@ -164,7 +164,7 @@ func (s *Service) RemovePeering(ctx context.Context, project, network, name stri
 	n.Peerings = slices.Delete(n.Peerings, i, i+1)
 	writes := []store.Write{{Key: networkKey(project, network), Value: n, Revision: rev}}
 	if peerProject, peerName, ok := parseNetworkRef(project, gone.Network); ok {
-		if peer, peerRev, err := get[compute.Network](ctx, s.cfg.Store, networkKey(peerProject, peerName), ""); err == nil {
+		if peer, peerRev, err := s.network(ctx, peerProject, peerName); err == nil {
 			for _, q := range peer.Peerings {
 				if q.Network == n.SelfLink {
 					q.State, q.StateDetails = "INACTIVE", "["+s.now()+"] The peer network removed its side."

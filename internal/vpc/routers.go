@@ -74,10 +74,7 @@ func (s *Service) InsertRouter(ctx context.Context, project, region string, r *c
 	if err := checkName("resource.name", r.Name); err != nil {
 		return nil, err
 	}
-	if r.Network == "" {
-		return nil, apierror.InvalidArgument("resource.network", "A router needs a network.")
-	}
-	n, err := s.GetNetwork(ctx, project, lastSegment(r.Network))
+	n, err := s.networkOf(ctx, project, "resource.network", r.Network)
 	if err != nil {
 		return nil, err
 	}

@@ -45,10 +45,7 @@ func (s *Service) InsertRoute(ctx context.Context, project string, r *compute.Ro
 	if err := checkName("resource.name", r.Name); err != nil {
 		return nil, err
 	}
-	if r.Network == "" {
-		return nil, apierror.InvalidArgument("resource.network", "A route needs a network.")
-	}
-	n, err := s.GetNetwork(ctx, project, lastSegment(r.Network))
+	n, err := s.networkOf(ctx, project, "resource.network", r.Network)
 	if err != nil {
 		return nil, err
 	}
@@ -64,7 +61,7 @@ func (s *Service) InsertRoute(ctx context.Context, project string, r *compute.Ro
 	case r.NextHopGateway != "" && r.NextHopIp != "":
 		return nil, apierror.InvalidArgument("resource.nextHopIp", "A route has one next hop.")
 	case r.NextHopGateway != "":
-		if lastSegment(r.NextHopGateway) != internetGateway {
+		if ResourceName(r.NextHopGateway) != internetGateway {
 			return nil, apierror.InvalidArgument("resource.nextHopGateway", "Invalid value for field 'resource.nextHopGateway': '%s'. The only gateway is %s.", r.NextHopGateway, internetGateway)
 		}
 		r.NextHopGateway = s.cfg.BaseURL + "projects/" + project + "/global/gateways/" + internetGateway

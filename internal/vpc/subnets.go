@@ -25,16 +25,12 @@ func (s *Service) InsertSubnet(ctx context.Context, project, region string, sub 
 	if err := checkName("resource.name", sub.Name); err != nil {
 		return nil, err
 	}
-	if sub.Network == "" {
-		return nil, apierror.InvalidArgument("resource.network", "Invalid value for field 'resource.network': ''. A subnetwork needs a network.")
-	}
 	if err := checkLogConfig(sub.LogConfig); err != nil {
 		return nil, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	netName := lastSegment(sub.Network)
-	n, _, err := get[compute.Network](ctx, s.cfg.Store, networkKey(project, netName), "projects/"+project+"/global/networks/"+netName)
+	n, err := s.networkOf(ctx, project, "resource.network", sub.Network)
 	if err != nil {
 		return nil, err
 	}
@@ -77,7 +73,7 @@ func (s *Service) checkRanges(ctx context.Context, project string, sub *compute.
 	if err != nil {
 		return err
 	}
-	n, _, err := get[compute.Network](ctx, s.cfg.Store, networkKey(project, lastSegment(sub.Network)), "projects/"+project+"/global/networks/"+lastSegment(sub.Network))
+	n, _, err := s.network(ctx, project, ResourceName(sub.Network))
 	if err != nil {
 		return err
 	}
@@ -127,7 +123,7 @@ func (s *Service) networkRanges(ctx context.Context, project, network, except st
 		if o.SelfLink == except {
 			continue
 		}
-		region := lastSegment(o.Region)
+		region := ResourceName(o.Region)
 		if p, err := netip.ParsePrefix(o.IpCidrRange); err == nil {
 			out = append(out, namedRange{prefix: p, owner: "subnetwork " + o.Name, region: region})
 		}
@@ -148,7 +144,7 @@ func (s *Service) subnetsOf(ctx context.Context, project, network string) ([]*co
 	}
 	var out []*compute.Subnetwork
 	for _, sub := range all {
-		if lastSegment(sub.Network) == lastSegment(network) {
+		if ResourceName(sub.Network) == ResourceName(network) {
 			out = append(out, sub)
 		}
 	}
@@ -160,7 +156,7 @@ func (s *Service) GetSubnet(ctx context.Context, project, region, name string) (
 	if err := s.ensureDefault(ctx, project); err != nil {
 		return nil, err
 	}
-	sub, _, err := get[compute.Subnetwork](ctx, s.cfg.Store, subnetKey(project, region, name), "projects/"+project+"/regions/"+region+"/subnetworks/"+name)
+	sub, _, err := get[compute.Subnetwork](ctx, s.cfg.Store, subnetKey(project, region, name), subnetPath(project, region, name))
 	return explicitSubnet(sub), err
 }
 
@@ -186,12 +182,15 @@ func (s *Service) ListSubnets(ctx context.Context, project, region string) ([]*c
 
 // SubnetPatch is a change to a subnetwork; nil fields stay as they are.
 type SubnetPatch struct {
-	Fingerprint           string
-	Description           *string
-	EnableFlowLogs        *bool
-	LogConfig             *compute.SubnetworkLogConfig
-	PrivateIPGoogleAccess *bool
-	SecondaryIPRanges     *[]*compute.SubnetworkSecondaryRange
+	// Name, Network and IPCidrRange are what a client that read the
+	// subnetwork sends back; a patch does not change them.
+	Name, Network, IPCidrRange string
+	Fingerprint                string
+	Description                *string
+	EnableFlowLogs             *bool
+	LogConfig                  *compute.SubnetworkLogConfig
+	PrivateIPGoogleAccess      *bool
+	SecondaryIPRanges          *[]*compute.SubnetworkSecondaryRange
 }
 
 // PatchSubnet changes a subnetwork. The fingerprint, when given, must be
@@ -199,9 +198,17 @@ type SubnetPatch struct {
 func (s *Service) PatchSubnet(ctx context.Context, project, region, name string, p SubnetPatch) (*compute.Operation, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	sub, rev, err := get[compute.Subnetwork](ctx, s.cfg.Store, subnetKey(project, region, name), "projects/"+project+"/regions/"+region+"/subnetworks/"+name)
+	sub, rev, err := get[compute.Subnetwork](ctx, s.cfg.Store, subnetKey(project, region, name), subnetPath(project, region, name))
 	if err != nil {
 		return nil, err
+	}
+	switch {
+	case p.Name != "" && p.Name != sub.Name:
+		return nil, apierror.InvalidArgument("resource.name", "A subnetwork cannot be renamed.")
+	case p.Network != "" && ResourceName(p.Network) != ResourceName(sub.Network):
+		return nil, apierror.InvalidArgument("resource.network", "A subnetwork cannot move to another network.")
+	case p.IPCidrRange != "" && p.IPCidrRange != sub.IpCidrRange:
+		return nil, apierror.InvalidArgument("resource.ipCidrRange", "The primary range is not changed by a patch (expand-ip-range is not supported by kubeyard yet).")
 	}
 	if p.Fingerprint != "" && p.Fingerprint != sub.Fingerprint {
 		return nil, apierror.FailedPrecondition("Invalid fingerprint: the subnetwork changed since it was read; read it again.").
@@ -231,10 +238,10 @@ func (s *Service) PatchSubnet(ctx context.Context, project, region, name string,
 	if p.SecondaryIPRanges != nil {
 		for _, r := range sub.SecondaryIpRanges {
 			if !slices.ContainsFunc(*p.SecondaryIPRanges, func(n *compute.SubnetworkSecondaryRange) bool { return n.RangeName == r.RangeName }) {
-				if user, err := s.cfg.InUse(ctx, project, lastSegment(sub.Network), name); err != nil {
+				if user, err := s.cfg.InUse(ctx, project, ResourceName(sub.Network), name); err != nil {
 					return nil, err
 				} else if user != "" {
-					return nil, inUse("secondary range", "projects/"+project+"/regions/"+region+"/subnetworks/"+name+" "+r.RangeName, user)
+					return nil, inUse("secondary range", subnetPath(project, region, name)+" "+r.RangeName, user)
 				}
 			}
 		}
@@ -260,13 +267,13 @@ func (s *Service) DeleteSubnet(ctx context.Context, project, region, name string
 	if err != nil {
 		return nil, err
 	}
-	netName := lastSegment(sub.Network)
+	netName := ResourceName(sub.Network)
 	if user, err := s.cfg.InUse(ctx, project, netName, name); err != nil {
 		return nil, err
 	} else if user != "" {
 		return nil, inUse("subnetwork", path, user)
 	}
-	n, nrev, err := get[compute.Network](ctx, s.cfg.Store, networkKey(project, netName), "projects/"+project+"/global/networks/"+netName)
+	n, nrev, err := s.network(ctx, project, netName)
 	if err != nil {
 		return nil, err
 	}

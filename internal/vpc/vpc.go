@@ -110,9 +110,31 @@ func (s *Service) regionURL(project, region string) string {
 	return s.cfg.BaseURL + "projects/" + project + "/regions/" + region
 }
 
-// lastSegment is the resource name at the end of a URL or partial path
+// ResourceName is the resource name at the end of a URL or partial path
 // ("vpc1", "global/networks/vpc1", "https://.../networks/vpc1").
-func lastSegment(ref string) string { return ref[strings.LastIndexByte(ref, '/')+1:] }
+func ResourceName(ref string) string { return ref[strings.LastIndexByte(ref, '/')+1:] }
+
+// networkPath and subnetPath are the resources' paths as errors name them.
+func networkPath(project, name string) string {
+	return "projects/" + project + "/global/networks/" + name
+}
+func subnetPath(project, region, name string) string {
+	return "projects/" + project + "/regions/" + region + "/subnetworks/" + name
+}
+
+// network reads a network record with its revision.
+func (s *Service) network(ctx context.Context, project, name string) (*compute.Network, int64, error) {
+	return get[compute.Network](ctx, s.cfg.Store, networkKey(project, name), networkPath(project, name))
+}
+
+// networkOf resolves the network a new resource refers to; field names the
+// reference when it is missing.
+func (s *Service) networkOf(ctx context.Context, project, field, ref string) (*compute.Network, error) {
+	if ref == "" {
+		return nil, apierror.InvalidArgument(field, "Invalid value for field '%s': ''. The resource needs a network.", field)
+	}
+	return s.GetNetwork(ctx, project, ResourceName(ref))
+}
 
 func (s *Service) now() string {
 	return s.cfg.Clock.Now().UTC().Format("2006-01-02T15:04:05.000-07:00")

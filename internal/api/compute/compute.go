@@ -6,7 +6,6 @@
 package compute
 
 import (
-	"context"
 	"net/http"
 
 	compute "google.golang.org/api/compute/v1"
@@ -130,11 +129,8 @@ func Register(mux *http.ServeMux, v *vpc.Service) {
 			return nil, err
 		}
 		out := &compute.SubnetworkAggregatedList{Kind: "compute#subnetworkAggregatedList", Items: map[string]compute.SubnetworksScopedList{}}
-		for _, sub := range items {
-			scope := "regions/" + lastSegment(sub.Region)
-			l := out.Items[scope]
-			l.Subnetworks = append(l.Subnetworks, sub)
-			out.Items[scope] = l
+		for scope, subs := range byRegion(items, func(sub *compute.Subnetwork) string { return sub.Region }) {
+			out.Items[scope] = compute.SubnetworksScopedList{Subnetworks: subs}
 		}
 		return out, nil
 	})
@@ -154,11 +150,8 @@ func Register(mux *http.ServeMux, v *vpc.Service) {
 		if err := apierror.Decode(r, patchFields, &req); err != nil {
 			return nil, err
 		}
-		if err := unchanged(r.Context(), v, p(r), r.PathValue("region"), r.PathValue("name"), req.Name, req.Network, req.IpCidrRange); err != nil {
-			return nil, err
-		}
 		return v.PatchSubnet(r.Context(), p(r), r.PathValue("region"), r.PathValue("name"), vpc.SubnetPatch{
-			Fingerprint: req.Fingerprint, Description: req.Description, EnableFlowLogs: req.EnableFlowLogs,
+			Name: req.Name, Network: req.Network, IPCidrRange: req.IpCidrRange, Fingerprint: req.Fingerprint, Description: req.Description, EnableFlowLogs: req.EnableFlowLogs,
 			LogConfig: req.LogConfig, PrivateIPGoogleAccess: req.PrivateIPGoogleAccess, SecondaryIPRanges: req.SecondaryIPRanges,
 		})
 	})
@@ -232,11 +225,8 @@ func Register(mux *http.ServeMux, v *vpc.Service) {
 			return nil, err
 		}
 		out := &compute.RouterAggregatedList{Kind: "compute#routerAggregatedList", Items: map[string]compute.RoutersScopedList{}}
-		for _, router := range items {
-			scope := "regions/" + lastSegment(router.Region)
-			l := out.Items[scope]
-			l.Routers = append(l.Routers, router)
-			out.Items[scope] = l
+		for scope, routers := range byRegion(items, func(r *compute.Router) string { return r.Region }) {
+			out.Items[scope] = compute.RoutersScopedList{Routers: routers}
 		}
 		return out, nil
 	})
@@ -272,6 +262,17 @@ func Register(mux *http.ServeMux, v *vpc.Service) {
 	}
 }
 
+// byRegion groups regional resources by their aggregated-list scope,
+// "regions/<region>".
+func byRegion[T any](items []T, region func(T) string) map[string][]T {
+	out := map[string][]T{}
+	for _, it := range items {
+		scope := "regions/" + vpc.ResourceName(region(it))
+		out[scope] = append(out[scope], it)
+	}
+	return out
+}
+
 // filtered lists with list and keeps what the request's filter keeps.
 func filtered[T any](r *http.Request, list func() ([]T, error)) ([]T, error) {
 	f, err := parseFilter(r.URL.Query().Get("filter"))
@@ -294,31 +295,4 @@ type peeringFlags struct {
 func (f peeringFlags) change() vpc.PeeringChange {
 	return vpc.PeeringChange{ExportCustomRoutes: f.ExportCustomRoutes, ImportCustomRoutes: f.ImportCustomRoutes,
 		ExportSubnetRoutesWithPublicIP: f.ExportSubnetRoutesWithPublicIP, ImportSubnetRoutesWithPublicIP: f.ImportSubnetRoutesWithPublicIP}
-}
-
-// unchanged refuses a patch that would rename a subnetwork or change what
-// Compute Engine does not let a patch change.
-func unchanged(ctx context.Context, v *vpc.Service, project, region, name, newName, network, cidr string) error {
-	cur, err := v.GetSubnet(ctx, project, region, name)
-	if err != nil {
-		return err
-	}
-	switch {
-	case newName != "" && newName != cur.Name:
-		return apierror.InvalidArgument("resource.name", "A subnetwork cannot be renamed.")
-	case network != "" && lastSegment(network) != lastSegment(cur.Network):
-		return apierror.InvalidArgument("resource.network", "A subnetwork cannot move to another network.")
-	case cidr != "" && cidr != cur.IpCidrRange:
-		return apierror.InvalidArgument("resource.ipCidrRange", "The primary range is not changed by a patch (expand-ip-range is not supported by kubeyard yet).")
-	}
-	return nil
-}
-
-func lastSegment(ref string) string {
-	for i := len(ref) - 1; i >= 0; i-- {
-		if ref[i] == '/' {
-			return ref[i+1:]
-		}
-	}
-	return ref
 }
