@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -49,6 +50,16 @@ type Spec struct {
 	// OldEndpointIP is, during an IP rotation, the endpoint the cluster had
 	// before: it is served (and its certificates cover it) until completion.
 	OldEndpointIP net.IP
+	// PrivateEndpointIP is the private endpoint of a private cluster that
+	// has a public endpoint too: a frontend of its own, the one its nodes
+	// use. (A cluster with only a private endpoint has it as EndpointIP.)
+	PrivateEndpointIP net.IP
+	// AuthorizedNetworks, when not nil, are the only client sources the
+	// endpoints admit besides the cluster's own machines: its replicas
+	// (Hosts) and its nodes (NodeSources).
+	AuthorizedNetworks []netip.Prefix
+	// NodeSources are the addresses the nodes' connections come from.
+	NodeSources []net.IP
 	// Creator gets cluster-admin.
 	Creator string
 }
@@ -58,14 +69,23 @@ func (s Spec) ExternalEtcd() bool { return len(s.EtcdHosts) > 0 }
 
 // Endpoint is the cluster's address as clients use it: "IP", or "IP:PORT"
 // when the port is not 443.
-func (s Spec) Endpoint() string {
-	if s.EndpointPort == 0 || s.EndpointPort == 443 {
-		return s.EndpointIP.String()
+func (s Spec) Endpoint() string { return s.endpointAt(s.EndpointIP) }
+
+// NodeEndpoint is the address nodes join and talk to: the private
+// endpoint when the cluster has one.
+func (s Spec) NodeEndpoint() string {
+	if s.PrivateEndpointIP != nil {
+		return s.endpointAt(s.PrivateEndpointIP)
 	}
-	return net.JoinHostPort(s.EndpointIP.String(), fmt.Sprint(s.EndpointPort))
+	return s.Endpoint()
 }
 
-func (s Spec) lbAddr() string { return s.frontendAddr(s.EndpointIP) }
+func (s Spec) endpointAt(ip net.IP) string {
+	if s.EndpointPort == 0 || s.EndpointPort == 443 {
+		return ip.String()
+	}
+	return net.JoinHostPort(ip.String(), fmt.Sprint(s.EndpointPort))
+}
 
 func (s Spec) frontendAddr(ip net.IP) string {
 	port := s.EndpointPort
@@ -75,13 +95,53 @@ func (s Spec) frontendAddr(ip net.IP) string {
 	return net.JoinHostPort(ip.String(), fmt.Sprint(port))
 }
 
-// endpointIPs are the addresses clients may use: the endpoint, and the old
-// one during an IP rotation.
+// endpointIPs are the addresses clients may use (and the serving
+// certificates cover): the endpoint, the old one during an IP rotation,
+// and the private one.
 func (s Spec) endpointIPs() []net.IP {
-	if s.OldEndpointIP == nil {
-		return []net.IP{s.EndpointIP}
+	var out []net.IP
+	for _, f := range s.frontends() {
+		out = append(out, f.ip)
 	}
-	return []net.IP{s.EndpointIP, s.OldEndpointIP}
+	return out
+}
+
+// lbFrontend is one load balancer frontend of the cluster: its config
+// file's name and its address.
+type lbFrontend struct {
+	name string
+	ip   net.IP
+}
+
+// frontends are the cluster's load balancer frontends.
+func (s Spec) frontends() []lbFrontend {
+	out := []lbFrontend{{s.ID, s.EndpointIP}}
+	if s.OldEndpointIP != nil {
+		out = append(out, lbFrontend{s.oldFrontend(), s.OldEndpointIP})
+	}
+	if s.PrivateEndpointIP != nil {
+		out = append(out, lbFrontend{s.ID + "-private-endpoint", s.PrivateEndpointIP})
+	}
+	return out
+}
+
+// allow is the sources every frontend admits: nil (all) without
+// authorized networks; else those networks and the cluster's machines.
+func (s Spec) allow() []string {
+	if s.AuthorizedNetworks == nil {
+		return nil
+	}
+	out := []string{}
+	for _, p := range s.AuthorizedNetworks {
+		out = append(out, p.String())
+	}
+	for _, h := range s.Hosts {
+		out = append(out, h.IP.String()+"/32")
+	}
+	for _, ip := range s.NodeSources {
+		out = append(out, ip.String()+"/32")
+	}
+	return out
 }
 
 // oldFrontend names the frontend file of the old endpoint.
@@ -275,9 +335,9 @@ func JoinControlPlaneHost(ctx context.Context, s Spec, h controlplane.Host, cfg 
 	return join.DownloadCerts(ctx, client, certKey, s.PKIDir(h))
 }
 
-// ensureFrontend configures the cluster's endpoint on the load balancer
-// (and, during an IP rotation, the old one too; after it, the old one is
-// gone) and waits until that is so.
+// ensureFrontend configures the cluster's endpoints on the load balancer
+// (during an IP rotation, the old one too; after it, the old one is gone)
+// and waits until that is so.
 func (r *Runtime) ensureFrontend(ctx context.Context, s Spec) error {
 	if err := r.writeFrontend(s); err != nil {
 		return err
@@ -310,8 +370,8 @@ func (r *Runtime) oldAddr(s Spec) string {
 	return f.Addr
 }
 
-// writeFrontend points the cluster's endpoint at every replica: the
-// engine's and the machines that joined.
+// writeFrontend points the cluster's endpoints at every replica (the
+// engine's and the machines that joined), admitting the sources s allows.
 func (r *Runtime) writeFrontend(s Spec) error {
 	var backends []loadbalancer.Backend
 	for _, h := range s.Hosts {
@@ -320,11 +380,26 @@ func (r *Runtime) writeFrontend(s Spec) error {
 	r.mu.Lock()
 	backends = append(backends, r.joined[s.ID]...)
 	r.mu.Unlock()
-	if err := loadbalancer.WriteFrontend(r.cfg.LoadBalancerDir, s.ID, loadbalancer.Frontend{Addr: s.lbAddr(), Backends: backends}); err != nil {
-		return fmt.Errorf("cluster %s: %w", s.Name, err)
+	for _, f := range s.frontends() {
+		fe := loadbalancer.Frontend{Addr: s.frontendAddr(f.ip), Backends: backends, Allow: s.allow()}
+		if err := loadbalancer.WriteFrontend(r.cfg.LoadBalancerDir, f.name, fe); err != nil {
+			return fmt.Errorf("cluster %s: %w", s.Name, err)
+		}
 	}
-	if s.OldEndpointIP != nil {
-		if err := loadbalancer.WriteFrontend(r.cfg.LoadBalancerDir, s.oldFrontend(), loadbalancer.Frontend{Addr: s.frontendAddr(s.OldEndpointIP), Backends: backends}); err != nil {
+	return nil
+}
+
+// EnsureAccess applies the sources s admits to the cluster's endpoints
+// (authorized networks, the nodes) and waits until the load balancer has
+// applied them.
+func (r *Runtime) EnsureAccess(ctx context.Context, s Spec) error {
+	if err := r.writeFrontend(s); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.ReadyTimeout)
+	defer cancel()
+	for _, f := range s.frontends() {
+		if err := loadbalancer.WaitApplied(ctx, r.cfg.LoadBalancerDir, f.name); err != nil {
 			return fmt.Errorf("cluster %s: %w", s.Name, err)
 		}
 	}
@@ -445,6 +520,13 @@ func healthy(ctx context.Context, url string) error {
 	return nil
 }
 
+// sourceIP is the address the engine's own connections to the endpoint
+// come from: a control-plane replica's, which the endpoint always admits.
+func (s Spec) sourceIP() net.IP {
+	h, _ := s.pkiHost()
+	return h.IP
+}
+
 // AdminClient is a client with the super-admin credentials of a host that
 // holds the cluster's PKI, through the cluster endpoint.
 func (r *Runtime) AdminClient(s Spec) (kubernetes.Interface, error) {
@@ -454,6 +536,7 @@ func (r *Runtime) AdminClient(s Spec) (kubernetes.Interface, error) {
 		return nil, fmt.Errorf("cluster %s: admin kubeconfig: %w", s.Name, err)
 	}
 	cfg.QPS, cfg.Burst = 100, 200
+	cfg.Dial = join.DialFrom(s.sourceIP())
 	return kubernetes.NewForConfig(cfg)
 }
 
@@ -508,15 +591,11 @@ func (r *Runtime) Destroy(s Spec) error {
 	// The endpoint addresses go back to the pool: they must be free first.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	for _, ip := range s.endpointIPs() {
-		name := s.ID
-		if ip.Equal(s.OldEndpointIP) {
-			name = s.oldFrontend()
-		}
-		if err := loadbalancer.RemoveFrontend(r.cfg.LoadBalancerDir, name); err != nil {
+	for _, f := range s.frontends() {
+		if err := loadbalancer.RemoveFrontend(r.cfg.LoadBalancerDir, f.name); err != nil {
 			return fmt.Errorf("cluster %s: %w", s.Name, err)
 		}
-		if err := loadbalancer.WaitListening(ctx, s.frontendAddr(ip), false); err != nil {
+		if err := loadbalancer.WaitListening(ctx, s.frontendAddr(f.ip), false); err != nil {
 			return fmt.Errorf("cluster %s: %w", s.Name, err)
 		}
 	}

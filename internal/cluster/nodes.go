@@ -27,6 +27,9 @@ type Node struct {
 	Name       string
 	InternalIP net.IP
 	KubeletIP  net.IP
+	// ExternalIP is reported as the node's external address (none: a
+	// private node).
+	ExternalIP net.IP
 	Labels     map[string]string
 	CPU        string
 	Memory     string
@@ -42,6 +45,13 @@ func (r *Runtime) EnsureNodes(ctx context.Context, s Spec, nodes []Node, token s
 	if err != nil {
 		return err
 	}
+	// With authorized networks, the endpoints admit nodes by address:
+	// new nodes' addresses first.
+	if s.AuthorizedNetworks != nil {
+		if err := r.EnsureAccess(ctx, s); err != nil {
+			return err
+		}
+	}
 	var wg sync.WaitGroup
 	errs := make([]error, len(nodes))
 	for i, n := range nodes {
@@ -53,10 +63,12 @@ func (r *Runtime) EnsureNodes(ctx context.Context, s Spec, nodes []Node, token s
 			continue
 		}
 		agent, err := node.New(node.Config{
-			Name:       n.Name,
-			Dir:        r.nodeDir(s, n.Name),
-			Join:       join.Config{Endpoint: s.Endpoint(), Token: token, CACertHashes: []string{pin}},
-			InternalIP: n.InternalIP, KubeletIP: n.KubeletIP, Labels: n.Labels, CPU: n.CPU, Memory: n.Memory, MaxPods: n.MaxPods,
+			Name: n.Name,
+			Dir:  r.nodeDir(s, n.Name),
+			// A node talks to the control plane from its own address, which
+			// the endpoint admits whatever the authorized networks.
+			Join:       join.Config{Endpoint: s.NodeEndpoint(), SourceIP: n.KubeletIP, Token: token, CACertHashes: []string{pin}},
+			InternalIP: n.InternalIP, KubeletIP: n.KubeletIP, ExternalIP: n.ExternalIP, Labels: n.Labels, CPU: n.CPU, Memory: n.Memory, MaxPods: n.MaxPods,
 			Version: r.cfg.Version, Clock: r.cfg.Clock, Logger: r.cfg.Logger,
 		})
 		if err != nil {

@@ -100,7 +100,9 @@ func (j *joiner) ensure(ctx context.Context, h controlplane.Host) error {
 			return err
 		}
 		joinCtx, cancel := context.WithTimeout(ctx, j.r.cfg.ReadyTimeout)
-		err := JoinControlPlaneHost(joinCtx, s, h, j.cfg, j.certKey)
+		cfg := j.cfg
+		cfg.SourceIP = h.IP // the joining machine's own address
+		err := JoinControlPlaneHost(joinCtx, s, h, cfg, j.certKey)
 		cancel()
 		if err != nil {
 			return fmt.Errorf("cluster %s: join %s: %w", s.Name, s.HostName(h), err)
@@ -157,7 +159,7 @@ func (j *joiner) prepare(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	cfg := join.Config{Endpoint: j.s.Endpoint(), Token: tok.Token, CACertHashes: []string{pin}}
+	cfg := join.Config{Endpoint: j.s.Endpoint(), SourceIP: j.s.sourceIP(), Token: tok.Token, CACertHashes: []string{pin}}
 	// Discovery succeeds once the bootstrap signer has signed cluster-info
 	// for the token: wait for that here, while the signer surely runs.
 	ctx, cancel := context.WithTimeout(ctx, j.r.cfg.ReadyTimeout)

@@ -8,7 +8,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net/netip"
 	"regexp"
 	"slices"
 	"sort"
@@ -27,21 +26,6 @@ var nameRE = regexp.MustCompile(`^[a-z]([-a-z0-9]*[a-z0-9])?$`)
 
 // MaxNodesPerPool is GKE's limit of nodes per node pool and zone.
 const MaxNodesPerPool = 1000
-
-// servicesRange is the range GKE gives the Services of every cluster.
-const servicesRange = "34.118.224.0/20"
-
-// podRanges is where clusters' pod ranges come from (a /14 each), below the
-// 10.128.0.0/9 of the auto-mode subnets.
-var podRanges = netip.MustParsePrefix("10.0.0.0/9")
-
-// defaultSubnets are the primary ranges of the default network's subnets.
-var defaultSubnets = map[string]string{
-	"us-central1": "10.128.0.0/20", "europe-west1": "10.132.0.0/20", "us-west1": "10.138.0.0/20",
-	"asia-east1": "10.140.0.0/20", "us-east1": "10.142.0.0/20", "asia-northeast1": "10.146.0.0/20",
-	"us-east4": "10.150.0.0/20", "australia-southeast1": "10.152.0.0/20", "europe-west4": "10.164.0.0/20",
-	"us-west2": "10.168.0.0/20",
-}
 
 func validateName(field, kind, name string) error {
 	if len(name) == 0 || len(name) > 40 || !nameRE.MatchString(name) {
@@ -115,11 +99,6 @@ func (e *Engine) CreateCluster(ctx context.Context, project, location string, c 
 			}
 		}
 	}
-	for _, f := range []struct{ field, value string }{{"cluster.network", c.Network}, {"cluster.subnetwork", c.Subnetwork}} {
-		if f.value != "" && f.value != "default" && !strings.HasSuffix(f.value, "/default") {
-			return nil, apierror.InvalidArgument(f.field, "Only the default network is supported so far, not %q.", f.value)
-		}
-	}
 	if c.ResourceLabels, err = etcdTopology(c.ResourceLabels); err != nil {
 		return nil, err
 	}
@@ -138,16 +117,25 @@ func (e *Engine) CreateCluster(ctx context.Context, project, location string, c 
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return nil, err
 	}
+	pl, err := e.place(ctx, project, loc, c)
+	if err != nil {
+		return nil, err
+	}
+	authorized, field := requestedAuthorizedNetworks("cluster.controlPlaneEndpointsConfig", c.ControlPlaneEndpointsConfig, "cluster.masterAuthorizedNetworksConfig", c.MasterAuthorizedNetworksConfig)
+	if err := authorizedNetworks(field, authorized, pl.privateOnly); err != nil {
+		return nil, err
+	}
+	c.MasterAuthorizedNetworksConfig = authorized
 
 	r := &ClusterRecord{Cluster: c, Project: project, Location: location, UID: randomHex(16), Nodes: map[string][]NodeRecord{}, Creator: e.cfg.Identity.User}
 	alloc, err := e.newAllocator(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if err := e.allocate(alloc, r, loc); err != nil {
+	if err := e.allocate(alloc, r, loc, pl); err != nil {
 		return nil, err
 	}
-	e.fillCluster(r, loc)
+	e.fillCluster(r, loc, pl)
 	for _, p := range c.NodePools {
 		if err := e.addNodes(alloc, r, p, p.InitialNodeCount); err != nil {
 			return nil, err
@@ -158,13 +146,27 @@ func (e *Engine) CreateCluster(ctx context.Context, project, location string, c 
 	return e.startOperation(ctx, r, store.Absent, op, alloc.writes(r.key())...)
 }
 
-// allocate gives r its endpoint, replica addresses and pod range.
-func (e *Engine) allocate(a *allocator, r *ClusterRecord, loc Location) error {
-	ep, err := a.ip("endpoint", e.cfg.EndpointPool, 2, e.cfg.EndpointPort)
-	if err != nil {
-		return apierror.FailedPrecondition("%v", err)
+// allocate gives r its endpoints, replica addresses and ranges.
+func (e *Engine) allocate(a *allocator, r *ClusterRecord, loc Location, pl *placement) error {
+	endpoint := func() (string, error) {
+		ep, err := a.ip("endpoint", e.cfg.EndpointPool, 2, e.cfg.EndpointPort)
+		if err != nil {
+			return "", apierror.FailedPrecondition("%v", err)
+		}
+		return ep.String(), nil
 	}
-	r.EndpointIP, r.EndpointPort = ep.String(), e.cfg.EndpointPort
+	var err error
+	if pl.private {
+		if r.PrivateEndpointIP, err = endpoint(); err != nil {
+			return err
+		}
+	}
+	r.EndpointIP, r.EndpointPort = r.PrivateEndpointIP, e.cfg.EndpointPort
+	if !pl.privateOnly {
+		if r.EndpointIP, err = endpoint(); err != nil {
+			return err
+		}
+	}
 	for range loc.Zones() {
 		h, err := a.ip("host", e.cfg.HostPool, 2, controlplane.APIServerPort, controlplane.EtcdClientPort)
 		if err != nil {
@@ -181,16 +183,11 @@ func (e *Engine) allocate(a *allocator, r *ClusterRecord, loc Location) error {
 			r.EtcdHostIPs = append(r.EtcdHostIPs, h.String())
 		}
 	}
-	pods, err := a.block("pods/"+r.Project+"/default", podRanges, 14)
-	if err != nil {
-		return apierror.FailedPrecondition("%v", err)
-	}
-	r.Cluster.ClusterIpv4Cidr = pods.String()
-	return nil
+	return e.allocateRanges(a, r, pl)
 }
 
 // fillCluster sets everything GKE reports about a new cluster.
-func (e *Engine) fillCluster(r *ClusterRecord, loc Location) {
+func (e *Engine) fillCluster(r *ClusterRecord, loc Location, pl *placement) {
 	c := r.Cluster
 	now := e.cfg.Clock.Now().UTC().Format(time.RFC3339)
 	c.Id = r.UID
@@ -207,18 +204,14 @@ func (e *Engine) fillCluster(r *ClusterRecord, loc Location) {
 	c.InitialClusterVersion = Version
 	c.CurrentMasterVersion = Version
 	c.CurrentNodeVersion = Version
-	c.Endpoint = endpointOf(r)
-	c.Network, c.Subnetwork = "default", "default"
 	c.NetworkConfig = &container.NetworkConfig{
-		Network:    "projects/" + r.Project + "/global/networks/default",
-		Subnetwork: "projects/" + r.Project + "/regions/" + loc.Region + "/subnetworks/default",
+		Network:                   "projects/" + r.Project + "/global/networks/" + c.Network,
+		Subnetwork:                "projects/" + r.Project + "/regions/" + loc.Region + "/subnetworks/" + c.Subnetwork,
+		DefaultEnablePrivateNodes: pl.private,
 	}
-	c.ServicesIpv4Cidr = servicesRange
+	e.fillPrivate(r, pl)
+	r.reportEndpoints()
 	c.NodeIpv4CidrSize = int64(32 - podRangeBits(c.DefaultMaxPodsConstraint))
-	c.IpAllocationPolicy = &container.IPAllocationPolicy{
-		UseIpAliases: true, ClusterIpv4Cidr: c.ClusterIpv4Cidr, ClusterIpv4CidrBlock: c.ClusterIpv4Cidr,
-		ServicesIpv4Cidr: servicesRange, ServicesIpv4CidrBlock: servicesRange, StackType: "IPV4",
-	}
 	// Nothing ships logs or metrics anywhere: say so rather than pretend.
 	c.LoggingService, c.MonitoringService = "none", "none"
 	c.LabelFingerprint = labelFingerprint(c.ResourceLabels)
@@ -247,6 +240,10 @@ func (e *Engine) runCreateCluster(ctx context.Context, op *OperationRecord) erro
 		return err
 	}
 	s := e.spec(r)
+	e.stage(ctx, op, "Configuring the VPC network "+r.Cluster.Network)
+	if err := e.ensureClusterNetwork(ctx, r); err != nil {
+		return err
+	}
 	e.stage(ctx, op, "Starting the control plane")
 	if err := e.runtime.EnsureControlPlane(ctx, s); err != nil {
 		return err
@@ -339,6 +336,10 @@ func (e *Engine) runDeleteCluster(ctx context.Context, op *OperationRecord) erro
 	if err := e.runtime.Destroy(e.spec(r)); err != nil {
 		return err
 	}
+	e.stage(ctx, op, "Removing the cluster's VPC resources")
+	if err := e.removeClusterNetwork(ctx, r); err != nil {
+		return err
+	}
 	writes := []store.Write{{Key: r.key(), Value: nil, Revision: rev}}
 	for _, k := range r.Allocations {
 		writes = append(writes, store.Write{Key: k, Value: nil, Revision: store.Any})
@@ -386,7 +387,12 @@ func (e *Engine) UpdateCluster(ctx context.Context, project, location, name stri
 	if err != nil {
 		return nil, err
 	}
+	networks := u != nil && (u.DesiredControlPlaneEndpointsConfig != nil || u.DesiredMasterAuthorizedNetworksConfig != nil)
 	switch {
+	case networks && (u.DesiredMasterVersion != "" || u.DesiredNodeVersion != ""):
+		return nil, apierror.InvalidArgument("update.desiredMasterVersion", "Authorized networks and versions change in separate updates.")
+	case networks:
+		return e.updateAuthorizedNetworks(ctx, r, rev, u)
 	case u == nil || (u.DesiredMasterVersion == "" && u.DesiredNodeVersion == ""):
 		return nil, apierror.InvalidArgument("update", "The update changes nothing.")
 	case u.DesiredMasterVersion != "" && u.DesiredNodeVersion != "":

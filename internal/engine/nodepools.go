@@ -15,6 +15,7 @@ import (
 	"github.com/kubeyard/kubeyard/internal/cluster"
 	"github.com/kubeyard/kubeyard/internal/join"
 	"github.com/kubeyard/kubeyard/internal/store"
+	"github.com/kubeyard/kubeyard/internal/vpc"
 )
 
 // machineTypes are the machine types a node can be, with the capacity its
@@ -80,6 +81,9 @@ func (e *Engine) fillPool(r *ClusterRecord, loc Location, p *container.NodePool)
 		p.Locations = r.Cluster.Locations
 	}
 	p.MaxPodsConstraint = &container.MaxPodsConstraint{MaxPodsPerNode: 110}
+	if m := r.Cluster.DefaultMaxPodsConstraint; m != nil && m.MaxPodsPerNode > 0 {
+		p.MaxPodsConstraint.MaxPodsPerNode = m.MaxPodsPerNode
+	}
 	p.PodIpv4CidrSize = r.Cluster.NodeIpv4CidrSize
 	p.NetworkConfig = &container.NodeNetworkConfig{PodIpv4CidrBlock: r.Cluster.ClusterIpv4Cidr}
 	if p.UpgradeSettings == nil {
@@ -131,11 +135,13 @@ func (e *Engine) addNodes(a *allocator, r *ClusterRecord, p *container.NodePool,
 
 // newNode names a new node of pool p and gives it its addresses.
 func (e *Engine) newNode(a *allocator, r *ClusterRecord, p *container.NodePool) (NodeRecord, error) {
-	loc, _ := ParseLocation(r.Location)
-	subnet := netip.MustParsePrefix(defaultSubnets[loc.Region])
-	ip, err := a.ip("nodeip/"+r.Project+"/default", subnet, 2)
+	subnet, err := r.nodeRange()
 	if err != nil {
-		return NodeRecord{}, apierror.FailedPrecondition("The default subnet has no free address: %v", err)
+		return NodeRecord{}, err
+	}
+	ip, err := a.ip(r.nodeIPKind(), subnet, 2)
+	if err != nil {
+		return NodeRecord{}, apierror.FailedPrecondition("Subnetwork %s has no free address for a node: %v", r.Cluster.Subnetwork, err)
 	}
 	kubelet, err := a.ip("host", e.cfg.HostPool, 2, KubeletPort)
 	if err != nil {
@@ -143,6 +149,18 @@ func (e *Engine) newNode(a *allocator, r *ClusterRecord, p *container.NodePool) 
 	}
 	name := fmt.Sprintf("gke-%s-%s-%s-%s", truncate(r.Cluster.Name, 16), truncate(p.Name, 16), poolHash(p), randomHex(2))
 	return NodeRecord{Name: name, InternalIP: ip.String(), KubeletIP: kubelet.String(), Endpoint: r.EndpointIP}, nil
+}
+
+// nodeRange is where the cluster's node addresses come from: its
+// subnetwork's primary range (the default one for records from before
+// clusters had their own).
+func (r *ClusterRecord) nodeRange() (netip.Prefix, error) {
+	if r.NodeRange != "" {
+		return netip.ParsePrefix(r.NodeRange)
+	}
+	loc, _ := ParseLocation(r.Location)
+	auto, _ := vpc.AutoRange(loc.Region)
+	return netip.ParsePrefix(auto)
 }
 
 // nodes returns what the runtime needs to run the pool's nodes.
@@ -161,7 +179,13 @@ func (e *Engine) nodes(r *ClusterRecord, p *container.NodePool) []cluster.Node {
 		for k, v := range p.Config.Labels {
 			labels[k] = v
 		}
-		out = append(out, cluster.Node{Name: n.Name, InternalIP: net.ParseIP(n.InternalIP), KubeletIP: net.ParseIP(n.KubeletIP), Labels: labels, CPU: res[0], Memory: res[1], MaxPods: int(p.MaxPodsConstraint.MaxPodsPerNode)})
+		node := cluster.Node{Name: n.Name, InternalIP: net.ParseIP(n.InternalIP), KubeletIP: net.ParseIP(n.KubeletIP), Labels: labels, CPU: res[0], Memory: res[1], MaxPods: int(p.MaxPodsConstraint.MaxPodsPerNode)}
+		// A node's external address is the one this machine reaches it
+		// at; private nodes have none.
+		if !r.private() {
+			node.ExternalIP = node.KubeletIP
+		}
+		out = append(out, node)
 	}
 	return out
 }
@@ -394,7 +418,7 @@ func (e *Engine) runDeleteNodePool(ctx context.Context, op *OperationRecord) err
 func (e *Engine) releaseNodes(ctx context.Context, r *ClusterRecord, nodes ...NodeRecord) error {
 	var keys []string
 	for _, n := range nodes {
-		keys = append(keys, n.allocations(r.Project)...)
+		keys = append(keys, n.allocations(r)...)
 	}
 	r, err := e.updateCluster(ctx, r.Project, r.Location, r.Cluster.Name, func(r *ClusterRecord) error {
 		for _, k := range keys {

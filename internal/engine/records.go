@@ -8,15 +8,18 @@ import (
 	"net/netip"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
+	compute "google.golang.org/api/compute/v1"
 	container "google.golang.org/api/container/v1"
 
 	"github.com/kubeyard/kubeyard/internal/api/apierror"
 	"github.com/kubeyard/kubeyard/internal/cluster"
 	"github.com/kubeyard/kubeyard/internal/controlplane"
 	"github.com/kubeyard/kubeyard/internal/store"
+	"github.com/kubeyard/kubeyard/internal/vpc"
 )
 
 // ClusterRecord is a cluster as the engine stores it: the API object users
@@ -34,6 +37,15 @@ type ClusterRecord struct {
 	// EtcdHostIPs are the external etcd members' addresses (external etcd
 	// topology only).
 	EtcdHostIPs []string `json:"etcdHostIPs,omitempty"`
+	// PrivateEndpointIP is a private cluster's private endpoint (equal to
+	// EndpointIP when it has no public one).
+	PrivateEndpointIP string `json:"privateEndpointIP,omitempty"`
+	// NodeRange is the primary range of the cluster's subnetwork, where
+	// its nodes' internal addresses come from.
+	NodeRange string `json:"nodeRange,omitempty"`
+	// ManagedRanges are the secondary ranges GKE added to the subnetwork
+	// for the cluster; they go with it.
+	ManagedRanges []*compute.SubnetworkSecondaryRange `json:"managedRanges,omitempty"`
 	// Nodes lists each pool's nodes, by pool name.
 	Nodes map[string][]NodeRecord `json:"nodes"`
 	// Retiring are nodes replaced by a recreation, still to be drained.
@@ -66,9 +78,15 @@ type NodeRecord struct {
 	Endpoint string `json:"endpoint,omitempty"`
 }
 
-// allocations are the allocation keys a node holds.
-func (n NodeRecord) allocations(project string) []string {
-	return []string{"allocations/nodeip/" + project + "/default/" + n.InternalIP, "allocations/host/" + n.KubeletIP}
+// allocations are the allocation keys a node of r holds.
+func (n NodeRecord) allocations(r *ClusterRecord) []string {
+	return []string{"allocations/" + r.nodeIPKind() + "/" + n.InternalIP, "allocations/host/" + n.KubeletIP}
+}
+
+// nodeIPKind is the allocation kind of the cluster's node addresses: one
+// per network, as no two subnetworks of a network overlap.
+func (r *ClusterRecord) nodeIPKind() string {
+	return "nodeip/" + r.Project + "/" + vpc.ResourceName(r.Cluster.Network)
 }
 
 func clusterKey(project, location, name string) string {
@@ -112,13 +130,39 @@ func (e *Engine) spec(r *ClusterRecord) cluster.Spec {
 			NodeMaskSize:    32 - podRangeBits(c.DefaultMaxPodsConstraint),
 			AuthnWebhookURL: e.cfg.BaseURL + "/internal/authn",
 		},
-		ID:            r.UID,
-		Hosts:         hosts,
-		OldEndpointIP: oldEndpoint(r),
-		EtcdHosts:     etcdHosts,
-		EndpointPort:  r.EndpointPort,
-		Creator:       r.Creator,
+		ID:                 r.UID,
+		Hosts:              hosts,
+		OldEndpointIP:      oldEndpoint(r),
+		PrivateEndpointIP:  r.separatePrivateEndpoint(),
+		AuthorizedNetworks: r.authorizedPrefixes(),
+		NodeSources:        r.nodeSources(),
+		EtcdHosts:          etcdHosts,
+		EndpointPort:       r.EndpointPort,
+		Creator:            r.Creator,
 	}
+}
+
+// separatePrivateEndpoint is the private endpoint when it is a frontend of
+// its own (the cluster has a public endpoint too).
+func (r *ClusterRecord) separatePrivateEndpoint() net.IP {
+	if r.PrivateEndpointIP == "" || r.PrivateEndpointIP == r.EndpointIP {
+		return nil
+	}
+	return net.ParseIP(r.PrivateEndpointIP)
+}
+
+// nodeSources are the addresses the cluster's nodes connect from.
+func (r *ClusterRecord) nodeSources() []net.IP {
+	var out []net.IP
+	for _, nodes := range r.Nodes {
+		for _, n := range nodes {
+			out = append(out, net.ParseIP(n.KubeletIP))
+		}
+	}
+	for _, n := range r.Retiring {
+		out = append(out, net.ParseIP(n.KubeletIP))
+	}
+	return out
 }
 
 // podRangeBits gives the host bits of a node's pod range: GKE sizes it to
@@ -241,19 +285,53 @@ func listening(addr netip.Addr, port int) bool {
 
 // block takes the next free block of size bits within within.
 func (a *allocator) block(kind string, within netip.Prefix, bits int) (netip.Prefix, error) {
+	return a.blockAvoiding(kind, within, bits, nil)
+}
+
+// blockAvoiding takes the next block of size bits within within that
+// overlaps neither avoid nor any block of kind already taken (of any size).
+func (a *allocator) blockAvoiding(kind string, within netip.Prefix, bits int, avoid []netip.Prefix) (netip.Prefix, error) {
+	avoid = append(avoid, a.blocks(kind)...)
 	step := uint32(1) << (32 - bits)
 	base := be32(within.Addr())
 	end := base + uint32(1)<<(32-within.Bits())
 	for start := base; start < end && start >= base; start += step {
 		p := netip.PrefixFrom(fromBE32(start), bits)
-		key := "allocations/" + kind + "/" + strings.ReplaceAll(p.String(), "/", "_")
-		if !a.taken[key] {
-			a.taken[key] = true
-			a.got = append(a.got, key)
+		if !slices.ContainsFunc(avoid, p.Overlaps) && a.claim(kind, p) {
 			return p, nil
 		}
 	}
 	return netip.Prefix{}, fmt.Errorf("engine: no free /%d %s block in %s", bits, kind, within)
+}
+
+// claim takes block p of kind, unless a block of kind overlapping it is
+// taken.
+func (a *allocator) claim(kind string, p netip.Prefix) bool {
+	if slices.ContainsFunc(a.blocks(kind), p.Overlaps) {
+		return false
+	}
+	key := blockKey(kind, p)
+	a.taken[key] = true
+	a.got = append(a.got, key)
+	return true
+}
+
+func blockKey(kind string, p netip.Prefix) string {
+	return "allocations/" + kind + "/" + strings.ReplaceAll(p.String(), "/", "_")
+}
+
+// blocks are the blocks of kind taken.
+func (a *allocator) blocks(kind string) []netip.Prefix {
+	prefix := "allocations/" + kind + "/"
+	var out []netip.Prefix
+	for key := range a.taken {
+		if rest, ok := strings.CutPrefix(key, prefix); ok && !strings.Contains(rest, "/") {
+			if p, err := netip.ParsePrefix(strings.ReplaceAll(rest, "_", "/")); err == nil {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
 }
 
 func (a *allocator) writes(owner string) []store.Write {

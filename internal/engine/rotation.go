@@ -91,6 +91,10 @@ func (e *Engine) StartIPRotation(ctx context.Context, project, location, name st
 	if r.Cluster.Status != "RUNNING" {
 		return nil, apierror.FailedPrecondition("Cluster %q is %s, not RUNNING.", name, r.Cluster.Status)
 	}
+	// The rotation moves the public endpoint; the private one stays.
+	if r.privateOnly() {
+		return nil, apierror.FailedPrecondition("Cluster %q has no public endpoint: an IP rotation changes the public endpoint's address, and the private endpoint keeps its own. Rotate the cluster CA alone with `kubeyard update credentials --cluster-ca`.", name)
+	}
 	alloc, err := e.newAllocator(ctx)
 	if err != nil {
 		return nil, err
@@ -113,7 +117,7 @@ func (e *Engine) StartIPRotation(ctx context.Context, project, location, name st
 	}
 	r.IPRotation = &IPRotation{OldEndpointIP: r.EndpointIP, Started: e.cfg.Clock.Now()}
 	r.EndpointIP = ip.String()
-	r.Cluster.Endpoint = endpointOf(r)
+	r.reportEndpoints()
 	r.Allocations = append(r.Allocations, alloc.got...)
 	op := e.newOperation(r, OpUpdateCluster, "clusters/"+name)
 	op.Action = actionStartIPRotation
@@ -163,6 +167,9 @@ func (e *Engine) runUpdateCluster(ctx context.Context, op *OperationRecord) erro
 		return err
 	}
 	switch op.Action {
+	case actionUpdateAuthorizedNetworks:
+		e.stage(ctx, op, "Applying the authorized networks on every endpoint")
+		return e.runtime.EnsureAccess(ctx, e.spec(r))
 	case actionRotateClusterCA:
 		return e.runRotateClusterCA(ctx, op)
 	case actionStartIPRotation, actionStartCredentialRotation:

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -35,6 +36,10 @@ import (
 type Config struct {
 	// Endpoint is host[:port] of the cluster's load balancer.
 	Endpoint string
+	// SourceIP, if set, is the address the machine's connections come
+	// from: the endpoint admits a cluster's own machines by address when it
+	// has authorized networks.
+	SourceIP net.IP
 	// Token is the bootstrap token, "abcdef.0123456789abcdef".
 	Token string
 	// CACertHashes pin the cluster CA ("sha256:<hex of SPKI>").
@@ -69,16 +74,29 @@ func Discover(ctx context.Context, cfg Config) ([]byte, kubernetes.Interface, er
 	}
 	discoverCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	bundle, err := discover(discoverCtx, server, id, secret, cfg.CACertHashes)
+	bundle, err := discover(discoverCtx, server, id, secret, cfg.CACertHashes, DialFrom(cfg.SourceIP))
 	if err != nil {
 		return nil, nil, err
 	}
-	bootstrap := &rest.Config{Host: server, BearerToken: cfg.Token, TLSClientConfig: rest.TLSClientConfig{CAData: bundle}, Timeout: 30 * time.Second}
+	bootstrap := &rest.Config{Host: server, BearerToken: cfg.Token, TLSClientConfig: rest.TLSClientConfig{CAData: bundle}, Timeout: 30 * time.Second, Dial: DialFrom(cfg.SourceIP)}
 	client, err := kubernetes.NewForConfig(bootstrap)
 	if err != nil {
 		return nil, nil, err
 	}
 	return bundle, client, nil
+}
+
+// Dial opens a connection, as rest.Config.Dial and http.Transport take it.
+type Dial = func(ctx context.Context, network, addr string) (net.Conn, error)
+
+// DialFrom returns a Dial whose connections come from source; nil for
+// none (the kernel picks the address).
+func DialFrom(source net.IP) Dial {
+	if source == nil {
+		return nil
+	}
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: source}, Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
+	return d.DialContext
 }
 
 // Worker does discovery and the kubelet TLS bootstrap and returns a
@@ -133,11 +151,11 @@ func NodeClientCert(ctx context.Context, client kubernetes.Interface, name strin
 // that the bootstrap signer put on it with the token, pins a CA of its bundle
 // against the hashes, then fetches again over a connection that trusts only
 // that bundle, which it returns.
-func discover(ctx context.Context, server, tokenID, tokenSecret string, pins []string) ([]byte, error) {
+func discover(ctx context.Context, server, tokenID, tokenSecret string, pins []string, dial Dial) ([]byte, error) {
 	if len(pins) == 0 {
 		return nil, errors.New("join: discovery needs a --discovery-token-ca-cert-hash")
 	}
-	insecure := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	insecure := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: dial, TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
 	var cm *corev1.ConfigMap
 	var last error
 	var unsigned bool
@@ -190,7 +208,7 @@ func discover(ctx context.Context, server, tokenID, tokenSecret string, pins []s
 	if !matched {
 		return nil, fmt.Errorf("join: discovery: %w (got %s)", pki.ErrPinMismatch, pki.SPKIHash(certs[0]))
 	}
-	secure := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	secure := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: dial, TLSClientConfig: &tls.Config{RootCAs: pool}}}
 	again, err := fetchClusterInfo(ctx, secure, server)
 	if err != nil {
 		return nil, fmt.Errorf("join: discovery over the pinned CA: %w", err)

@@ -19,6 +19,9 @@ import (
 type Frontend struct {
 	Addr     string    `json:"addr"`
 	Backends []Backend `json:"backends"`
+	// Allow lists the source ranges admitted (CIDRs); absent admits every
+	// source (null), empty admits none.
+	Allow []string `json:"allow"`
 }
 
 const frontendExt = ".json"
@@ -65,6 +68,41 @@ func RemoveFrontend(dir, name string) error {
 	return nil
 }
 
+// appliedDir holds, for each frontend file, a copy of the content the load
+// balancer has applied: the engine waits on it to know a change is live.
+const appliedDir = "applied"
+
+func ack(dir, file, content string) error {
+	if err := os.MkdirAll(filepath.Join(dir, appliedDir), 0o755); err != nil {
+		return err
+	}
+	tmp := filepath.Join(dir, appliedDir, file+".tmp")
+	if err := os.WriteFile(tmp, []byte(content), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, filepath.Join(dir, appliedDir, file))
+}
+
+// WaitApplied waits until the load balancer following dir has applied what
+// frontend name says now.
+func WaitApplied(ctx context.Context, dir, name string) error {
+	for {
+		want, err := os.ReadFile(filepath.Join(dir, name+frontendExt))
+		if err != nil {
+			return fmt.Errorf("loadbalancer: %w", err)
+		}
+		got, err := os.ReadFile(filepath.Join(dir, appliedDir, name+frontendExt))
+		if err == nil && string(got) == string(want) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("loadbalancer: frontend %s is not applied: %w", name, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
 // WaitListening waits until addr accepts connections (listening is true) or
 // refuses them (false): the follower applies a change within an interval.
 func WaitListening(ctx context.Context, addr string, listening bool) error {
@@ -89,9 +127,10 @@ func WaitListening(ctx context.Context, addr string, listening bool) error {
 // still held, say) is tried again on the next round; a file that does not
 // parse keeps what it last said.
 func (lb *LoadBalancer) Follow(ctx context.Context, dir string, interval time.Duration) error {
-	applied := map[string]string{}    // address -> backends applied, as JSON
-	lastGood := map[string]Frontend{} // file -> its last content that parsed
-	reported := map[string]bool{}     // files whose parse error was logged
+	applied := map[string]string{}        // address -> frontend applied, as JSON
+	lastGood := map[string]frontendFile{} // file -> its last content that parsed
+	reported := map[string]bool{}         // files whose parse error was logged
+	acked := map[string]string{}          // file -> content acknowledged
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -103,19 +142,21 @@ func (lb *LoadBalancer) Follow(ctx context.Context, dir string, interval time.Du
 				if _, ok := files[file]; !ok {
 					delete(lastGood, file)
 					delete(reported, file)
+					delete(acked, file)
+					os.Remove(filepath.Join(dir, appliedDir, file))
 				}
 			}
-			want := map[string][]Backend{}
+			want := map[string]Frontend{}
 			for file, f := range files {
 				switch {
 				case f.err == nil:
-					lastGood[file], reported[file] = f.Frontend, false
+					lastGood[file], reported[file] = f, false
 				case !reported[file]:
 					lb.cfg.Logger.Error("frontend", "file", file, "err", f.err)
 					reported[file] = true
 				}
 				if good, ok := lastGood[file]; ok {
-					want[good.Addr] = good.Backends
+					want[good.Addr] = good.Frontend
 				}
 			}
 			// Removals first: an address moved between files is then free.
@@ -126,17 +167,27 @@ func (lb *LoadBalancer) Follow(ctx context.Context, dir string, interval time.Du
 					lb.cfg.Logger.Info("frontend removed", "frontend", addr)
 				}
 			}
-			for addr, backends := range want {
-				key, _ := json.Marshal(backends)
+			for addr, fe := range want {
+				key, _ := json.Marshal(fe)
 				if applied[addr] == string(key) {
 					continue
 				}
-				if err := lb.Ensure(addr, backends); err != nil {
+				if err := lb.Ensure(fe); err != nil {
 					lb.cfg.Logger.Error("frontend", "frontend", addr, "err", err)
 					continue
 				}
 				applied[addr] = string(key)
-				lb.cfg.Logger.Info("frontend configured", "frontend", addr, "backends", len(backends))
+				lb.cfg.Logger.Info("frontend configured", "frontend", addr, "backends", len(fe.Backends), "allow", fe.Allow)
+			}
+			for file, good := range lastGood {
+				key, _ := json.Marshal(good.Frontend)
+				if applied[good.Addr] == string(key) && acked[file] != good.raw {
+					if err := ack(dir, file, good.raw); err != nil {
+						lb.cfg.Logger.Error("frontend", "file", file, "err", err)
+						continue
+					}
+					acked[file] = good.raw
+				}
 			}
 		}
 		select {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -96,4 +97,29 @@ func follow(t *testing.T) string {
 	go func() { done <- lb.Follow(ctx, dir, 20*time.Millisecond) }()
 	t.Cleanup(func() { cancel(); <-done })
 	return dir
+}
+
+// TestFollowAppliesAllowedSources: a change of admitted sources is live
+// once WaitApplied returns.
+func TestFollowAppliesAllowedSources(t *testing.T) {
+	_, one := backend(t, "one", true)
+	dir := follow(t)
+	addr := frontendAddr(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, allow := range [][]string{{"127.77.0.0/16"}, {"127.78.0.0/16"}} {
+		if err := WriteFrontend(dir, "c1", Frontend{Addr: addr, Backends: []Backend{one}, Allow: allow}); err != nil {
+			t.Fatal(err)
+		}
+		if err := WaitApplied(ctx, dir, "c1"); err != nil {
+			t.Fatal(err)
+		}
+		source := strings.TrimSuffix(allow[0], ".0.0/16") + ".0.9"
+		if body, err := getFrom(source, addr); err != nil || body != "one" {
+			t.Fatalf("%s admitted by %v: %q %v", source, allow, body, err)
+		}
+		if _, err := getFrom("127.88.0.9", addr); err == nil {
+			t.Fatalf("127.88.0.9 got through %v", allow)
+		}
+	}
 }

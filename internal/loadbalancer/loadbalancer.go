@@ -3,6 +3,8 @@
 // port 443), health checks on every backend (TCP connect, then /readyz), and
 // connections forwarded only to backends that passed their last check. TLS
 // passes through untouched: clients see the kube-apiserver's certificate.
+// A frontend may admit only some source addresses (a cluster's authorized
+// networks): any other connection is reset before a byte of TLS.
 package loadbalancer
 
 import (
@@ -14,6 +16,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -78,31 +81,92 @@ type frontend struct {
 	backends []*backendState
 	next     int
 	conns    map[net.Conn]struct{}
+	// allow is the sources admitted (nil: every one); clients are the
+	// connections accepted, so that a narrower list cuts them too.
+	allow   []netip.Prefix
+	clients map[net.Conn]netip.Addr
 }
 
 // ErrNoHealthyBackend is what a client's connection meets when every replica
 // is down: the connection is closed.
 var ErrNoHealthyBackend = errors.New("loadbalancer: no healthy backend")
 
-// Ensure makes frontend addr forward to backends, listening if it does not yet.
-func (lb *LoadBalancer) Ensure(addr string, backends []Backend) error {
+// Ensure makes frontend fe.Addr forward to its backends and admit its
+// sources, listening if it does not yet.
+func (lb *LoadBalancer) Ensure(fe Frontend) error {
+	allow, err := ParseAllow(fe.Allow)
+	if err != nil {
+		return err
+	}
 	lb.mu.Lock()
 	defer lb.mu.Unlock()
-	f, ok := lb.frontends[addr]
+	f, ok := lb.frontends[fe.Addr]
 	if !ok {
-		ln, err := net.Listen("tcp", addr)
+		ln, err := net.Listen("tcp", fe.Addr)
 		if err != nil {
-			return fmt.Errorf("loadbalancer: listen %s: %w", addr, err)
+			return fmt.Errorf("loadbalancer: listen %s: %w", fe.Addr, err)
 		}
 		ctx, cancel := context.WithCancel(context.Background())
-		f = &frontend{addr: addr, listener: ln, cancel: cancel, conns: map[net.Conn]struct{}{}}
-		lb.frontends[addr] = f
+		f = &frontend{addr: fe.Addr, listener: ln, cancel: cancel, conns: map[net.Conn]struct{}{}, clients: map[net.Conn]netip.Addr{}}
+		lb.frontends[fe.Addr] = f
 		f.done.Add(2)
 		go lb.serve(f)
 		go lb.check(ctx, f)
 	}
-	f.setBackends(backends, lb)
+	f.setAllow(allow)
+	f.setBackends(fe.Backends, lb)
 	return nil
+}
+
+// ParseAllow parses a frontend's admitted sources; nil admits every source.
+func ParseAllow(cidrs []string) ([]netip.Prefix, error) {
+	if cidrs == nil {
+		return nil, nil
+	}
+	out := make([]netip.Prefix, 0, len(cidrs))
+	for _, c := range cidrs {
+		p, err := netip.ParsePrefix(c)
+		if err != nil {
+			return nil, fmt.Errorf("loadbalancer: allowed source %q: %w", c, err)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
+}
+
+// admits reports whether allow (nil: everyone) lets source in.
+func admits(allow []netip.Prefix, source netip.Addr) bool {
+	if allow == nil {
+		return true
+	}
+	for _, p := range allow {
+		if p.Contains(source.Unmap()) {
+			return true
+		}
+	}
+	return false
+}
+
+// setAllow changes the admitted sources and cuts the connections of
+// clients no longer admitted: a removed network loses access at once, not
+// when its clients next reconnect.
+func (f *frontend) setAllow(allow []netip.Prefix) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.allow = allow
+	for c, source := range f.clients {
+		if !admits(allow, source) {
+			reset(c)
+		}
+	}
+}
+
+// reset closes c with a TCP RST rather than an orderly FIN.
+func reset(c net.Conn) {
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.SetLinger(0)
+	}
+	c.Close()
 }
 
 // Remove closes frontend addr and every connection through it.
@@ -239,13 +303,25 @@ func (lb *LoadBalancer) serve(f *frontend) {
 		if err != nil {
 			return
 		}
+		source := netip.Addr{}
+		if ap, err := netip.ParseAddrPort(c.RemoteAddr().String()); err == nil {
+			source = ap.Addr()
+		}
 		f.mu.Lock()
+		if !admits(f.allow, source) {
+			f.mu.Unlock()
+			lb.cfg.Logger.Debug("connection refused: source not authorized", "frontend", f.addr, "client", c.RemoteAddr())
+			reset(c)
+			continue
+		}
 		f.conns[c] = struct{}{}
+		f.clients[c] = source
 		f.mu.Unlock()
 		go func() {
 			defer func() {
 				f.mu.Lock()
 				delete(f.conns, c)
+				delete(f.clients, c)
 				f.mu.Unlock()
 				c.Close()
 			}()

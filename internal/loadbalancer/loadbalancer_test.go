@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"testing"
 	"time"
 )
@@ -53,7 +54,7 @@ func TestForwardsOnlyToHealthyBackends(t *testing.T) {
 	lb := New(Config{CheckInterval: 50 * time.Millisecond})
 	defer lb.Close()
 	addr := frontendAddr(t)
-	if err := lb.Ensure(addr, []Backend{up, notReady, gone}); err != nil {
+	if err := lb.Ensure(Frontend{Addr: addr, Backends: []Backend{up, notReady, gone}}); err != nil {
 		t.Fatal(err)
 	}
 	if h := lb.Healthy(addr); len(h) != 1 || h[0] != up.Addr {
@@ -72,7 +73,7 @@ func TestNoHealthyBackendClosesConnections(t *testing.T) {
 	lb := New(Config{CheckInterval: 50 * time.Millisecond})
 	defer lb.Close()
 	addr := frontendAddr(t)
-	if err := lb.Ensure(addr, []Backend{b}); err != nil {
+	if err := lb.Ensure(Frontend{Addr: addr, Backends: []Backend{b}}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := get(addr); err != nil {
@@ -93,5 +94,67 @@ func TestNoHealthyBackendClosesConnections(t *testing.T) {
 	lb.Remove(addr)
 	if _, err := net.DialTimeout("tcp", addr, time.Second); err == nil || errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("frontend still listens after Remove: %v", err)
+	}
+}
+
+// getFrom is get with the connection's source address bound to source.
+func getFrom(source, addr string) (string, error) {
+	dialer := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(source)}, Timeout: 2 * time.Second}
+	c := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DialContext: dialer.DialContext,
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, DisableKeepAlives: true}}
+	resp, err := c.Get("https://" + addr + "/")
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return string(b), err
+}
+
+func TestAdmitsOnlyAllowedSources(t *testing.T) {
+	_, b := backend(t, "up", true)
+	lb := New(Config{CheckInterval: 50 * time.Millisecond})
+	defer lb.Close()
+	addr := frontendAddr(t)
+	if err := lb.Ensure(Frontend{Addr: addr, Backends: []Backend{b}, Allow: []string{"127.77.0.0/16"}}); err != nil {
+		t.Fatal(err)
+	}
+	if body, err := getFrom("127.77.0.5", addr); err != nil || body != "up" {
+		t.Fatalf("authorized source: %q %v", body, err)
+	}
+	if _, err := getFrom("127.88.0.5", addr); err == nil {
+		t.Fatal("a source outside the list got through")
+	}
+
+	// A kept-alive connection from a source that is then removed is cut.
+	conn, err := (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.77.0.6")}}).Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	tc := tls.Client(conn, &tls.Config{InsecureSkipVerify: true})
+	if err := tc.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	if err := lb.Ensure(Frontend{Addr: addr, Backends: []Backend{b}, Allow: []string{"127.78.0.0/16"}}); err != nil {
+		t.Fatal(err)
+	}
+	tc.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if _, err := tc.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("the connection of a removed source stays open: %v", err)
+	}
+	if body, err := getFrom("127.78.0.5", addr); err != nil || body != "up" {
+		t.Fatalf("newly authorized source: %q %v", body, err)
+	}
+	if _, err := getFrom("127.77.0.5", addr); err == nil {
+		t.Fatal("a removed source got through")
+	}
+
+	// No list: every source.
+	if err := lb.Ensure(Frontend{Addr: addr, Backends: []Backend{b}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := getFrom("127.88.0.5", addr); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -62,7 +62,9 @@ type Config struct {
 	// address, the only one kube-apiserver dials (--kubelet-preferred-
 	// address-types=Hostname): the simulated InternalIP is never dialled.
 	KubeletIP net.IP
-	Labels    map[string]string
+	// ExternalIP, if set, is reported as the node's ExternalIP.
+	ExternalIP net.IP
+	Labels     map[string]string
 	// Capacity of the node (defaults: 2 CPUs, 4Gi, 110 pods).
 	CPU, Memory string
 	MaxPods     int
@@ -141,6 +143,7 @@ func (a *Agent) Start(ctx context.Context) error {
 		return fmt.Errorf("node %s: kubeconfig: %w", a.cfg.Name, err)
 	}
 	restCfg.QPS, restCfg.Burst = 50, 100
+	restCfg.Dial = join.DialFrom(a.cfg.Join.SourceIP)
 	if a.client, err = kubernetes.NewForConfig(restCfg); err != nil {
 		return err
 	}
@@ -179,15 +182,19 @@ func (a *Agent) nodeObject() *corev1.Node {
 		corev1.ResourcePods:             *resource.NewQuantity(int64(a.cfg.MaxPods), resource.DecimalSI),
 		corev1.ResourceEphemeralStorage: resource.MustParse("100Gi"),
 	}
+	addresses := []corev1.NodeAddress{
+		{Type: corev1.NodeInternalIP, Address: a.cfg.InternalIP.String()},
+		{Type: corev1.NodeHostName, Address: a.kubeletAddress()},
+	}
+	if a.cfg.ExternalIP != nil {
+		addresses = append(addresses, corev1.NodeAddress{Type: corev1.NodeExternalIP, Address: a.cfg.ExternalIP.String()})
+	}
 	return &corev1.Node{
 		ObjectMeta: metav1.ObjectMeta{Name: a.cfg.Name, Labels: labels},
 		Status: corev1.NodeStatus{
-			Capacity:    capacity,
-			Allocatable: capacity,
-			Addresses: []corev1.NodeAddress{
-				{Type: corev1.NodeInternalIP, Address: a.cfg.InternalIP.String()},
-				{Type: corev1.NodeHostName, Address: a.kubeletAddress()},
-			},
+			Capacity:        capacity,
+			Allocatable:     capacity,
+			Addresses:       addresses,
 			DaemonEndpoints: corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: 10250}},
 			NodeInfo: corev1.NodeSystemInfo{
 				KubeletVersion:          a.cfg.Version,

@@ -120,3 +120,15 @@ func HandleJSON(mux *http.ServeMux, pattern string, f func(r *http.Request) (any
 		WriteJSON(w, out)
 	})
 }
+
+// IsNotFound reports whether err is a NOT_FOUND API error.
+func IsNotFound(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Status == "NOT_FOUND"
+}
+
+// IsAlreadyExists reports whether err is an ALREADY_EXISTS API error.
+func IsAlreadyExists(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Status == "ALREADY_EXISTS"
+}

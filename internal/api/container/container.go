@@ -27,19 +27,42 @@ var (
 		"management.autoRepair", "management.autoUpgrade",
 		"upgradeSettings.maxSurge", "upgradeSettings.maxUnavailable",
 	)
+	// Master authorized networks, in the two forms gcloud sends them (as
+	// cluster.X or update.desiredX).
+	authorizedNetworksFields = []string{
+		"controlPlaneEndpointsConfig.ipEndpointsConfig.authorizedNetworksConfig.enabled",
+		"controlPlaneEndpointsConfig.ipEndpointsConfig.authorizedNetworksConfig.cidrBlocks[].cidrBlock",
+		"controlPlaneEndpointsConfig.ipEndpointsConfig.authorizedNetworksConfig.cidrBlocks[].displayName",
+		"masterAuthorizedNetworksConfig.enabled",
+		"masterAuthorizedNetworksConfig.cidrBlocks[].cidrBlock",
+		"masterAuthorizedNetworksConfig.cidrBlocks[].displayName",
+	}
 	// The resource's name, and the older form's projectId/zone/... fields.
 	createFields  = []string{"parent", "projectId", "zone"}
 	clusterFields = []string{"name", "projectId", "zone", "clusterId"}
 
-	createClusterFields = apierror.Fields(append(append(append(prefixed("cluster.nodePools[].", poolFields),
-		prefixed("cluster.nodeConfig.", nodeConfigFields)...), createFields...),
-		"cluster.name", "cluster.description", "cluster.resourceLabels.*", "cluster.initialNodeCount",
-		"cluster.initialClusterVersion", "cluster.locations", "cluster.network", "cluster.subnetwork",
-	))
+	createClusterFields = apierror.Fields(concat(prefixed("cluster.nodePools[].", poolFields),
+		prefixed("cluster.nodeConfig.", nodeConfigFields), createFields, []string{
+			"cluster.name", "cluster.description", "cluster.resourceLabels.*", "cluster.initialNodeCount",
+			"cluster.initialClusterVersion", "cluster.locations", "cluster.network", "cluster.subnetwork",
+			"cluster.networkConfig.network", "cluster.networkConfig.subnetwork", "cluster.networkConfig.defaultEnablePrivateNodes",
+			"cluster.ipAllocationPolicy.useIpAliases", "cluster.ipAllocationPolicy.useRoutes", "cluster.ipAllocationPolicy.createSubnetwork",
+			"cluster.ipAllocationPolicy.clusterSecondaryRangeName", "cluster.ipAllocationPolicy.servicesSecondaryRangeName",
+			"cluster.ipAllocationPolicy.clusterIpv4CidrBlock", "cluster.ipAllocationPolicy.servicesIpv4CidrBlock",
+			"cluster.ipAllocationPolicy.clusterIpv4Cidr", "cluster.ipAllocationPolicy.servicesIpv4Cidr",
+			"cluster.defaultMaxPodsConstraint.maxPodsPerNode",
+			"cluster.privateClusterConfig.enablePrivateNodes", "cluster.privateClusterConfig.enablePrivateEndpoint",
+			"cluster.privateClusterConfig.masterIpv4CidrBlock",
+			// Whether there is a public endpoint follows
+			// privateClusterConfig.enablePrivateEndpoint, which gcloud
+			// sends with it.
+			"cluster.controlPlaneEndpointsConfig.ipEndpointsConfig.enablePublicEndpoint",
+		}, prefixed("cluster.", authorizedNetworksFields)))
 	createPoolFields = apierror.Fields(append(prefixed("nodePool.", poolFields), "parent", "projectId", "zone", "clusterId"))
 	setSizeFields    = apierror.Fields(append([]string{"nodeCount", "nodePoolId"}, clusterFields...))
 	setLabelsFields  = apierror.Fields(append([]string{"resourceLabels.*", "labelFingerprint"}, clusterFields...))
-	updateFields     = apierror.Fields(append([]string{"update.desiredMasterVersion", "update.desiredNodeVersion", "update.desiredNodePoolId"}, clusterFields...))
+	updateFields     = apierror.Fields(concat([]string{"update.desiredMasterVersion", "update.desiredNodeVersion", "update.desiredNodePoolId"}, clusterFields,
+		prefixed("update.", desired(authorizedNetworksFields))))
 	// Exclusions are checked further by the engine (scopes are refused).
 	maintenanceFields = apierror.Fields(append([]string{
 		"maintenancePolicy.resourceVersion",
@@ -53,6 +76,24 @@ var (
 	completeRotationFields = apierror.Fields(clusterFields)
 	cancelFields           = apierror.Fields{"name", "projectId", "zone", "operationId"}
 )
+
+func concat(lists ...[]string) []string {
+	var out []string
+	for _, l := range lists {
+		out = append(out, l...)
+	}
+	return out
+}
+
+// desired turns cluster fields into a ClusterUpdate's ("fooConfig.x" ->
+// "desiredFooConfig.x").
+func desired(fields []string) []string {
+	out := make([]string, len(fields))
+	for i, f := range fields {
+		out[i] = "desired" + strings.ToUpper(f[:1]) + f[1:]
+	}
+	return out
+}
 
 func prefixed(prefix string, fields []string) []string {
 	out := make([]string, len(fields))

@@ -1,0 +1,557 @@
+package engine
+
+// Where a cluster lives in its project's VPC: its network and subnetwork,
+// its pod and Service ranges (VPC-native: secondary ranges of the
+// subnetwork), its nodes' addresses; for a private cluster, its
+// control-plane range, private endpoint, and the peering and firewall
+// rules GKE makes; and who may reach its endpoints (master authorized
+// networks).
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+
+	compute "google.golang.org/api/compute/v1"
+	container "google.golang.org/api/container/v1"
+
+	"github.com/kubeyard/kubeyard/internal/api/apierror"
+	"github.com/kubeyard/kubeyard/internal/vpc"
+)
+
+const (
+	// googleServicesRange is the Google-managed range GKE gives the
+	// Services of a cluster that names none.
+	googleServicesRange = "34.118.224.0/20"
+	// defaultPodBits is the size of the pod range GKE makes when none is
+	// given (a /14).
+	defaultPodBits = 14
+	// Master authorized networks: at most this many ranges (more with a
+	// private endpoint only).
+	maxAuthorizedNetworks        = 50
+	maxAuthorizedNetworksPrivate = 100
+)
+
+// clusterRanges is where GKE carves a cluster's pod range (and a Services
+// range given only by size) when no range is named.
+var clusterRanges = netip.MustParsePrefix("10.0.0.0/8")
+
+// healthCheckRanges are the sources of Google Cloud load balancer health
+// checks, which GKE lets reach the nodes.
+var healthCheckRanges = []string{"35.191.0.0/16", "130.211.0.0/22"}
+
+// placement is a new cluster's place in the VPC, resolved from the request
+// before anything is allocated.
+type placement struct {
+	network, subnet, region string
+	subnetRange             netip.Prefix
+	pods, services          rangeChoice
+	private, privateOnly    bool
+	controlPlaneRange       netip.Prefix
+	secondaries             []*compute.SubnetworkSecondaryRange
+	used                    []vpc.Range // what new ranges must avoid
+}
+
+// rangeChoice is how a cluster gets its pod or Services range: a named
+// secondary range of the subnetwork, a given range, or a size for GKE to
+// place (bits); field names the request field it came from.
+type rangeChoice struct {
+	secondary string
+	prefix    netip.Prefix
+	bits      int
+	field     string
+}
+
+// managed says whether GKE adds the range to the subnetwork itself
+// (gke-<cluster>-<kind>-<hash>): every range not named by the user.
+func (c rangeChoice) managed() bool { return c.secondary == "" }
+
+// place resolves and checks the cluster's network, subnetwork, ranges and
+// private cluster settings. It changes nothing.
+func (e *Engine) place(ctx context.Context, project string, loc Location, c *container.Cluster) (*placement, error) {
+	pl := &placement{region: loc.Region}
+	if err := e.placeSubnet(ctx, project, pl, c); err != nil {
+		return nil, err
+	}
+	used, err := e.vpc.UsedRanges(ctx, project, pl.network)
+	if err != nil {
+		return nil, err
+	}
+	pl.used = used
+	p := c.IpAllocationPolicy
+	if p == nil {
+		p = &container.IPAllocationPolicy{UseIpAliases: true}
+	}
+	if p.UseRoutes || !p.UseIpAliases {
+		return nil, apierror.InvalidArgument("cluster.ipAllocationPolicy.useRoutes", "Routes-based clusters are not supported by kubeyard yet: create a VPC-native cluster (--enable-ip-alias).")
+	}
+	if p.CreateSubnetwork {
+		return nil, apierror.InvalidArgument("cluster.ipAllocationPolicy.createSubnetwork", "Creating a subnetwork for the cluster is not supported by kubeyard yet: create it with `gcloud compute networks subnets create` and name it with --subnetwork.")
+	}
+	const policy = "cluster.ipAllocationPolicy."
+	if pl.pods, err = e.chooseRange(ctx, project, pl, policy+"clusterSecondaryRangeName", p.ClusterSecondaryRangeName, policy+"clusterIpv4CidrBlock", firstOf(p.ClusterIpv4CidrBlock, p.ClusterIpv4Cidr)); err != nil {
+		return nil, err
+	}
+	if pl.services, err = e.chooseRange(ctx, project, pl, policy+"servicesSecondaryRangeName", p.ServicesSecondaryRangeName, policy+"servicesIpv4CidrBlock", firstOf(p.ServicesIpv4CidrBlock, p.ServicesIpv4Cidr)); err != nil {
+		return nil, err
+	}
+	if pl.pods.secondary == "" && !pl.pods.prefix.IsValid() && pl.pods.bits == 0 {
+		pl.pods.bits = defaultPodBits
+	}
+	if pl.pods.prefix.IsValid() && pl.services.prefix.IsValid() && pl.pods.prefix.Overlaps(pl.services.prefix) {
+		return nil, apierror.InvalidArgument(pl.services.field, "The Services range %s overlaps the pod range %s.", pl.services.prefix, pl.pods.prefix)
+	}
+	if pl.pods.prefix.IsValid() {
+		if nodeBits := 32 - podRangeBits(c.DefaultMaxPodsConstraint); pl.pods.prefix.Bits() > nodeBits {
+			return nil, apierror.InvalidArgument(pl.pods.field, "The pod range %s is smaller than one node's pod range (a /%d for the maximum pods per node).", pl.pods.prefix, nodeBits)
+		}
+	}
+	if m := c.DefaultMaxPodsConstraint; m != nil && (m.MaxPodsPerNode < 8 || m.MaxPodsPerNode > 256) {
+		return nil, apierror.InvalidArgument("cluster.defaultMaxPodsConstraint.maxPodsPerNode", "Invalid value %d: the maximum pods per node must be between 8 and 256.", m.MaxPodsPerNode)
+	}
+	if err := pl.placePrivate(c); err != nil {
+		return nil, err
+	}
+	return pl, nil
+}
+
+func firstOf(values ...string) string {
+	for _, v := range values {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// placeSubnet resolves the network and subnetwork: as named, the network's
+// own subnetwork in the region for an auto-mode network, or the default
+// network's.
+func (e *Engine) placeSubnet(ctx context.Context, project string, pl *placement, c *container.Cluster) error {
+	network, subnet := vpc.ResourceName(c.Network), vpc.ResourceName(c.Subnetwork)
+	if c.NetworkConfig != nil {
+		network, subnet = firstOf(network, vpc.ResourceName(c.NetworkConfig.Network)), firstOf(subnet, vpc.ResourceName(c.NetworkConfig.Subnetwork))
+	}
+	if subnet == "" {
+		if network == "" {
+			network = "default"
+		}
+		n, err := e.vpc.GetNetwork(ctx, project, network)
+		if apierror.IsNotFound(err) {
+			return apierror.InvalidArgument("cluster.network", "Network %q does not exist in project %s.", network, project)
+		} else if err != nil {
+			return err
+		}
+		if !n.AutoCreateSubnetworks {
+			return apierror.InvalidArgument("cluster.subnetwork", "Network %q is a custom-mode network: name the cluster's subnetwork (--subnetwork).", network)
+		}
+		subnet = network
+	}
+	sub, err := e.vpc.GetSubnet(ctx, project, pl.region, subnet)
+	if apierror.IsNotFound(err) {
+		return apierror.InvalidArgument("cluster.subnetwork", "Subnetwork %q does not exist in region %s of project %s.", subnet, pl.region, project)
+	} else if err != nil {
+		return err
+	}
+	if network != "" && vpc.ResourceName(sub.Network) != network {
+		return apierror.InvalidArgument("cluster.subnetwork", "Subnetwork %q is in network %q, not %q.", subnet, vpc.ResourceName(sub.Network), network)
+	}
+	pl.network, pl.subnet = vpc.ResourceName(sub.Network), sub.Name
+	pl.subnetRange, err = netip.ParsePrefix(sub.IpCidrRange)
+	if err != nil {
+		return err
+	}
+	pl.secondaries = sub.SecondaryIpRanges
+	return nil
+}
+
+// chooseRange reads one of the cluster's ranges: a named secondary range
+// of the subnetwork, or a range ("10.4.0.0/14") or size ("/14") for GKE to
+// add, or nothing (zero rangeChoice).
+func (e *Engine) chooseRange(ctx context.Context, project string, pl *placement, nameField, name, blockField, block string) (rangeChoice, error) {
+	switch {
+	case name != "" && block != "":
+		return rangeChoice{}, apierror.InvalidArgument(blockField, "Name a secondary range or give a range, not both.")
+	case name != "":
+		i := slices.IndexFunc(pl.secondaries, func(r *compute.SubnetworkSecondaryRange) bool { return r.RangeName == name })
+		if i < 0 {
+			return rangeChoice{}, apierror.InvalidArgument(nameField, "Subnetwork %q has no secondary range named %q.", pl.subnet, name)
+		}
+		p, err := netip.ParsePrefix(pl.secondaries[i].IpCidrRange)
+		return rangeChoice{secondary: name, prefix: p, field: nameField}, err
+	case block == "":
+		return rangeChoice{field: blockField}, nil
+	case strings.HasPrefix(block, "/"):
+		var bits int
+		if _, err := fmt.Sscanf(block, "/%d", &bits); err != nil || bits < 9 || bits > 27 || fmt.Sprintf("/%d", bits) != block {
+			return rangeChoice{}, apierror.InvalidArgument(blockField, "Invalid range size %q: a prefix length from /9 to /27, such as /14.", block)
+		}
+		return rangeChoice{bits: bits, field: blockField}, nil
+	}
+	p, err := netip.ParsePrefix(block)
+	switch {
+	case err != nil || !p.Addr().Is4():
+		return rangeChoice{}, apierror.InvalidArgument(blockField, "Invalid range %q: an IPv4 range in CIDR notation, such as 10.4.0.0/14, or a size such as /14.", block)
+	case p.Masked() != p:
+		return rangeChoice{}, apierror.InvalidArgument(blockField, "Invalid range %q: host bits are set; did you mean %s?", block, p.Masked())
+	case p.Bits() < 9 || p.Bits() > 27:
+		return rangeChoice{}, apierror.InvalidArgument(blockField, "Invalid range %q: the prefix length must be from /9 to /27.", block)
+	}
+	if o, ok := overlapping(p, pl.used); ok {
+		return rangeChoice{}, apierror.InvalidArgument(blockField, "The range %s overlaps the %s.", p, o.Owner)
+	}
+	if p.Overlaps(pl.subnetRange) {
+		return rangeChoice{}, apierror.InvalidArgument(blockField, "The range %s overlaps the primary range %s of subnetwork %s.", p, pl.subnetRange, pl.subnet)
+	}
+	return rangeChoice{prefix: p, field: blockField}, nil
+}
+
+func overlapping(p netip.Prefix, used []vpc.Range) (vpc.Range, bool) {
+	for _, u := range used {
+		if u.Prefix.Overlaps(p) {
+			return u, true
+		}
+	}
+	return vpc.Range{}, false
+}
+
+// placePrivate checks the private cluster settings: private nodes need a
+// control-plane /28 that overlaps nothing of the network or the cluster,
+// and a private endpoint needs private nodes.
+func (pl *placement) placePrivate(c *container.Cluster) error {
+	pc := c.PrivateClusterConfig
+	if pc == nil {
+		pc = &container.PrivateClusterConfig{}
+	}
+	pl.private = pc.EnablePrivateNodes || (c.NetworkConfig != nil && c.NetworkConfig.DefaultEnablePrivateNodes)
+	pl.privateOnly = pc.EnablePrivateEndpoint
+	const field = "cluster.privateClusterConfig.masterIpv4CidrBlock"
+	switch {
+	case pl.privateOnly && !pl.private:
+		return apierror.InvalidArgument("cluster.privateClusterConfig.enablePrivateEndpoint", "A private endpoint needs private nodes (--enable-private-nodes).")
+	case !pl.private && pc.MasterIpv4CidrBlock != "":
+		return apierror.InvalidArgument(field, "A control-plane range is for private clusters: add --enable-private-nodes.")
+	case !pl.private:
+		return nil
+	case pc.MasterIpv4CidrBlock == "":
+		return apierror.InvalidArgument(field, "A private cluster needs a /28 range for its control plane (--master-ipv4-cidr).")
+	}
+	p, err := netip.ParsePrefix(pc.MasterIpv4CidrBlock)
+	switch {
+	case err != nil || !p.Addr().Is4():
+		return apierror.InvalidArgument(field, "Invalid control-plane range %q: an IPv4 /28 in CIDR notation, such as 172.16.0.32/28.", pc.MasterIpv4CidrBlock)
+	case p.Bits() != 28:
+		return apierror.InvalidArgument(field, "Invalid control-plane range %q: it must be a /28.", pc.MasterIpv4CidrBlock)
+	case p.Masked() != p:
+		return apierror.InvalidArgument(field, "Invalid control-plane range %q: host bits are set; did you mean %s?", pc.MasterIpv4CidrBlock, p.Masked())
+	case p.Overlaps(pl.subnetRange):
+		return apierror.InvalidArgument(field, "The control-plane range %s overlaps the primary range %s of subnetwork %s.", p, pl.subnetRange, pl.subnet)
+	}
+	if o, ok := overlapping(p, pl.used); ok {
+		return apierror.InvalidArgument(field, "The control-plane range %s overlaps the %s.", p, o.Owner)
+	}
+	for _, r := range []rangeChoice{pl.pods, pl.services} {
+		if r.prefix.IsValid() && r.prefix.Overlaps(p) {
+			return apierror.InvalidArgument(field, "The control-plane range %s overlaps the cluster's range %s.", p, r.prefix)
+		}
+	}
+	pl.controlPlaneRange = p
+	return nil
+}
+
+// allocateRanges gives the cluster its pod and Services ranges: named or
+// given ones as they are (claimed, so that two creates cannot take the
+// same), sized ones carved from 10.0.0.0/8 where nothing of the network
+// is.
+func (e *Engine) allocateRanges(a *allocator, r *ClusterRecord, pl *placement) error {
+	kind := "pods/" + r.Project + "/" + pl.network // every cluster range of the network
+	avoid := []netip.Prefix{pl.subnetRange}
+	for _, u := range pl.used {
+		avoid = append(avoid, u.Prefix)
+	}
+	if pl.controlPlaneRange.IsValid() {
+		avoid = append(avoid, pl.controlPlaneRange)
+	}
+	choices := []*rangeChoice{&pl.pods, &pl.services}
+	for _, c := range choices {
+		if c.prefix.IsValid() && c.managed() {
+			if !a.claim(kind, c.prefix) {
+				return apierror.InvalidArgument(c.field, "The range %s is being taken by another cluster.", c.prefix)
+			}
+		}
+		if c.prefix.IsValid() {
+			avoid = append(avoid, c.prefix)
+		}
+	}
+	for _, c := range choices {
+		if c.bits == 0 {
+			continue
+		}
+		p, err := a.blockAvoiding(kind, clusterRanges, c.bits, avoid)
+		if err != nil {
+			return apierror.FailedPrecondition("No free /%d for the cluster in network %s: %v", c.bits, pl.network, err)
+		}
+		c.prefix = p
+		avoid = append(avoid, p)
+	}
+	hash := r.hash()
+	policy := &container.IPAllocationPolicy{UseIpAliases: true, StackType: "IPV4"}
+	policy.ClusterSecondaryRangeName = pl.pods.secondary
+	if pl.pods.managed() {
+		policy.ClusterSecondaryRangeName = managedRangeName(r.Cluster.Name, "pods", hash)
+		r.ManagedRanges = append(r.ManagedRanges, &compute.SubnetworkSecondaryRange{RangeName: policy.ClusterSecondaryRangeName, IpCidrRange: pl.pods.prefix.String()})
+	}
+	policy.ClusterIpv4Cidr, policy.ClusterIpv4CidrBlock = pl.pods.prefix.String(), pl.pods.prefix.String()
+	services := googleServicesRange
+	if pl.services.prefix.IsValid() {
+		services = pl.services.prefix.String()
+		policy.ServicesSecondaryRangeName = pl.services.secondary
+		if pl.services.managed() {
+			policy.ServicesSecondaryRangeName = managedRangeName(r.Cluster.Name, "services", hash)
+			r.ManagedRanges = append(r.ManagedRanges, &compute.SubnetworkSecondaryRange{RangeName: policy.ServicesSecondaryRangeName, IpCidrRange: services})
+		}
+	}
+	policy.ServicesIpv4Cidr, policy.ServicesIpv4CidrBlock = services, services
+	c := r.Cluster
+	c.IpAllocationPolicy = policy
+	c.ClusterIpv4Cidr, c.ServicesIpv4Cidr = policy.ClusterIpv4Cidr, services
+	c.Network, c.Subnetwork = pl.network, pl.subnet
+	r.NodeRange = pl.subnetRange.String()
+	return nil
+}
+
+func managedRangeName(cluster, kind, hash string) string {
+	return fmt.Sprintf("gke-%s-%s-%s", truncate(cluster, 40), kind, hash)
+}
+
+// hash is the cluster's short hash, in the names GKE gives what it makes
+// for the cluster.
+func (r *ClusterRecord) hash() string { return r.UID[:8] }
+
+// nodeTag is the network tag of the cluster's nodes, which its firewall
+// rules target.
+func (r *ClusterRecord) nodeTag() string {
+	return fmt.Sprintf("gke-%s-%s-node", truncate(r.Cluster.Name, 40), r.hash())
+}
+
+// private says whether the cluster has private nodes.
+func (r *ClusterRecord) private() bool {
+	pc := r.Cluster.PrivateClusterConfig
+	return pc != nil && pc.EnablePrivateNodes
+}
+
+// privateOnly says whether the cluster has no public endpoint.
+func (r *ClusterRecord) privateOnly() bool {
+	pc := r.Cluster.PrivateClusterConfig
+	return pc != nil && pc.EnablePrivateEndpoint
+}
+
+// fillPrivate reports the private cluster settings and the endpoints.
+func (e *Engine) fillPrivate(r *ClusterRecord, pl *placement) {
+	c := r.Cluster
+	if !pl.private {
+		c.PrivateClusterConfig = nil
+		return
+	}
+	c.PrivateClusterConfig = &container.PrivateClusterConfig{
+		EnablePrivateNodes: true, EnablePrivateEndpoint: pl.privateOnly,
+		MasterIpv4CidrBlock: pl.controlPlaneRange.String(),
+		PeeringName:         r.managedPeering().Name,
+	}
+}
+
+// reportEndpoints sets every field that gives the cluster's endpoints:
+// endpoint is the private one when there is no public one.
+func (r *ClusterRecord) reportEndpoints() {
+	c := r.Cluster
+	c.Endpoint = endpointOf(r)
+	ip := &container.IPEndpointsConfig{Enabled: true, EnablePublicEndpoint: !r.privateOnly(), AuthorizedNetworksConfig: c.MasterAuthorizedNetworksConfig,
+		ForceSendFields: []string{"EnablePublicEndpoint"}}
+	if !r.privateOnly() {
+		ip.PublicEndpoint = r.EndpointIP
+	}
+	if pc := c.PrivateClusterConfig; pc != nil {
+		pc.PrivateEndpoint, ip.PrivateEndpoint = r.PrivateEndpointIP, r.PrivateEndpointIP
+		pc.PublicEndpoint = ip.PublicEndpoint
+	}
+	c.ControlPlaneEndpointsConfig = &container.ControlPlaneEndpointsConfig{IpEndpointsConfig: ip}
+}
+
+// managedPeering is the Google-managed side of a private cluster: the
+// network its control plane is in, peered with the cluster's network.
+func (r *ClusterRecord) managedPeering() vpc.ManagedPeering {
+	loc, _ := ParseLocation(r.Location)
+	hash := r.hash()
+	return vpc.ManagedPeering{
+		Project: r.Project, Network: vpc.ResourceName(r.Cluster.Network),
+		Name:          fmt.Sprintf("gke-%s-%s-peer", truncate(r.Cluster.Name, 40), hash),
+		TenantProject: "gke-prod-" + loc.Region + "-" + hash[:4], TenantNetwork: "gke-n" + hash + "-net",
+		Region: loc.Region, ControlPlaneRange: r.controlPlaneRange(),
+	}
+}
+
+func (r *ClusterRecord) controlPlaneRange() string {
+	if pc := r.Cluster.PrivateClusterConfig; pc != nil {
+		return pc.MasterIpv4CidrBlock
+	}
+	return ""
+}
+
+// firewallRules are the rules GKE makes for a cluster: nodes reach each
+// other (-vms) and pods reach nodes (-all); load balancer health checks
+// reach the nodes (-hc); a private cluster's control plane reaches its
+// nodes' kubelets and webhooks (-master).
+func (r *ClusterRecord) firewallRules() []*compute.Firewall {
+	c := r.Cluster
+	prefix := fmt.Sprintf("gke-%s-%s", truncate(c.Name, 40), r.hash())
+	network := "projects/" + r.Project + "/global/networks/" + vpc.ResourceName(c.Network)
+	rule := func(name, sources string, allowed ...*compute.FirewallAllowed) *compute.Firewall {
+		return &compute.Firewall{Name: prefix + "-" + name, Network: network, Direction: "INGRESS",
+			SourceRanges: strings.Split(sources, ","), TargetTags: []string{r.nodeTag()}, Allowed: allowed,
+			Description: "Made by kubeyard for cluster " + c.Name + "."}
+	}
+	allow := func(protocol string, ports ...string) *compute.FirewallAllowed {
+		return &compute.FirewallAllowed{IPProtocol: protocol, Ports: ports}
+	}
+	rules := []*compute.Firewall{
+		rule("vms", r.NodeRange, allow("icmp"), allow("tcp", "1-65535"), allow("udp", "1-65535")),
+		rule("all", c.ClusterIpv4Cidr, allow("tcp"), allow("udp"), allow("icmp"), allow("esp"), allow("ah"), allow("sctp")),
+		rule("hc", strings.Join(healthCheckRanges, ","), allow("tcp", "10256")),
+	}
+	if r.private() {
+		rules = append(rules, rule("master", r.controlPlaneRange(), allow("tcp", "443", "10250")))
+	}
+	return rules
+}
+
+// ensureClusterNetwork makes what the cluster needs in its VPC: its
+// secondary ranges, its firewall rules and, when private, the peering with
+// its control plane's network. What exists already is left as it is.
+func (e *Engine) ensureClusterNetwork(ctx context.Context, r *ClusterRecord) error {
+	loc, _ := ParseLocation(r.Location)
+	if len(r.ManagedRanges) > 0 {
+		if err := e.vpc.AddSecondaryRanges(ctx, r.Project, loc.Region, r.Cluster.Subnetwork, r.ManagedRanges); err != nil {
+			return fmt.Errorf("secondary ranges: %w", err)
+		}
+	}
+	if r.private() {
+		if err := e.vpc.EnsureManagedPeering(ctx, r.managedPeering()); err != nil {
+			return err
+		}
+	}
+	for _, fw := range r.firewallRules() {
+		if _, err := e.vpc.InsertFirewall(ctx, r.Project, fw, nil); err != nil && !apierror.IsAlreadyExists(err) {
+			return fmt.Errorf("firewall rule %s: %w", fw.Name, err)
+		}
+	}
+	return nil
+}
+
+// removeClusterNetwork undoes ensureClusterNetwork.
+func (e *Engine) removeClusterNetwork(ctx context.Context, r *ClusterRecord) error {
+	for _, fw := range r.firewallRules() {
+		if _, err := e.vpc.DeleteFirewall(ctx, r.Project, fw.Name); err != nil && !apierror.IsNotFound(err) {
+			return err
+		}
+	}
+	if r.private() {
+		if err := e.vpc.RemoveManagedPeering(ctx, r.managedPeering()); err != nil {
+			return err
+		}
+	}
+	loc, _ := ParseLocation(r.Location)
+	var names []string
+	for _, m := range r.ManagedRanges {
+		names = append(names, m.RangeName)
+	}
+	return e.vpc.RemoveSecondaryRanges(ctx, r.Project, loc.Region, r.Cluster.Subnetwork, names)
+}
+
+// authorizedNetworks checks master authorized networks as a request gives
+// them (field is where); privateOnly allows more ranges and refuses
+// 0.0.0.0/0.
+func authorizedNetworks(field string, cfg *container.MasterAuthorizedNetworksConfig, privateOnly bool) error {
+	if cfg == nil {
+		return nil
+	}
+	if !cfg.Enabled && len(cfg.CidrBlocks) > 0 {
+		return apierror.InvalidArgument(field+".enabled", "Authorized networks are given but not enabled (--enable-master-authorized-networks).")
+	}
+	limit := maxAuthorizedNetworks
+	if privateOnly {
+		limit = maxAuthorizedNetworksPrivate
+	}
+	if len(cfg.CidrBlocks) > limit {
+		return apierror.InvalidArgument(field+".cidrBlocks", "%d authorized networks is too many: at most %d.", len(cfg.CidrBlocks), limit)
+	}
+	for i, b := range cfg.CidrBlocks {
+		f := fmt.Sprintf("%s.cidrBlocks[%d].cidrBlock", field, i)
+		p, err := netip.ParsePrefix(b.CidrBlock)
+		switch {
+		case err != nil || !p.Addr().Is4():
+			return apierror.InvalidArgument(f, "Invalid authorized network %q: an IPv4 range in CIDR notation, such as 203.0.113.0/24.", b.CidrBlock)
+		case p.Masked() != p:
+			return apierror.InvalidArgument(f, "Invalid authorized network %q: host bits are set; did you mean %s?", b.CidrBlock, p.Masked())
+		case privateOnly && p.Bits() == 0:
+			return apierror.InvalidArgument(f, "0.0.0.0/0 cannot be an authorized network of a cluster with a private endpoint only.")
+		}
+	}
+	return nil
+}
+
+// requestedAuthorizedNetworks is the authorized networks of a request, in
+// either form gcloud may send (endpoints: controlPlaneEndpointsConfig, or
+// the older masterAuthorizedNetworksConfig), with the field to name in
+// errors: endpointsField or legacyField.
+func requestedAuthorizedNetworks(endpointsField string, endpoints *container.ControlPlaneEndpointsConfig, legacyField string, legacy *container.MasterAuthorizedNetworksConfig) (*container.MasterAuthorizedNetworksConfig, string) {
+	if endpoints != nil && endpoints.IpEndpointsConfig != nil && endpoints.IpEndpointsConfig.AuthorizedNetworksConfig != nil {
+		return endpoints.IpEndpointsConfig.AuthorizedNetworksConfig, endpointsField + ".ipEndpointsConfig.authorizedNetworksConfig"
+	}
+	return legacy, legacyField
+}
+
+// authorizedPrefixes are the ranges the cluster's endpoints admit, or nil
+// when authorized networks are off (every source).
+func (r *ClusterRecord) authorizedPrefixes() []netip.Prefix {
+	cfg := r.Cluster.MasterAuthorizedNetworksConfig
+	if cfg == nil || !cfg.Enabled {
+		return nil
+	}
+	out := []netip.Prefix{}
+	for _, b := range cfg.CidrBlocks {
+		if p, err := netip.ParsePrefix(b.CidrBlock); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// actionUpdateAuthorizedNetworks is the UPDATE_CLUSTER action that changes
+// master authorized networks.
+const actionUpdateAuthorizedNetworks = "update-authorized-networks"
+
+// updateAuthorizedNetworks changes who may reach the cluster's endpoints.
+// The record says the new list at once; the operation is done once every
+// endpoint enforces it.
+func (e *Engine) updateAuthorizedNetworks(ctx context.Context, r *ClusterRecord, rev int64, u *container.ClusterUpdate) (*container.Operation, error) {
+	cfg, field := requestedAuthorizedNetworks("update.desiredControlPlaneEndpointsConfig", u.DesiredControlPlaneEndpointsConfig, "update.desiredMasterAuthorizedNetworksConfig", u.DesiredMasterAuthorizedNetworksConfig)
+	if cfg == nil {
+		return nil, apierror.InvalidArgument("update.desiredControlPlaneEndpointsConfig", "Only the authorized networks of the control-plane endpoints can be changed.")
+	}
+	if err := authorizedNetworks(field, cfg, r.privateOnly()); err != nil {
+		return nil, err
+	}
+	if r.Operation != "" {
+		return nil, busyError(r.Project, r.Location, r.Operation)
+	}
+	if r.Cluster.Status != "RUNNING" {
+		return nil, apierror.FailedPrecondition("Cluster %q is %s, not RUNNING.", r.Cluster.Name, r.Cluster.Status)
+	}
+	r.Cluster.MasterAuthorizedNetworksConfig = cfg
+	r.reportEndpoints()
+	op := e.newOperation(r, OpUpdateCluster, "clusters/"+r.Cluster.Name)
+	op.Action = actionUpdateAuthorizedNetworks
+	return e.startOperation(ctx, r, rev, op)
+}
