@@ -58,7 +58,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 		{"absurd node count", zone, map[string]any{"cluster": map[string]any{"name": "ok", "nodePools": []any{pool("p", 100000)}}}, 400, "INVALID_ARGUMENT", "cluster.nodePools[0].initialNodeCount"},
 		{"no nodes at all", zone, map[string]any{"cluster": map[string]any{"name": "ok"}}, 400, "INVALID_ARGUMENT", "cluster.initialNodeCount"},
 		{"unknown machine type", zone, map[string]any{"cluster": map[string]any{"name": "ok", "nodePools": []any{map[string]any{"name": "p", "initialNodeCount": 1, "config": map[string]any{"machineType": "z9-huge"}}}}}, 400, "INVALID_ARGUMENT", "cluster.nodePools[0].config.machineType"},
-		{"field not honoured yet", zone, map[string]any{"cluster": map[string]any{"name": "ok", "nodePools": []any{pool("p", 1)}, "privateClusterConfig": map[string]any{"enablePrivateNodes": true}}}, 400, "INVALID_ARGUMENT", "cluster.privateClusterConfig"},
+		{"field not honoured yet", zone, map[string]any{"cluster": map[string]any{"name": "ok", "nodePools": []any{pool("p", 1)}, "privateClusterConfig": map[string]any{"masterGlobalAccessConfig": map[string]any{"enabled": true}}}}, 400, "INVALID_ARGUMENT", "cluster.privateClusterConfig.masterGlobalAccessConfig"},
 		{"nested field not honoured yet", zone, map[string]any{"cluster": map[string]any{"name": "ok", "nodePools": []any{map[string]any{"name": "p", "initialNodeCount": 1, "autoscaling": map[string]any{"enabled": true}}}}}, 400, "INVALID_ARGUMENT", "cluster.nodePools[0].autoscaling"},
 		{"field that does not exist", zone, map[string]any{"cluster": map[string]any{"name": "ok", "nodePools": []any{pool("p", 1)}, "flux": 1}}, 400, "INVALID_ARGUMENT", "cluster.flux"},
 		{"malformed JSON", zone, `{"cluster": {"name": "ok"`, 400, "INVALID_ARGUMENT", ""},
