@@ -364,3 +364,52 @@ func refusalsChangeNothing(t *testing.T, e *harness.Engine) {
 		t.Errorf("refused creates changed the firewall rules: %q", after)
 	}
 }
+
+// TestRoutesBasedCluster: a routes-based cluster (--no-enable-ip-alias)
+// takes its pods from --cluster-ipv4-cidr, its Services from the last /20
+// of it, and gets a route per node to the node's pod range, which follows
+// resizes and goes with the cluster.
+func TestRoutesBasedCluster(t *testing.T) {
+	e := harness.Start(t, harness.Options{})
+	for _, bad := range []struct{ args []string }{
+		{[]string{"--cluster-ipv4-cidr", "10.96.0.0/22"}},
+		{[]string{"--cluster-ipv4-cidr", "10.128.0.0/14"}}, // over the default subnetwork
+	} {
+		args := append([]string{"container", "clusters", "create", "bad", "--zone", zone, "--num-nodes", "1", "--no-enable-ip-alias"}, bad.args...)
+		if out, err := e.Run("gcloud", args...); err == nil || !strings.Contains(out, "10.") {
+			t.Errorf("%v: %v\n%s", bad.args, err, out)
+		}
+	}
+	e.Gcloud("container", "clusters", "create", "rb", "--zone", zone, "--num-nodes", "2", "--no-enable-ip-alias", "--cluster-ipv4-cidr", "10.96.0.0/14")
+	c := describeCluster(t, e, "rb")
+	if field(c, "ipAllocationPolicy.useRoutes") != "true" || field(c, "clusterIpv4Cidr") != "10.96.0.0/14" || field(c, "servicesIpv4Cidr") != "10.99.240.0/20" {
+		t.Errorf("rb: useRoutes %s, pods %s, services %s", field(c, "ipAllocationPolicy.useRoutes"), field(c, "clusterIpv4Cidr"), field(c, "servicesIpv4Cidr"))
+	}
+	if ip := e.Kubectl("get", "service", "kubernetes", "-o", "jsonpath={.spec.clusterIP}"); ip != "10.99.240.1" {
+		t.Errorf("kubernetes Service at %s", ip)
+	}
+	// routes returns "destRange nextHopIp" of the cluster's node routes,
+	// and the nodes' "podCIDR InternalIP", sorted.
+	routes := func() (string, string) {
+		r := e.Gcloud("compute", "routes", "list", "--filter", "description=k8s-node-route", "--format", "value(destRange,nextHopIp)", "--sort-by", "destRange")
+		n := e.Kubectl("get", "nodes", "--sort-by", ".spec.podCIDR", "-o", `jsonpath={range .items[*]}{.spec.podCIDR}{"\t"}{.status.addresses[?(@.type=="InternalIP")].address}{"\n"}{end}`)
+		return strings.TrimSpace(r), strings.TrimSpace(n)
+	}
+	for _, size := range []string{"", "3", "1"} {
+		if size != "" {
+			e.Gcloud("container", "clusters", "resize", "rb", "--zone", zone, "--num-nodes", size, "--quiet")
+		}
+		got, nodes := routes()
+		want := 2
+		if size != "" {
+			want = int(size[0] - '0')
+		}
+		if got != nodes || len(strings.Split(got, "\n")) != want {
+			t.Errorf("%d nodes: routes\n%s\nnodes\n%s", want, got, nodes)
+		}
+	}
+	e.Gcloud("container", "clusters", "delete", "rb", "--zone", zone, "--quiet")
+	if got, _ := e.Run("gcloud", "compute", "routes", "list", "--filter", "description=k8s-node-route", "--format", "value(name)"); strings.TrimSpace(got) != "" {
+		t.Errorf("routes left after the cluster: %q", got)
+	}
+}

@@ -13,11 +13,14 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"time"
 
 	compute "google.golang.org/api/compute/v1"
 	container "google.golang.org/api/container/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kubeyard/kubeyard/internal/api/apierror"
+	"github.com/kubeyard/kubeyard/internal/poll"
 	"github.com/kubeyard/kubeyard/internal/vpc"
 )
 
@@ -49,6 +52,7 @@ type placement struct {
 	subnetRange             netip.Prefix
 	pods, services          rangeChoice
 	private, privateOnly    bool
+	routes                  bool // routes-based: pods reached by a route per node
 	controlPlaneRange       netip.Prefix
 	secondaries             []*compute.SubnetworkSecondaryRange
 	used                    []vpc.Range // what new ranges must avoid
@@ -85,7 +89,10 @@ func (e *Engine) place(ctx context.Context, project string, loc Location, c *con
 		p = &container.IPAllocationPolicy{UseIpAliases: true}
 	}
 	if p.UseRoutes || !p.UseIpAliases {
-		return nil, apierror.InvalidArgument("cluster.ipAllocationPolicy.useRoutes", "Routes-based clusters are not supported by kubeyard yet: create a VPC-native cluster (--enable-ip-alias).")
+		return pl, e.placeRoutesBased(ctx, project, pl, c, p)
+	}
+	if c.ClusterIpv4Cidr != "" {
+		return nil, apierror.InvalidArgument("cluster.clusterIpv4Cidr", "cluster.clusterIpv4Cidr is for routes-based clusters; a VPC-native cluster takes ipAllocationPolicy.clusterIpv4CidrBlock (--cluster-ipv4-cidr with --enable-ip-alias).")
 	}
 	if p.CreateSubnetwork {
 		return nil, apierror.InvalidArgument("cluster.ipAllocationPolicy.createSubnetwork", "Creating a subnetwork for the cluster is not supported by kubeyard yet: create it with `gcloud compute networks subnets create` and name it with --subnetwork.")
@@ -115,6 +122,36 @@ func (e *Engine) place(ctx context.Context, project string, loc Location, c *con
 		return nil, err
 	}
 	return pl, nil
+}
+
+// placeRoutesBased checks a routes-based cluster (--no-enable-ip-alias):
+// its pods come from cluster.clusterIpv4Cidr (given, or a /14 GKE picks),
+// reached through a route per node; its Services from the last /20 of it.
+func (e *Engine) placeRoutesBased(ctx context.Context, project string, pl *placement, c *container.Cluster, p *container.IPAllocationPolicy) error {
+	const policy = "cluster.ipAllocationPolicy."
+	for _, f := range []struct{ field, value string }{
+		{"clusterSecondaryRangeName", p.ClusterSecondaryRangeName}, {"servicesSecondaryRangeName", p.ServicesSecondaryRangeName},
+		{"clusterIpv4CidrBlock", firstOf(p.ClusterIpv4CidrBlock, p.ClusterIpv4Cidr)}, {"servicesIpv4CidrBlock", firstOf(p.ServicesIpv4CidrBlock, p.ServicesIpv4Cidr)},
+	} {
+		if f.value != "" {
+			return apierror.InvalidArgument(policy+f.field, "A routes-based cluster takes its pod range from cluster.clusterIpv4Cidr (--cluster-ipv4-cidr) and its Services range from the end of it; secondary ranges are for VPC-native clusters (--enable-ip-alias).")
+		}
+	}
+	if pc := c.PrivateClusterConfig; (pc != nil && (pc.EnablePrivateNodes || pc.EnablePrivateEndpoint)) || (c.NetworkConfig != nil && c.NetworkConfig.DefaultEnablePrivateNodes) {
+		return apierror.InvalidArgument("cluster.privateClusterConfig.enablePrivateNodes", "A private cluster must be VPC-native (--enable-ip-alias).")
+	}
+	pl.routes = true
+	var err error
+	if pl.pods, err = e.chooseRange(ctx, project, pl, "", "", "cluster.clusterIpv4Cidr", c.ClusterIpv4Cidr); err != nil {
+		return err
+	}
+	if pl.pods.bits == 0 && !pl.pods.prefix.IsValid() {
+		pl.pods.bits = defaultPodBits
+	}
+	if pl.pods.prefix.IsValid() && pl.pods.prefix.Bits() > 20 {
+		return apierror.InvalidArgument("cluster.clusterIpv4Cidr", "The pod range %s is too small: a routes-based cluster's Services take its last /20.", pl.pods.prefix)
+	}
+	return nil
 }
 
 func firstOf(values ...string) string {
@@ -297,6 +334,19 @@ func (e *Engine) allocateRanges(a *allocator, r *ClusterRecord, pl *placement) e
 		avoid = append(avoid, p)
 	}
 	hash := r.hash()
+	c := r.Cluster
+	c.Network, c.Subnetwork = pl.network, pl.subnet
+	r.NodeRange = pl.subnetRange.String()
+	if pl.routes {
+		// The Services range is the pod range's last /20, as GKE makes it;
+		// kube-controller-manager gives no node a pod range over it.
+		pods := pl.pods.prefix
+		last := netip.PrefixFrom(fromBE32(be32(pods.Addr())+uint32(1)<<(32-pods.Bits())-1<<12), 20)
+		c.ClusterIpv4Cidr, c.ServicesIpv4Cidr = pods.String(), last.String()
+		c.IpAllocationPolicy = &container.IPAllocationPolicy{UseRoutes: true, StackType: "IPV4",
+			ClusterIpv4Cidr: c.ClusterIpv4Cidr, ServicesIpv4Cidr: c.ServicesIpv4Cidr}
+		return nil
+	}
 	policy := &container.IPAllocationPolicy{UseIpAliases: true, StackType: "IPV4"}
 	policy.ClusterSecondaryRangeName = pl.pods.secondary
 	if pl.pods.managed() {
@@ -314,11 +364,8 @@ func (e *Engine) allocateRanges(a *allocator, r *ClusterRecord, pl *placement) e
 		}
 	}
 	policy.ServicesIpv4Cidr, policy.ServicesIpv4CidrBlock = services, services
-	c := r.Cluster
 	c.IpAllocationPolicy = policy
 	c.ClusterIpv4Cidr, c.ServicesIpv4Cidr = policy.ClusterIpv4Cidr, services
-	c.Network, c.Subnetwork = pl.network, pl.subnet
-	r.NodeRange = pl.subnetRange.String()
 	return nil
 }
 
@@ -449,8 +496,16 @@ func (e *Engine) ensureClusterNetwork(ctx context.Context, r *ClusterRecord) err
 	return nil
 }
 
-// removeClusterNetwork undoes ensureClusterNetwork.
+// removeClusterNetwork undoes ensureClusterNetwork, and removes the routes
+// to its nodes.
 func (e *Engine) removeClusterNetwork(ctx context.Context, r *ClusterRecord) error {
+	nodes := slices.Clone(r.Retiring)
+	for _, pool := range r.Nodes {
+		nodes = append(nodes, pool...)
+	}
+	if err := e.removeNodeRoutes(ctx, r, nodes...); err != nil {
+		return err
+	}
 	for _, fw := range r.firewallRules() {
 		if _, err := e.vpc.DeleteFirewall(ctx, r.Project, fw.Name); err != nil && !apierror.IsNotFound(err) {
 			return err
@@ -554,4 +609,66 @@ func (e *Engine) updateAuthorizedNetworks(ctx context.Context, r *ClusterRecord,
 	op := e.newOperation(r, OpUpdateCluster, "clusters/"+r.Cluster.Name)
 	op.Action = actionUpdateAuthorizedNetworks
 	return e.startOperation(ctx, r, rev, op)
+}
+
+// routesBased says whether the cluster reaches its pods through a route
+// per node rather than alias ranges.
+func (r *ClusterRecord) routesBased() bool {
+	return r.Cluster.IpAllocationPolicy != nil && r.Cluster.IpAllocationPolicy.UseRoutes
+}
+
+// nodeRouteName is the name of the route to a node's pod range.
+func (r *ClusterRecord) nodeRouteName(node string) string {
+	parts := strings.Split(node, "-")
+	suffix := strings.Join(parts[max(0, len(parts)-2):], "-")
+	return fmt.Sprintf("gke-%s-%s-%s", truncate(r.Cluster.Name, 20), r.hash(), suffix)
+}
+
+// addNodeRoutes gives each node of a routes-based cluster's pool the route
+// to its pod range (which kube-controller-manager assigns once the Node
+// registers), to the node's internal address.
+func (e *Engine) addNodeRoutes(ctx context.Context, r *ClusterRecord, pool string) error {
+	if !r.routesBased() {
+		return nil
+	}
+	client, err := e.runtime.AdminClient(e.spec(r))
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	for _, n := range r.Nodes[pool] {
+		var cidr string
+		if err := poll.Until(ctx, func(ctx context.Context) error {
+			node, err := client.CoreV1().Nodes().Get(ctx, n.Name, metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			if cidr = node.Spec.PodCIDR; cidr == "" {
+				return fmt.Errorf("node %s has no pod range yet", n.Name)
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		route := &compute.Route{Name: r.nodeRouteName(n.Name), Network: vpc.ResourceName(r.Cluster.Network), DestRange: cidr,
+			NextHopIp: n.InternalIP, Priority: 1000, Description: "k8s-node-route"}
+		if _, err := e.vpc.InsertRoute(ctx, r.Project, route); err != nil && !apierror.IsAlreadyExists(err) {
+			return fmt.Errorf("route to node %s: %w", n.Name, err)
+		}
+	}
+	return nil
+}
+
+// removeNodeRoutes removes the routes to nodes that are gone.
+func (e *Engine) removeNodeRoutes(ctx context.Context, r *ClusterRecord, nodes ...NodeRecord) error {
+	if !r.routesBased() {
+		return nil
+	}
+	for _, n := range nodes {
+		if _, err := e.vpc.DeleteRoute(ctx, r.Project, r.nodeRouteName(n.Name)); err != nil && !apierror.IsNotFound(err) {
+			return err
+		}
+	}
+	return nil
 }

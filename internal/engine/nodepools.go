@@ -220,7 +220,10 @@ func (e *Engine) ensurePoolNodes(ctx context.Context, r *ClusterRecord, pool str
 	if p == nil {
 		return r, nil
 	}
-	return r, e.runtime.EnsureNodes(ctx, e.spec(r), e.nodes(r, p), r.BootstrapToken)
+	if err := e.runtime.EnsureNodes(ctx, e.spec(r), e.nodes(r, p), r.BootstrapToken); err != nil {
+		return nil, err
+	}
+	return r, e.addNodeRoutes(ctx, r, pool)
 }
 
 func (e *Engine) poolRecord(ctx context.Context, project, location, clusterName, pool string) (*ClusterRecord, int64, *container.NodePool, error) {
@@ -427,6 +430,9 @@ func (e *Engine) releaseNodes(ctx context.Context, r *ClusterRecord, nodes ...No
 		return nil
 	})
 	if err != nil {
+		return err
+	}
+	if err := e.removeNodeRoutes(ctx, r, nodes...); err != nil {
 		return err
 	}
 	var writes []store.Write

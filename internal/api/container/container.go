@@ -50,7 +50,7 @@ var (
 			"cluster.ipAllocationPolicy.clusterSecondaryRangeName", "cluster.ipAllocationPolicy.servicesSecondaryRangeName",
 			"cluster.ipAllocationPolicy.clusterIpv4CidrBlock", "cluster.ipAllocationPolicy.servicesIpv4CidrBlock",
 			"cluster.ipAllocationPolicy.clusterIpv4Cidr", "cluster.ipAllocationPolicy.servicesIpv4Cidr",
-			"cluster.defaultMaxPodsConstraint.maxPodsPerNode",
+			"cluster.defaultMaxPodsConstraint.maxPodsPerNode", "cluster.clusterIpv4Cidr",
 			"cluster.privateClusterConfig.enablePrivateNodes", "cluster.privateClusterConfig.enablePrivateEndpoint",
 			"cluster.privateClusterConfig.masterIpv4CidrBlock",
 			// Whether there is a public endpoint follows
