@@ -1,12 +1,8 @@
 package e2e
 
 import (
-	"crypto/tls"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
 	"net/netip"
 	"strings"
 	"testing"
@@ -15,33 +11,17 @@ import (
 	"github.com/kubeyard/kubeyard/e2e/harness"
 )
 
-// reach makes an HTTPS request to https://endpoint/version over a
-// connection from source, as a client at that address would: nil when
-// kube-apiserver answers (any HTTP status), the error otherwise.
-func reach(source, endpoint string) error {
-	dialer := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(source)}, Timeout: 3 * time.Second}
-	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DialContext: dialer.DialContext,
-		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, DisableKeepAlives: true}}
-	resp, err := client.Get("https://" + endpoint + "/version")
-	if err != nil {
-		return err
-	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	return nil
-}
-
 // checkReach checks that each source reaches (or not) each endpoint.
 func checkReach(t *testing.T, endpoints []string, allowed, refused []string) {
 	t.Helper()
 	for _, ep := range endpoints {
 		for _, src := range allowed {
-			if err := reach(src, ep); err != nil {
+			if err := harness.Reach(src, ep); err != nil {
 				t.Errorf("%s from authorized %s: %v", ep, src, err)
 			}
 		}
 		for _, src := range refused {
-			if err := reach(src, ep); err == nil {
+			if err := harness.Reach(src, ep); err == nil {
 				t.Errorf("%s from unauthorized %s: answered", ep, src)
 			}
 		}
@@ -139,7 +119,7 @@ func TestPrivateCluster(t *testing.T) {
 	begin := time.Now()
 	e.Gcloud("container", "clusters", "update", "priv", "--zone", zone, "--async",
 		"--enable-master-authorized-networks", "--master-authorized-networks", "127.77.0.0/16,127.78.0.0/16")
-	e.Eventually(10*time.Second, func() error { return reach("127.78.0.5", private) })
+	e.Eventually(10*time.Second, func() error { return harness.Reach("127.78.0.5", private) })
 	t.Logf("authorized networks update: effective %v after the request", time.Since(begin).Round(time.Millisecond))
 	e.Eventually(30*time.Second, func() error {
 		if ops := e.Gcloud("container", "operations", "list", "--zone", zone, "--filter", "status!=DONE", "--format", "value(name)"); strings.TrimSpace(ops) != "" {

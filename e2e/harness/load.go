@@ -2,8 +2,11 @@ package harness
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -253,4 +256,21 @@ func (f *Failures) Count(match func(time.Time) bool) int {
 		}
 	}
 	return n
+}
+
+// Reach makes an HTTPS request to https://endpoint/version over a
+// connection from source, as a client at that address would: nil when
+// kube-apiserver answers (any HTTP status), the error otherwise (a
+// frontend that does not admit source resets the connection).
+func Reach(source, endpoint string) error {
+	dialer := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(source)}, Timeout: 3 * time.Second}
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DialContext: dialer.DialContext,
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, DisableKeepAlives: true}}
+	resp, err := client.Get("https://" + endpoint + "/version")
+	if err != nil {
+		return err
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return nil
 }

@@ -47,3 +47,23 @@ func TestAllocatorSkipsAddressesInUse(t *testing.T) {
 		t.Fatalf("got %v %v: an address in use was handed out", ip, err)
 	}
 }
+
+// Blocks of different sizes in one kind never overlap, and a block avoids
+// the ranges it is told to.
+func TestAllocatorBlocksOfMixedSizes(t *testing.T) {
+	a := &allocator{taken: map[string]bool{}}
+	if !a.claim("pods/p/n", netip.MustParsePrefix("10.4.0.0/16")) {
+		t.Fatal("claim of a free block refused")
+	}
+	if a.claim("pods/p/n", netip.MustParsePrefix("10.4.128.0/20")) {
+		t.Fatal("a block inside a taken one was claimed")
+	}
+	if !a.claim("pods/p/other", netip.MustParsePrefix("10.4.128.0/20")) {
+		t.Fatal("another kind's blocks got in the way")
+	}
+	avoid := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/16")}
+	b, err := a.blockAvoiding("pods/p/n", netip.MustParsePrefix("10.0.0.0/8"), 14, avoid)
+	if err != nil || b.String() != "10.8.0.0/14" {
+		t.Fatalf("got %v %v, want 10.8.0.0/14 (10.0/14 holds an avoided range, 10.4/14 a taken block)", b, err)
+	}
+}
