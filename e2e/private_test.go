@@ -301,10 +301,13 @@ func refusalsChangeNothing(t *testing.T, e *harness.Engine) {
 		{"bad range size", func(c map[string]any) {
 			c["ipAllocationPolicy"] = map[string]any{"useIpAliases": true, "servicesIpv4CidrBlock": "/40"}
 		}, "cluster.ipAllocationPolicy.servicesIpv4CidrBlock"},
-		{"routes-based", func(c map[string]any) {
+		{"routes-based private cluster", func(c map[string]any) {
 			c["ipAllocationPolicy"] = map[string]any{"useRoutes": true}
+		}, "cluster.privateClusterConfig.enablePrivateNodes"},
+		{"routes-based with secondary ranges", func(c map[string]any) {
+			c["ipAllocationPolicy"].(map[string]any)["useRoutes"] = true
 			delete(c, "privateClusterConfig")
-		}, "cluster.ipAllocationPolicy.useRoutes"},
+		}, "cluster.ipAllocationPolicy.clusterSecondaryRangeName"},
 		{"custom network without a subnetwork", func(c map[string]any) { delete(c, "subnetwork") }, "cluster.subnetwork"},
 		{"unknown network", func(c map[string]any) { c["network"] = "nope"; delete(c, "subnetwork") }, "cluster.network"},
 		{"subnetwork of another network", func(c map[string]any) { c["subnetwork"] = "default" }, "cluster.subnetwork"},
