@@ -209,7 +209,7 @@ func (e *Engine) fillCluster(r *ClusterRecord, loc Location, pl *placement) {
 		Subnetwork:                "projects/" + r.Project + "/regions/" + loc.Region + "/subnetworks/" + c.Subnetwork,
 		DefaultEnablePrivateNodes: pl.private,
 	}
-	e.fillPrivate(r, pl)
+	r.fillPrivate(pl)
 	r.reportEndpoints()
 	c.NodeIpv4CidrSize = int64(32 - podRangeBits(c.DefaultMaxPodsConstraint))
 	// Nothing ships logs or metrics anywhere: say so rather than pretend.

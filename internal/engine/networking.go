@@ -89,7 +89,7 @@ func (e *Engine) place(ctx context.Context, project string, loc Location, c *con
 		p = &container.IPAllocationPolicy{UseIpAliases: true}
 	}
 	if p.UseRoutes || !p.UseIpAliases {
-		return pl, e.placeRoutesBased(ctx, project, pl, c, p)
+		return pl, pl.placeRoutesBased(c, p)
 	}
 	if c.ClusterIpv4Cidr != "" {
 		return nil, apierror.InvalidArgument("cluster.clusterIpv4Cidr", "cluster.clusterIpv4Cidr is for routes-based clusters; a VPC-native cluster takes ipAllocationPolicy.clusterIpv4CidrBlock (--cluster-ipv4-cidr with --enable-ip-alias).")
@@ -98,10 +98,10 @@ func (e *Engine) place(ctx context.Context, project string, loc Location, c *con
 		return nil, apierror.InvalidArgument("cluster.ipAllocationPolicy.createSubnetwork", "Creating a subnetwork for the cluster is not supported by kubeyard yet: create it with `gcloud compute networks subnets create` and name it with --subnetwork.")
 	}
 	const policy = "cluster.ipAllocationPolicy."
-	if pl.pods, err = e.chooseRange(ctx, project, pl, policy+"clusterSecondaryRangeName", p.ClusterSecondaryRangeName, policy+"clusterIpv4CidrBlock", firstOf(p.ClusterIpv4CidrBlock, p.ClusterIpv4Cidr)); err != nil {
+	if pl.pods, err = pl.chooseRange(policy+"clusterSecondaryRangeName", p.ClusterSecondaryRangeName, policy+"clusterIpv4CidrBlock", firstOf(p.ClusterIpv4CidrBlock, p.ClusterIpv4Cidr)); err != nil {
 		return nil, err
 	}
-	if pl.services, err = e.chooseRange(ctx, project, pl, policy+"servicesSecondaryRangeName", p.ServicesSecondaryRangeName, policy+"servicesIpv4CidrBlock", firstOf(p.ServicesIpv4CidrBlock, p.ServicesIpv4Cidr)); err != nil {
+	if pl.services, err = pl.chooseRange(policy+"servicesSecondaryRangeName", p.ServicesSecondaryRangeName, policy+"servicesIpv4CidrBlock", firstOf(p.ServicesIpv4CidrBlock, p.ServicesIpv4Cidr)); err != nil {
 		return nil, err
 	}
 	if pl.pods.secondary == "" && !pl.pods.prefix.IsValid() && pl.pods.bits == 0 {
@@ -127,7 +127,7 @@ func (e *Engine) place(ctx context.Context, project string, loc Location, c *con
 // placeRoutesBased checks a routes-based cluster (--no-enable-ip-alias):
 // its pods come from cluster.clusterIpv4Cidr (given, or a /14 GKE picks),
 // reached through a route per node; its Services from the last /20 of it.
-func (e *Engine) placeRoutesBased(ctx context.Context, project string, pl *placement, c *container.Cluster, p *container.IPAllocationPolicy) error {
+func (pl *placement) placeRoutesBased(c *container.Cluster, p *container.IPAllocationPolicy) error {
 	const policy = "cluster.ipAllocationPolicy."
 	for _, f := range []struct{ field, value string }{
 		{"clusterSecondaryRangeName", p.ClusterSecondaryRangeName}, {"servicesSecondaryRangeName", p.ServicesSecondaryRangeName},
@@ -142,7 +142,7 @@ func (e *Engine) placeRoutesBased(ctx context.Context, project string, pl *place
 	}
 	pl.routes = true
 	var err error
-	if pl.pods, err = e.chooseRange(ctx, project, pl, "", "", "cluster.clusterIpv4Cidr", c.ClusterIpv4Cidr); err != nil {
+	if pl.pods, err = pl.chooseRange("", "", "cluster.clusterIpv4Cidr", c.ClusterIpv4Cidr); err != nil {
 		return err
 	}
 	if pl.pods.bits == 0 && !pl.pods.prefix.IsValid() {
@@ -207,7 +207,7 @@ func (e *Engine) placeSubnet(ctx context.Context, project string, pl *placement,
 // chooseRange reads one of the cluster's ranges: a named secondary range
 // of the subnetwork, or a range ("10.4.0.0/14") or size ("/14") for GKE to
 // add, or nothing (zero rangeChoice).
-func (e *Engine) chooseRange(ctx context.Context, project string, pl *placement, nameField, name, blockField, block string) (rangeChoice, error) {
+func (pl *placement) chooseRange(nameField, name, blockField, block string) (rangeChoice, error) {
 	switch {
 	case name != "" && block != "":
 		return rangeChoice{}, apierror.InvalidArgument(blockField, "Name a secondary range or give a range, not both.")
@@ -395,8 +395,8 @@ func (r *ClusterRecord) privateOnly() bool {
 	return pc != nil && pc.EnablePrivateEndpoint
 }
 
-// fillPrivate reports the private cluster settings and the endpoints.
-func (e *Engine) fillPrivate(r *ClusterRecord, pl *placement) {
+// fillPrivate reports the private cluster settings.
+func (r *ClusterRecord) fillPrivate(pl *placement) {
 	c := r.Cluster
 	if !pl.private {
 		c.PrivateClusterConfig = nil
@@ -414,8 +414,7 @@ func (e *Engine) fillPrivate(r *ClusterRecord, pl *placement) {
 func (r *ClusterRecord) reportEndpoints() {
 	c := r.Cluster
 	c.Endpoint = endpointOf(r)
-	ip := &container.IPEndpointsConfig{Enabled: true, EnablePublicEndpoint: !r.privateOnly(), AuthorizedNetworksConfig: c.MasterAuthorizedNetworksConfig,
-		ForceSendFields: []string{"EnablePublicEndpoint"}}
+	ip := &container.IPEndpointsConfig{Enabled: true, EnablePublicEndpoint: !r.privateOnly(), AuthorizedNetworksConfig: c.MasterAuthorizedNetworksConfig}
 	if !r.privateOnly() {
 		ip.PublicEndpoint = r.EndpointIP
 	}

@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"testing"
@@ -51,27 +50,8 @@ func TestAuthorizedNetworksChecks(t *testing.T) {
 		switch {
 		case tc.field == "" && err != nil:
 			t.Errorf("%s: refused: %v", tc.name, err)
-		case tc.field != "" && (!errors.As(err, &apiErr) || apiErr.Status != "INVALID_ARGUMENT" || fieldOf(apiErr) != tc.field):
+		case tc.field != "" && (!errors.As(err, &apiErr) || apiErr.Status != "INVALID_ARGUMENT" || apiErr.Field() != tc.field):
 			t.Errorf("%s: got %v, want INVALID_ARGUMENT on %s", tc.name, err, tc.field)
 		}
 	}
-}
-
-// fieldOf is the field an error's google.rpc.BadRequest names.
-func fieldOf(e *apierror.Error) string {
-	data, _ := json.Marshal(e.Body())
-	var body struct {
-		Error struct {
-			Details []struct {
-				FieldViolations []struct{ Field string } `json:"fieldViolations"`
-			} `json:"details"`
-		} `json:"error"`
-	}
-	json.Unmarshal(data, &body)
-	for _, d := range body.Error.Details {
-		if len(d.FieldViolations) > 0 {
-			return d.FieldViolations[0].Field
-		}
-	}
-	return ""
 }

@@ -132,3 +132,13 @@ func IsAlreadyExists(err error) bool {
 	var e *Error
 	return errors.As(err, &e) && e.Status == "ALREADY_EXISTS"
 }
+
+// Field is the request field the error names, or "".
+func (e *Error) Field() string {
+	for _, d := range e.Details {
+		if b, ok := d.(badRequest); ok && len(b.FieldViolations) > 0 {
+			return b.FieldViolations[0].Field
+		}
+	}
+	return ""
+}
