@@ -228,6 +228,25 @@ func TestPrivateCluster(t *testing.T) {
 		t.Error("a node of a public cluster has no external address")
 	}
 
+	// The nodes as Compute Engine instances: private ones have no
+	// external address.
+	instances := e.Gcloud("compute", "instances", "list", "--format", "value(name,networkInterfaces[0].networkIP,networkInterfaces[0].accessConfigs[0].natIP)")
+	counts := map[string]int{}
+	for _, l := range strings.Split(strings.TrimSpace(instances), "\n") {
+		f := strings.Split(l, "\t")
+		cluster := strings.SplitN(strings.TrimPrefix(f[0], "gke-"), "-", 2)[0]
+		counts[cluster]++
+		if (cluster == "plain") != (len(f) == 3 && f[2] != "") {
+			t.Errorf("instance %q: only plain's nodes have an external address", l)
+		}
+		if ip, err := netip.ParseAddr(f[1]); cluster != "plain" && (err != nil || !subnet.Contains(ip)) {
+			t.Errorf("instance %q: its internal address is not in %s", l, subnet)
+		}
+	}
+	if counts["priv"] != 2 || counts["pub"] != 1 || counts["plain"] != 1 {
+		t.Errorf("instances:\n%s", instances)
+	}
+
 	// Deleting the clusters removes what GKE made for them; then the
 	// network goes.
 	e.Gcloud("container", "clusters", "delete", "priv", "pub", "plain", "--zone", zone, "--quiet")

@@ -22,7 +22,7 @@ func NewHandler(e *engine.Engine) http.Handler {
 	authed := http.NewServeMux()
 	serviceusage.Register(authed)
 	authed.Handle("/v1/projects/", container.Handler{Engine: e})
-	compute.Register(authed, e.VPC())
+	compute.Register(authed, e.VPC(), e)
 	apidns.Register(authed, e.DNS())
 	authed.Handle("POST /batch/compute/v1", batchHandler(authed, "/compute/v1/"))
 	registerAdmin(authed, e)

@@ -168,7 +168,7 @@ func (e *Engine) nodes(r *ClusterRecord, p *container.NodePool) []cluster.Node {
 	res := machineTypes[p.Config.MachineType]
 	var out []cluster.Node
 	for i, n := range r.Nodes[p.Name] {
-		zone := p.Locations[i%len(p.Locations)]
+		zone := nodeZone(p.Locations, i)
 		labels := map[string]string{
 			"cloud.google.com/gke-nodepool":    p.Name,
 			"cloud.google.com/machine-family":  strings.Split(p.Config.MachineType, "-")[0],

@@ -1,11 +1,13 @@
 // Package compute serves the slice of the Compute Engine API (compute/v1)
 // that GKE workflows touch: networks and their peerings, subnetworks,
-// firewall rules, routes, routers and their operations.
+// firewall rules, routes, routers and their operations, and the instances
+// (read only) that clusters' nodes are.
 // Handlers only decode, check the fields against what the engine honours,
 // call the VPC model and encode.
 package compute
 
 import (
+	"context"
 	"net/http"
 
 	compute "google.golang.org/api/compute/v1"
@@ -37,8 +39,14 @@ var (
 
 const root = "/compute/v1/projects/{project}"
 
+// Instances are the VM instances of a project: its clusters' nodes.
+type Instances interface {
+	ListInstances(ctx context.Context, project, zone string) ([]*compute.Instance, error)
+	GetInstance(ctx context.Context, project, zone, name string) (*compute.Instance, error)
+}
+
 // Register adds the Compute routes to mux.
-func Register(mux *http.ServeMux, v *vpc.Service) {
+func Register(mux *http.ServeMux, v *vpc.Service, instances Instances) {
 	h := func(pattern string, f func(r *http.Request) (any, error)) { apierror.HandleJSON(mux, pattern, f) }
 	p := func(r *http.Request) string { return r.PathValue("project") }
 
@@ -247,6 +255,25 @@ func Register(mux *http.ServeMux, v *vpc.Service) {
 		return v.DeleteRouter(r.Context(), p(r), r.PathValue("region"), r.PathValue("name"))
 	})
 
+	h("GET "+root+"/zones/{zone}/instances", func(r *http.Request) (any, error) {
+		items, err := filtered(r, func() ([]*compute.Instance, error) { return instances.ListInstances(r.Context(), p(r), r.PathValue("zone")) })
+		return &compute.InstanceList{Kind: "compute#instanceList", Items: items}, err
+	})
+	h("GET "+root+"/aggregated/instances", func(r *http.Request) (any, error) {
+		items, err := filtered(r, func() ([]*compute.Instance, error) { return instances.ListInstances(r.Context(), p(r), "") })
+		if err != nil {
+			return nil, err
+		}
+		out := &compute.InstanceAggregatedList{Kind: "compute#instanceAggregatedList", Items: map[string]compute.InstancesScopedList{}}
+		for _, in := range items {
+			scope := "zones/" + vpc.ResourceName(in.Zone)
+			out.Items[scope] = compute.InstancesScopedList{Instances: append(out.Items[scope].Instances, in)}
+		}
+		return out, nil
+	})
+	h("GET "+root+"/zones/{zone}/instances/{name}", func(r *http.Request) (any, error) {
+		return instances.GetInstance(r.Context(), p(r), r.PathValue("zone"), r.PathValue("name"))
+	})
 	// Operations are DONE when returned; get and wait answer at once.
 	for _, verb := range []string{"GET ", "POST "} {
 		suffix := ""
