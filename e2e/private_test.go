@@ -98,6 +98,14 @@ func TestPrivateCluster(t *testing.T) {
 		t.Fatalf("private endpoint %q", private)
 	}
 
+	// A secondary range is one cluster's.
+	code, body := e.API("POST", clustersPath(e, zone), e.Token(), map[string]any{"cluster": map[string]any{
+		"name": "second", "network": "vpc1", "subnetwork": "sub1", "nodePools": []any{pool("p", 1)},
+		"ipAllocationPolicy": map[string]any{"useIpAliases": true, "clusterSecondaryRangeName": "pods"}}})
+	if status, msg, f, _ := errorOf(t, body); code != 400 || f != "cluster.ipAllocationPolicy.clusterSecondaryRangeName" {
+		t.Errorf("a second cluster on priv's pod range: HTTP %d %s %s %q", code, status, f, msg)
+	}
+
 	// Only the authorized network (and the cluster's own machines) get in:
 	// the engine's machine address 127.0.0.1 is not authorized either.
 	checkReach(t, []string{private}, []string{"127.77.0.5"}, []string{"127.88.0.5", "127.0.0.1"})

@@ -110,10 +110,12 @@ func (e *Engine) place(ctx context.Context, project string, loc Location, c *con
 	if pl.pods.prefix.IsValid() && pl.services.prefix.IsValid() && pl.pods.prefix.Overlaps(pl.services.prefix) {
 		return nil, apierror.InvalidArgument(pl.services.field, "The Services range %s overlaps the pod range %s.", pl.services.prefix, pl.pods.prefix)
 	}
+	bits := pl.pods.bits
 	if pl.pods.prefix.IsValid() {
-		if nodeBits := 32 - podRangeBits(c.DefaultMaxPodsConstraint); pl.pods.prefix.Bits() > nodeBits {
-			return nil, apierror.InvalidArgument(pl.pods.field, "The pod range %s is smaller than one node's pod range (a /%d for the maximum pods per node).", pl.pods.prefix, nodeBits)
-		}
+		bits = pl.pods.prefix.Bits()
+	}
+	if nodeBits := 32 - podRangeBits(c.DefaultMaxPodsConstraint); bits > nodeBits {
+		return nil, apierror.InvalidArgument(pl.pods.field, "The pod range (a /%d) is smaller than one node's pod range (a /%d for the maximum pods per node).", bits, nodeBits)
 	}
 	if m := c.DefaultMaxPodsConstraint; m != nil && (m.MaxPodsPerNode < 8 || m.MaxPodsPerNode > 256) {
 		return nil, apierror.InvalidArgument("cluster.defaultMaxPodsConstraint.maxPodsPerNode", "Invalid value %d: the maximum pods per node must be between 8 and 256.", m.MaxPodsPerNode)
@@ -312,13 +314,12 @@ func (e *Engine) allocateRanges(a *allocator, r *ClusterRecord, pl *placement) e
 		avoid = append(avoid, pl.controlPlaneRange)
 	}
 	choices := []*rangeChoice{&pl.pods, &pl.services}
+	// A range is one cluster's, named or not.
 	for _, c := range choices {
-		if c.prefix.IsValid() && c.managed() {
-			if !a.claim(kind, c.prefix) {
-				return apierror.InvalidArgument(c.field, "The range %s is being taken by another cluster.", c.prefix)
-			}
-		}
 		if c.prefix.IsValid() {
+			if !a.claim(kind, c.prefix) {
+				return apierror.InvalidArgument(c.field, "The range %s is another cluster's.", c.prefix)
+			}
 			avoid = append(avoid, c.prefix)
 		}
 	}
