@@ -28,6 +28,19 @@ func checkReach(t *testing.T, endpoints []string, allowed, refused []string) {
 	}
 }
 
+// completeIPRotation completes the cluster's IP rotation once its nodes
+// are recreated (GKE recreates them after the start).
+func completeIPRotation(t *testing.T, e *harness.Engine, name string) {
+	t.Helper()
+	e.Eventually(2*time.Minute, func() error {
+		out, err := e.Run("gcloud", "container", "clusters", "update", name, "--zone", zone, "--complete-ip-rotation", "--quiet")
+		if err != nil && !strings.Contains(out, "requires recreation") && !strings.Contains(out, "incompatible operation") {
+			t.Fatalf("completing the IP rotation of %s: %v\n%s", name, err, out)
+		}
+		return err
+	})
+}
+
 // describeCluster returns the cluster as gcloud describes it.
 func describeCluster(t *testing.T, e *harness.Engine, name string) map[string]any {
 	t.Helper()
@@ -187,9 +200,20 @@ func TestPrivateCluster(t *testing.T) {
 	if out, err := e.Run("gcloud", append([]string{"compute", "networks", "subnets", "create", "over-cp", "--network", "vpc1", "--range", "172.16.0.0/24"}, region...)...); err == nil || !strings.Contains(out, "peered network") {
 		t.Errorf("a subnetwork over the control-plane range: %v\n%s", err, out)
 	}
-	// The IP rotation moves a public endpoint; this cluster has none.
-	if out, err := e.Run("gcloud", "container", "clusters", "update", "priv", "--zone", zone, "--start-ip-rotation", "--quiet"); err == nil || !strings.Contains(out, "no public endpoint") {
-		t.Errorf("IP rotation of a cluster with a private endpoint only: %v\n%s", err, out)
+	// With no public endpoint, an IP rotation moves the private one; both
+	// admit only the authorized networks meanwhile.
+	e.Gcloud("container", "clusters", "update", "priv", "--zone", zone, "--start-ip-rotation", "--quiet")
+	c = describeCluster(t, e, "priv")
+	newPrivate := field(c, "privateClusterConfig.privateEndpoint")
+	if newPrivate == private || field(c, "endpoint") != newPrivate || field(c, "controlPlaneEndpointsConfig.ipEndpointsConfig.privateEndpoint") != newPrivate {
+		t.Errorf("after the start of the IP rotation: endpoint %s, private endpoint %s (was %s)", field(c, "endpoint"), newPrivate, private)
+	}
+	checkReach(t, []string{private, newPrivate}, []string{"127.77.0.5"}, []string{"127.88.0.5"})
+	completeIPRotation(t, e, "priv")
+	checkReach(t, []string{newPrivate}, []string{"127.77.0.5", "127.0.0.1"}, []string{"127.88.0.5"})
+	checkReach(t, []string{private}, nil, []string{"127.77.0.5"})
+	if nodes := e.Kubectl("get", "nodes", "--no-headers"); strings.Count(nodes, " Ready ") != 2 {
+		t.Errorf("nodes after the rotation:\n%s", nodes)
 	}
 
 	// Private nodes behind a public endpoint too; ranges given by size and
@@ -221,7 +245,7 @@ func TestPrivateCluster(t *testing.T) {
 		t.Fatal("the IP rotation kept the endpoint")
 	}
 	checkReach(t, []string{public, rotated, pubPrivate}, []string{"127.77.0.5"}, []string{"127.88.0.5"})
-	e.Gcloud("container", "clusters", "update", "pub", "--zone", zone, "--complete-ip-rotation", "--quiet")
+	completeIPRotation(t, e, "pub")
 	checkReach(t, []string{rotated, pubPrivate}, []string{"127.77.0.5"}, []string{"127.88.0.5"})
 
 	// A cluster given nothing: the default network, a pod range GKE adds

@@ -91,10 +91,6 @@ func (e *Engine) StartIPRotation(ctx context.Context, project, location, name st
 	if r.Cluster.Status != "RUNNING" {
 		return nil, apierror.FailedPrecondition("Cluster %q is %s, not RUNNING.", name, r.Cluster.Status)
 	}
-	// The rotation moves the public endpoint; the private one stays.
-	if r.privateOnly() {
-		return nil, apierror.FailedPrecondition("Cluster %q has no public endpoint: an IP rotation changes the public endpoint's address, and the private endpoint keeps its own. Rotate the cluster CA alone with `kubeyard update credentials --cluster-ca`.", name)
-	}
 	alloc, err := e.newAllocator(ctx)
 	if err != nil {
 		return nil, err
@@ -117,6 +113,12 @@ func (e *Engine) StartIPRotation(ctx context.Context, project, location, name st
 	}
 	r.IPRotation = &IPRotation{OldEndpointIP: r.EndpointIP, Started: e.cfg.Clock.Now()}
 	r.EndpointIP = ip.String()
+	// The rotation moves the endpoint clients use: the public one, or the
+	// private one of a cluster that has no public endpoint. A private
+	// endpoint beside a public one stays.
+	if r.privateOnly() {
+		r.PrivateEndpointIP = r.EndpointIP
+	}
 	r.reportEndpoints()
 	r.Allocations = append(r.Allocations, alloc.got...)
 	op := e.newOperation(r, OpUpdateCluster, "clusters/"+name)
