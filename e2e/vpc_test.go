@@ -57,6 +57,21 @@ func TestVPCNetworks(t *testing.T) {
 	if got := strings.TrimSpace(e.Gcloud("compute", "firewall-rules", "describe", "allow-restricted", "--format", "value(direction,priority,allowed[0].ports[0],destinationRanges[0])")); got != "EGRESS\t1000\t443\t199.36.153.4/30" {
 		t.Errorf("allow-restricted: %q", got)
 	}
+	// An update changes what it names and keeps the rest.
+	e.Gcloud("compute", "firewall-rules", "update", "deny-ssh", "--priority", "10", "--source-ranges", "10.0.0.0/16")
+	if got := strings.TrimSpace(e.Gcloud("compute", "firewall-rules", "describe", "deny-ssh", "--format", "value(priority,sourceRanges.list(),denied[0].ports[0],targetTags[0])")); got != "10\t10.0.0.0/16\t22\tweb" {
+		t.Errorf("deny-ssh after the update: %q", got)
+	}
+	// A subnetwork grows (never shrinks) over free space.
+	e.Gcloud(append([]string{"compute", "networks", "subnets", "create", "grow", "--network", "vpc1", "--range", "10.60.0.0/24"}, region...)...)
+	e.Gcloud(append([]string{"compute", "networks", "subnets", "expand-ip-range", "grow", "--prefix-length", "20", "--quiet"}, region...)...)
+	if got := strings.TrimSpace(e.Gcloud(append([]string{"compute", "networks", "subnets", "describe", "grow", "--format", "value(ipCidrRange)"}, region...)...)); got != "10.60.0.0/20" {
+		t.Errorf("grow after expanding: %q", got)
+	}
+	if out, err := e.Run("gcloud", append([]string{"compute", "networks", "subnets", "expand-ip-range", "grow", "--prefix-length", "12", "--quiet"}, region...)...); err == nil || !strings.Contains(out, "conflicts with") {
+		t.Errorf("expanding over sub1: %v\n%s", err, out)
+	}
+	e.Gcloud(append([]string{"compute", "networks", "subnets", "delete", "grow", "--quiet"}, region...)...)
 	routes := e.Gcloud("compute", "routes", "list", "--filter", "network:vpc1", "--format", "value(name,destRange)")
 	if lines := strings.Split(strings.TrimSpace(routes), "\n"); len(lines) != 2 || !strings.Contains(routes, "restricted-apis\t199.36.153.4/30") || !strings.Contains(routes, "default-route-") {
 		t.Errorf("routes of vpc1:\n%s", routes)

@@ -182,3 +182,78 @@ func (s *Service) DeleteFirewall(ctx context.Context, project, name string) (*co
 	}
 	return s.operation(ctx, project, "", "delete", fw.SelfLink, fw.Id)
 }
+
+// FirewallPatch is a change to a firewall rule, as a PATCH body gives it:
+// nil fields stay as they are. Name, network and direction are what a
+// client that read the rule sends back; a patch does not change them.
+type FirewallPatch struct {
+	Name              string                      `json:"name"`
+	Network           string                      `json:"network"`
+	Direction         string                      `json:"direction"`
+	Description       *string                     `json:"description"`
+	Priority          *int64                      `json:"priority"`
+	Disabled          *bool                       `json:"disabled"`
+	Allowed           *[]*compute.FirewallAllowed `json:"allowed"`
+	Denied            *[]*compute.FirewallDenied  `json:"denied"`
+	SourceRanges      *[]string                   `json:"sourceRanges"`
+	DestinationRanges *[]string                   `json:"destinationRanges"`
+	SourceTags        *[]string                   `json:"sourceTags"`
+	TargetTags        *[]string                   `json:"targetTags"`
+	LogConfig         *compute.FirewallLogConfig  `json:"logConfig"`
+}
+
+// PatchFirewall changes a firewall rule (gcloud compute firewall-rules
+// update). The result is checked as a new rule would be.
+func (s *Service) PatchFirewall(ctx context.Context, project, name string, p FirewallPatch) (*compute.Operation, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	fw, rev, err := get[compute.Firewall](ctx, s.cfg.Store, firewallKey(project, name), "projects/"+project+"/global/firewalls/"+name)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case p.Name != "" && p.Name != fw.Name:
+		return nil, apierror.InvalidArgument("resource.name", "A firewall rule cannot be renamed.")
+	case p.Network != "" && ResourceName(p.Network) != ResourceName(fw.Network):
+		return nil, apierror.InvalidArgument("resource.network", "A firewall rule cannot move to another network.")
+	case p.Direction != "" && p.Direction != fw.Direction:
+		return nil, apierror.InvalidArgument("resource.direction", "A firewall rule's direction cannot change; create another rule.")
+	}
+	if p.Priority != nil {
+		if *p.Priority < 0 || *p.Priority > 65535 {
+			return nil, apierror.InvalidArgument("resource.priority", "Invalid value for field 'resource.priority': '%d'. Must be between 0 and 65535.", *p.Priority)
+		}
+		fw.Priority = *p.Priority
+	}
+	set := func(dst *[]string, v *[]string) {
+		if v != nil {
+			*dst = *v
+		}
+	}
+	set(&fw.SourceRanges, p.SourceRanges)
+	set(&fw.DestinationRanges, p.DestinationRanges)
+	set(&fw.SourceTags, p.SourceTags)
+	set(&fw.TargetTags, p.TargetTags)
+	if p.Allowed != nil {
+		fw.Allowed = *p.Allowed
+	}
+	if p.Denied != nil {
+		fw.Denied = *p.Denied
+	}
+	if p.Description != nil {
+		fw.Description = *p.Description
+	}
+	if p.Disabled != nil {
+		fw.Disabled = *p.Disabled
+	}
+	if p.LogConfig != nil {
+		fw.LogConfig = p.LogConfig
+	}
+	if err := checkFirewall(fw); err != nil {
+		return nil, err
+	}
+	if err := s.cfg.Store.Commit(ctx, store.Write{Key: firewallKey(project, name), Value: fw, Revision: rev}); err != nil {
+		return nil, err
+	}
+	return s.operation(ctx, project, "", "patch", fw.SelfLink, fw.Id)
+}

@@ -208,7 +208,7 @@ func (s *Service) PatchSubnet(ctx context.Context, project, region, name string,
 	case p.Network != "" && ResourceName(p.Network) != ResourceName(sub.Network):
 		return nil, apierror.InvalidArgument("resource.network", "A subnetwork cannot move to another network.")
 	case p.IPCidrRange != "" && p.IPCidrRange != sub.IpCidrRange:
-		return nil, apierror.InvalidArgument("resource.ipCidrRange", "The primary range is not changed by a patch (expand-ip-range is not supported by kubeyard yet).")
+		return nil, apierror.InvalidArgument("resource.ipCidrRange", "The primary range is not changed by a patch: expand it (gcloud compute networks subnets expand-ip-range).")
 	}
 	if p.Fingerprint != "" && p.Fingerprint != sub.Fingerprint {
 		return nil, apierror.FailedPrecondition("Invalid fingerprint: the subnetwork changed since it was read; read it again.").
@@ -255,6 +255,39 @@ func (s *Service) PatchSubnet(ctx context.Context, project, region, name string,
 		return nil, err
 	}
 	return s.operation(ctx, project, region, "patch", sub.SelfLink, sub.Id)
+}
+
+// ExpandSubnet widens a subnetwork's primary range to cidr, which must
+// hold the current range (a shorter prefix of the same start) and overlap
+// nothing else in the network.
+func (s *Service) ExpandSubnet(ctx context.Context, project, region, name, cidr string) (*compute.Operation, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sub, rev, err := get[compute.Subnetwork](ctx, s.cfg.Store, subnetKey(project, region, name), subnetPath(project, region, name))
+	if err != nil {
+		return nil, err
+	}
+	wider, err := parseRange("ipCidrRange", cidr)
+	if err != nil {
+		return nil, err
+	}
+	old, err := netip.ParsePrefix(sub.IpCidrRange)
+	if err != nil {
+		return nil, err
+	}
+	if wider.Bits() >= old.Bits() || !wider.Contains(old.Addr()) {
+		return nil, apierror.InvalidArgument("ipCidrRange", "Invalid value for field 'ipCidrRange': '%s'. The new range must be wider than %s and hold it; a range cannot shrink.", cidr, sub.IpCidrRange)
+	}
+	sub.IpCidrRange = wider.String()
+	if err := s.checkRanges(ctx, project, sub, ""); err != nil {
+		return nil, err
+	}
+	sub.GatewayAddress = gateway(sub.IpCidrRange)
+	sub.Fingerprint = fingerprint()
+	if err := s.cfg.Store.Commit(ctx, store.Write{Key: subnetKey(project, region, name), Value: sub, Revision: rev}); err != nil {
+		return nil, err
+	}
+	return s.operation(ctx, project, region, "expandIpCidrRange", sub.SelfLink, sub.Id)
 }
 
 // DeleteSubnet deletes a subnetwork no cluster uses. An auto-mode

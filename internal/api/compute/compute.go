@@ -172,6 +172,13 @@ func Register(mux *http.ServeMux, v *vpc.Service, instances Instances) {
 		}
 		return v.PatchSubnet(r.Context(), p(r), r.PathValue("region"), r.PathValue("name"), vpc.SubnetPatch{PrivateIPGoogleAccess: &req.PrivateIPGoogleAccess})
 	})
+	h("POST "+root+"/regions/{region}/subnetworks/{name}/expandIpCidrRange", func(r *http.Request) (any, error) {
+		var req compute.SubnetworksExpandIpCidrRangeRequest
+		if err := apierror.Decode(r, apierror.Fields{"ipCidrRange"}, &req); err != nil {
+			return nil, err
+		}
+		return v.ExpandSubnet(r.Context(), p(r), r.PathValue("region"), r.PathValue("name"), req.IpCidrRange)
+	})
 	h("DELETE "+root+"/regions/{region}/subnetworks/{name}", func(r *http.Request) (any, error) {
 		return v.DeleteSubnet(r.Context(), p(r), r.PathValue("region"), r.PathValue("name"))
 	})
@@ -186,6 +193,14 @@ func Register(mux *http.ServeMux, v *vpc.Service, instances Instances) {
 			return nil, err
 		}
 		return v.InsertFirewall(r.Context(), p(r), &req.Firewall, req.Priority)
+	})
+	h("PATCH "+root+"/global/firewalls/{name}", func(r *http.Request) (any, error) {
+		// The identity fields (name, network, direction) must match.
+		var patch vpc.FirewallPatch
+		if err := apierror.Decode(r, firewallFields, &patch); err != nil {
+			return nil, err
+		}
+		return v.PatchFirewall(r.Context(), p(r), r.PathValue("name"), patch)
 	})
 	h("GET "+root+"/global/firewalls", func(r *http.Request) (any, error) {
 		items, err := filtered(r, func() ([]*compute.Firewall, error) { return v.ListFirewalls(r.Context(), p(r)) })
@@ -256,7 +271,9 @@ func Register(mux *http.ServeMux, v *vpc.Service, instances Instances) {
 	})
 
 	h("GET "+root+"/zones/{zone}/instances", func(r *http.Request) (any, error) {
-		items, err := filtered(r, func() ([]*compute.Instance, error) { return instances.ListInstances(r.Context(), p(r), r.PathValue("zone")) })
+		items, err := filtered(r, func() ([]*compute.Instance, error) {
+			return instances.ListInstances(r.Context(), p(r), r.PathValue("zone"))
+		})
 		return &compute.InstanceList{Kind: "compute#instanceList", Items: items}, err
 	})
 	h("GET "+root+"/aggregated/instances", func(r *http.Request) (any, error) {

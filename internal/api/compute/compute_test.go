@@ -7,6 +7,7 @@ import (
 	compute "google.golang.org/api/compute/v1"
 
 	"github.com/kubeyard/kubeyard/internal/api/apierror"
+	"github.com/kubeyard/kubeyard/internal/vpc"
 )
 
 // Every honoured field is a real field of the resource.
@@ -19,6 +20,7 @@ func TestHonouredFieldsAreRealFields(t *testing.T) {
 		{subnetFields, compute.Subnetwork{}},
 		{patchFields, compute.Subnetwork{}},
 		{firewallFields, compute.Firewall{}},
+		{firewallFields, vpc.FirewallPatch{}},
 		{routeFields, compute.Route{}},
 		{routerFields, compute.Router{}},
 		{addPeeringFields, compute.NetworksAddPeeringRequest{}},
