@@ -82,6 +82,13 @@ func TestPrivateCluster(t *testing.T) {
 	e.Gcloud("compute", "routes", "create", "restricted-apis", "--network", "vpc1", "--destination-range", "199.36.153.4/30", "--next-hop-gateway", "default-internet-gateway")
 	e.Gcloud("compute", "firewall-rules", "create", "allow-restricted", "--network", "vpc1", "--direction", "EGRESS", "--destination-ranges", "199.36.153.4/30", "--allow", "tcp:443")
 	e.Gcloud("dns", "managed-zones", "create", "googleapis", "--dns-name", "googleapis.com.", "--visibility", "private", "--networks", "vpc1", "--description", "private google access")
+	// *.googleapis.com and gcr.io go to restricted.googleapis.com's range.
+	e.Gcloud("dns", "record-sets", "create", "restricted.googleapis.com.", "--zone", "googleapis", "--type", "A", "--ttl", "300", "--rrdatas", "199.36.153.4,199.36.153.5,199.36.153.6,199.36.153.7")
+	e.Gcloud("dns", "record-sets", "create", "private.googleapis.com.", "--zone", "googleapis", "--type", "A", "--ttl", "300", "--rrdatas", "199.36.153.8,199.36.153.9,199.36.153.10,199.36.153.11")
+	e.Gcloud("dns", "record-sets", "create", "*.googleapis.com.", "--zone", "googleapis", "--type", "CNAME", "--ttl", "300", "--rrdatas", "restricted.googleapis.com.")
+	e.Gcloud("dns", "managed-zones", "create", "gcr", "--dns-name", "gcr.io.", "--visibility", "private", "--networks", "vpc1", "--description", "gcr.io to restricted")
+	e.Gcloud("dns", "record-sets", "create", "gcr.io.", "--zone", "gcr", "--type", "A", "--ttl", "300", "--rrdatas", "199.36.153.4,199.36.153.5,199.36.153.6,199.36.153.7")
+	e.Gcloud("dns", "record-sets", "create", "*.gcr.io.", "--zone", "gcr", "--type", "CNAME", "--ttl", "300", "--rrdatas", "gcr.io.")
 
 	refusalsChangeNothing(t, e)
 
@@ -184,6 +191,13 @@ func TestPrivateCluster(t *testing.T) {
 	if got := e.Gcloud("compute", "networks", "peerings", "list", "--network", "vpc1", "--format", "value(peerings[].exportCustomRoutes)"); strings.TrimSpace(got) != "True" {
 		t.Errorf("export custom routes after the update: %q", got)
 	}
+	// The document's on-premises access: the VPN's Cloud Router advertises
+	// the control plane's range.
+	e.Gcloud("compute", "routers", "create", "onprem", "--network", "vpc1", "--region", "us-central1", "--asn", "65010",
+		"--advertisement-mode", "custom", "--set-advertisement-groups", "all_subnets", "--set-advertisement-ranges", "172.16.0.32/28")
+	if got := e.Gcloud("compute", "routers", "describe", "onprem", "--region", "us-central1", "--format", "value(bgp.advertisedIpRanges[0].range)"); strings.TrimSpace(got) != "172.16.0.32/28" {
+		t.Errorf("the router advertises %q", got)
+	}
 	rules := e.Gcloud("compute", "firewall-rules", "list", "--filter", "name~^gke-priv-", "--format", "value(name,sourceRanges.list(),targetTags.list())")
 	for _, want := range []string{
 		"gke-priv-" + hash + "-master\t172.16.0.32/28\tgke-priv-" + hash + "-node",
@@ -247,6 +261,9 @@ func TestPrivateCluster(t *testing.T) {
 	checkReach(t, []string{public, rotated, pubPrivate}, []string{"127.77.0.5"}, []string{"127.88.0.5"})
 	completeIPRotation(t, e, "pub")
 	checkReach(t, []string{rotated, pubPrivate}, []string{"127.77.0.5"}, []string{"127.88.0.5"})
+	// Turned off, every source gets in again.
+	e.Gcloud("container", "clusters", "update", "pub", "--zone", zone, "--no-enable-master-authorized-networks")
+	checkReach(t, []string{rotated, pubPrivate}, []string{"127.77.0.5", "127.88.0.5"}, nil)
 
 	// A cluster given nothing: the default network, a pod range GKE adds
 	// to its subnetwork, public nodes with an external address.
@@ -291,6 +308,14 @@ func TestPrivateCluster(t *testing.T) {
 	if got := e.Gcloud(append([]string{"compute", "networks", "subnets", "describe", "sub1", "--format", "value(secondaryIpRanges[].rangeName.list())"}, region...)...); strings.TrimSpace(got) != "pods,services" {
 		t.Errorf("secondary ranges of sub1 left: %q", got)
 	}
+	e.Gcloud("compute", "routers", "delete", "onprem", "--region", "us-central1", "--quiet")
+	for _, rr := range [][]string{
+		{"restricted.googleapis.com.", "googleapis", "A"}, {"private.googleapis.com.", "googleapis", "A"},
+		{"*.googleapis.com.", "googleapis", "CNAME"}, {"gcr.io.", "gcr", "A"}, {"*.gcr.io.", "gcr", "CNAME"},
+	} {
+		e.Gcloud("dns", "record-sets", "delete", rr[0], "--zone", rr[1], "--type", rr[2])
+	}
+	e.Gcloud("dns", "managed-zones", "delete", "gcr", "--quiet")
 	e.Gcloud("dns", "managed-zones", "delete", "googleapis", "--quiet")
 	e.Gcloud("compute", "firewall-rules", "delete", "allow-restricted", "--quiet")
 	e.Gcloud("compute", "routes", "delete", "restricted-apis", "--quiet")
