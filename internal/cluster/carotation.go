@@ -143,19 +143,16 @@ func (rot *CARotation) restarts() (apiserver, controllerManager, scheduler bool)
 	return rot.NewSAKey != nil, true, rot.Phase != CATrustBoth
 }
 
-// RotateCA applies the rotation's phase to cluster s: it writes the phase's
-// files on every control-plane host, issues again what the signing CA did
-// not sign, updates cluster-info, restarts the components that must read
-// the change one at a time (each healthy before the next stops, so an HA
-// cluster keeps serving), moves every node agent to the new trust and
-// credentials, and waits until kube-root-ca.crt in every namespace is the
-// new trust bundle. say reports progress.
-func (r *Runtime) RotateCA(ctx context.Context, s Spec, rot *CARotation, say func(string)) error {
+// WriteCAPhase writes the shared PKI files of the rotation's phase on
+// every control-plane host, those that differ only. A crash can cut a phase
+// between two files (ca.crt written, ca.key not yet): the cluster's files
+// hold together again only once the phase is written whole, so a resumed
+// cluster writes it before anything reads the CA.
+func WriteCAPhase(s Spec, rot *CARotation) error {
 	files, err := rot.files()
 	if err != nil {
 		return err
 	}
-	now := r.cfg.Clock.Now()
 	for _, h := range s.Hosts {
 		for name, data := range files {
 			path := filepath.Join(s.PKIDir(h), name)
@@ -172,6 +169,23 @@ func (r *Runtime) RotateCA(ctx context.Context, s Spec, rot *CARotation, say fun
 				return err
 			}
 		}
+	}
+	return nil
+}
+
+// RotateCA applies the rotation's phase to cluster s: it writes the phase's
+// files on every control-plane host, issues again what the signing CA did
+// not sign, updates cluster-info, restarts the components that must read
+// the change one at a time (each healthy before the next stops, so an HA
+// cluster keeps serving), moves every node agent to the new trust and
+// credentials, and waits until kube-root-ca.crt in every namespace is the
+// new trust bundle. say reports progress.
+func (r *Runtime) RotateCA(ctx context.Context, s Spec, rot *CARotation, say func(string)) error {
+	if err := WriteCAPhase(s, rot); err != nil {
+		return err
+	}
+	now := r.cfg.Clock.Now()
+	for _, h := range s.Hosts {
 		if err := r.ensureHostFiles(s, h, now); err != nil {
 			return fmt.Errorf("cluster %s: %w", s.Name, err)
 		}

@@ -165,6 +165,11 @@ func (e *Engine) Start(ctx context.Context) error {
 // that may resume one cut off by a crash.
 func (e *Engine) resumeCluster(ctx context.Context, r *ClusterRecord) error {
 	s := e.spec(r)
+	if r.CARotation != nil {
+		if err := cluster.WriteCAPhase(s, r.CARotation); err != nil {
+			return err
+		}
+	}
 	if err := e.runtime.EnsureControlPlane(ctx, s); err != nil {
 		return err
 	}
