@@ -154,10 +154,14 @@ func (kp *KeyPair) WriteWithChain(dir, name string, chain []*x509.Certificate) e
 	for _, c := range chain {
 		certPEM = append(certPEM, EncodeCert(c)...)
 	}
-	if err := WriteFile(filepath.Join(dir, name+".crt"), certPEM); err != nil {
+	// The key first: a crash between the two writes then leaves a new key
+	// beside the old certificate (or none), which counts as missing and is
+	// made again; a certificate without its key would look like a CA that
+	// exists.
+	if err := WriteFile(filepath.Join(dir, name+".key"), keyPEM); err != nil {
 		return err
 	}
-	return WriteFile(filepath.Join(dir, name+".key"), keyPEM)
+	return WriteFile(filepath.Join(dir, name+".crt"), certPEM)
 }
 
 // Load reads dir/name.crt and dir/name.key.

@@ -159,3 +159,22 @@ func TestExternalEtcdRoles(t *testing.T) {
 		t.Fatal("CopyCA changed the CA")
 	}
 }
+
+// A pair whose key could not be written leaves no certificate behind: a
+// certificate without its key would pass for a CA that exists.
+func TestWriteLeavesNoCertificateWithoutItsKey(t *testing.T) {
+	dir := t.TempDir()
+	ca, err := NewCA("kubernetes", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "ca.key"), 0o700); err != nil { // the key's write fails
+		t.Fatal(err)
+	}
+	if err := ca.Write(dir, "ca"); err == nil {
+		t.Fatal("the write went through")
+	}
+	if Exists(dir, "ca") {
+		t.Fatal("ca.crt was written without its key")
+	}
+}
