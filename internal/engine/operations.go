@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
+	"runtime/debug"
 	"time"
 
 	container "google.golang.org/api/container/v1"
@@ -143,6 +145,19 @@ func (e *Engine) launch(op *OperationRecord) {
 	})
 }
 
+// recovered runs f, turning a panic into an INTERNAL error (with its stack
+// in the log): a bug in one operation fails that operation, not the
+// engine and every other cluster's work with it.
+func recovered(log *slog.Logger, name string, f func() error) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			log.Error("operation panicked", "op", name, "panic", p, "stack", string(debug.Stack()))
+			err = apierror.Internal("Internal error in operation %s: %v", name, p)
+		}
+	}()
+	return f()
+}
+
 // execute carries out op and records its end. An engine that stops midway
 // leaves it RUNNING, and the next engine runs it again from the start: every
 // step is idempotent.
@@ -154,7 +169,7 @@ func (e *Engine) execute(ctx context.Context, op *OperationRecord) {
 		return
 	}
 	e.cfg.Logger.Info("operation started", "op", op.Op.Name, "type", op.Op.OperationType, "cluster", op.ClusterName)
-	err := e.run(ctx, op)
+	err := recovered(e.cfg.Logger, op.Op.Name, func() error { return e.run(ctx, op) })
 	if e.ctx.Err() != nil {
 		return // the engine is stopping: the next one resumes the operation
 	}
