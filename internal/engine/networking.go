@@ -238,22 +238,11 @@ func (pl *placement) chooseRange(nameField, name, blockField, block string) (ran
 	case p.Bits() < 9 || p.Bits() > 27:
 		return rangeChoice{}, apierror.InvalidArgument(blockField, "Invalid range %q: the prefix length must be from /9 to /27.", block)
 	}
-	if o, ok := overlapping(p, pl.used); ok {
+	// pl.used holds the subnetwork's own ranges too.
+	if o, ok := vpc.FirstOverlap(p, pl.used); ok {
 		return rangeChoice{}, apierror.InvalidArgument(blockField, "The range %s overlaps the %s.", p, o.Owner)
 	}
-	if p.Overlaps(pl.subnetRange) {
-		return rangeChoice{}, apierror.InvalidArgument(blockField, "The range %s overlaps the primary range %s of subnetwork %s.", p, pl.subnetRange, pl.subnet)
-	}
 	return rangeChoice{prefix: p, field: blockField}, nil
-}
-
-func overlapping(p netip.Prefix, used []vpc.Range) (vpc.Range, bool) {
-	for _, u := range used {
-		if u.Prefix.Overlaps(p) {
-			return u, true
-		}
-	}
-	return vpc.Range{}, false
 }
 
 // placePrivate checks the private cluster settings: private nodes need a
@@ -285,10 +274,8 @@ func (pl *placement) placePrivate(c *container.Cluster) error {
 		return apierror.InvalidArgument(field, "Invalid control-plane range %q: it must be a /28.", pc.MasterIpv4CidrBlock)
 	case p.Masked() != p:
 		return apierror.InvalidArgument(field, "Invalid control-plane range %q: host bits are set; did you mean %s?", pc.MasterIpv4CidrBlock, p.Masked())
-	case p.Overlaps(pl.subnetRange):
-		return apierror.InvalidArgument(field, "The control-plane range %s overlaps the primary range %s of subnetwork %s.", p, pl.subnetRange, pl.subnet)
 	}
-	if o, ok := overlapping(p, pl.used); ok {
+	if o, ok := vpc.FirstOverlap(p, pl.used); ok {
 		return apierror.InvalidArgument(field, "The control-plane range %s overlaps the %s.", p, o.Owner)
 	}
 	for _, r := range []rangeChoice{pl.pods, pl.services} {
@@ -306,7 +293,7 @@ func (pl *placement) placePrivate(c *container.Cluster) error {
 // is.
 func (e *Engine) allocateRanges(a *allocator, r *ClusterRecord, pl *placement) error {
 	kind := "pods/" + r.Project + "/" + pl.network // every cluster range of the network
-	avoid := []netip.Prefix{pl.subnetRange}
+	var avoid []netip.Prefix
 	for _, u := range pl.used {
 		avoid = append(avoid, u.Prefix)
 	}
@@ -453,9 +440,8 @@ func (r *ClusterRecord) controlPlaneRange() string {
 func (r *ClusterRecord) firewallRules() []*compute.Firewall {
 	c := r.Cluster
 	prefix := fmt.Sprintf("gke-%s-%s", truncate(c.Name, 40), r.hash())
-	network := "projects/" + r.Project + "/global/networks/" + vpc.ResourceName(c.Network)
 	rule := func(name, sources string, allowed ...*compute.FirewallAllowed) *compute.Firewall {
-		return &compute.Firewall{Name: prefix + "-" + name, Network: network, Direction: "INGRESS",
+		return &compute.Firewall{Name: prefix + "-" + name, Network: c.Network, Direction: "INGRESS",
 			SourceRanges: strings.Split(sources, ","), TargetTags: []string{r.nodeTag()}, Allowed: allowed,
 			Description: "Made by kubeyard for cluster " + c.Name + "."}
 	}

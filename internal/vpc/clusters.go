@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/netip"
 	"slices"
 
 	compute "google.golang.org/api/compute/v1"
@@ -17,12 +16,6 @@ import (
 // avoid, the secondary ranges GKE adds to a subnetwork for a cluster, and
 // the Google-managed network a private cluster's control plane lives in,
 // peered with the cluster's network.
-
-// Range is a range in use in a network, and what holds it.
-type Range struct {
-	Prefix netip.Prefix
-	Owner  string // "subnetwork sub1", "secondary range pods of subnetwork sub1"
-}
 
 // UsedRanges lists the ranges of a network's subnetworks and of the
 // networks peered with it: what a new range in the network must not
@@ -40,11 +33,7 @@ func (s *Service) UsedRanges(ctx context.Context, project, network string) ([]Ra
 	if err != nil {
 		return nil, err
 	}
-	var out []Range
-	for _, r := range append(own, peered...) {
-		out = append(out, Range{Prefix: r.prefix, Owner: r.owner})
-	}
-	return out, nil
+	return append(own, peered...), nil
 }
 
 // AddSecondaryRanges adds a cluster's secondary ranges to a subnetwork

@@ -116,8 +116,8 @@ func (s *Service) checkPeerRanges(ctx context.Context, project string, n *comput
 		return err
 	}
 	for _, r := range mine {
-		if o, ok := firstOverlap(r.prefix, theirs); ok {
-			return apierror.FailedPrecondition("An IP range in the peer network (%s, %s %s) overlaps with an IP range in the local network (%s, %s).", o.prefix, o.owner, peer.Name, r.prefix, r.owner)
+		if o, ok := FirstOverlap(r.Prefix, theirs); ok {
+			return apierror.FailedPrecondition("An IP range in the peer network (%s, %s %s) overlaps with an IP range in the local network (%s, %s).", o.Prefix, o.Owner, peer.Name, r.Prefix, r.Owner)
 		}
 	}
 	return nil
@@ -181,8 +181,8 @@ func (s *Service) RemovePeering(ctx context.Context, project, network, name stri
 
 // peeredRanges is used by subnetwork changes: a new range must not overlap
 // the ranges of a peered network either.
-func (s *Service) peeredRanges(ctx context.Context, project string, n *compute.Network) ([]namedRange, error) {
-	var out []namedRange
+func (s *Service) peeredRanges(ctx context.Context, project string, n *compute.Network) ([]Range, error) {
+	var out []Range
 	for _, q := range n.Peerings {
 		peerProject, peerName, ok := parseNetworkRef(project, q.Network)
 		if !ok {
@@ -193,7 +193,7 @@ func (s *Service) peeredRanges(ctx context.Context, project string, n *compute.N
 			return nil, err
 		}
 		for _, r := range rs {
-			r.owner = fmt.Sprintf("%s of peered network %s", r.owner, peerName)
+			r.Owner = fmt.Sprintf("%s of peered network %s", r.Owner, peerName)
 			out = append(out, r)
 		}
 	}

@@ -32,19 +32,19 @@ func gateway(cidr string) string {
 	return p.Addr().Next().String()
 }
 
-// namedRange is a range in a network, and what it belongs to.
-type namedRange struct {
-	prefix netip.Prefix
-	owner  string // "subnetwork sub1", "secondary range pods of subnetwork sub1"
-	region string
+// Range is a range in use in a network, and what holds it.
+type Range struct {
+	Prefix netip.Prefix
+	Owner  string // "subnetwork sub1", "secondary range pods of subnetwork sub1"
+	Region string
 }
 
-// firstOverlap returns the first range of others that overlaps p.
-func firstOverlap(p netip.Prefix, others []namedRange) (namedRange, bool) {
+// FirstOverlap returns the first range of others that overlaps p.
+func FirstOverlap(p netip.Prefix, others []Range) (Range, bool) {
 	for _, o := range others {
-		if o.prefix.Overlaps(p) {
+		if o.Prefix.Overlaps(p) {
 			return o, true
 		}
 	}
-	return namedRange{}, false
+	return Range{}, false
 }

@@ -34,9 +34,9 @@ func TestParseRange(t *testing.T) {
 }
 
 func TestFirstOverlap(t *testing.T) {
-	others := []namedRange{
-		{prefix: netip.MustParsePrefix("10.10.0.0/20"), owner: "subnetwork a"},
-		{prefix: netip.MustParsePrefix("10.20.0.0/16"), owner: "secondary range pods of subnetwork a"},
+	others := []Range{
+		{Prefix: netip.MustParsePrefix("10.10.0.0/20"), Owner: "subnetwork a"},
+		{Prefix: netip.MustParsePrefix("10.20.0.0/16"), Owner: "secondary range pods of subnetwork a"},
 	}
 	for cidr, want := range map[string]string{
 		"10.10.8.0/24":   "subnetwork a",
@@ -44,9 +44,9 @@ func TestFirstOverlap(t *testing.T) {
 		"10.20.128.0/20": "secondary range pods of subnetwork a",
 		"10.10.16.0/20":  "",
 	} {
-		o, ok := firstOverlap(netip.MustParsePrefix(cidr), others)
-		if (want != "") != ok || o.owner != want {
-			t.Errorf("%s: overlaps %q, want %q", cidr, o.owner, want)
+		o, ok := FirstOverlap(netip.MustParsePrefix(cidr), others)
+		if (want != "") != ok || o.Owner != want {
+			t.Errorf("%s: overlaps %q, want %q", cidr, o.Owner, want)
 		}
 	}
 	if gateway("10.10.0.0/20") != "10.10.0.1" {

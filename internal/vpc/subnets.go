@@ -82,10 +82,10 @@ func (s *Service) checkRanges(ctx context.Context, project string, sub *compute.
 		return err
 	}
 	others = append(others, peered...)
-	if o, ok := firstOverlap(primary, others); ok {
-		return apierror.InvalidArgument(prefix+"ipCidrRange", "Invalid IPCidrRange: %s conflicts with existing %s in region %s.", sub.IpCidrRange, o.owner, o.region)
+	if o, ok := FirstOverlap(primary, others); ok {
+		return apierror.InvalidArgument(prefix+"ipCidrRange", "Invalid IPCidrRange: %s conflicts with existing %s in region %s.", sub.IpCidrRange, o.Owner, o.Region)
 	}
-	own := []namedRange{{prefix: primary, owner: "primary range of subnetwork " + sub.Name}}
+	own := []Range{{Prefix: primary, Owner: "primary range of subnetwork " + sub.Name}}
 	names := map[string]bool{}
 	for i, r := range sub.SecondaryIpRanges {
 		field := fmt.Sprintf("%ssecondaryIpRanges[%d]", prefix, i)
@@ -100,36 +100,36 @@ func (s *Service) checkRanges(ctx context.Context, project string, sub *compute.
 		if err != nil {
 			return err
 		}
-		if o, ok := firstOverlap(p, own); ok {
-			return apierror.InvalidArgument(field+".ipCidrRange", "Invalid IPCidrRange: %s conflicts with the %s.", r.IpCidrRange, o.owner)
+		if o, ok := FirstOverlap(p, own); ok {
+			return apierror.InvalidArgument(field+".ipCidrRange", "Invalid IPCidrRange: %s conflicts with the %s.", r.IpCidrRange, o.Owner)
 		}
-		if o, ok := firstOverlap(p, others); ok {
-			return apierror.InvalidArgument(field+".ipCidrRange", "Invalid IPCidrRange: %s conflicts with existing %s in region %s.", r.IpCidrRange, o.owner, o.region)
+		if o, ok := FirstOverlap(p, others); ok {
+			return apierror.InvalidArgument(field+".ipCidrRange", "Invalid IPCidrRange: %s conflicts with existing %s in region %s.", r.IpCidrRange, o.Owner, o.Region)
 		}
-		own = append(own, namedRange{prefix: p, owner: "secondary range " + r.RangeName + " of subnetwork " + sub.Name})
+		own = append(own, Range{Prefix: p, Owner: "secondary range " + r.RangeName + " of subnetwork " + sub.Name})
 	}
 	return nil
 }
 
 // networkRanges lists every range of the network's subnetworks but the one
 // at except.
-func (s *Service) networkRanges(ctx context.Context, project, network, except string) ([]namedRange, error) {
+func (s *Service) networkRanges(ctx context.Context, project, network, except string) ([]Range, error) {
 	subs, err := s.subnetsOf(ctx, project, network)
 	if err != nil {
 		return nil, err
 	}
-	var out []namedRange
+	var out []Range
 	for _, o := range subs {
 		if o.SelfLink == except {
 			continue
 		}
 		region := ResourceName(o.Region)
 		if p, err := netip.ParsePrefix(o.IpCidrRange); err == nil {
-			out = append(out, namedRange{prefix: p, owner: "subnetwork " + o.Name, region: region})
+			out = append(out, Range{Prefix: p, Owner: "subnetwork " + o.Name, Region: region})
 		}
 		for _, r := range o.SecondaryIpRanges {
 			if p, err := netip.ParsePrefix(r.IpCidrRange); err == nil {
-				out = append(out, namedRange{prefix: p, owner: "secondary range " + r.RangeName + " of subnetwork " + o.Name, region: region})
+				out = append(out, Range{Prefix: p, Owner: "secondary range " + r.RangeName + " of subnetwork " + o.Name, Region: region})
 			}
 		}
 	}
