@@ -1,10 +1,13 @@
 package cluster
 
 import (
+	"net"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/kubeyard/kubeyard/internal/controlplane"
 	"github.com/kubeyard/kubeyard/internal/pki"
 )
 
@@ -69,5 +72,34 @@ func TestCARotationPhases(t *testing.T) {
 		if _, ok := files["sa.pub"]; ok {
 			t.Errorf("%s: writes sa.pub without a new service-account key", phase)
 		}
+	}
+}
+
+// A phase cut between ca.crt and ca.key (the engine killed mid-write) is
+// whole again once written anew: the pair matches.
+func TestWriteCAPhaseMendsATornPair(t *testing.T) {
+	now := time.Now()
+	prev, _ := pki.NewCA("kubernetes", now)
+	next, _ := pki.NewCA("kubernetes", now)
+	cross, _ := pki.CrossSign(prev, next)
+	key, _ := next.KeyPEM()
+	s := Spec{Cluster: controlplane.Cluster{Name: "c", Dir: t.TempDir()}, Hosts: []controlplane.Host{{Index: 0, IP: net.ParseIP("127.0.0.2")}}}
+	dir := s.PKIDir(s.Hosts[0])
+	if err := prev.Write(dir, "ca"); err != nil {
+		t.Fatal(err)
+	}
+	// The new certificate landed, its key did not.
+	if err := pki.WriteFile(filepath.Join(dir, "ca.crt"), next.CertPEM()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pki.Load(dir, "ca"); err == nil {
+		t.Fatal("the torn pair loads")
+	}
+	rot := &CARotation{Phase: CASignNew, OldCA: prev.CertPEM(), NewCA: next.CertPEM(), NewCAKey: key, Cross: pki.EncodeCert(cross)}
+	if err := WriteCAPhase(s, rot); err != nil {
+		t.Fatal(err)
+	}
+	if ca, err := pki.Load(dir, "ca"); err != nil || !ca.Cert.Equal(next.Cert) {
+		t.Fatalf("after writing the phase again: %v", err)
 	}
 }
