@@ -9,12 +9,13 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/kubeyard/kubeyard/internal/api/apierror"
 	apidns "github.com/kubeyard/kubeyard/internal/api/clouddns"
+	"github.com/kubeyard/kubeyard/internal/api/codec"
 	"github.com/kubeyard/kubeyard/internal/api/compute"
 	"github.com/kubeyard/kubeyard/internal/api/container"
 	"github.com/kubeyard/kubeyard/internal/api/serviceusage"
 	"github.com/kubeyard/kubeyard/internal/engine"
+	"github.com/kubeyard/kubeyard/internal/status"
 )
 
 // NewHandler returns the engine's HTTP handler.
@@ -38,7 +39,7 @@ func NewHandler(e *engine.Engine) http.Handler {
 func requireToken(e *engine.Engine, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !e.Identity().Valid(r) {
-			apierror.Write(w, apierror.Unauthenticated("Request had invalid authentication credentials. Expected the access token of this kubeyard engine (<data-dir>/access-token) as a Bearer token."))
+			codec.Write(w, status.Errorf(status.Unauthenticated, "Request had invalid authentication credentials. Expected the access token of this kubeyard engine (<data-dir>/access-token) as a Bearer token."))
 			return
 		}
 		next.ServeHTTP(w, r)
@@ -48,26 +49,26 @@ func requireToken(e *engine.Engine, next http.Handler) http.Handler {
 // registerAdmin adds kubeyard's own API: the engine clock.
 func registerAdmin(mux *http.ServeMux, e *engine.Engine) {
 	mux.HandleFunc("GET /kubeyard/v1/clock", func(w http.ResponseWriter, r *http.Request) {
-		apierror.WriteJSON(w, clockBody(e))
+		codec.WriteJSON(w, clockBody(e))
 	})
 	mux.HandleFunc("POST /kubeyard/v1/clock:advance", func(w http.ResponseWriter, r *http.Request) {
 		var req struct {
 			Duration string `json:"duration"`
 		}
 		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<16)).Decode(&req); err != nil {
-			apierror.Write(w, apierror.InvalidArgument("", "Invalid JSON payload received. %v", err))
+			codec.Write(w, status.Invalid("", "Invalid JSON payload received. %v", err))
 			return
 		}
 		d, err := time.ParseDuration(req.Duration)
 		if err != nil || d <= 0 {
-			apierror.Write(w, apierror.InvalidArgument("duration", "Invalid duration %q: a positive Go duration such as 168h is expected.", req.Duration))
+			codec.Write(w, status.Invalid("duration", "Invalid duration %q: a positive Go duration such as 168h is expected.", req.Duration))
 			return
 		}
 		if _, err := e.AdvanceClock(r.Context(), d); err != nil {
-			apierror.Write(w, err)
+			codec.Write(w, err)
 			return
 		}
-		apierror.WriteJSON(w, clockBody(e))
+		codec.WriteJSON(w, clockBody(e))
 	})
 }
 
@@ -82,40 +83,40 @@ func registerJoin(mux *http.ServeMux, e *engine.Engine) {
 			CertificateKey string `json:"certificateKey"`
 			TTL            string `json:"ttl"`
 		}
-		if err := apierror.Decode(r, apierror.Fields{"controlPlane", "certificateKey", "ttl"}, &req); err != nil {
-			apierror.Write(w, err)
+		if err := codec.Decode(r, codec.Fields{"controlPlane", "certificateKey", "ttl"}, &req); err != nil {
+			codec.Write(w, err)
 			return
 		}
 		jr := engine.JoinRequest{ControlPlane: req.ControlPlane, CertificateKey: req.CertificateKey}
 		if req.TTL != "" {
 			d, err := time.ParseDuration(req.TTL)
 			if err != nil || d < 0 {
-				apierror.Write(w, apierror.InvalidArgument("ttl", "Invalid token lifetime %q: a Go duration such as 24h, or 0 for a token that never expires.", req.TTL))
+				codec.Write(w, status.Invalid("ttl", "Invalid token lifetime %q: a Go duration such as 24h, or 0 for a token that never expires.", req.TTL))
 				return
 			}
 			jr.TTL, jr.NoExpiry = d, d == 0
 		}
 		info, err := e.JoinCommand(r.Context(), r.PathValue("project"), r.PathValue("location"), r.PathValue("cluster"), jr)
 		if err != nil {
-			apierror.Write(w, err)
+			codec.Write(w, err)
 			return
 		}
-		apierror.WriteJSON(w, info)
+		codec.WriteJSON(w, info)
 	})
 	mux.HandleFunc("POST "+cluster+"/uploadCerts", func(w http.ResponseWriter, r *http.Request) {
 		var req struct {
 			CertificateKey string `json:"certificateKey"`
 		}
-		if err := apierror.Decode(r, apierror.Fields{"certificateKey"}, &req); err != nil {
-			apierror.Write(w, err)
+		if err := codec.Decode(r, codec.Fields{"certificateKey"}, &req); err != nil {
+			codec.Write(w, err)
 			return
 		}
 		key, err := e.UploadCerts(r.Context(), r.PathValue("project"), r.PathValue("location"), r.PathValue("cluster"), req.CertificateKey)
 		if err != nil {
-			apierror.Write(w, err)
+			codec.Write(w, err)
 			return
 		}
-		apierror.WriteJSON(w, map[string]string{"certificateKey": key})
+		codec.WriteJSON(w, map[string]string{"certificateKey": key})
 	})
 }
 
@@ -125,24 +126,24 @@ func registerCredentials(mux *http.ServeMux, e *engine.Engine) {
 	const cluster = "/kubeyard/v1/projects/{project}/locations/{location}/clusters/{cluster}"
 	mux.HandleFunc("POST "+cluster+"/rotateClusterCA", func(w http.ResponseWriter, r *http.Request) {
 		var req struct{}
-		if err := apierror.Decode(r, apierror.Fields{}, &req); err != nil {
-			apierror.Write(w, err)
+		if err := codec.Decode(r, codec.Fields{}, &req); err != nil {
+			codec.Write(w, err)
 			return
 		}
 		op, err := e.RotateClusterCA(r.Context(), r.PathValue("project"), r.PathValue("location"), r.PathValue("cluster"))
 		if err != nil {
-			apierror.Write(w, err)
+			codec.Write(w, err)
 			return
 		}
-		apierror.WriteJSON(w, op)
+		codec.WriteJSON(w, op)
 	})
 	mux.HandleFunc("GET "+cluster+"/adminKubeconfig", func(w http.ResponseWriter, r *http.Request) {
 		data, err := e.AdminKubeconfig(r.Context(), r.PathValue("project"), r.PathValue("location"), r.PathValue("cluster"))
 		if err != nil {
-			apierror.Write(w, err)
+			codec.Write(w, err)
 			return
 		}
-		apierror.WriteJSON(w, map[string]string{"kubeconfig": string(data)})
+		codec.WriteJSON(w, map[string]string{"kubeconfig": string(data)})
 	})
 }
 

@@ -12,7 +12,8 @@ import (
 	"net/textproto"
 	"strings"
 
-	"github.com/kubeyard/kubeyard/internal/api/apierror"
+	"github.com/kubeyard/kubeyard/internal/api/codec"
+	"github.com/kubeyard/kubeyard/internal/status"
 )
 
 // batchHandler serves Google's batch endpoint (POST /batch/compute/v1),
@@ -24,7 +25,7 @@ func batchHandler(api http.Handler, prefix string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mediaType, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 		if err != nil || mediaType != "multipart/mixed" || params["boundary"] == "" {
-			apierror.Write(w, apierror.InvalidArgument("", "A batch request is multipart/mixed with a boundary."))
+			codec.Write(w, status.Invalid("", "A batch request is multipart/mixed with a boundary."))
 			return
 		}
 		parts := multipart.NewReader(r.Body, params["boundary"])
@@ -36,17 +37,17 @@ func batchHandler(api http.Handler, prefix string) http.Handler {
 				break
 			}
 			if err != nil {
-				apierror.Write(w, apierror.InvalidArgument("", "Malformed batch request: %v", err))
+				codec.Write(w, status.Invalid("", "Malformed batch request: %v", err))
 				return
 			}
 			inner, err := http.ReadRequest(bufio.NewReader(part))
 			if err != nil {
-				apierror.Write(w, apierror.InvalidArgument("", "Malformed request in the batch: %v", err))
+				codec.Write(w, status.Invalid("", "Malformed request in the batch: %v", err))
 				return
 			}
 			rec := httptest.NewRecorder()
 			if !strings.HasPrefix(inner.URL.Path, prefix) {
-				apierror.Write(rec, apierror.InvalidArgument("", "This batch endpoint takes requests under %s, not %s.", prefix, inner.URL.Path))
+				codec.Write(rec, status.Invalid("", "This batch endpoint takes requests under %s, not %s.", prefix, inner.URL.Path))
 			} else {
 				inner.RequestURI = ""
 				api.ServeHTTP(rec, inner.WithContext(r.Context()))
@@ -57,7 +58,7 @@ func batchHandler(api http.Handler, prefix string) http.Handler {
 			}
 			pw, err := mw.CreatePart(header)
 			if err != nil {
-				apierror.Write(w, err)
+				codec.Write(w, err)
 				return
 			}
 			resp := rec.Result()

@@ -18,8 +18,8 @@ import (
 
 	dns "google.golang.org/api/dns/v1"
 
-	"github.com/kubeyard/kubeyard/internal/api/apierror"
 	"github.com/kubeyard/kubeyard/internal/clock"
+	"github.com/kubeyard/kubeyard/internal/status"
 	"github.com/kubeyard/kubeyard/internal/store"
 )
 
@@ -56,14 +56,14 @@ func rrsetKey(project, zone, name, typ string) string {
 // checkDNSName checks an absolute domain name ("googleapis.com.").
 func checkDNSName(field, name string) error {
 	if !strings.HasSuffix(name, ".") || len(name) > 254 {
-		return apierror.InvalidArgument(field, "Invalid value for '%s': '%s'. A DNS name ends with a dot, such as googleapis.com.", field, name)
+		return status.Invalid(field, "Invalid value for '%s': '%s'. A DNS name ends with a dot, such as googleapis.com.", field, name)
 	}
 	if name == "." {
 		return nil
 	}
 	for _, label := range strings.Split(strings.TrimSuffix(name, "."), ".") {
 		if !labelRE.MatchString(label) {
-			return apierror.InvalidArgument(field, "Invalid value for '%s': '%s'. '%s' is not a DNS label.", field, name, label)
+			return status.Invalid(field, "Invalid value for '%s': '%s'. '%s' is not a DNS label.", field, name, label)
 		}
 	}
 	return nil
@@ -78,7 +78,7 @@ func newID() uint64 {
 // CreateZone creates a managed zone with its SOA and NS records.
 func (s *Service) CreateZone(ctx context.Context, project string, z *dns.ManagedZone) (*dns.ManagedZone, error) {
 	if !zoneNameRE.MatchString(z.Name) {
-		return nil, apierror.InvalidArgument("managedZone.name", "Invalid value for 'managedZone.name': '%s'. Lower-case letters, digits and dashes, starting with a letter.", z.Name)
+		return nil, status.Invalid("managedZone.name", "Invalid value for 'managedZone.name': '%s'. Lower-case letters, digits and dashes, starting with a letter.", z.Name)
 	}
 	if err := checkDNSName("managedZone.dnsName", z.DnsName); err != nil {
 		return nil, err
@@ -90,7 +90,7 @@ func (s *Service) CreateZone(ctx context.Context, project string, z *dns.Managed
 	switch z.Visibility {
 	case "public":
 		if z.PrivateVisibilityConfig != nil && len(z.PrivateVisibilityConfig.Networks) > 0 {
-			return nil, apierror.InvalidArgument("managedZone.privateVisibilityConfig", "Networks apply only to private zones.")
+			return nil, status.Invalid("managedZone.privateVisibilityConfig", "Networks apply only to private zones.")
 		}
 	case "private":
 		nameServer = "ns-gcp-private.googledomains.com."
@@ -100,13 +100,13 @@ func (s *Service) CreateZone(ctx context.Context, project string, z *dns.Managed
 		for i, n := range z.PrivateVisibilityConfig.Networks {
 			name := n.NetworkUrl[strings.LastIndexByte(n.NetworkUrl, '/')+1:]
 			if !s.cfg.NetworkExists(ctx, project, name) {
-				return nil, apierror.InvalidArgument(fmt.Sprintf("managedZone.privateVisibilityConfig.networks[%d].networkUrl", i), "The network '%s' does not exist in project %s.", n.NetworkUrl, project)
+				return nil, status.Invalid(fmt.Sprintf("managedZone.privateVisibilityConfig.networks[%d].networkUrl", i), "The network '%s' does not exist in project %s.", n.NetworkUrl, project)
 			}
 			n.Kind = "dns#managedZonePrivateVisibilityConfigNetwork"
 		}
 		z.PrivateVisibilityConfig.Kind = "dns#managedZonePrivateVisibilityConfig"
 	default:
-		return nil, apierror.InvalidArgument("managedZone.visibility", "Invalid value for 'managedZone.visibility': '%s'. public or private.", z.Visibility)
+		return nil, status.Invalid("managedZone.visibility", "Invalid value for 'managedZone.visibility': '%s'. public or private.", z.Visibility)
 	}
 	z.Kind, z.Id, z.CreationTime = "dns#managedZone", newID(), s.cfg.Clock.Now().UTC().Format("2006-01-02T15:04:05.000Z")
 	z.NameServers = []string{nameServer}
@@ -118,7 +118,7 @@ func (s *Service) CreateZone(ctx context.Context, project string, z *dns.Managed
 		store.Write{Key: rrsetKey(project, z.Name, soa.Name, soa.Type), Value: soa, Revision: store.Any},
 		store.Write{Key: rrsetKey(project, z.Name, ns.Name, ns.Type), Value: ns, Revision: store.Any})
 	if errors.Is(err, store.ErrConflict) {
-		return nil, apierror.AlreadyExists("The resource 'entity.managedZone' named '%s' already exists", z.Name)
+		return nil, status.Errorf(status.AlreadyExists, "The resource 'entity.managedZone' named '%s' already exists", z.Name)
 	}
 	return z, err
 }
@@ -127,7 +127,7 @@ func (s *Service) CreateZone(ctx context.Context, project string, z *dns.Managed
 func (s *Service) GetZone(ctx context.Context, project, name string) (*dns.ManagedZone, error) {
 	z := new(dns.ManagedZone)
 	if _, err := s.cfg.Store.Get(ctx, zoneKey(project, name), z); errors.Is(err, store.ErrNotFound) {
-		return nil, apierror.NotFound("The 'parameters.managedZone' resource named '%s' does not exist.", name)
+		return nil, status.Errorf(status.NotFound, "The 'parameters.managedZone' resource named '%s' does not exist.", name)
 	} else if err != nil {
 		return nil, err
 	}
@@ -157,7 +157,7 @@ func (s *Service) DeleteZone(ctx context.Context, project, name string) error {
 			writes = append(writes, store.Write{Key: rrsetKey(project, name, rr.Name, rr.Type), Revision: store.Any})
 			continue
 		}
-		return apierror.FailedPrecondition("The resource named '%s' cannot be deleted because it is not empty: it holds %s %s.", name, rr.Name, rr.Type).
+		return status.Errorf(status.FailedPrecondition, "The resource named '%s' cannot be deleted because it is not empty: it holds %s %s.", name, rr.Name, rr.Type).
 			WithReason("dns.googleapis.com", "CONTAINER_NOT_EMPTY", nil)
 	}
 	return s.cfg.Store.Commit(ctx, writes...)
@@ -177,7 +177,7 @@ func (s *Service) CreateRecordSet(ctx context.Context, project, zone string, rr 
 	rr.Kind = "dns#resourceRecordSet"
 	err = s.cfg.Store.Commit(ctx, store.Write{Key: rrsetKey(project, zone, rr.Name, rr.Type), Value: rr, Revision: store.Absent})
 	if errors.Is(err, store.ErrConflict) {
-		return nil, apierror.AlreadyExists("The resource 'entity.rrset' named '%s (%s)' already exists", rr.Name, rr.Type)
+		return nil, status.Errorf(status.AlreadyExists, "The resource 'entity.rrset' named '%s (%s)' already exists", rr.Name, rr.Type)
 	}
 	return rr, err
 }
@@ -187,16 +187,16 @@ func checkRecordSet(z *dns.ManagedZone, rr *dns.ResourceRecordSet) error {
 		return err
 	}
 	if rr.Name != z.DnsName && !strings.HasSuffix(rr.Name, "."+z.DnsName) {
-		return apierror.InvalidArgument("entity.rrset.name", "The record set name '%s' is not in zone %s (%s).", rr.Name, z.Name, z.DnsName)
+		return status.Invalid("entity.rrset.name", "The record set name '%s' is not in zone %s (%s).", rr.Name, z.Name, z.DnsName)
 	}
 	if !slices.Contains(recordTypes, rr.Type) {
-		return apierror.InvalidArgument("entity.rrset.type", "Invalid value for 'entity.rrset.type': '%s'. One of %v.", rr.Type, recordTypes)
+		return status.Invalid("entity.rrset.type", "Invalid value for 'entity.rrset.type': '%s'. One of %v.", rr.Type, recordTypes)
 	}
 	if rr.Ttl < 0 || rr.Ttl > 604800 {
-		return apierror.InvalidArgument("entity.rrset.ttl", "Invalid value for 'entity.rrset.ttl': '%d'. Between 0 and 604800 seconds.", rr.Ttl)
+		return status.Invalid("entity.rrset.ttl", "Invalid value for 'entity.rrset.ttl': '%d'. Between 0 and 604800 seconds.", rr.Ttl)
 	}
 	if len(rr.Rrdatas) == 0 {
-		return apierror.InvalidArgument("entity.rrset.rrdatas", "A record set needs at least one record.")
+		return status.Invalid("entity.rrset.rrdatas", "A record set needs at least one record.")
 	}
 	for i, d := range rr.Rrdatas {
 		field := fmt.Sprintf("entity.rrset.rrdatas[%d]", i)
@@ -204,11 +204,11 @@ func checkRecordSet(z *dns.ManagedZone, rr *dns.ResourceRecordSet) error {
 		case "A", "AAAA":
 			ip, err := netip.ParseAddr(d)
 			if err != nil || ip.Is4() != (rr.Type == "A") {
-				return apierror.InvalidArgument(field, "Invalid value for '%s': '%s'. An %s record holds an IPv%s address.", field, d, rr.Type, map[string]string{"A": "4", "AAAA": "6"}[rr.Type])
+				return status.Invalid(field, "Invalid value for '%s': '%s'. An %s record holds an IPv%s address.", field, d, rr.Type, map[string]string{"A": "4", "AAAA": "6"}[rr.Type])
 			}
 		case "CNAME":
 			if len(rr.Rrdatas) != 1 {
-				return apierror.InvalidArgument("entity.rrset.rrdatas", "A CNAME record set holds one name.")
+				return status.Invalid("entity.rrset.rrdatas", "A CNAME record set holds one name.")
 			}
 			if err := checkDNSName(field, d); err != nil {
 				return err
@@ -235,12 +235,12 @@ func (s *Service) DeleteRecordSet(ctx context.Context, project, zone, name, typ 
 		return err
 	}
 	if name == z.DnsName && (typ == "SOA" || typ == "NS") {
-		return apierror.FailedPrecondition("The zone's own %s record cannot be deleted.", typ)
+		return status.Errorf(status.FailedPrecondition, "The zone's own %s record cannot be deleted.", typ)
 	}
 	var rr dns.ResourceRecordSet
 	rev, err := s.cfg.Store.Get(ctx, rrsetKey(project, zone, name, typ), &rr)
 	if errors.Is(err, store.ErrNotFound) {
-		return apierror.NotFound("The 'entity.rrset' resource named '%s (%s)' does not exist.", name, typ)
+		return status.Errorf(status.NotFound, "The 'entity.rrset' resource named '%s (%s)' does not exist.", name, typ)
 	} else if err != nil {
 		return err
 	}

@@ -7,8 +7,8 @@ import (
 
 	dns "google.golang.org/api/dns/v1"
 
-	"github.com/kubeyard/kubeyard/internal/api/apierror"
 	"github.com/kubeyard/kubeyard/internal/clock"
+	"github.com/kubeyard/kubeyard/internal/status"
 	"github.com/kubeyard/kubeyard/internal/store"
 )
 
@@ -26,8 +26,8 @@ func TestZoneKeepsItsOwnRecords(t *testing.T) {
 	}
 	for _, typ := range []string{"SOA", "NS"} {
 		err := s.DeleteRecordSet(ctx, "p", "z", "example.com.", typ)
-		var e *apierror.Error
-		if !errors.As(err, &e) || e.Status != "FAILED_PRECONDITION" {
+		var e *status.Error
+		if !errors.As(err, &e) || e.Code != status.FailedPrecondition {
 			t.Errorf("deleting the zone's %s: %v", typ, err)
 		}
 	}

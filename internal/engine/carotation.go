@@ -9,8 +9,8 @@ import (
 
 	container "google.golang.org/api/container/v1"
 
-	"github.com/kubeyard/kubeyard/internal/api/apierror"
 	"github.com/kubeyard/kubeyard/internal/cluster"
+	"github.com/kubeyard/kubeyard/internal/status"
 )
 
 // MinCARotationVersion is the oldest control-plane version whose cluster
@@ -37,7 +37,7 @@ func (e *Engine) RotateClusterCA(ctx context.Context, project, location, name st
 		return nil, err
 	}
 	if r.IPRotation != nil {
-		return nil, apierror.FailedPrecondition("Cluster %q is rotating its IP (started %s); complete that first.", name, r.IPRotation.Started.UTC().Format("2006-01-02T15:04:05Z"))
+		return nil, status.Errorf(status.FailedPrecondition, "Cluster %q is rotating its IP (started %s); complete that first.", name, r.IPRotation.Started.UTC().Format("2006-01-02T15:04:05Z"))
 	}
 	rot, err := cluster.NewCARotation(e.spec(r), false, e.cfg.Clock.Now())
 	if err != nil {
@@ -54,7 +54,7 @@ func (e *Engine) RotateClusterCA(ctx context.Context, project, location, name st
 // and they would stop working when the old CA is retired.
 func (e *Engine) checkNoJoinedReplicas(r *ClusterRecord) error {
 	if joined := e.runtime.JoinedReplicas(e.spec(r)); len(joined) > 0 {
-		return apierror.FailedPrecondition("Cluster %q has control-plane replicas joined from other machines (%s); a CA rotation cannot reach their certificates. Let them leave first (stop their `kubeyard join --control-plane`).", r.Cluster.Name, strings.Join(joined, ", "))
+		return status.Errorf(status.FailedPrecondition, "Cluster %q has control-plane replicas joined from other machines (%s); a CA rotation cannot reach their certificates. Let them leave first (stop their `kubeyard join --control-plane`).", r.Cluster.Name, strings.Join(joined, ", "))
 	}
 	return nil
 }
@@ -66,13 +66,13 @@ func caRotationAllowed(r *ClusterRecord) error {
 		return busyError(r.Project, r.Location, r.Operation)
 	}
 	if r.CARotation != nil {
-		return apierror.FailedPrecondition("Cluster %q is already rotating its CA (phase %s).", r.Cluster.Name, r.CARotation.Phase)
+		return status.Errorf(status.FailedPrecondition, "Cluster %q is already rotating its CA (phase %s).", r.Cluster.Name, r.CARotation.Phase)
 	}
 	if r.Cluster.Status != "RUNNING" {
-		return apierror.FailedPrecondition("Cluster %q is %s, not RUNNING.", r.Cluster.Name, r.Cluster.Status)
+		return status.Errorf(status.FailedPrecondition, "Cluster %q is %s, not RUNNING.", r.Cluster.Name, r.Cluster.Status)
 	}
 	if versionBefore(r.Cluster.CurrentMasterVersion, MinCARotationVersion) {
-		return apierror.FailedPrecondition("Cluster %q runs version %s; rotating its CA needs %s or later. Upgrade the control plane first.", r.Cluster.Name, r.Cluster.CurrentMasterVersion, MinCARotationVersion)
+		return status.Errorf(status.FailedPrecondition, "Cluster %q runs version %s; rotating its CA needs %s or later. Upgrade the control plane first.", r.Cluster.Name, r.Cluster.CurrentMasterVersion, MinCARotationVersion)
 	}
 	return nil
 }

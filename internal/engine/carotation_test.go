@@ -6,8 +6,8 @@ import (
 
 	container "google.golang.org/api/container/v1"
 
-	"github.com/kubeyard/kubeyard/internal/api/apierror"
 	"github.com/kubeyard/kubeyard/internal/cluster"
+	"github.com/kubeyard/kubeyard/internal/status"
 )
 
 func TestCARotationAllowed(t *testing.T) {
@@ -34,8 +34,8 @@ func TestCARotationAllowed(t *testing.T) {
 			}
 			continue
 		}
-		apiErr, ok := err.(*apierror.Error)
-		if !ok || apiErr.Status != "FAILED_PRECONDITION" || !strings.Contains(apiErr.Message, tt.want) {
+		apiErr, ok := err.(*status.Error)
+		if !ok || apiErr.Code != status.FailedPrecondition || !strings.Contains(apiErr.Message, tt.want) {
 			t.Errorf("%s: want FAILED_PRECONDITION with %q, got %v", tt.name, tt.want, err)
 		}
 	}

@@ -16,9 +16,9 @@ import (
 
 	container "google.golang.org/api/container/v1"
 
-	"github.com/kubeyard/kubeyard/internal/api/apierror"
 	"github.com/kubeyard/kubeyard/internal/cluster"
 	"github.com/kubeyard/kubeyard/internal/controlplane"
+	"github.com/kubeyard/kubeyard/internal/status"
 	"github.com/kubeyard/kubeyard/internal/store"
 )
 
@@ -29,7 +29,7 @@ const MaxNodesPerPool = 1000
 
 func validateName(field, kind, name string) error {
 	if len(name) == 0 || len(name) > 40 || !nameRE.MatchString(name) {
-		return apierror.InvalidArgument(field, "Invalid value for field %q: %q. %s names must be 1 to 40 characters: lowercase letters, digits and hyphens, starting with a letter and ending with a letter or digit.", field, name, kind)
+		return status.Invalid(field, "Invalid value for field %q: %q. %s names must be 1 to 40 characters: lowercase letters, digits and hyphens, starting with a letter and ending with a letter or digit.", field, name, kind)
 	}
 	return nil
 }
@@ -37,7 +37,7 @@ func validateName(field, kind, name string) error {
 func parseLocation(location string) (Location, error) {
 	loc, ok := ParseLocation(location)
 	if !ok {
-		return Location{}, apierror.InvalidArgument("parent", "Location %q is not a known zone or region.", location)
+		return Location{}, status.Invalid("parent", "Location %q is not a known zone or region.", location)
 	}
 	return loc, nil
 }
@@ -75,27 +75,27 @@ func (e *Engine) CreateCluster(ctx context.Context, project, location string, c 
 		return nil, err
 	}
 	if c == nil {
-		return nil, apierror.InvalidArgument("cluster", "A cluster is required.")
+		return nil, status.Invalid("cluster", "A cluster is required.")
 	}
 	if err := validateName("cluster.name", "Cluster", c.Name); err != nil {
 		return nil, err
 	}
 	if !validVersion(c.InitialClusterVersion) {
-		return nil, apierror.InvalidArgument("cluster.initialClusterVersion", "Version %q is not supported; this engine runs %s.", c.InitialClusterVersion, Version)
+		return nil, status.Invalid("cluster.initialClusterVersion", "Version %q is not supported; this engine runs %s.", c.InitialClusterVersion, Version)
 	}
 	if len(c.NodePools) > 0 && (c.InitialNodeCount != 0 || c.NodeConfig != nil) {
-		return nil, apierror.InvalidArgument("cluster.nodePools", "Cannot specify both cluster.nodePools and cluster.initialNodeCount or cluster.nodeConfig.")
+		return nil, status.Invalid("cluster.nodePools", "Cannot specify both cluster.nodePools and cluster.initialNodeCount or cluster.nodeConfig.")
 	}
 	if len(c.NodePools) == 0 {
 		if c.InitialNodeCount <= 0 {
-			return nil, apierror.InvalidArgument("cluster.initialNodeCount", "A cluster needs at least one node pool or an initial node count above zero.")
+			return nil, status.Invalid("cluster.initialNodeCount", "A cluster needs at least one node pool or an initial node count above zero.")
 		}
 		c.NodePools = []*container.NodePool{{Name: "default-pool", InitialNodeCount: c.InitialNodeCount, Config: c.NodeConfig}}
 	}
 	if len(c.Locations) > 0 {
 		for i, z := range c.Locations {
 			if !slices.Contains(loc.Zones(), z) && !(loc.Regional() && strings.HasPrefix(z, loc.Region+"-")) {
-				return nil, apierror.InvalidArgument(fmt.Sprintf("cluster.locations[%d]", i), "Zone %q is not in location %q.", z, location)
+				return nil, status.Invalid(fmt.Sprintf("cluster.locations[%d]", i), "Zone %q is not in location %q.", z, location)
 			}
 		}
 	}
@@ -108,12 +108,12 @@ func (e *Engine) CreateCluster(ctx context.Context, project, location string, c 
 			return nil, err
 		}
 		if seen[p.Name] {
-			return nil, apierror.InvalidArgument(fmt.Sprintf("cluster.nodePools[%d].name", i), "Node pool %q is given twice.", p.Name)
+			return nil, status.Invalid(fmt.Sprintf("cluster.nodePools[%d].name", i), "Node pool %q is given twice.", p.Name)
 		}
 		seen[p.Name] = true
 	}
 	if _, _, err := e.getCluster(ctx, project, location, c.Name); err == nil {
-		return nil, apierror.AlreadyExists("Already exists: projects/%s/locations/%s/clusters/%s.", project, location, c.Name)
+		return nil, status.Errorf(status.AlreadyExists, "Already exists: projects/%s/locations/%s/clusters/%s.", project, location, c.Name)
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return nil, err
 	}
@@ -151,7 +151,7 @@ func (e *Engine) allocate(a *allocator, r *ClusterRecord, loc Location, pl *plac
 	endpoint := func() (string, error) {
 		ep, err := a.ip("endpoint", e.cfg.EndpointPool, 2, e.cfg.EndpointPort)
 		if err != nil {
-			return "", apierror.FailedPrecondition("%v", err)
+			return "", status.Errorf(status.FailedPrecondition, "%v", err)
 		}
 		return ep.String(), nil
 	}
@@ -170,7 +170,7 @@ func (e *Engine) allocate(a *allocator, r *ClusterRecord, loc Location, pl *plac
 	for range loc.Zones() {
 		h, err := a.ip("host", e.cfg.HostPool, 2, controlplane.APIServerPort, controlplane.EtcdClientPort)
 		if err != nil {
-			return apierror.FailedPrecondition("%v", err)
+			return status.Errorf(status.FailedPrecondition, "%v", err)
 		}
 		r.HostIPs = append(r.HostIPs, h.String())
 	}
@@ -178,7 +178,7 @@ func (e *Engine) allocate(a *allocator, r *ClusterRecord, loc Location, pl *plac
 		for range externalEtcdMembers {
 			h, err := a.ip("host", e.cfg.HostPool, 2, controlplane.EtcdClientPort, controlplane.EtcdPeerPort)
 			if err != nil {
-				return apierror.FailedPrecondition("%v", err)
+				return status.Errorf(status.FailedPrecondition, "%v", err)
 			}
 			r.EtcdHostIPs = append(r.EtcdHostIPs, h.String())
 		}
@@ -352,7 +352,7 @@ func (e *Engine) runDeleteCluster(ctx context.Context, op *OperationRecord) erro
 func (e *Engine) SetLabels(ctx context.Context, project, location, name string, labels map[string]string, fingerprint string) (*container.Operation, error) {
 	for k, v := range labels {
 		if !labelKeyRE.MatchString(k) || !labelValueRE.MatchString(v) {
-			return nil, apierror.InvalidArgument("resourceLabels", "Invalid label %q=%q: keys and values are up to 63 lowercase letters, digits, '_' and '-', keys starting with a letter.", k, v)
+			return nil, status.Invalid("resourceLabels", "Invalid label %q=%q: keys and values are up to 63 lowercase letters, digits, '_' and '-', keys starting with a letter.", k, v)
 		}
 	}
 	r, rev, err := e.lookupCluster(ctx, project, location, name)
@@ -360,7 +360,7 @@ func (e *Engine) SetLabels(ctx context.Context, project, location, name string, 
 		return nil, err
 	}
 	if fingerprint != "" && fingerprint != r.Cluster.LabelFingerprint {
-		return nil, apierror.FailedPrecondition("Labels could not be set due to fingerprint mismatch (expected %s, got %s).", r.Cluster.LabelFingerprint, fingerprint)
+		return nil, status.Errorf(status.FailedPrecondition, "Labels could not be set due to fingerprint mismatch (expected %s, got %s).", r.Cluster.LabelFingerprint, fingerprint)
 	}
 	if labels, err = keepTopology(r.Cluster.ResourceLabels, labels); err != nil {
 		return nil, err
@@ -390,24 +390,24 @@ func (e *Engine) UpdateCluster(ctx context.Context, project, location, name stri
 	networks := u != nil && (u.DesiredControlPlaneEndpointsConfig != nil || u.DesiredMasterAuthorizedNetworksConfig != nil)
 	switch {
 	case networks && (u.DesiredMasterVersion != "" || u.DesiredNodeVersion != ""):
-		return nil, apierror.InvalidArgument("update.desiredMasterVersion", "Authorized networks and versions change in separate updates.")
+		return nil, status.Invalid("update.desiredMasterVersion", "Authorized networks and versions change in separate updates.")
 	case networks:
 		return e.updateAuthorizedNetworks(ctx, r, rev, u)
 	case u == nil || (u.DesiredMasterVersion == "" && u.DesiredNodeVersion == ""):
-		return nil, apierror.InvalidArgument("update", "The update changes nothing.")
+		return nil, status.Invalid("update", "The update changes nothing.")
 	case u.DesiredMasterVersion != "" && u.DesiredNodeVersion != "":
-		return nil, apierror.InvalidArgument("update.desiredNodeVersion", "The control plane and the nodes are upgraded one after the other, not in one update.")
+		return nil, status.Invalid("update.desiredNodeVersion", "The control plane and the nodes are upgraded one after the other, not in one update.")
 	case u.DesiredNodeVersion != "":
 		return e.upgradeNodes(ctx, r, rev, u)
 	}
 	if !validVersion(u.DesiredMasterVersion) {
-		return nil, apierror.InvalidArgument("update.desiredMasterVersion", "Version %q is not supported; this engine runs %s.", u.DesiredMasterVersion, Version)
+		return nil, status.Invalid("update.desiredMasterVersion", "Version %q is not supported; this engine runs %s.", u.DesiredMasterVersion, Version)
 	}
 	if r.Operation != "" {
 		return nil, busyError(project, location, r.Operation)
 	}
 	if r.Cluster.Status != "RUNNING" {
-		return nil, apierror.FailedPrecondition("Cluster %q is %s, not RUNNING.", name, r.Cluster.Status)
+		return nil, status.Errorf(status.FailedPrecondition, "Cluster %q is %s, not RUNNING.", name, r.Cluster.Status)
 	}
 	// Recreating replicas one at a time keeps quorum only if every other
 	// replica is healthy: refuse up front rather than half way.
@@ -423,20 +423,20 @@ func (e *Engine) UpdateCluster(ctx context.Context, project, location, name stri
 // a user forces the recreation an IP rotation needs.
 func (e *Engine) upgradeNodes(ctx context.Context, r *ClusterRecord, rev int64, u *container.ClusterUpdate) (*container.Operation, error) {
 	if !validVersion(u.DesiredNodeVersion) {
-		return nil, apierror.InvalidArgument("update.desiredNodeVersion", "Version %q is not supported; this engine runs %s.", u.DesiredNodeVersion, Version)
+		return nil, status.Invalid("update.desiredNodeVersion", "Version %q is not supported; this engine runs %s.", u.DesiredNodeVersion, Version)
 	}
 	pool := u.DesiredNodePoolId
 	if pool == "" && len(r.Cluster.NodePools) == 1 {
 		pool = r.Cluster.NodePools[0].Name
 	}
 	if r.pool(pool) == nil {
-		return nil, apierror.InvalidArgument("update.desiredNodePoolId", "Node pool %q is not in cluster %q; name one with --node-pool.", pool, r.Cluster.Name)
+		return nil, status.Invalid("update.desiredNodePoolId", "Node pool %q is not in cluster %q; name one with --node-pool.", pool, r.Cluster.Name)
 	}
 	if r.Operation != "" {
 		return nil, busyError(r.Project, r.Location, r.Operation)
 	}
 	if r.Cluster.Status != "RUNNING" {
-		return nil, apierror.FailedPrecondition("Cluster %q is %s, not RUNNING.", r.Cluster.Name, r.Cluster.Status)
+		return nil, status.Errorf(status.FailedPrecondition, "Cluster %q is %s, not RUNNING.", r.Cluster.Name, r.Cluster.Status)
 	}
 	var replace []string
 	for _, n := range r.Nodes[pool] {
@@ -447,7 +447,7 @@ func (e *Engine) upgradeNodes(ctx context.Context, r *ClusterRecord, rev int64, 
 
 func quorumError(name string, err error) error {
 	if errors.Is(err, cluster.ErrWouldLoseQuorum) {
-		return apierror.FailedPrecondition("Cluster %q: %v. Wait until every replica is healthy.", name, err)
+		return status.Errorf(status.FailedPrecondition, "Cluster %q: %v. Wait until every replica is healthy.", name, err)
 	}
 	return err
 }

@@ -6,7 +6,7 @@ import (
 
 	compute "google.golang.org/api/compute/v1"
 
-	"github.com/kubeyard/kubeyard/internal/api/apierror"
+	"github.com/kubeyard/kubeyard/internal/status"
 	"github.com/kubeyard/kubeyard/internal/vpc"
 )
 
@@ -42,7 +42,7 @@ func (e *Engine) GetInstance(ctx context.Context, project, zone, name string) (*
 			return in, nil
 		}
 	}
-	return nil, apierror.NotFound("The resource 'projects/%s/zones/%s/instances/%s' was not found", project, zone, name)
+	return nil, status.Errorf(status.NotFound, "The resource 'projects/%s/zones/%s/instances/%s' was not found", project, zone, name)
 }
 
 // nodeZone is the zone of a pool's i-th node: nodes go round the pool's

@@ -6,9 +6,9 @@ import (
 
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/kubeyard/kubeyard/internal/api/apierror"
 	"github.com/kubeyard/kubeyard/internal/cluster"
 	"github.com/kubeyard/kubeyard/internal/join"
+	"github.com/kubeyard/kubeyard/internal/status"
 )
 
 // JoinRequest is what `kubeadm token create --print-join-command` takes.
@@ -44,14 +44,14 @@ const JoinTokenTTL = 24 * time.Hour
 func (e *Engine) JoinCommand(ctx context.Context, project, location, name string, req JoinRequest) (*JoinInfo, error) {
 	if req.CertificateKey != "" {
 		if !req.ControlPlane {
-			return nil, apierror.InvalidArgument("certificateKey", "A certificate key is only for a control-plane join (controlPlane: true).")
+			return nil, status.Invalid("certificateKey", "A certificate key is only for a control-plane join (controlPlane: true).")
 		}
 		if err := join.CheckCertificateKey(req.CertificateKey); err != nil {
-			return nil, apierror.InvalidArgument("certificateKey", "The certificate key must be 64 hex digits (32 bytes), as `kubeyard certificate-key` prints.")
+			return nil, status.Invalid("certificateKey", "The certificate key must be 64 hex digits (32 bytes), as `kubeyard certificate-key` prints.")
 		}
 	}
 	if req.TTL < 0 || (req.NoExpiry && req.TTL != 0) {
-		return nil, apierror.InvalidArgument("ttl", "The token lifetime must be a positive duration, or 0 for a token that never expires.")
+		return nil, status.Invalid("ttl", "The token lifetime must be a positive duration, or 0 for a token that never expires.")
 	}
 	s, client, err := e.runningCluster(ctx, project, location, name)
 	if err != nil {
@@ -84,7 +84,7 @@ func (e *Engine) JoinCommand(ctx context.Context, project, location, name string
 func (e *Engine) UploadCerts(ctx context.Context, project, location, name, key string) (string, error) {
 	if key != "" {
 		if err := join.CheckCertificateKey(key); err != nil {
-			return "", apierror.InvalidArgument("certificateKey", "The certificate key must be 64 hex digits (32 bytes), as `kubeyard certificate-key` prints.")
+			return "", status.Invalid("certificateKey", "The certificate key must be 64 hex digits (32 bytes), as `kubeyard certificate-key` prints.")
 		}
 	}
 	s, client, err := e.runningCluster(ctx, project, location, name)
@@ -114,7 +114,7 @@ func (e *Engine) runningCluster(ctx context.Context, project, location, name str
 		return cluster.Spec{}, nil, err
 	}
 	if r.Cluster.Status != "RUNNING" {
-		return cluster.Spec{}, nil, apierror.FailedPrecondition("Cluster %q is %s, not RUNNING.", name, r.Cluster.Status)
+		return cluster.Spec{}, nil, status.Errorf(status.FailedPrecondition, "Cluster %q is %s, not RUNNING.", name, r.Cluster.Status)
 	}
 	s := e.spec(r)
 	client, err := e.runtime.AdminClient(s)

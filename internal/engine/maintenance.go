@@ -9,7 +9,7 @@ import (
 
 	container "google.golang.org/api/container/v1"
 
-	"github.com/kubeyard/kubeyard/internal/api/apierror"
+	"github.com/kubeyard/kubeyard/internal/status"
 )
 
 // SetMaintenancePolicy replaces the cluster's maintenance policy: a daily
@@ -28,7 +28,7 @@ func (e *Engine) SetMaintenancePolicy(ctx context.Context, project, location, na
 		return nil, busyError(project, location, r.Operation)
 	}
 	if cur := r.Cluster.MaintenancePolicy; p != nil && p.ResourceVersion != "" && cur != nil && p.ResourceVersion != cur.ResourceVersion {
-		return nil, apierror.FailedPrecondition("The maintenance policy changed meanwhile (resourceVersion %s, not %s); read it again.", cur.ResourceVersion, p.ResourceVersion)
+		return nil, status.Errorf(status.FailedPrecondition, "The maintenance policy changed meanwhile (resourceVersion %s, not %s); read it again.", cur.ResourceVersion, p.ResourceVersion)
 	}
 	if p != nil {
 		p.ResourceVersion = randomHex(4)
@@ -46,24 +46,24 @@ func validatePolicy(p *container.MaintenancePolicy) error {
 	w := p.Window
 	if d := w.DailyMaintenanceWindow; d != nil {
 		if _, err := time.Parse("15:04", d.StartTime); err != nil {
-			return apierror.InvalidArgument(policyField+".dailyMaintenanceWindow.startTime", "Invalid start time %q: HH:MM (UTC) is expected.", d.StartTime)
+			return status.Invalid(policyField+".dailyMaintenanceWindow.startTime", "Invalid start time %q: HH:MM (UTC) is expected.", d.StartTime)
 		}
 	}
 	if rw := w.RecurringWindow; rw != nil {
 		if _, _, err := timeWindow(rw.Window); err != nil {
-			return apierror.InvalidArgument(policyField+".recurringWindow.window", "%v", err)
+			return status.Invalid(policyField+".recurringWindow.window", "%v", err)
 		}
 		if _, err := parseRecurrence(rw.Recurrence); err != nil {
-			return apierror.InvalidArgument(policyField+".recurringWindow.recurrence", "%v", err)
+			return status.Invalid(policyField+".recurringWindow.recurrence", "%v", err)
 		}
 	}
 	for name, x := range w.MaintenanceExclusions {
 		field := policyField + ".maintenanceExclusions." + name
 		if x.MaintenanceExclusionOptions != nil {
-			return apierror.InvalidArgument(field+".maintenanceExclusionOptions", "Exclusion scopes are not supported by kubeyard yet: an exclusion holds back every recreation.")
+			return status.Invalid(field+".maintenanceExclusionOptions", "Exclusion scopes are not supported by kubeyard yet: an exclusion holds back every recreation.")
 		}
 		if _, _, err := timeWindow(&x); err != nil {
-			return apierror.InvalidArgument(field, "%v", err)
+			return status.Invalid(field, "%v", err)
 		}
 	}
 	return nil

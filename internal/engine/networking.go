@@ -19,8 +19,9 @@ import (
 	container "google.golang.org/api/container/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/kubeyard/kubeyard/internal/api/apierror"
+	"github.com/kubeyard/kubeyard/internal/cidr"
 	"github.com/kubeyard/kubeyard/internal/poll"
+	"github.com/kubeyard/kubeyard/internal/status"
 	"github.com/kubeyard/kubeyard/internal/vpc"
 )
 
@@ -92,10 +93,10 @@ func (e *Engine) place(ctx context.Context, project string, loc Location, c *con
 		return pl, pl.placeRoutesBased(c, p)
 	}
 	if c.ClusterIpv4Cidr != "" {
-		return nil, apierror.InvalidArgument("cluster.clusterIpv4Cidr", "cluster.clusterIpv4Cidr is for routes-based clusters; a VPC-native cluster takes ipAllocationPolicy.clusterIpv4CidrBlock (--cluster-ipv4-cidr with --enable-ip-alias).")
+		return nil, status.Invalid("cluster.clusterIpv4Cidr", "cluster.clusterIpv4Cidr is for routes-based clusters; a VPC-native cluster takes ipAllocationPolicy.clusterIpv4CidrBlock (--cluster-ipv4-cidr with --enable-ip-alias).")
 	}
 	if p.CreateSubnetwork {
-		return nil, apierror.InvalidArgument("cluster.ipAllocationPolicy.createSubnetwork", "Creating a subnetwork for the cluster is not supported by kubeyard yet: create it with `gcloud compute networks subnets create` and name it with --subnetwork.")
+		return nil, status.Invalid("cluster.ipAllocationPolicy.createSubnetwork", "Creating a subnetwork for the cluster is not supported by kubeyard yet: create it with `gcloud compute networks subnets create` and name it with --subnetwork.")
 	}
 	const policy = "cluster.ipAllocationPolicy."
 	if pl.pods, err = pl.chooseRange(policy+"clusterSecondaryRangeName", p.ClusterSecondaryRangeName, policy+"clusterIpv4CidrBlock", firstOf(p.ClusterIpv4CidrBlock, p.ClusterIpv4Cidr)); err != nil {
@@ -108,17 +109,17 @@ func (e *Engine) place(ctx context.Context, project string, loc Location, c *con
 		pl.pods.bits = defaultPodBits
 	}
 	if pl.pods.prefix.IsValid() && pl.services.prefix.IsValid() && pl.pods.prefix.Overlaps(pl.services.prefix) {
-		return nil, apierror.InvalidArgument(pl.services.field, "The Services range %s overlaps the pod range %s.", pl.services.prefix, pl.pods.prefix)
+		return nil, status.Invalid(pl.services.field, "The Services range %s overlaps the pod range %s.", pl.services.prefix, pl.pods.prefix)
 	}
 	bits := pl.pods.bits
 	if pl.pods.prefix.IsValid() {
 		bits = pl.pods.prefix.Bits()
 	}
 	if nodeBits := 32 - podRangeBits(c.DefaultMaxPodsConstraint); bits > nodeBits {
-		return nil, apierror.InvalidArgument(pl.pods.field, "The pod range (a /%d) is smaller than one node's pod range (a /%d for the maximum pods per node).", bits, nodeBits)
+		return nil, status.Invalid(pl.pods.field, "The pod range (a /%d) is smaller than one node's pod range (a /%d for the maximum pods per node).", bits, nodeBits)
 	}
 	if m := c.DefaultMaxPodsConstraint; m != nil && (m.MaxPodsPerNode < 8 || m.MaxPodsPerNode > 256) {
-		return nil, apierror.InvalidArgument("cluster.defaultMaxPodsConstraint.maxPodsPerNode", "Invalid value %d: the maximum pods per node must be between 8 and 256.", m.MaxPodsPerNode)
+		return nil, status.Invalid("cluster.defaultMaxPodsConstraint.maxPodsPerNode", "Invalid value %d: the maximum pods per node must be between 8 and 256.", m.MaxPodsPerNode)
 	}
 	if err := pl.placePrivate(c); err != nil {
 		return nil, err
@@ -136,11 +137,11 @@ func (pl *placement) placeRoutesBased(c *container.Cluster, p *container.IPAlloc
 		{"clusterIpv4CidrBlock", firstOf(p.ClusterIpv4CidrBlock, p.ClusterIpv4Cidr)}, {"servicesIpv4CidrBlock", firstOf(p.ServicesIpv4CidrBlock, p.ServicesIpv4Cidr)},
 	} {
 		if f.value != "" {
-			return apierror.InvalidArgument(policy+f.field, "A routes-based cluster takes its pod range from cluster.clusterIpv4Cidr (--cluster-ipv4-cidr) and its Services range from the end of it; secondary ranges are for VPC-native clusters (--enable-ip-alias).")
+			return status.Invalid(policy+f.field, "A routes-based cluster takes its pod range from cluster.clusterIpv4Cidr (--cluster-ipv4-cidr) and its Services range from the end of it; secondary ranges are for VPC-native clusters (--enable-ip-alias).")
 		}
 	}
 	if pc := c.PrivateClusterConfig; (pc != nil && (pc.EnablePrivateNodes || pc.EnablePrivateEndpoint)) || (c.NetworkConfig != nil && c.NetworkConfig.DefaultEnablePrivateNodes) {
-		return apierror.InvalidArgument("cluster.privateClusterConfig.enablePrivateNodes", "A private cluster must be VPC-native (--enable-ip-alias).")
+		return status.Invalid("cluster.privateClusterConfig.enablePrivateNodes", "A private cluster must be VPC-native (--enable-ip-alias).")
 	}
 	pl.routes = true
 	var err error
@@ -151,7 +152,7 @@ func (pl *placement) placeRoutesBased(c *container.Cluster, p *container.IPAlloc
 		pl.pods.bits = defaultPodBits
 	}
 	if pl.pods.prefix.IsValid() && pl.pods.prefix.Bits() > 20 {
-		return apierror.InvalidArgument("cluster.clusterIpv4Cidr", "The pod range %s is too small: a routes-based cluster's Services take its last /20.", pl.pods.prefix)
+		return status.Invalid("cluster.clusterIpv4Cidr", "The pod range %s is too small: a routes-based cluster's Services take its last /20.", pl.pods.prefix)
 	}
 	return nil
 }
@@ -178,24 +179,24 @@ func (e *Engine) placeSubnet(ctx context.Context, project string, pl *placement,
 			network = "default"
 		}
 		n, err := e.vpc.GetNetwork(ctx, project, network)
-		if apierror.IsNotFound(err) {
-			return apierror.InvalidArgument("cluster.network", "Network %q does not exist in project %s.", network, project)
+		if status.Is(err, status.NotFound) {
+			return status.Invalid("cluster.network", "Network %q does not exist in project %s.", network, project)
 		} else if err != nil {
 			return err
 		}
 		if !n.AutoCreateSubnetworks {
-			return apierror.InvalidArgument("cluster.subnetwork", "Network %q is a custom-mode network: name the cluster's subnetwork (--subnetwork).", network)
+			return status.Invalid("cluster.subnetwork", "Network %q is a custom-mode network: name the cluster's subnetwork (--subnetwork).", network)
 		}
 		subnet = network
 	}
 	sub, err := e.vpc.GetSubnet(ctx, project, pl.region, subnet)
-	if apierror.IsNotFound(err) {
-		return apierror.InvalidArgument("cluster.subnetwork", "Subnetwork %q does not exist in region %s of project %s.", subnet, pl.region, project)
+	if status.Is(err, status.NotFound) {
+		return status.Invalid("cluster.subnetwork", "Subnetwork %q does not exist in region %s of project %s.", subnet, pl.region, project)
 	} else if err != nil {
 		return err
 	}
 	if network != "" && vpc.ResourceName(sub.Network) != network {
-		return apierror.InvalidArgument("cluster.subnetwork", "Subnetwork %q is in network %q, not %q.", subnet, vpc.ResourceName(sub.Network), network)
+		return status.Invalid("cluster.subnetwork", "Subnetwork %q is in network %q, not %q.", subnet, vpc.ResourceName(sub.Network), network)
 	}
 	pl.network, pl.subnet = vpc.ResourceName(sub.Network), sub.Name
 	pl.subnetRange, err = netip.ParsePrefix(sub.IpCidrRange)
@@ -212,11 +213,11 @@ func (e *Engine) placeSubnet(ctx context.Context, project string, pl *placement,
 func (pl *placement) chooseRange(nameField, name, blockField, block string) (rangeChoice, error) {
 	switch {
 	case name != "" && block != "":
-		return rangeChoice{}, apierror.InvalidArgument(blockField, "Name a secondary range or give a range, not both.")
+		return rangeChoice{}, status.Invalid(blockField, "Name a secondary range or give a range, not both.")
 	case name != "":
 		i := slices.IndexFunc(pl.secondaries, func(r *compute.SubnetworkSecondaryRange) bool { return r.RangeName == name })
 		if i < 0 {
-			return rangeChoice{}, apierror.InvalidArgument(nameField, "Subnetwork %q has no secondary range named %q.", pl.subnet, name)
+			return rangeChoice{}, status.Invalid(nameField, "Subnetwork %q has no secondary range named %q.", pl.subnet, name)
 		}
 		p, err := netip.ParsePrefix(pl.secondaries[i].IpCidrRange)
 		return rangeChoice{secondary: name, prefix: p, field: nameField}, err
@@ -225,22 +226,17 @@ func (pl *placement) chooseRange(nameField, name, blockField, block string) (ran
 	case strings.HasPrefix(block, "/"):
 		var bits int
 		if _, err := fmt.Sscanf(block, "/%d", &bits); err != nil || bits < 9 || bits > 27 || fmt.Sprintf("/%d", bits) != block {
-			return rangeChoice{}, apierror.InvalidArgument(blockField, "Invalid range size %q: a prefix length from /9 to /27, such as /14.", block)
+			return rangeChoice{}, status.Invalid(blockField, "Invalid range size %q: a prefix length from /9 to /27, such as /14.", block)
 		}
 		return rangeChoice{bits: bits, field: blockField}, nil
 	}
-	p, err := netip.ParsePrefix(block)
-	switch {
-	case err != nil || !p.Addr().Is4():
-		return rangeChoice{}, apierror.InvalidArgument(blockField, "Invalid range %q: an IPv4 range in CIDR notation, such as 10.4.0.0/14, or a size such as /14.", block)
-	case p.Masked() != p:
-		return rangeChoice{}, apierror.InvalidArgument(blockField, "Invalid range %q: host bits are set; did you mean %s?", block, p.Masked())
-	case p.Bits() < 9 || p.Bits() > 27:
-		return rangeChoice{}, apierror.InvalidArgument(blockField, "Invalid range %q: the prefix length must be from /9 to /27.", block)
+	p, err := cidr.Parse(blockField, block, 9, 27)
+	if err != nil {
+		return rangeChoice{}, err
 	}
 	// pl.used holds the subnetwork's own ranges too.
 	if o, ok := vpc.FirstOverlap(p, pl.used); ok {
-		return rangeChoice{}, apierror.InvalidArgument(blockField, "The range %s overlaps the %s.", p, o.Owner)
+		return rangeChoice{}, status.Invalid(blockField, "The range %s overlaps the %s.", p, o.Owner)
 	}
 	return rangeChoice{prefix: p, field: blockField}, nil
 }
@@ -258,29 +254,24 @@ func (pl *placement) placePrivate(c *container.Cluster) error {
 	const field = "cluster.privateClusterConfig.masterIpv4CidrBlock"
 	switch {
 	case pl.privateOnly && !pl.private:
-		return apierror.InvalidArgument("cluster.privateClusterConfig.enablePrivateEndpoint", "A private endpoint needs private nodes (--enable-private-nodes).")
+		return status.Invalid("cluster.privateClusterConfig.enablePrivateEndpoint", "A private endpoint needs private nodes (--enable-private-nodes).")
 	case !pl.private && pc.MasterIpv4CidrBlock != "":
-		return apierror.InvalidArgument(field, "A control-plane range is for private clusters: add --enable-private-nodes.")
+		return status.Invalid(field, "A control-plane range is for private clusters: add --enable-private-nodes.")
 	case !pl.private:
 		return nil
 	case pc.MasterIpv4CidrBlock == "":
-		return apierror.InvalidArgument(field, "A private cluster needs a /28 range for its control plane (--master-ipv4-cidr).")
+		return status.Invalid(field, "A private cluster needs a /28 range for its control plane (--master-ipv4-cidr).")
 	}
-	p, err := netip.ParsePrefix(pc.MasterIpv4CidrBlock)
-	switch {
-	case err != nil || !p.Addr().Is4():
-		return apierror.InvalidArgument(field, "Invalid control-plane range %q: an IPv4 /28 in CIDR notation, such as 172.16.0.32/28.", pc.MasterIpv4CidrBlock)
-	case p.Bits() != 28:
-		return apierror.InvalidArgument(field, "Invalid control-plane range %q: it must be a /28.", pc.MasterIpv4CidrBlock)
-	case p.Masked() != p:
-		return apierror.InvalidArgument(field, "Invalid control-plane range %q: host bits are set; did you mean %s?", pc.MasterIpv4CidrBlock, p.Masked())
+	p, err := cidr.Parse(field, pc.MasterIpv4CidrBlock, 28, 28)
+	if err != nil {
+		return err
 	}
 	if o, ok := vpc.FirstOverlap(p, pl.used); ok {
-		return apierror.InvalidArgument(field, "The control-plane range %s overlaps the %s.", p, o.Owner)
+		return status.Invalid(field, "The control-plane range %s overlaps the %s.", p, o.Owner)
 	}
 	for _, r := range []rangeChoice{pl.pods, pl.services} {
 		if r.prefix.IsValid() && r.prefix.Overlaps(p) {
-			return apierror.InvalidArgument(field, "The control-plane range %s overlaps the cluster's range %s.", p, r.prefix)
+			return status.Invalid(field, "The control-plane range %s overlaps the cluster's range %s.", p, r.prefix)
 		}
 	}
 	pl.controlPlaneRange = p
@@ -305,7 +296,7 @@ func (e *Engine) allocateRanges(a *allocator, r *ClusterRecord, pl *placement) e
 	for _, c := range choices {
 		if c.prefix.IsValid() {
 			if !a.claim(kind, c.prefix) {
-				return apierror.InvalidArgument(c.field, "The range %s is another cluster's.", c.prefix)
+				return status.Invalid(c.field, "The range %s is another cluster's.", c.prefix)
 			}
 			avoid = append(avoid, c.prefix)
 		}
@@ -316,7 +307,7 @@ func (e *Engine) allocateRanges(a *allocator, r *ClusterRecord, pl *placement) e
 		}
 		p, err := a.blockAvoiding(kind, clusterRanges, c.bits, avoid)
 		if err != nil {
-			return apierror.FailedPrecondition("No free /%d for the cluster in network %s: %v", c.bits, pl.network, err)
+			return status.Errorf(status.FailedPrecondition, "No free /%d for the cluster in network %s: %v", c.bits, pl.network, err)
 		}
 		c.prefix = p
 		avoid = append(avoid, p)
@@ -475,7 +466,7 @@ func (e *Engine) ensureClusterNetwork(ctx context.Context, r *ClusterRecord) err
 		}
 	}
 	for _, fw := range r.firewallRules() {
-		if _, err := e.vpc.InsertFirewall(ctx, r.Project, fw, nil); err != nil && !apierror.IsAlreadyExists(err) {
+		if _, err := e.vpc.InsertFirewall(ctx, r.Project, fw, nil); err != nil && !status.Is(err, status.AlreadyExists) {
 			return fmt.Errorf("firewall rule %s: %w", fw.Name, err)
 		}
 	}
@@ -493,7 +484,7 @@ func (e *Engine) removeClusterNetwork(ctx context.Context, r *ClusterRecord) err
 		return err
 	}
 	for _, fw := range r.firewallRules() {
-		if _, err := e.vpc.DeleteFirewall(ctx, r.Project, fw.Name); err != nil && !apierror.IsNotFound(err) {
+		if _, err := e.vpc.DeleteFirewall(ctx, r.Project, fw.Name); err != nil && !status.Is(err, status.NotFound) {
 			return err
 		}
 	}
@@ -518,25 +509,23 @@ func authorizedNetworks(field string, cfg *container.MasterAuthorizedNetworksCon
 		return nil
 	}
 	if !cfg.Enabled && len(cfg.CidrBlocks) > 0 {
-		return apierror.InvalidArgument(field+".enabled", "Authorized networks are given but not enabled (--enable-master-authorized-networks).")
+		return status.Invalid(field+".enabled", "Authorized networks are given but not enabled (--enable-master-authorized-networks).")
 	}
 	limit := maxAuthorizedNetworks
 	if privateOnly {
 		limit = maxAuthorizedNetworksPrivate
 	}
 	if len(cfg.CidrBlocks) > limit {
-		return apierror.InvalidArgument(field+".cidrBlocks", "%d authorized networks is too many: at most %d.", len(cfg.CidrBlocks), limit)
+		return status.Invalid(field+".cidrBlocks", "%d authorized networks is too many: at most %d.", len(cfg.CidrBlocks), limit)
 	}
 	for i, b := range cfg.CidrBlocks {
 		f := fmt.Sprintf("%s.cidrBlocks[%d].cidrBlock", field, i)
-		p, err := netip.ParsePrefix(b.CidrBlock)
+		p, err := cidr.Any(f, b.CidrBlock)
 		switch {
-		case err != nil || !p.Addr().Is4():
-			return apierror.InvalidArgument(f, "Invalid authorized network %q: an IPv4 range in CIDR notation, such as 203.0.113.0/24.", b.CidrBlock)
-		case p.Masked() != p:
-			return apierror.InvalidArgument(f, "Invalid authorized network %q: host bits are set; did you mean %s?", b.CidrBlock, p.Masked())
+		case err != nil:
+			return err
 		case privateOnly && p.Bits() == 0:
-			return apierror.InvalidArgument(f, "0.0.0.0/0 cannot be an authorized network of a cluster with a private endpoint only.")
+			return status.Invalid(f, "0.0.0.0/0 cannot be an authorized network of a cluster with a private endpoint only.")
 		}
 	}
 	return nil
@@ -579,7 +568,7 @@ const actionUpdateAuthorizedNetworks = "update-authorized-networks"
 func (e *Engine) updateAuthorizedNetworks(ctx context.Context, r *ClusterRecord, rev int64, u *container.ClusterUpdate) (*container.Operation, error) {
 	cfg, field := requestedAuthorizedNetworks("update.desiredControlPlaneEndpointsConfig", u.DesiredControlPlaneEndpointsConfig, "update.desiredMasterAuthorizedNetworksConfig", u.DesiredMasterAuthorizedNetworksConfig)
 	if cfg == nil {
-		return nil, apierror.InvalidArgument("update.desiredControlPlaneEndpointsConfig", "Only the authorized networks of the control-plane endpoints can be changed.")
+		return nil, status.Invalid("update.desiredControlPlaneEndpointsConfig", "Only the authorized networks of the control-plane endpoints can be changed.")
 	}
 	if err := authorizedNetworks(field, cfg, r.privateOnly()); err != nil {
 		return nil, err
@@ -588,7 +577,7 @@ func (e *Engine) updateAuthorizedNetworks(ctx context.Context, r *ClusterRecord,
 		return nil, busyError(r.Project, r.Location, r.Operation)
 	}
 	if r.Cluster.Status != "RUNNING" {
-		return nil, apierror.FailedPrecondition("Cluster %q is %s, not RUNNING.", r.Cluster.Name, r.Cluster.Status)
+		return nil, status.Errorf(status.FailedPrecondition, "Cluster %q is %s, not RUNNING.", r.Cluster.Name, r.Cluster.Status)
 	}
 	r.Cluster.MasterAuthorizedNetworksConfig = cfg
 	r.reportEndpoints()
@@ -639,7 +628,7 @@ func (e *Engine) addNodeRoutes(ctx context.Context, r *ClusterRecord, pool strin
 		}
 		route := &compute.Route{Name: r.nodeRouteName(n.Name), Network: vpc.ResourceName(r.Cluster.Network), DestRange: cidr,
 			NextHopIp: n.InternalIP, Priority: 1000, Description: "k8s-node-route"}
-		if _, err := e.vpc.InsertRoute(ctx, r.Project, route); err != nil && !apierror.IsAlreadyExists(err) {
+		if _, err := e.vpc.InsertRoute(ctx, r.Project, route); err != nil && !status.Is(err, status.AlreadyExists) {
 			return fmt.Errorf("route to node %s: %w", n.Name, err)
 		}
 	}
@@ -652,7 +641,7 @@ func (e *Engine) removeNodeRoutes(ctx context.Context, r *ClusterRecord, nodes .
 		return nil
 	}
 	for _, n := range nodes {
-		if _, err := e.vpc.DeleteRoute(ctx, r.Project, r.nodeRouteName(n.Name)); err != nil && !apierror.IsNotFound(err) {
+		if _, err := e.vpc.DeleteRoute(ctx, r.Project, r.nodeRouteName(n.Name)); err != nil && !status.Is(err, status.NotFound) {
 			return err
 		}
 	}

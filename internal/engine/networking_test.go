@@ -7,7 +7,7 @@ import (
 
 	container "google.golang.org/api/container/v1"
 
-	"github.com/kubeyard/kubeyard/internal/api/apierror"
+	"github.com/kubeyard/kubeyard/internal/status"
 )
 
 func blocks(cidrs ...string) *container.MasterAuthorizedNetworksConfig {
@@ -46,11 +46,11 @@ func TestAuthorizedNetworksChecks(t *testing.T) {
 	}
 	for _, tc := range cases {
 		err := authorizedNetworks("f", tc.cfg, tc.privateOnly)
-		var apiErr *apierror.Error
+		var apiErr *status.Error
 		switch {
 		case tc.field == "" && err != nil:
 			t.Errorf("%s: refused: %v", tc.name, err)
-		case tc.field != "" && (!errors.As(err, &apiErr) || apiErr.Status != "INVALID_ARGUMENT" || apiErr.Field() != tc.field):
+		case tc.field != "" && (!errors.As(err, &apiErr) || apiErr.Code != status.InvalidArgument || apiErr.Field != tc.field):
 			t.Errorf("%s: got %v, want INVALID_ARGUMENT on %s", tc.name, err, tc.field)
 		}
 	}

@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -11,9 +10,9 @@ import (
 
 	container "google.golang.org/api/container/v1"
 
-	"github.com/kubeyard/kubeyard/internal/api/apierror"
 	"github.com/kubeyard/kubeyard/internal/cluster"
 	"github.com/kubeyard/kubeyard/internal/join"
+	"github.com/kubeyard/kubeyard/internal/status"
 	"github.com/kubeyard/kubeyard/internal/store"
 	"github.com/kubeyard/kubeyard/internal/vpc"
 )
@@ -34,21 +33,21 @@ const KubeletPort = 10250
 
 func validatePool(field string, p *container.NodePool) error {
 	if p == nil {
-		return apierror.InvalidArgument(field, "A node pool is required.")
+		return status.Invalid(field, "A node pool is required.")
 	}
 	if err := validateName(field+".name", "Node pool", p.Name); err != nil {
 		return err
 	}
 	if p.InitialNodeCount < 0 || p.InitialNodeCount > MaxNodesPerPool {
-		return apierror.InvalidArgument(field+".initialNodeCount", "Invalid value %d: the node count must be between 0 and %d.", p.InitialNodeCount, MaxNodesPerPool)
+		return status.Invalid(field+".initialNodeCount", "Invalid value %d: the node count must be between 0 and %d.", p.InitialNodeCount, MaxNodesPerPool)
 	}
 	if p.Config != nil && p.Config.MachineType != "" {
 		if _, ok := machineTypes[p.Config.MachineType]; !ok {
-			return apierror.InvalidArgument(field+".config.machineType", "Machine type %q is not supported.", p.Config.MachineType)
+			return status.Invalid(field+".config.machineType", "Machine type %q is not supported.", p.Config.MachineType)
 		}
 	}
 	if p.Version != "" && !validVersion(p.Version) {
-		return apierror.InvalidArgument(field+".version", "Version %q is not supported; this engine runs %s.", p.Version, Version)
+		return status.Invalid(field+".version", "Version %q is not supported; this engine runs %s.", p.Version, Version)
 	}
 	return nil
 }
@@ -141,11 +140,11 @@ func (e *Engine) newNode(a *allocator, r *ClusterRecord, p *container.NodePool) 
 	}
 	ip, err := a.ip(r.nodeIPKind(), subnet, 2)
 	if err != nil {
-		return NodeRecord{}, apierror.FailedPrecondition("Subnetwork %s has no free address for a node: %v", r.Cluster.Subnetwork, err)
+		return NodeRecord{}, status.Errorf(status.FailedPrecondition, "Subnetwork %s has no free address for a node: %v", r.Cluster.Subnetwork, err)
 	}
 	kubelet, err := a.ip("host", e.cfg.HostPool, 2, KubeletPort)
 	if err != nil {
-		return NodeRecord{}, apierror.FailedPrecondition("%v", err)
+		return NodeRecord{}, status.Errorf(status.FailedPrecondition, "%v", err)
 	}
 	name := fmt.Sprintf("gke-%s-%s-%s-%s", truncate(r.Cluster.Name, 16), truncate(p.Name, 16), poolHash(p), randomHex(2))
 	return NodeRecord{Name: name, InternalIP: ip.String(), KubeletIP: kubelet.String(), Endpoint: r.EndpointIP}, nil
@@ -236,7 +235,7 @@ func (e *Engine) poolRecord(ctx context.Context, project, location, clusterName,
 	}
 	p := r.pool(pool)
 	if p == nil {
-		return nil, 0, nil, apierror.NotFound("Not found: projects/%s/locations/%s/clusters/%s/nodePools/%s.", project, location, clusterName, pool)
+		return nil, 0, nil, status.Errorf(status.NotFound, "Not found: projects/%s/locations/%s/clusters/%s/nodePools/%s.", project, location, clusterName, pool)
 	}
 	return r, rev, p, nil
 }
@@ -251,13 +250,13 @@ func (e *Engine) CreateNodePool(ctx context.Context, project, location, clusterN
 		return nil, err
 	}
 	if r.pool(p.Name) != nil {
-		return nil, apierror.AlreadyExists("Already exists: projects/%s/locations/%s/clusters/%s/nodePools/%s.", project, location, clusterName, p.Name)
+		return nil, status.Errorf(status.AlreadyExists, "Already exists: projects/%s/locations/%s/clusters/%s/nodePools/%s.", project, location, clusterName, p.Name)
 	}
 	if r.Operation != "" {
 		return nil, busyError(project, location, r.Operation)
 	}
 	if r.Cluster.Status != "RUNNING" {
-		return nil, apierror.FailedPrecondition("Cluster %q is %s, not RUNNING.", clusterName, r.Cluster.Status)
+		return nil, status.Errorf(status.FailedPrecondition, "Cluster %q is %s, not RUNNING.", clusterName, r.Cluster.Status)
 	}
 	loc, _ := ParseLocation(location)
 	r.Cluster.NodePools = append(r.Cluster.NodePools, p)
@@ -294,7 +293,7 @@ func (e *Engine) ListNodePools(ctx context.Context, project, location, clusterNa
 // or drained and removed, until the pool has size nodes per zone.
 func (e *Engine) SetNodePoolSize(ctx context.Context, project, location, clusterName, pool string, size int64) (*container.Operation, error) {
 	if size < 0 || size > MaxNodesPerPool {
-		return nil, apierror.InvalidArgument("nodeCount", "Invalid value %d: the node count must be between 0 and %d.", size, MaxNodesPerPool)
+		return nil, status.Invalid("nodeCount", "Invalid value %d: the node count must be between 0 and %d.", size, MaxNodesPerPool)
 	}
 	r, rev, p, err := e.poolRecord(ctx, project, location, clusterName, pool)
 	if err != nil {
@@ -385,8 +384,7 @@ func (e *Engine) DeleteNodePool(ctx context.Context, project, location, clusterN
 func (e *Engine) runDeleteNodePool(ctx context.Context, op *OperationRecord) error {
 	r, _, _, err := e.poolRecord(ctx, op.Project, op.Location, op.ClusterName, op.Pool)
 	if err != nil {
-		var apiErr *apierror.Error
-		if errors.As(err, &apiErr) && apiErr.Status == "NOT_FOUND" {
+		if status.Is(err, status.NotFound) {
 			return nil
 		}
 		return err

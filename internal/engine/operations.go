@@ -12,7 +12,7 @@ import (
 
 	container "google.golang.org/api/container/v1"
 
-	"github.com/kubeyard/kubeyard/internal/api/apierror"
+	"github.com/kubeyard/kubeyard/internal/status"
 	"github.com/kubeyard/kubeyard/internal/store"
 )
 
@@ -90,7 +90,7 @@ func (e *Engine) locationURL(project, location string) string {
 
 // busyError is what a request meets while another operation runs.
 func busyError(project, location, op string) error {
-	return apierror.FailedPrecondition("Cluster is running incompatible operation %s.", operationURLName(project, location, op)).
+	return status.Errorf(status.FailedPrecondition, "Cluster is running incompatible operation %s.", operationURLName(project, location, op)).
 		WithReason("container.googleapis.com", "CLUSTER_ALREADY_HAS_OPERATION", map[string]string{"operation": operationURLName(project, location, op)})
 }
 
@@ -116,11 +116,11 @@ func (e *Engine) startOperation(ctx context.Context, r *ClusterRecord, rev int64
 			cur, _, gerr := e.getCluster(ctx, r.Project, r.Location, r.Cluster.Name)
 			switch {
 			case rev == store.Absent && gerr == nil:
-				return nil, apierror.AlreadyExists("Already exists: projects/%s/locations/%s/clusters/%s.", r.Project, r.Location, r.Cluster.Name)
+				return nil, status.Errorf(status.AlreadyExists, "Already exists: projects/%s/locations/%s/clusters/%s.", r.Project, r.Location, r.Cluster.Name)
 			case gerr == nil && cur.Operation != "":
 				return nil, busyError(r.Project, r.Location, cur.Operation)
 			}
-			return nil, apierror.FailedPrecondition("Cluster %q changed during the request; retry.", r.Cluster.Name)
+			return nil, status.Errorf(status.FailedPrecondition, "Cluster %q changed during the request; retry.", r.Cluster.Name)
 		}
 		return nil, err
 	}
@@ -152,7 +152,7 @@ func recovered(log *slog.Logger, name string, f func() error) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			log.Error("operation panicked", "op", name, "panic", p, "stack", string(debug.Stack()))
-			err = apierror.Internal("Internal error in operation %s: %v", name, p)
+			err = status.Errorf(status.Internal, "Internal error in operation %s: %v", name, p)
 		}
 	}()
 	return f()
@@ -240,14 +240,10 @@ func (e *Engine) finish(op *OperationRecord, runErr error) {
 		}
 	}
 	if runErr != nil {
-		code, msg := int64(13), runErr.Error() // INTERNAL
-		var apiErr *apierror.Error
-		switch {
-		case op.Cancelled || errors.Is(runErr, context.Canceled):
-			code, msg = 1, "Operation was cancelled." // CANCELLED
-		case errors.As(runErr, &apiErr):
-			code = canonicalCode(apiErr.Status)
-			msg = apiErr.Message
+		st := status.From(runErr)
+		code, msg := int64(st.Code), st.Message
+		if op.Cancelled || errors.Is(runErr, context.Canceled) {
+			code, msg = int64(status.Cancelled), "Operation was cancelled."
 		}
 		op.Op.Error = &container.Status{Code: code, Message: msg}
 		op.Op.StatusMessage = msg
@@ -294,14 +290,6 @@ func (e *Engine) markFailed(r *ClusterRecord, op *OperationRecord, err error) {
 	}
 }
 
-func canonicalCode(status string) int64 {
-	codes := map[string]int64{"CANCELLED": 1, "INVALID_ARGUMENT": 3, "NOT_FOUND": 5, "ALREADY_EXISTS": 6, "FAILED_PRECONDITION": 9, "INTERNAL": 13, "UNAUTHENTICATED": 16}
-	if c, ok := codes[status]; ok {
-		return c
-	}
-	return 2 // UNKNOWN
-}
-
 func (e *Engine) listOperations(ctx context.Context, prefix string) ([]*OperationRecord, error) {
 	return store.ListAs[OperationRecord](ctx, e.store, prefix)
 }
@@ -311,7 +299,7 @@ func (e *Engine) GetOperation(ctx context.Context, project, location, name strin
 	var op OperationRecord
 	if _, err := e.store.Get(ctx, operationKey(project, location, name), &op); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
-			return nil, apierror.NotFound("Operation %q not found.", operationURLName(project, location, name))
+			return nil, status.Errorf(status.NotFound, "Operation %q not found.", operationURLName(project, location, name))
 		}
 		return nil, err
 	}
@@ -343,16 +331,16 @@ func (e *Engine) CancelOperation(ctx context.Context, project, location, name st
 		var op OperationRecord
 		rev, err := e.store.Get(ctx, key, &op)
 		if errors.Is(err, store.ErrNotFound) {
-			return apierror.NotFound("Operation %q not found.", operationURLName(project, location, name))
+			return status.Errorf(status.NotFound, "Operation %q not found.", operationURLName(project, location, name))
 		}
 		if err != nil {
 			return err
 		}
 		if op.Op.Status == "DONE" {
-			return apierror.FailedPrecondition("Operation %s is already done.", name)
+			return status.Errorf(status.FailedPrecondition, "Operation %s is already done.", name)
 		}
 		if op.rotatesCA() {
-			return apierror.FailedPrecondition("Operation %s rotates the cluster CA; a CA rotation cannot be cancelled or rolled back, it runs to the end.", name)
+			return status.Errorf(status.FailedPrecondition, "Operation %s rotates the cluster CA; a CA rotation cannot be cancelled or rolled back, it runs to the end.", name)
 		}
 		op.Cancelled = true
 		err = e.store.Commit(ctx, store.Write{Key: key, Value: &op, Revision: rev})

@@ -15,9 +15,9 @@ import (
 	compute "google.golang.org/api/compute/v1"
 	container "google.golang.org/api/container/v1"
 
-	"github.com/kubeyard/kubeyard/internal/api/apierror"
 	"github.com/kubeyard/kubeyard/internal/cluster"
 	"github.com/kubeyard/kubeyard/internal/controlplane"
+	"github.com/kubeyard/kubeyard/internal/status"
 	"github.com/kubeyard/kubeyard/internal/store"
 	"github.com/kubeyard/kubeyard/internal/vpc"
 )
@@ -217,7 +217,7 @@ func (e *Engine) listClusters(ctx context.Context, prefix string) ([]*ClusterRec
 func (e *Engine) lookupCluster(ctx context.Context, project, location, name string) (*ClusterRecord, int64, error) {
 	r, rev, err := e.getCluster(ctx, project, location, name)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, 0, apierror.NotFound("Not found: projects/%s/locations/%s/clusters/%s.", project, location, name)
+		return nil, 0, status.Errorf(status.NotFound, "Not found: projects/%s/locations/%s/clusters/%s.", project, location, name)
 	}
 	return r, rev, err
 }

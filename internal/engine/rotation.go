@@ -9,8 +9,8 @@ import (
 
 	container "google.golang.org/api/container/v1"
 
-	"github.com/kubeyard/kubeyard/internal/api/apierror"
 	"github.com/kubeyard/kubeyard/internal/cluster"
+	"github.com/kubeyard/kubeyard/internal/status"
 	"github.com/kubeyard/kubeyard/internal/store"
 )
 
@@ -86,10 +86,10 @@ func (e *Engine) StartIPRotation(ctx context.Context, project, location, name st
 		}
 	}
 	if r.IPRotation != nil {
-		return nil, apierror.FailedPrecondition("Cluster %q is already rotating its IP (started %s); complete it with --complete-ip-rotation first.", name, r.IPRotation.Started.UTC().Format(time.RFC3339))
+		return nil, status.Errorf(status.FailedPrecondition, "Cluster %q is already rotating its IP (started %s); complete it with --complete-ip-rotation first.", name, r.IPRotation.Started.UTC().Format(time.RFC3339))
 	}
 	if r.Cluster.Status != "RUNNING" {
-		return nil, apierror.FailedPrecondition("Cluster %q is %s, not RUNNING.", name, r.Cluster.Status)
+		return nil, status.Errorf(status.FailedPrecondition, "Cluster %q is %s, not RUNNING.", name, r.Cluster.Status)
 	}
 	alloc, err := e.newAllocator(ctx)
 	if err != nil {
@@ -97,7 +97,7 @@ func (e *Engine) StartIPRotation(ctx context.Context, project, location, name st
 	}
 	ip, err := alloc.ip("endpoint", e.cfg.EndpointPool, 2, e.cfg.EndpointPort)
 	if err != nil {
-		return nil, apierror.FailedPrecondition("No endpoint address is free: %v", err)
+		return nil, status.Errorf(status.FailedPrecondition, "No endpoint address is free: %v", err)
 	}
 	for _, nodes := range r.Nodes {
 		for i := range nodes {
@@ -140,10 +140,10 @@ func (e *Engine) CompleteIPRotation(ctx context.Context, project, location, name
 		return nil, busyError(project, location, r.Operation)
 	}
 	if r.IPRotation == nil || r.IPRotation.Completing {
-		return nil, apierror.FailedPrecondition("Cluster %q is not rotating its IP; start with --start-ip-rotation.", name)
+		return nil, status.Errorf(status.FailedPrecondition, "Cluster %q is not rotating its IP; start with --start-ip-rotation.", name)
 	}
 	if pool := e.poolOnOldIP(r); pool != "" {
-		return nil, apierror.FailedPrecondition("Node pool %q requires recreation.", pool)
+		return nil, status.Errorf(status.FailedPrecondition, "Node pool %q requires recreation.", pool)
 	}
 	r.IPRotation.Completing = true
 	return e.startOperation(ctx, r, rev, e.completion(r))
@@ -301,7 +301,7 @@ func (e *Engine) autoComplete(ctx context.Context, project, location, name strin
 	if pool := e.poolOnOldIP(r); pool != "" {
 		msg := fmt.Sprintf("The IP rotation started %s could not be completed automatically: Node pool %q requires recreation.", r.IPRotation.Started.UTC().Format(time.RFC3339), pool)
 		op.Op.Status, op.Op.EndTime = "DONE", now.UTC().Format(time.RFC3339Nano)
-		op.Op.Error = &container.Status{Code: canonicalCode("FAILED_PRECONDITION"), Message: msg}
+		op.Op.Error = &container.Status{Code: int64(status.FailedPrecondition), Message: msg}
 		op.Op.StatusMessage = msg
 		err := e.store.Commit(ctx, store.Write{Key: r.key(), Value: r, Revision: rev}, store.Write{Key: op.key(), Value: op, Revision: store.Absent})
 		if err == nil {

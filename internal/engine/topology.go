@@ -3,7 +3,7 @@ package engine
 import (
 	"maps"
 
-	"github.com/kubeyard/kubeyard/internal/api/apierror"
+	"github.com/kubeyard/kubeyard/internal/status"
 )
 
 // EtcdTopologyLabel is the resource label that chooses, at create time, where
@@ -32,7 +32,7 @@ func etcdTopology(labels map[string]string) (map[string]string, error) {
 		labels[EtcdTopologyLabel] = topologyStacked
 	case topologyStacked, topologyExternal:
 	default:
-		return nil, apierror.InvalidArgument("cluster.resourceLabels."+EtcdTopologyLabel, "Unknown etcd topology %q: %q or %q.", t, topologyStacked, topologyExternal)
+		return nil, status.Invalid("cluster.resourceLabels."+EtcdTopologyLabel, "Unknown etcd topology %q: %q or %q.", t, topologyStacked, topologyExternal)
 	}
 	return labels, nil
 }
@@ -44,7 +44,7 @@ func etcdTopology(labels map[string]string) (map[string]string, error) {
 func keepTopology(old, labels map[string]string) (map[string]string, error) {
 	t, ok := labels[EtcdTopologyLabel]
 	if ok && t != old[EtcdTopologyLabel] {
-		return nil, apierror.InvalidArgument("resourceLabels."+EtcdTopologyLabel, "The label %s=%s is the cluster's etcd topology: it is chosen when the cluster is created and cannot change.", EtcdTopologyLabel, old[EtcdTopologyLabel])
+		return nil, status.Invalid("resourceLabels."+EtcdTopologyLabel, "The label %s=%s is the cluster's etcd topology: it is chosen when the cluster is created and cannot change.", EtcdTopologyLabel, old[EtcdTopologyLabel])
 	}
 	if !ok && old[EtcdTopologyLabel] != "" {
 		labels = maps.Clone(labels)

@@ -8,7 +8,7 @@ import (
 
 	compute "google.golang.org/api/compute/v1"
 
-	"github.com/kubeyard/kubeyard/internal/api/apierror"
+	"github.com/kubeyard/kubeyard/internal/status"
 	"github.com/kubeyard/kubeyard/internal/store"
 )
 
@@ -70,7 +70,7 @@ func (s *Service) RemoveSecondaryRanges(ctx context.Context, project, region, su
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	sub, rev, err := get[compute.Subnetwork](ctx, s.cfg.Store, subnetKey(project, region, subnet), subnetPath(project, region, subnet))
-	if apierror.IsNotFound(err) {
+	if status.Is(err, status.NotFound) {
 		return nil
 	} else if err != nil {
 		return err
@@ -102,7 +102,7 @@ type ManagedPeering struct {
 // (so the peering is ACTIVE). The control-plane range must overlap nothing
 // in the cluster's network. What already exists is left as it is.
 func (s *Service) EnsureManagedPeering(ctx context.Context, m ManagedPeering) error {
-	if _, _, err := s.network(ctx, m.TenantProject, m.TenantNetwork); apierror.IsNotFound(err) {
+	if _, _, err := s.network(ctx, m.TenantProject, m.TenantNetwork); status.Is(err, status.NotFound) {
 		n := &compute.Network{Name: m.TenantNetwork, Description: "Control plane of a private GKE cluster", RoutingConfig: &compute.NetworkRoutingConfig{RoutingMode: "REGIONAL"}}
 		writes, err := s.networkWrites(m.TenantProject, n)
 		if err != nil {
@@ -141,14 +141,14 @@ func (s *Service) EnsureManagedPeering(ctx context.Context, m ManagedPeering) er
 // is no error.
 func (s *Service) RemoveManagedPeering(ctx context.Context, m ManagedPeering) error {
 	for _, side := range [][2]string{{m.Project, m.Network}, {m.TenantProject, m.TenantNetwork}} {
-		if _, err := s.RemovePeering(ctx, side[0], side[1], m.Name); err != nil && !apierror.IsNotFound(err) {
+		if _, err := s.RemovePeering(ctx, side[0], side[1], m.Name); err != nil && !status.Is(err, status.NotFound) {
 			return err
 		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n, rev, err := s.network(ctx, m.TenantProject, m.TenantNetwork)
-	if apierror.IsNotFound(err) {
+	if status.Is(err, status.NotFound) {
 		return nil
 	} else if err != nil {
 		return err

@@ -11,7 +11,7 @@ import (
 
 	compute "google.golang.org/api/compute/v1"
 
-	"github.com/kubeyard/kubeyard/internal/api/apierror"
+	"github.com/kubeyard/kubeyard/internal/status"
 	"github.com/kubeyard/kubeyard/internal/store"
 )
 
@@ -45,7 +45,7 @@ func (s *Service) InsertFirewall(ctx context.Context, project string, fw *comput
 	fw.Priority = 1000
 	if priority != nil {
 		if *priority < 0 || *priority > 65535 {
-			return nil, apierror.InvalidArgument("resource.priority", "Invalid value for field 'resource.priority': '%d'. Must be between 0 and 65535.", *priority)
+			return nil, status.Invalid("resource.priority", "Invalid value for field 'resource.priority': '%d'. Must be between 0 and 65535.", *priority)
 		}
 		fw.Priority = *priority
 	}
@@ -56,7 +56,7 @@ func (s *Service) InsertFirewall(ctx context.Context, project string, fw *comput
 	fw.SelfLink = s.cfg.BaseURL + "projects/" + project + "/global/firewalls/" + fw.Name
 	err = s.cfg.Store.Commit(ctx, store.Write{Key: firewallKey(project, fw.Name), Value: fw, Revision: store.Absent})
 	if errors.Is(err, store.ErrConflict) {
-		return nil, apierror.AlreadyExists("The resource 'projects/%s/global/firewalls/%s' already exists", project, fw.Name)
+		return nil, status.Errorf(status.AlreadyExists, "The resource 'projects/%s/global/firewalls/%s' already exists", project, fw.Name)
 	} else if err != nil {
 		return nil, err
 	}
@@ -69,13 +69,13 @@ func checkFirewall(fw *compute.Firewall) error {
 		fw.Direction = "INGRESS"
 	}
 	if fw.Direction != "INGRESS" && fw.Direction != "EGRESS" {
-		return apierror.InvalidArgument("resource.direction", "Invalid value for field 'resource.direction': '%s'. INGRESS or EGRESS.", fw.Direction)
+		return status.Invalid("resource.direction", "Invalid value for field 'resource.direction': '%s'. INGRESS or EGRESS.", fw.Direction)
 	}
 	switch {
 	case len(fw.Allowed) > 0 && len(fw.Denied) > 0:
-		return apierror.InvalidArgument("resource.denied", "A firewall rule either allows or denies, not both.")
+		return status.Invalid("resource.denied", "A firewall rule either allows or denies, not both.")
 	case len(fw.Allowed) == 0 && len(fw.Denied) == 0:
-		return apierror.InvalidArgument("resource.allowed", "A firewall rule must allow or deny at least one protocol.")
+		return status.Invalid("resource.allowed", "A firewall rule must allow or deny at least one protocol.")
 	}
 	for i, a := range fw.Allowed {
 		if err := checkProtocol(fmt.Sprintf("resource.allowed[%d]", i), a.IPProtocol, a.Ports); err != nil {
@@ -89,7 +89,7 @@ func checkFirewall(fw *compute.Firewall) error {
 	}
 	if fw.Direction == "EGRESS" {
 		if len(fw.SourceTags) > 0 {
-			return apierror.InvalidArgument("resource.sourceTags", "Source tags apply only to INGRESS rules.")
+			return status.Invalid("resource.sourceTags", "Source tags apply only to INGRESS rules.")
 		}
 		if len(fw.DestinationRanges) == 0 {
 			fw.DestinationRanges = []string{"0.0.0.0/0"}
@@ -101,7 +101,7 @@ func checkFirewall(fw *compute.Firewall) error {
 		for i, r := range ranges {
 			if _, err := netip.ParsePrefix(r); err != nil {
 				if _, err := netip.ParseAddr(r); err != nil {
-					return apierror.InvalidArgument(fmt.Sprintf("%s[%d]", field, i), "Invalid value for field '%s[%d]': '%s'. Must be an IP address or a range in CIDR notation.", field, i, r)
+					return status.Invalid(fmt.Sprintf("%s[%d]", field, i), "Invalid value for field '%s[%d]': '%s'. Must be an IP address or a range in CIDR notation.", field, i, r)
 				}
 			}
 		}
@@ -122,13 +122,13 @@ func checkFirewall(fw *compute.Firewall) error {
 func checkProtocol(field, protocol string, ports []string) error {
 	if n, err := strconv.Atoi(protocol); err == nil {
 		if n < 0 || n > 255 {
-			return apierror.InvalidArgument(field+".IPProtocol", "Invalid value for field '%s.IPProtocol': '%s'. A protocol name or a number from 0 to 255.", field, protocol)
+			return status.Invalid(field+".IPProtocol", "Invalid value for field '%s.IPProtocol': '%s'. A protocol name or a number from 0 to 255.", field, protocol)
 		}
 	} else if !slices.Contains(protocols, protocol) {
-		return apierror.InvalidArgument(field+".IPProtocol", "Invalid value for field '%s.IPProtocol': '%s'. One of %v, or a number from 0 to 255.", field, protocol, protocols)
+		return status.Invalid(field+".IPProtocol", "Invalid value for field '%s.IPProtocol': '%s'. One of %v, or a number from 0 to 255.", field, protocol, protocols)
 	}
 	if len(ports) > 0 && !slices.Contains(portProtocols, protocol) {
-		return apierror.InvalidArgument(field+".ports", "Invalid value for field '%s.ports': ports apply only to tcp, udp and sctp, not %s.", field, protocol)
+		return status.Invalid(field+".ports", "Invalid value for field '%s.ports': ports apply only to tcp, udp and sctp, not %s.", field, protocol)
 	}
 	for i, p := range ports {
 		lo, hi, isRange := strings.Cut(p, "-")
@@ -138,7 +138,7 @@ func checkProtocol(field, protocol string, ports []string) error {
 			b, err2 = strconv.Atoi(hi)
 		}
 		if err1 != nil || err2 != nil || a < 0 || b > 65535 || a > b {
-			return apierror.InvalidArgument(fmt.Sprintf("%s.ports[%d]", field, i), "Invalid value for field '%s.ports[%d]': '%s'. A port or a range such as 8000-9000, from 0 to 65535.", field, i, p)
+			return status.Invalid(fmt.Sprintf("%s.ports[%d]", field, i), "Invalid value for field '%s.ports[%d]': '%s'. A port or a range such as 8000-9000, from 0 to 65535.", field, i, p)
 		}
 	}
 	return nil
@@ -213,15 +213,15 @@ func (s *Service) PatchFirewall(ctx context.Context, project, name string, p Fir
 	}
 	switch {
 	case p.Name != "" && p.Name != fw.Name:
-		return nil, apierror.InvalidArgument("resource.name", "A firewall rule cannot be renamed.")
+		return nil, status.Invalid("resource.name", "A firewall rule cannot be renamed.")
 	case p.Network != "" && ResourceName(p.Network) != ResourceName(fw.Network):
-		return nil, apierror.InvalidArgument("resource.network", "A firewall rule cannot move to another network.")
+		return nil, status.Invalid("resource.network", "A firewall rule cannot move to another network.")
 	case p.Direction != "" && p.Direction != fw.Direction:
-		return nil, apierror.InvalidArgument("resource.direction", "A firewall rule's direction cannot change; create another rule.")
+		return nil, status.Invalid("resource.direction", "A firewall rule's direction cannot change; create another rule.")
 	}
 	if p.Priority != nil {
 		if *p.Priority < 0 || *p.Priority > 65535 {
-			return nil, apierror.InvalidArgument("resource.priority", "Invalid value for field 'resource.priority': '%d'. Must be between 0 and 65535.", *p.Priority)
+			return nil, status.Invalid("resource.priority", "Invalid value for field 'resource.priority': '%d'. Must be between 0 and 65535.", *p.Priority)
 		}
 		fw.Priority = *p.Priority
 	}

@@ -8,7 +8,7 @@ import (
 
 	compute "google.golang.org/api/compute/v1"
 
-	"github.com/kubeyard/kubeyard/internal/api/apierror"
+	"github.com/kubeyard/kubeyard/internal/status"
 	"github.com/kubeyard/kubeyard/internal/store"
 )
 
@@ -22,10 +22,10 @@ func (s *Service) InsertNetwork(ctx context.Context, project string, n *compute.
 		return nil, err
 	}
 	if n.Mtu != 0 && (n.Mtu < 1300 || n.Mtu > 8896) {
-		return nil, apierror.InvalidArgument("resource.mtu", "Invalid value for field 'resource.mtu': '%d'. The MTU must be between 1300 and 8896.", n.Mtu)
+		return nil, status.Invalid("resource.mtu", "Invalid value for field 'resource.mtu': '%d'. The MTU must be between 1300 and 8896.", n.Mtu)
 	}
 	if rc := n.RoutingConfig; rc != nil && rc.RoutingMode != "" && rc.RoutingMode != "REGIONAL" && rc.RoutingMode != "GLOBAL" {
-		return nil, apierror.InvalidArgument("resource.routingConfig.routingMode", "Invalid value for field 'resource.routingConfig.routingMode': '%s'. REGIONAL or GLOBAL.", rc.RoutingMode)
+		return nil, status.Invalid("resource.routingConfig.routingMode", "Invalid value for field 'resource.routingConfig.routingMode': '%s'. REGIONAL or GLOBAL.", rc.RoutingMode)
 	}
 	if n.RoutingConfig == nil {
 		n.RoutingConfig = &compute.NetworkRoutingConfig{}
@@ -40,7 +40,7 @@ func (s *Service) InsertNetwork(ctx context.Context, project string, n *compute.
 		return nil, err
 	}
 	if err := s.cfg.Store.Commit(ctx, writes...); errors.Is(err, store.ErrConflict) {
-		return nil, apierror.AlreadyExists("The resource 'projects/%s/global/networks/%s' already exists", project, n.Name)
+		return nil, status.Errorf(status.AlreadyExists, "The resource 'projects/%s/global/networks/%s' already exists", project, n.Name)
 	} else if err != nil {
 		return nil, err
 	}
@@ -136,6 +136,6 @@ func (s *Service) DeleteNetwork(ctx context.Context, project, name string) (*com
 
 // inUse is Compute Engine's refusal to delete a resource in use.
 func inUse(kind, resource, user string) error {
-	return apierror.FailedPrecondition("The %s resource '%s' is already being used by '%s'", kind, resource, user).
+	return status.Errorf(status.FailedPrecondition, "The %s resource '%s' is already being used by '%s'", kind, resource, user).
 		WithReason("compute.googleapis.com", "RESOURCE_IN_USE_BY_ANOTHER_RESOURCE", map[string]string{"resource": resource, "user": user})
 }

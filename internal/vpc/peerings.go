@@ -8,7 +8,7 @@ import (
 
 	compute "google.golang.org/api/compute/v1"
 
-	"github.com/kubeyard/kubeyard/internal/api/apierror"
+	"github.com/kubeyard/kubeyard/internal/status"
 	"github.com/kubeyard/kubeyard/internal/store"
 )
 
@@ -57,7 +57,7 @@ func (s *Service) AddPeering(ctx context.Context, project, network string, p *co
 	}
 	peerProject, peerName, ok := parseNetworkRef(project, p.Network)
 	if !ok {
-		return nil, apierror.InvalidArgument("networkPeering.network", "Invalid value for field 'networkPeering.network': '%s'. A network, such as projects/P/global/networks/N.", p.Network)
+		return nil, status.Invalid("networkPeering.network", "Invalid value for field 'networkPeering.network': '%s'. A network, such as projects/P/global/networks/N.", p.Network)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -66,7 +66,7 @@ func (s *Service) AddPeering(ctx context.Context, project, network string, p *co
 		return nil, err
 	}
 	if peerProject == project && peerName == network {
-		return nil, apierror.InvalidArgument("networkPeering.network", "A network cannot peer with itself.")
+		return nil, status.Invalid("networkPeering.network", "A network cannot peer with itself.")
 	}
 	peer, peerRev, err := s.network(ctx, peerProject, peerName)
 	if err != nil {
@@ -74,10 +74,10 @@ func (s *Service) AddPeering(ctx context.Context, project, network string, p *co
 	}
 	for _, q := range n.Peerings {
 		if q.Name == p.Name {
-			return nil, apierror.AlreadyExists("The peering '%s' already exists in network %s.", p.Name, network)
+			return nil, status.Errorf(status.AlreadyExists, "The peering '%s' already exists in network %s.", p.Name, network)
 		}
 		if q.Network == peer.SelfLink {
-			return nil, apierror.FailedPrecondition("Network %s is already peered with %s (peering %s).", network, peerName, q.Name)
+			return nil, status.Errorf(status.FailedPrecondition, "Network %s is already peered with %s (peering %s).", network, peerName, q.Name)
 		}
 	}
 	if err := s.checkPeerRanges(ctx, project, n, peerProject, peer); err != nil {
@@ -117,7 +117,7 @@ func (s *Service) checkPeerRanges(ctx context.Context, project string, n *comput
 	}
 	for _, r := range mine {
 		if o, ok := FirstOverlap(r.Prefix, theirs); ok {
-			return apierror.FailedPrecondition("An IP range in the peer network (%s, %s %s) overlaps with an IP range in the local network (%s, %s).", o.Prefix, o.Owner, peer.Name, r.Prefix, r.Owner)
+			return status.Errorf(status.FailedPrecondition, "An IP range in the peer network (%s, %s %s) overlaps with an IP range in the local network (%s, %s).", o.Prefix, o.Owner, peer.Name, r.Prefix, r.Owner)
 		}
 	}
 	return nil
@@ -147,7 +147,7 @@ func (s *Service) peering(ctx context.Context, project, network, name string) (*
 	}
 	i := slices.IndexFunc(n.Peerings, func(q *compute.NetworkPeering) bool { return q.Name == name })
 	if i < 0 {
-		return nil, 0, 0, apierror.NotFound("There is no peering '%s' in network %s.", name, network)
+		return nil, 0, 0, status.Errorf(status.NotFound, "There is no peering '%s' in network %s.", name, network)
 	}
 	return n, rev, i, nil
 }

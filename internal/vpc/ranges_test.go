@@ -4,7 +4,7 @@ import (
 	"net/netip"
 	"testing"
 
-	"github.com/kubeyard/kubeyard/internal/api/apierror"
+	"github.com/kubeyard/kubeyard/internal/status"
 )
 
 func TestParseRange(t *testing.T) {
@@ -26,7 +26,7 @@ func TestParseRange(t *testing.T) {
 			t.Errorf("%s: %v", c.cidr, err)
 		}
 		if err != nil {
-			if e, ok := err.(*apierror.Error); !ok || e.Status != "INVALID_ARGUMENT" {
+			if e, ok := err.(*status.Error); !ok || e.Code != status.InvalidArgument {
 				t.Errorf("%s: not INVALID_ARGUMENT: %v", c.cidr, err)
 			}
 		}

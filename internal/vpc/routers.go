@@ -8,7 +8,8 @@ import (
 
 	compute "google.golang.org/api/compute/v1"
 
-	"github.com/kubeyard/kubeyard/internal/api/apierror"
+	"github.com/kubeyard/kubeyard/internal/cidr"
+	"github.com/kubeyard/kubeyard/internal/status"
 	"github.com/kubeyard/kubeyard/internal/store"
 )
 
@@ -26,10 +27,10 @@ func privateASN(asn int64) bool {
 // advertise mode, and in CUSTOM mode the groups and ranges it advertises.
 func checkRouterBGP(bgp *compute.RouterBgp) error {
 	if bgp == nil {
-		return apierror.InvalidArgument("resource.bgp.asn", "A router needs a BGP ASN (--asn).")
+		return status.Invalid("resource.bgp.asn", "A router needs a BGP ASN (--asn).")
 	}
 	if !privateASN(bgp.Asn) {
-		return apierror.InvalidArgument("resource.bgp.asn", "Invalid value for field 'resource.bgp.asn': '%d'. A private ASN: 64512-65534 or 4200000000-4294967294.", bgp.Asn)
+		return status.Invalid("resource.bgp.asn", "Invalid value for field 'resource.bgp.asn': '%d'. A private ASN: 64512-65534 or 4200000000-4294967294.", bgp.Asn)
 	}
 	if bgp.AdvertiseMode == "" {
 		bgp.AdvertiseMode = "DEFAULT"
@@ -37,26 +38,26 @@ func checkRouterBGP(bgp *compute.RouterBgp) error {
 	switch bgp.AdvertiseMode {
 	case "DEFAULT":
 		if len(bgp.AdvertisedGroups) > 0 || len(bgp.AdvertisedIpRanges) > 0 {
-			return apierror.InvalidArgument("resource.bgp.advertisedIpRanges", "Advertised groups and ranges need --advertisement-mode custom.")
+			return status.Invalid("resource.bgp.advertisedIpRanges", "Advertised groups and ranges need --advertisement-mode custom.")
 		}
 	case "CUSTOM":
 	default:
-		return apierror.InvalidArgument("resource.bgp.advertiseMode", "Invalid value for field 'resource.bgp.advertiseMode': '%s'. DEFAULT or CUSTOM.", bgp.AdvertiseMode)
+		return status.Invalid("resource.bgp.advertiseMode", "Invalid value for field 'resource.bgp.advertiseMode': '%s'. DEFAULT or CUSTOM.", bgp.AdvertiseMode)
 	}
 	for i, g := range bgp.AdvertisedGroups {
 		if g != "ALL_SUBNETS" {
-			return apierror.InvalidArgument(fmt.Sprintf("resource.bgp.advertisedGroups[%d]", i), "Invalid value for field 'resource.bgp.advertisedGroups[%d]': '%s'. ALL_SUBNETS.", i, g)
+			return status.Invalid(fmt.Sprintf("resource.bgp.advertisedGroups[%d]", i), "Invalid value for field 'resource.bgp.advertisedGroups[%d]': '%s'. ALL_SUBNETS.", i, g)
 		}
 	}
 	seen := map[netip.Prefix]bool{}
 	for i, r := range bgp.AdvertisedIpRanges {
 		field := fmt.Sprintf("resource.bgp.advertisedIpRanges[%d].range", i)
-		p, err := netip.ParsePrefix(r.Range)
-		if err != nil || p.Masked() != p {
-			return apierror.InvalidArgument(field, "Invalid value for field '%s': '%s'. A range in CIDR notation without host bits.", field, r.Range)
+		p, err := cidr.Any(field, r.Range)
+		if err != nil {
+			return err
 		}
 		if seen[p] {
-			return apierror.InvalidArgument(field, "The range %s is advertised twice.", r.Range)
+			return status.Invalid(field, "The range %s is advertised twice.", r.Range)
 		}
 		seen[p] = true
 	}
@@ -87,7 +88,7 @@ func (s *Service) InsertRouter(ctx context.Context, project, region string, r *c
 	r.SelfLink = r.Region + "/routers/" + r.Name
 	err = s.cfg.Store.Commit(ctx, store.Write{Key: routerKey(project, region, r.Name), Value: r, Revision: store.Absent})
 	if errors.Is(err, store.ErrConflict) {
-		return nil, apierror.AlreadyExists("The resource 'projects/%s/regions/%s/routers/%s' already exists", project, region, r.Name)
+		return nil, status.Errorf(status.AlreadyExists, "The resource 'projects/%s/regions/%s/routers/%s' already exists", project, region, r.Name)
 	} else if err != nil {
 		return nil, err
 	}

@@ -8,7 +8,8 @@ import (
 
 	compute "google.golang.org/api/compute/v1"
 
-	"github.com/kubeyard/kubeyard/internal/api/apierror"
+	"github.com/kubeyard/kubeyard/internal/cidr"
+	"github.com/kubeyard/kubeyard/internal/status"
 	"github.com/kubeyard/kubeyard/internal/store"
 )
 
@@ -50,31 +51,30 @@ func (s *Service) InsertRoute(ctx context.Context, project string, r *compute.Ro
 		return nil, err
 	}
 	r.Network = n.SelfLink
-	dest, err := netip.ParsePrefix(r.DestRange)
-	if err != nil || !dest.Addr().Is4() || dest.Masked() != dest {
-		return nil, apierror.InvalidArgument("resource.destRange", "Invalid value for field 'resource.destRange': '%s'. Must be an IPv4 range in CIDR notation without host bits.", r.DestRange)
+	if _, err := cidr.Any("resource.destRange", r.DestRange); err != nil {
+		return nil, err
 	}
 	if r.Priority < 0 || r.Priority > 65535 {
-		return nil, apierror.InvalidArgument("resource.priority", "Invalid value for field 'resource.priority': '%d'. Must be between 0 and 65535.", r.Priority)
+		return nil, status.Invalid("resource.priority", "Invalid value for field 'resource.priority': '%d'. Must be between 0 and 65535.", r.Priority)
 	}
 	switch {
 	case r.NextHopGateway != "" && r.NextHopIp != "":
-		return nil, apierror.InvalidArgument("resource.nextHopIp", "A route has one next hop.")
+		return nil, status.Invalid("resource.nextHopIp", "A route has one next hop.")
 	case r.NextHopGateway != "":
 		if ResourceName(r.NextHopGateway) != internetGateway {
-			return nil, apierror.InvalidArgument("resource.nextHopGateway", "Invalid value for field 'resource.nextHopGateway': '%s'. The only gateway is %s.", r.NextHopGateway, internetGateway)
+			return nil, status.Invalid("resource.nextHopGateway", "Invalid value for field 'resource.nextHopGateway': '%s'. The only gateway is %s.", r.NextHopGateway, internetGateway)
 		}
 		r.NextHopGateway = s.cfg.BaseURL + "projects/" + project + "/global/gateways/" + internetGateway
 	case r.NextHopIp != "":
 		ip, err := netip.ParseAddr(r.NextHopIp)
 		if err != nil {
-			return nil, apierror.InvalidArgument("resource.nextHopIp", "Invalid value for field 'resource.nextHopIp': '%s'.", r.NextHopIp)
+			return nil, status.Invalid("resource.nextHopIp", "Invalid value for field 'resource.nextHopIp': '%s'.", r.NextHopIp)
 		}
 		if !s.inNetwork(ctx, project, n, ip) {
-			return nil, apierror.InvalidArgument("resource.nextHopIp", "The next hop %s is not in a subnetwork of network %s.", r.NextHopIp, n.Name)
+			return nil, status.Invalid("resource.nextHopIp", "The next hop %s is not in a subnetwork of network %s.", r.NextHopIp, n.Name)
 		}
 	default:
-		return nil, apierror.InvalidArgument("resource.nextHopGateway", "A route needs a next hop: --next-hop-gateway default-internet-gateway or --next-hop-address.")
+		return nil, status.Invalid("resource.nextHopGateway", "A route needs a next hop: --next-hop-gateway default-internet-gateway or --next-hop-address.")
 	}
 	for i, tag := range r.Tags {
 		if err := checkName(fmt.Sprintf("resource.tags[%d]", i), tag); err != nil {
@@ -84,7 +84,7 @@ func (s *Service) InsertRoute(ctx context.Context, project string, r *compute.Ro
 	s.fillRoute(project, r)
 	err = s.cfg.Store.Commit(ctx, store.Write{Key: routeKey(project, r.Name), Value: r, Revision: store.Absent})
 	if errors.Is(err, store.ErrConflict) {
-		return nil, apierror.AlreadyExists("The resource 'projects/%s/global/routes/%s' already exists", project, r.Name)
+		return nil, status.Errorf(status.AlreadyExists, "The resource 'projects/%s/global/routes/%s' already exists", project, r.Name)
 	} else if err != nil {
 		return nil, err
 	}

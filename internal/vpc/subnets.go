@@ -9,7 +9,7 @@ import (
 
 	compute "google.golang.org/api/compute/v1"
 
-	"github.com/kubeyard/kubeyard/internal/api/apierror"
+	"github.com/kubeyard/kubeyard/internal/status"
 	"github.com/kubeyard/kubeyard/internal/store"
 )
 
@@ -47,7 +47,7 @@ func (s *Service) InsertSubnet(ctx context.Context, project, region string, sub 
 		store.Write{Key: subnetKey(project, region, sub.Name), Value: sub, Revision: store.Absent},
 		store.Write{Key: networkKey(project, n.Name), Value: n, Revision: store.Any})
 	if errors.Is(err, store.ErrConflict) {
-		return nil, apierror.AlreadyExists("The resource 'projects/%s/regions/%s/subnetworks/%s' already exists", project, region, sub.Name)
+		return nil, status.Errorf(status.AlreadyExists, "The resource 'projects/%s/regions/%s/subnetworks/%s' already exists", project, region, sub.Name)
 	} else if err != nil {
 		return nil, err
 	}
@@ -56,7 +56,7 @@ func (s *Service) InsertSubnet(ctx context.Context, project, region string, sub 
 
 func (s *Service) checkRegion(region string) error {
 	if !slices.Contains(s.cfg.Regions, region) {
-		return apierror.InvalidArgument("region", "Invalid value for field 'region': '%s'. Unknown region.", region)
+		return status.Invalid("region", "Invalid value for field 'region': '%s'. Unknown region.", region)
 	}
 	return nil
 }
@@ -83,7 +83,7 @@ func (s *Service) checkRanges(ctx context.Context, project string, sub *compute.
 	}
 	others = append(others, peered...)
 	if o, ok := FirstOverlap(primary, others); ok {
-		return apierror.InvalidArgument(prefix+"ipCidrRange", "Invalid IPCidrRange: %s conflicts with existing %s in region %s.", sub.IpCidrRange, o.Owner, o.Region)
+		return status.Invalid(prefix+"ipCidrRange", "Invalid IPCidrRange: %s conflicts with existing %s in region %s.", sub.IpCidrRange, o.Owner, o.Region)
 	}
 	own := []Range{{Prefix: primary, Owner: "primary range of subnetwork " + sub.Name}}
 	names := map[string]bool{}
@@ -93,7 +93,7 @@ func (s *Service) checkRanges(ctx context.Context, project string, sub *compute.
 			return err
 		}
 		if names[r.RangeName] {
-			return apierror.InvalidArgument(field+".rangeName", "Invalid value for field '%s.rangeName': '%s'. Secondary range names must be unique within a subnetwork.", field, r.RangeName)
+			return status.Invalid(field+".rangeName", "Invalid value for field '%s.rangeName': '%s'. Secondary range names must be unique within a subnetwork.", field, r.RangeName)
 		}
 		names[r.RangeName] = true
 		p, err := parseRange(field+".ipCidrRange", r.IpCidrRange)
@@ -101,10 +101,10 @@ func (s *Service) checkRanges(ctx context.Context, project string, sub *compute.
 			return err
 		}
 		if o, ok := FirstOverlap(p, own); ok {
-			return apierror.InvalidArgument(field+".ipCidrRange", "Invalid IPCidrRange: %s conflicts with the %s.", r.IpCidrRange, o.Owner)
+			return status.Invalid(field+".ipCidrRange", "Invalid IPCidrRange: %s conflicts with the %s.", r.IpCidrRange, o.Owner)
 		}
 		if o, ok := FirstOverlap(p, others); ok {
-			return apierror.InvalidArgument(field+".ipCidrRange", "Invalid IPCidrRange: %s conflicts with existing %s in region %s.", r.IpCidrRange, o.Owner, o.Region)
+			return status.Invalid(field+".ipCidrRange", "Invalid IPCidrRange: %s conflicts with existing %s in region %s.", r.IpCidrRange, o.Owner, o.Region)
 		}
 		own = append(own, Range{Prefix: p, Owner: "secondary range " + r.RangeName + " of subnetwork " + sub.Name})
 	}
@@ -204,14 +204,14 @@ func (s *Service) PatchSubnet(ctx context.Context, project, region, name string,
 	}
 	switch {
 	case p.Name != "" && p.Name != sub.Name:
-		return nil, apierror.InvalidArgument("resource.name", "A subnetwork cannot be renamed.")
+		return nil, status.Invalid("resource.name", "A subnetwork cannot be renamed.")
 	case p.Network != "" && ResourceName(p.Network) != ResourceName(sub.Network):
-		return nil, apierror.InvalidArgument("resource.network", "A subnetwork cannot move to another network.")
+		return nil, status.Invalid("resource.network", "A subnetwork cannot move to another network.")
 	case p.IPCidrRange != "" && p.IPCidrRange != sub.IpCidrRange:
-		return nil, apierror.InvalidArgument("resource.ipCidrRange", "The primary range is not changed by a patch: expand it (gcloud compute networks subnets expand-ip-range).")
+		return nil, status.Invalid("resource.ipCidrRange", "The primary range is not changed by a patch: expand it (gcloud compute networks subnets expand-ip-range).")
 	}
 	if p.Fingerprint != "" && p.Fingerprint != sub.Fingerprint {
-		return nil, apierror.FailedPrecondition("Invalid fingerprint: the subnetwork changed since it was read; read it again.").
+		return nil, status.Errorf(status.FailedPrecondition, "Invalid fingerprint: the subnetwork changed since it was read; read it again.").
 			WithReason("compute.googleapis.com", "CONDITION_NOT_MET", map[string]string{"field": "resource.fingerprint"})
 	}
 	if p.Description != nil {
@@ -276,7 +276,7 @@ func (s *Service) ExpandSubnet(ctx context.Context, project, region, name, cidr 
 		return nil, err
 	}
 	if wider.Bits() >= old.Bits() || !wider.Contains(old.Addr()) {
-		return nil, apierror.InvalidArgument("ipCidrRange", "Invalid value for field 'ipCidrRange': '%s'. The new range must be wider than %s and hold it; a range cannot shrink.", cidr, sub.IpCidrRange)
+		return nil, status.Invalid("ipCidrRange", "Invalid value for field 'ipCidrRange': '%s'. The new range must be wider than %s and hold it; a range cannot shrink.", cidr, sub.IpCidrRange)
 	}
 	sub.IpCidrRange = wider.String()
 	if err := s.checkRanges(ctx, project, sub, ""); err != nil {
@@ -311,7 +311,7 @@ func (s *Service) DeleteSubnet(ctx context.Context, project, region, name string
 		return nil, err
 	}
 	if n.AutoCreateSubnetworks && sub.Name == n.Name {
-		return nil, apierror.FailedPrecondition("The subnetwork resource '%s' belongs to auto-mode network '%s'; it goes only with the network.", path, n.Name)
+		return nil, status.Errorf(status.FailedPrecondition, "The subnetwork resource '%s' belongs to auto-mode network '%s'; it goes only with the network.", path, n.Name)
 	}
 	n.Subnetworks = slices.DeleteFunc(n.Subnetworks, func(l string) bool { return l == sub.SelfLink })
 	if err := s.cfg.Store.Commit(ctx,
@@ -333,13 +333,13 @@ func checkLogConfig(c *compute.SubnetworkLogConfig) error {
 		return nil
 	}
 	if c.AggregationInterval != "" && !slices.Contains(aggregationIntervals, c.AggregationInterval) {
-		return apierror.InvalidArgument("resource.logConfig.aggregationInterval", "Invalid value for field 'resource.logConfig.aggregationInterval': '%s'. One of %v.", c.AggregationInterval, aggregationIntervals)
+		return status.Invalid("resource.logConfig.aggregationInterval", "Invalid value for field 'resource.logConfig.aggregationInterval': '%s'. One of %v.", c.AggregationInterval, aggregationIntervals)
 	}
 	if c.FlowSampling < 0 || c.FlowSampling > 1 {
-		return apierror.InvalidArgument("resource.logConfig.flowSampling", "Invalid value for field 'resource.logConfig.flowSampling': '%v'. Between 0 and 1.", c.FlowSampling)
+		return status.Invalid("resource.logConfig.flowSampling", "Invalid value for field 'resource.logConfig.flowSampling': '%v'. Between 0 and 1.", c.FlowSampling)
 	}
 	if c.Metadata != "" && !slices.Contains(flowLogMetadata, c.Metadata) {
-		return apierror.InvalidArgument("resource.logConfig.metadata", "Invalid value for field 'resource.logConfig.metadata': '%s'. One of %v.", c.Metadata, flowLogMetadata)
+		return status.Invalid("resource.logConfig.metadata", "Invalid value for field 'resource.logConfig.metadata': '%s'. One of %v.", c.Metadata, flowLogMetadata)
 	}
 	return nil
 }

@@ -21,8 +21,8 @@ import (
 
 	compute "google.golang.org/api/compute/v1"
 
-	"github.com/kubeyard/kubeyard/internal/api/apierror"
 	"github.com/kubeyard/kubeyard/internal/clock"
+	"github.com/kubeyard/kubeyard/internal/status"
 	"github.com/kubeyard/kubeyard/internal/store"
 )
 
@@ -83,7 +83,7 @@ var nameRE = regexp.MustCompile(`^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$`)
 // checkName checks a resource name against Compute Engine's rule.
 func checkName(field, name string) error {
 	if !nameRE.MatchString(name) {
-		return apierror.InvalidArgument(field, "Invalid value for field '%s': '%s'. Must be a match of regex '(?:[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?)'", field, name)
+		return status.Invalid(field, "Invalid value for field '%s': '%s'. Must be a match of regex '(?:[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?)'", field, name)
 	}
 	return nil
 }
@@ -131,7 +131,7 @@ func (s *Service) network(ctx context.Context, project, name string) (*compute.N
 // reference when it is missing.
 func (s *Service) networkOf(ctx context.Context, project, field, ref string) (*compute.Network, error) {
 	if ref == "" {
-		return nil, apierror.InvalidArgument(field, "Invalid value for field '%s': ''. The resource needs a network.", field)
+		return nil, status.Invalid(field, "Invalid value for field '%s': ''. The resource needs a network.", field)
 	}
 	return s.GetNetwork(ctx, project, ResourceName(ref))
 }
@@ -154,7 +154,7 @@ func fingerprint() string {
 
 // notFound is Compute Engine's 404 for a resource path.
 func notFound(path string) error {
-	return apierror.NotFound("The resource '%s' was not found", path)
+	return status.Errorf(status.NotFound, "The resource '%s' was not found", path)
 }
 
 // get reads one record.

@@ -7,8 +7,8 @@ import (
 
 	compute "google.golang.org/api/compute/v1"
 
-	"github.com/kubeyard/kubeyard/internal/api/apierror"
 	"github.com/kubeyard/kubeyard/internal/clock"
+	"github.com/kubeyard/kubeyard/internal/status"
 	"github.com/kubeyard/kubeyard/internal/store"
 )
 
@@ -38,13 +38,13 @@ func newService(t *testing.T) *Service {
 // wantField checks that err is INVALID_ARGUMENT naming field.
 func wantField(t *testing.T, what string, err error, field string) {
 	t.Helper()
-	var e *apierror.Error
-	if !errors.As(err, &e) || e.Status != "INVALID_ARGUMENT" {
+	var e *status.Error
+	if !errors.As(err, &e) || e.Code != status.InvalidArgument {
 		t.Errorf("%s: got %v, want INVALID_ARGUMENT on %s", what, err, field)
 		return
 	}
-	if e.Field() != field {
-		t.Errorf("%s: %v names %q, not %s", what, err, e.Field(), field)
+	if e.Field != field {
+		t.Errorf("%s: %v names %q, not %s", what, err, e.Field, field)
 	}
 }
 
@@ -124,7 +124,7 @@ func TestManagedPeering(t *testing.T) {
 	if err != nil || len(left) != 0 {
 		t.Fatalf("the managed network's routes are left: %d %v", len(left), err)
 	}
-	if _, err := s.GetNetwork(ctx, m.TenantProject, m.TenantNetwork); !apierror.IsNotFound(err) {
+	if _, err := s.GetNetwork(ctx, m.TenantProject, m.TenantNetwork); !status.Is(err, status.NotFound) {
 		t.Fatalf("the managed network is left: %v", err)
 	}
 }

@@ -8,26 +8,26 @@ import (
 
 	dns "google.golang.org/api/dns/v1"
 
-	"github.com/kubeyard/kubeyard/internal/api/apierror"
+	"github.com/kubeyard/kubeyard/internal/api/codec"
 	"github.com/kubeyard/kubeyard/internal/clouddns"
 )
 
 // Request fields the engine honours; everything else is refused by name.
 var (
-	zoneFields  = apierror.Fields{"name", "dnsName", "description", "visibility", "privateVisibilityConfig.networks[].networkUrl", "kind"}
-	rrsetFields = apierror.Fields{"name", "type", "ttl", "rrdatas", "kind"}
+	zoneFields  = codec.Fields{"name", "dnsName", "description", "visibility", "privateVisibilityConfig.networks[].networkUrl", "kind"}
+	rrsetFields = codec.Fields{"name", "type", "ttl", "rrdatas", "kind"}
 )
 
 const root = "/dns/v1/projects/{project}/managedZones"
 
 // Register adds the Cloud DNS routes to mux.
 func Register(mux *http.ServeMux, d *clouddns.Service) {
-	h := func(pattern string, f func(r *http.Request) (any, error)) { apierror.HandleJSON(mux, pattern, f) }
+	h := func(pattern string, f func(r *http.Request) (any, error)) { codec.HandleJSON(mux, pattern, f) }
 	p := func(r *http.Request) string { return r.PathValue("project") }
 
 	h("POST "+root, func(r *http.Request) (any, error) {
 		var z dns.ManagedZone
-		if err := apierror.Decode(r, zoneFields, &z); err != nil {
+		if err := codec.Decode(r, zoneFields, &z); err != nil {
 			return nil, err
 		}
 		return d.CreateZone(r.Context(), p(r), &z)
@@ -44,7 +44,7 @@ func Register(mux *http.ServeMux, d *clouddns.Service) {
 	})
 	h("POST "+root+"/{zone}/rrsets", func(r *http.Request) (any, error) {
 		var rr dns.ResourceRecordSet
-		if err := apierror.Decode(r, rrsetFields, &rr); err != nil {
+		if err := codec.Decode(r, rrsetFields, &rr); err != nil {
 			return nil, err
 		}
 		return d.CreateRecordSet(r.Context(), p(r), r.PathValue("zone"), &rr)

@@ -12,26 +12,27 @@ import (
 
 	compute "google.golang.org/api/compute/v1"
 
-	"github.com/kubeyard/kubeyard/internal/api/apierror"
+	"github.com/kubeyard/kubeyard/internal/api/codec"
+	"github.com/kubeyard/kubeyard/internal/status"
 	"github.com/kubeyard/kubeyard/internal/vpc"
 )
 
 // Request fields the engine honours; everything else is refused by name.
 var (
-	networkFields = apierror.Fields{"name", "description", "autoCreateSubnetworks", "routingConfig.routingMode", "mtu"}
+	networkFields = codec.Fields{"name", "description", "autoCreateSubnetworks", "routingConfig.routingMode", "mtu"}
 	logFields     = []string{"logConfig.enable", "logConfig.aggregationInterval", "logConfig.flowSampling", "logConfig.metadata"}
-	subnetFields  = apierror.Fields(append([]string{"name", "description", "network", "region", "ipCidrRange",
+	subnetFields  = codec.Fields(append([]string{"name", "description", "network", "region", "ipCidrRange",
 		"secondaryIpRanges[].rangeName", "secondaryIpRanges[].ipCidrRange", "privateIpGoogleAccess", "enableFlowLogs", "stackType"}, logFields...))
-	firewallFields = apierror.Fields{"name", "description", "network", "priority", "direction", "disabled",
+	firewallFields = codec.Fields{"name", "description", "network", "priority", "direction", "disabled",
 		"allowed[].IPProtocol", "allowed[].ports", "denied[].IPProtocol", "denied[].ports",
 		"sourceRanges", "destinationRanges", "sourceTags", "targetTags", "logConfig.enable", "logConfig.metadata"}
-	routeFields         = apierror.Fields{"name", "description", "network", "destRange", "priority", "nextHopGateway", "nextHopIp", "tags"}
+	routeFields         = codec.Fields{"name", "description", "network", "destRange", "priority", "nextHopGateway", "nextHopIp", "tags"}
 	peeringExchange     = []string{"networkPeering.exportCustomRoutes", "networkPeering.importCustomRoutes", "networkPeering.exportSubnetRoutesWithPublicIp", "networkPeering.importSubnetRoutesWithPublicIp"}
-	addPeeringFields    = apierror.Fields(append([]string{"networkPeering.name", "networkPeering.network", "networkPeering.exchangeSubnetRoutes", "networkPeering.autoCreateRoutes"}, peeringExchange...))
-	updatePeeringFields = apierror.Fields(append([]string{"networkPeering.name"}, peeringExchange...))
-	routerFields        = apierror.Fields{"name", "description", "network", "region", "bgp.asn", "bgp.advertiseMode", "bgp.advertisedGroups",
+	addPeeringFields    = codec.Fields(append([]string{"networkPeering.name", "networkPeering.network", "networkPeering.exchangeSubnetRoutes", "networkPeering.autoCreateRoutes"}, peeringExchange...))
+	updatePeeringFields = codec.Fields(append([]string{"networkPeering.name"}, peeringExchange...))
+	routerFields        = codec.Fields{"name", "description", "network", "region", "bgp.asn", "bgp.advertiseMode", "bgp.advertisedGroups",
 		"bgp.advertisedIpRanges[].range", "bgp.advertisedIpRanges[].description", "kind", "id", "selfLink", "creationTimestamp"}
-	patchFields = apierror.Fields(append([]string{"fingerprint", "description", "enableFlowLogs", "privateIpGoogleAccess",
+	patchFields = codec.Fields(append([]string{"fingerprint", "description", "enableFlowLogs", "privateIpGoogleAccess",
 		"secondaryIpRanges[].rangeName", "secondaryIpRanges[].ipCidrRange",
 		// gcloud sends back what it read; the names must match.
 		"name", "region", "network", "ipCidrRange"}, logFields...))
@@ -47,7 +48,7 @@ type Instances interface {
 
 // Register adds the Compute routes to mux.
 func Register(mux *http.ServeMux, v *vpc.Service, instances Instances) {
-	h := func(pattern string, f func(r *http.Request) (any, error)) { apierror.HandleJSON(mux, pattern, f) }
+	h := func(pattern string, f func(r *http.Request) (any, error)) { codec.HandleJSON(mux, pattern, f) }
 	p := func(r *http.Request) string { return r.PathValue("project") }
 
 	h("POST "+root+"/global/networks", func(r *http.Request) (any, error) {
@@ -56,11 +57,11 @@ func Register(mux *http.ServeMux, v *vpc.Service, instances Instances) {
 			// Absent means a legacy network, which kubeyard does not make.
 			AutoCreateSubnetworks *bool `json:"autoCreateSubnetworks"`
 		}
-		if err := apierror.Decode(r, networkFields, &req); err != nil {
+		if err := codec.Decode(r, networkFields, &req); err != nil {
 			return nil, err
 		}
 		if req.AutoCreateSubnetworks == nil {
-			return nil, apierror.InvalidArgument("autoCreateSubnetworks", "Legacy networks are not supported by kubeyard: create a VPC network (--subnet-mode auto or custom).")
+			return nil, status.Invalid("autoCreateSubnetworks", "Legacy networks are not supported by kubeyard: create a VPC network (--subnet-mode auto or custom).")
 		}
 		req.Network.AutoCreateSubnetworks = *req.AutoCreateSubnetworks
 		return v.InsertNetwork(r.Context(), p(r), &req.Network)
@@ -87,13 +88,13 @@ func Register(mux *http.ServeMux, v *vpc.Service, instances Instances) {
 				peeringFlags
 			} `json:"networkPeering"`
 		}
-		if err := apierror.Decode(r, addPeeringFields, &req); err != nil {
+		if err := codec.Decode(r, addPeeringFields, &req); err != nil {
 			return nil, err
 		}
 		np := req.NetworkPeering
 		for field, v := range map[string]*bool{"networkPeering.exchangeSubnetRoutes": np.ExchangeSubnetRoutes, "networkPeering.autoCreateRoutes": np.AutoCreateRoutes} {
 			if v != nil && !*v {
-				return nil, apierror.InvalidArgument(field, "Subnet routes are always exchanged between peered networks.")
+				return nil, status.Invalid(field, "Subnet routes are always exchanged between peered networks.")
 			}
 		}
 		return v.AddPeering(r.Context(), p(r), r.PathValue("name"), &compute.NetworkPeering{Name: np.Name, Network: np.Network}, np.change())
@@ -105,7 +106,7 @@ func Register(mux *http.ServeMux, v *vpc.Service, instances Instances) {
 				peeringFlags
 			} `json:"networkPeering"`
 		}
-		if err := apierror.Decode(r, updatePeeringFields, &req); err != nil {
+		if err := codec.Decode(r, updatePeeringFields, &req); err != nil {
 			return nil, err
 		}
 		return v.UpdatePeering(r.Context(), p(r), r.PathValue("name"), req.NetworkPeering.Name, req.NetworkPeering.change())
@@ -114,7 +115,7 @@ func Register(mux *http.ServeMux, v *vpc.Service, instances Instances) {
 		var req struct {
 			Name string `json:"name"`
 		}
-		if err := apierror.Decode(r, apierror.Fields{"name"}, &req); err != nil {
+		if err := codec.Decode(r, codec.Fields{"name"}, &req); err != nil {
 			return nil, err
 		}
 		return v.RemovePeering(r.Context(), p(r), r.PathValue("name"), req.Name)
@@ -122,7 +123,7 @@ func Register(mux *http.ServeMux, v *vpc.Service, instances Instances) {
 
 	h("POST "+root+"/regions/{region}/subnetworks", func(r *http.Request) (any, error) {
 		var sub compute.Subnetwork
-		if err := apierror.Decode(r, subnetFields, &sub); err != nil {
+		if err := codec.Decode(r, subnetFields, &sub); err != nil {
 			return nil, err
 		}
 		return v.InsertSubnet(r.Context(), p(r), r.PathValue("region"), &sub)
@@ -155,7 +156,7 @@ func Register(mux *http.ServeMux, v *vpc.Service, instances Instances) {
 			LogConfig                          *compute.SubnetworkLogConfig         `json:"logConfig"`
 			SecondaryIPRanges                  *[]*compute.SubnetworkSecondaryRange `json:"secondaryIpRanges"`
 		}
-		if err := apierror.Decode(r, patchFields, &req); err != nil {
+		if err := codec.Decode(r, patchFields, &req); err != nil {
 			return nil, err
 		}
 		return v.PatchSubnet(r.Context(), p(r), r.PathValue("region"), r.PathValue("name"), vpc.SubnetPatch{
@@ -167,14 +168,14 @@ func Register(mux *http.ServeMux, v *vpc.Service, instances Instances) {
 		var req struct {
 			PrivateIPGoogleAccess bool `json:"privateIpGoogleAccess"`
 		}
-		if err := apierror.Decode(r, apierror.Fields{"privateIpGoogleAccess"}, &req); err != nil {
+		if err := codec.Decode(r, codec.Fields{"privateIpGoogleAccess"}, &req); err != nil {
 			return nil, err
 		}
 		return v.PatchSubnet(r.Context(), p(r), r.PathValue("region"), r.PathValue("name"), vpc.SubnetPatch{PrivateIPGoogleAccess: &req.PrivateIPGoogleAccess})
 	})
 	h("POST "+root+"/regions/{region}/subnetworks/{name}/expandIpCidrRange", func(r *http.Request) (any, error) {
 		var req compute.SubnetworksExpandIpCidrRangeRequest
-		if err := apierror.Decode(r, apierror.Fields{"ipCidrRange"}, &req); err != nil {
+		if err := codec.Decode(r, codec.Fields{"ipCidrRange"}, &req); err != nil {
 			return nil, err
 		}
 		return v.ExpandSubnet(r.Context(), p(r), r.PathValue("region"), r.PathValue("name"), req.IpCidrRange)
@@ -189,7 +190,7 @@ func Register(mux *http.ServeMux, v *vpc.Service, instances Instances) {
 			// Absent means the default, 1000; 0 is the highest priority.
 			Priority *int64 `json:"priority"`
 		}
-		if err := apierror.Decode(r, firewallFields, &req); err != nil {
+		if err := codec.Decode(r, firewallFields, &req); err != nil {
 			return nil, err
 		}
 		return v.InsertFirewall(r.Context(), p(r), &req.Firewall, req.Priority)
@@ -197,7 +198,7 @@ func Register(mux *http.ServeMux, v *vpc.Service, instances Instances) {
 	h("PATCH "+root+"/global/firewalls/{name}", func(r *http.Request) (any, error) {
 		// The identity fields (name, network, direction) must match.
 		var patch vpc.FirewallPatch
-		if err := apierror.Decode(r, firewallFields, &patch); err != nil {
+		if err := codec.Decode(r, firewallFields, &patch); err != nil {
 			return nil, err
 		}
 		return v.PatchFirewall(r.Context(), p(r), r.PathValue("name"), patch)
@@ -215,7 +216,7 @@ func Register(mux *http.ServeMux, v *vpc.Service, instances Instances) {
 
 	h("POST "+root+"/global/routes", func(r *http.Request) (any, error) {
 		var route compute.Route
-		if err := apierror.Decode(r, routeFields, &route); err != nil {
+		if err := codec.Decode(r, routeFields, &route); err != nil {
 			return nil, err
 		}
 		return v.InsertRoute(r.Context(), p(r), &route)
@@ -233,7 +234,7 @@ func Register(mux *http.ServeMux, v *vpc.Service, instances Instances) {
 
 	h("POST "+root+"/regions/{region}/routers", func(r *http.Request) (any, error) {
 		var router compute.Router
-		if err := apierror.Decode(r, routerFields, &router); err != nil {
+		if err := codec.Decode(r, routerFields, &router); err != nil {
 			return nil, err
 		}
 		return v.InsertRouter(r.Context(), p(r), r.PathValue("region"), &router)
@@ -258,11 +259,11 @@ func Register(mux *http.ServeMux, v *vpc.Service, instances Instances) {
 	})
 	h("PATCH "+root+"/regions/{region}/routers/{name}", func(r *http.Request) (any, error) {
 		var router compute.Router
-		if err := apierror.Decode(r, routerFields, &router); err != nil {
+		if err := codec.Decode(r, routerFields, &router); err != nil {
 			return nil, err
 		}
 		if router.Name != "" && router.Name != r.PathValue("name") {
-			return nil, apierror.InvalidArgument("resource.name", "A router cannot be renamed.")
+			return nil, status.Invalid("resource.name", "A router cannot be renamed.")
 		}
 		return v.PatchRouter(r.Context(), p(r), r.PathValue("region"), r.PathValue("name"), router.Bgp)
 	})

@@ -6,7 +6,7 @@ import (
 
 	compute "google.golang.org/api/compute/v1"
 
-	"github.com/kubeyard/kubeyard/internal/api/apierror"
+	"github.com/kubeyard/kubeyard/internal/api/codec"
 	"github.com/kubeyard/kubeyard/internal/vpc"
 )
 
@@ -26,7 +26,7 @@ func TestHonouredFieldsAreRealFields(t *testing.T) {
 		{addPeeringFields, compute.NetworksAddPeeringRequest{}},
 		{updatePeeringFields, compute.NetworksUpdatePeeringRequest{}},
 	} {
-		for _, f := range apierror.Fields(l.fields).Missing(l.msg) {
+		for _, f := range codec.Fields(l.fields).Missing(l.msg) {
 			t.Errorf("%T has no field %q", l.msg, f)
 		}
 	}

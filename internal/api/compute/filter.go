@@ -6,7 +6,7 @@ import (
 	"regexp"
 	"strings"
 
-	"github.com/kubeyard/kubeyard/internal/api/apierror"
+	"github.com/kubeyard/kubeyard/internal/status"
 )
 
 // filter is a Compute list filter as gcloud rewrites its --filter for the
@@ -31,7 +31,7 @@ func parseFilter(s string) (filter, error) {
 	for rest != "" {
 		m := termRE.FindStringSubmatch(rest)
 		if m == nil {
-			return nil, apierror.InvalidArgument("filter", "Invalid list filter expression %q: kubeyard understands terms of the form `field eq \"regexp\"` and `field ne \"regexp\"`, combined with AND.", s)
+			return nil, status.Invalid("filter", "Invalid list filter expression %q: kubeyard understands terms of the form `field eq \"regexp\"` and `field ne \"regexp\"`, combined with AND.", s)
 		}
 		value := m[3]
 		if strings.HasPrefix(value, `"`) {
@@ -41,7 +41,7 @@ func parseFilter(s string) (filter, error) {
 		}
 		re, err := regexp.Compile("^(?:" + value + ")$")
 		if err != nil {
-			return nil, apierror.InvalidArgument("filter", "Invalid regular expression %q in the list filter: %v", value, err)
+			return nil, status.Invalid("filter", "Invalid regular expression %q in the list filter: %v", value, err)
 		}
 		f = append(f, term{path: strings.Split(m[1], "."), re: re, eq: m[2] == "eq"})
 		rest = strings.TrimSpace(rest[len(m[0]):])

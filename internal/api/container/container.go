@@ -12,8 +12,9 @@ import (
 
 	gke "google.golang.org/api/container/v1"
 
-	"github.com/kubeyard/kubeyard/internal/api/apierror"
+	"github.com/kubeyard/kubeyard/internal/api/codec"
 	"github.com/kubeyard/kubeyard/internal/engine"
+	"github.com/kubeyard/kubeyard/internal/status"
 )
 
 // Request fields the engine honours; everything else is refused by name.
@@ -41,7 +42,7 @@ var (
 	createFields  = []string{"parent", "projectId", "zone"}
 	clusterFields = []string{"name", "projectId", "zone", "clusterId"}
 
-	createClusterFields = apierror.Fields(concat(prefixed("cluster.nodePools[].", poolFields),
+	createClusterFields = codec.Fields(concat(prefixed("cluster.nodePools[].", poolFields),
 		prefixed("cluster.nodeConfig.", nodeConfigFields), createFields, []string{
 			"cluster.name", "cluster.description", "cluster.resourceLabels.*", "cluster.initialNodeCount",
 			"cluster.initialClusterVersion", "cluster.locations", "cluster.network", "cluster.subnetwork",
@@ -58,13 +59,13 @@ var (
 			// sends with it.
 			"cluster.controlPlaneEndpointsConfig.ipEndpointsConfig.enablePublicEndpoint",
 		}, prefixed("cluster.", authorizedNetworksFields)))
-	createPoolFields = apierror.Fields(append(prefixed("nodePool.", poolFields), "parent", "projectId", "zone", "clusterId"))
-	setSizeFields    = apierror.Fields(append([]string{"nodeCount", "nodePoolId"}, clusterFields...))
-	setLabelsFields  = apierror.Fields(append([]string{"resourceLabels.*", "labelFingerprint"}, clusterFields...))
-	updateFields     = apierror.Fields(concat([]string{"update.desiredMasterVersion", "update.desiredNodeVersion", "update.desiredNodePoolId"}, clusterFields,
+	createPoolFields = codec.Fields(append(prefixed("nodePool.", poolFields), "parent", "projectId", "zone", "clusterId"))
+	setSizeFields    = codec.Fields(append([]string{"nodeCount", "nodePoolId"}, clusterFields...))
+	setLabelsFields  = codec.Fields(append([]string{"resourceLabels.*", "labelFingerprint"}, clusterFields...))
+	updateFields     = codec.Fields(concat([]string{"update.desiredMasterVersion", "update.desiredNodeVersion", "update.desiredNodePoolId"}, clusterFields,
 		prefixed("update.", desired(authorizedNetworksFields))))
 	// Exclusions are checked further by the engine (scopes are refused).
-	maintenanceFields = apierror.Fields(append([]string{
+	maintenanceFields = codec.Fields(append([]string{
 		"maintenancePolicy.resourceVersion",
 		"maintenancePolicy.window.dailyMaintenanceWindow.startTime",
 		"maintenancePolicy.window.recurringWindow.window.startTime",
@@ -72,9 +73,9 @@ var (
 		"maintenancePolicy.window.recurringWindow.recurrence",
 		"maintenancePolicy.window.maintenanceExclusions.*",
 	}, clusterFields...))
-	startRotationFields    = apierror.Fields(append([]string{"rotateCredentials"}, clusterFields...))
-	completeRotationFields = apierror.Fields(clusterFields)
-	cancelFields           = apierror.Fields{"name", "projectId", "zone", "operationId"}
+	startRotationFields    = codec.Fields(append([]string{"rotateCredentials"}, clusterFields...))
+	completeRotationFields = codec.Fields(clusterFields)
+	cancelFields           = codec.Fields{"name", "projectId", "zone", "operationId"}
 )
 
 func concat(lists ...[]string) []string {
@@ -143,15 +144,15 @@ func parse(path string) (route, bool) {
 func (h Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rt, ok := parse(r.URL.Path)
 	if !ok {
-		apierror.Write(w, apierror.NotFound("No such method: %s %s.", r.Method, r.URL.Path))
+		codec.Write(w, status.Errorf(status.NotFound, "No such method: %s %s.", r.Method, r.URL.Path))
 		return
 	}
 	res, err := h.dispatch(r.Context(), r, rt)
 	if err != nil {
-		apierror.Write(w, err)
+		codec.Write(w, err)
 		return
 	}
-	apierror.WriteJSON(w, res)
+	codec.WriteJSON(w, res)
 }
 
 func (h Handler) dispatch(ctx context.Context, r *http.Request, rt route) (any, error) {
@@ -169,7 +170,7 @@ func (h Handler) dispatch(ctx context.Context, r *http.Request, rt route) (any, 
 		return &gke.ListClustersResponse{Clusters: clusters, MissingZones: []string{}}, nil
 	case "POST clusters:":
 		var req gke.CreateClusterRequest
-		if err := apierror.Decode(r, createClusterFields, &req); err != nil {
+		if err := codec.Decode(r, createClusterFields, &req); err != nil {
 			return nil, err
 		}
 		return e.CreateCluster(ctx, p, l, req.Cluster)
@@ -179,31 +180,31 @@ func (h Handler) dispatch(ctx context.Context, r *http.Request, rt route) (any, 
 		return e.DeleteCluster(ctx, p, l, rest[1])
 	case "PUT clusters/*:", "POST clusters/*:update":
 		var req gke.UpdateClusterRequest
-		if err := apierror.Decode(r, updateFields, &req); err != nil {
+		if err := codec.Decode(r, updateFields, &req); err != nil {
 			return nil, err
 		}
 		return e.UpdateCluster(ctx, p, l, rest[1], req.Update)
 	case "POST clusters/*:setResourceLabels":
 		var req gke.SetLabelsRequest
-		if err := apierror.Decode(r, setLabelsFields, &req); err != nil {
+		if err := codec.Decode(r, setLabelsFields, &req); err != nil {
 			return nil, err
 		}
 		return e.SetLabels(ctx, p, l, rest[1], req.ResourceLabels, req.LabelFingerprint)
 	case "POST clusters/*:setMaintenancePolicy":
 		var req gke.SetMaintenancePolicyRequest
-		if err := apierror.Decode(r, maintenanceFields, &req); err != nil {
+		if err := codec.Decode(r, maintenanceFields, &req); err != nil {
 			return nil, err
 		}
 		return e.SetMaintenancePolicy(ctx, p, l, rest[1], req.MaintenancePolicy)
 	case "POST clusters/*:startIpRotation":
 		var req gke.StartIPRotationRequest
-		if err := apierror.Decode(r, startRotationFields, &req); err != nil {
+		if err := codec.Decode(r, startRotationFields, &req); err != nil {
 			return nil, err
 		}
 		return e.StartIPRotation(ctx, p, l, rest[1], req.RotateCredentials)
 	case "POST clusters/*:completeIpRotation":
 		var req gke.CompleteIPRotationRequest
-		if err := apierror.Decode(r, completeRotationFields, &req); err != nil {
+		if err := codec.Decode(r, completeRotationFields, &req); err != nil {
 			return nil, err
 		}
 		return e.CompleteIPRotation(ctx, p, l, rest[1])
@@ -215,7 +216,7 @@ func (h Handler) dispatch(ctx context.Context, r *http.Request, rt route) (any, 
 		return &gke.ListNodePoolsResponse{NodePools: pools}, nil
 	case "POST clusters/*/nodePools:":
 		var req gke.CreateNodePoolRequest
-		if err := apierror.Decode(r, createPoolFields, &req); err != nil {
+		if err := codec.Decode(r, createPoolFields, &req); err != nil {
 			return nil, err
 		}
 		return e.CreateNodePool(ctx, p, l, rest[1], req.NodePool)
@@ -225,7 +226,7 @@ func (h Handler) dispatch(ctx context.Context, r *http.Request, rt route) (any, 
 		return e.DeleteNodePool(ctx, p, l, rest[1], rest[3])
 	case "POST clusters/*/nodePools/*:setSize":
 		var req gke.SetNodePoolSizeRequest
-		if err := apierror.Decode(r, setSizeFields, &req); err != nil {
+		if err := codec.Decode(r, setSizeFields, &req); err != nil {
 			return nil, err
 		}
 		return e.SetNodePoolSize(ctx, p, l, rest[1], rest[3], req.NodeCount)
@@ -239,7 +240,7 @@ func (h Handler) dispatch(ctx context.Context, r *http.Request, rt route) (any, 
 		return e.GetOperation(ctx, p, l, rest[1])
 	case "POST operations/*:cancel":
 		var req gke.CancelOperationRequest
-		if err := apierror.Decode(r, cancelFields, &req); err != nil {
+		if err := codec.Decode(r, cancelFields, &req); err != nil {
 			return nil, err
 		}
 		if err := e.CancelOperation(ctx, p, l, rest[1]); err != nil {
@@ -247,7 +248,7 @@ func (h Handler) dispatch(ctx context.Context, r *http.Request, rt route) (any, 
 		}
 		return struct{}{}, nil
 	}
-	return nil, apierror.NotFound("No such method: %s %s.", r.Method, r.URL.Path)
+	return nil, status.Errorf(status.NotFound, "No such method: %s %s.", r.Method, r.URL.Path)
 }
 
 // shape replaces the names in a path with "*": clusters/demo/nodePools/x

@@ -5,7 +5,7 @@ import (
 
 	gke "google.golang.org/api/container/v1"
 
-	"github.com/kubeyard/kubeyard/internal/api/apierror"
+	"github.com/kubeyard/kubeyard/internal/api/codec"
 )
 
 func TestParseRoutes(t *testing.T) {
@@ -53,7 +53,7 @@ func TestHonouredFieldsAreRealFields(t *testing.T) {
 		{completeRotationFields, gke.CompleteIPRotationRequest{}},
 	}
 	for _, l := range lists {
-		for _, f := range apierror.Fields(l.fields).Missing(l.msg) {
+		for _, f := range codec.Fields(l.fields).Missing(l.msg) {
 			t.Errorf("%T has no field %q", l.msg, f)
 		}
 	}

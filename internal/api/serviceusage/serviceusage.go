@@ -6,7 +6,7 @@ import (
 	"net/http"
 	"slices"
 
-	"github.com/kubeyard/kubeyard/internal/api/apierror"
+	"github.com/kubeyard/kubeyard/internal/api/codec"
 )
 
 // Enabled are the services the engine serves, reported ENABLED; any other is
@@ -21,7 +21,7 @@ func Register(mux *http.ServeMux) {
 		if slices.Contains(Enabled, service) {
 			state = "ENABLED"
 		}
-		apierror.WriteJSON(w, map[string]any{
+		codec.WriteJSON(w, map[string]any{
 			"name":   "projects/" + project + "/services/" + service,
 			"parent": "projects/" + project,
 			"state":  state,

@@ -1,14 +1,15 @@
-package apierror
+package codec
 
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"reflect"
 	"sort"
 	"strings"
+
+	"github.com/kubeyard/kubeyard/internal/status"
 )
 
 // Fields is the set of request fields an endpoint honours, as dotted paths:
@@ -22,28 +23,28 @@ type Fields []string
 func Decode(r *http.Request, allowed Fields, v any) error {
 	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, 4<<20))
 	if err != nil {
-		return InvalidArgument("", "Could not read the request body: %v", err)
+		return status.Invalid("", "Could not read the request body: %v", err)
 	}
 	if len(bytes.TrimSpace(body)) == 0 {
 		body = []byte("{}")
 	}
 	var raw any
 	if err := json.Unmarshal(body, &raw); err != nil {
-		return InvalidArgument("", "Invalid JSON payload received. %v", err)
+		return status.Invalid("", "Invalid JSON payload received. %v", err)
 	}
 	obj, ok := raw.(map[string]any)
 	if !ok {
-		return InvalidArgument("", "Invalid JSON payload received: the body must be a JSON object.")
+		return status.Invalid("", "Invalid JSON payload received: the body must be a JSON object.")
 	}
 	set := map[string]bool{}
 	for _, f := range allowed {
 		set[f] = true
 	}
 	if field := firstUnsupported(obj, "", set); field != "" {
-		return InvalidArgument(field, "Field %q is not supported by kubeyard yet.", field)
+		return status.Invalid(field, "Field %q is not supported by kubeyard yet.", field)
 	}
 	if err := json.Unmarshal(body, v); err != nil {
-		return InvalidArgument("", "Invalid JSON payload received. %v", err)
+		return status.Invalid("", "Invalid JSON payload received. %v", err)
 	}
 	return nil
 }
@@ -98,17 +99,6 @@ func join(prefix, k string) string {
 }
 
 func displayPath(p string) string { return strings.ReplaceAll(p, "[]", "[0]") }
-
-// WriteJSON sends v as a 200 JSON response.
-func WriteJSON(w http.ResponseWriter, v any) {
-	w.Header().Set("Content-Type", "application/json; charset=UTF-8")
-	data, err := json.Marshal(v)
-	if err != nil {
-		Write(w, fmt.Errorf("encode response: %w", err))
-		return
-	}
-	w.Write(data)
-}
 
 // Missing returns the fields that msg, a request message type, does not
 // have: a typo in an allowlist would refuse what clients send.

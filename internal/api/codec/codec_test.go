@@ -1,4 +1,4 @@
-package apierror
+package codec
 
 import (
 	"encoding/json"
@@ -6,6 +6,8 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/kubeyard/kubeyard/internal/status"
 )
 
 func TestDecodeRefusesFieldsNotHonoured(t *testing.T) {
@@ -32,13 +34,12 @@ func TestDecodeRefusesFieldsNotHonoured(t *testing.T) {
 			}
 			continue
 		}
-		apiErr, ok := err.(*Error)
-		if !ok || apiErr.Status != "INVALID_ARGUMENT" {
+		apiErr, ok := err.(*status.Error)
+		if !ok || apiErr.Code != status.InvalidArgument {
 			t.Fatalf("%s: got %v, want INVALID_ARGUMENT", tc.body, err)
 		}
-		fv := apiErr.Details[0].(badRequest).FieldViolations[0]
-		if fv.Field != tc.wantField {
-			t.Errorf("%s: field %q, want %q", tc.body, fv.Field, tc.wantField)
+		if apiErr.Field != tc.wantField {
+			t.Errorf("%s: field %q, want %q", tc.body, apiErr.Field, tc.wantField)
 		}
 	}
 }
@@ -47,7 +48,7 @@ func TestDecodeMalformed(t *testing.T) {
 	for _, body := range []string{`{"a":`, `[1,2]`, `"x"`} {
 		var v map[string]any
 		err := Decode(httptest.NewRequest("POST", "/", strings.NewReader(body)), Fields{"a"}, &v)
-		if e, ok := err.(*Error); !ok || e.Status != "INVALID_ARGUMENT" || e.HTTPCode != 400 {
+		if e, ok := err.(*status.Error); !ok || e.Code != status.InvalidArgument || e.Code.HTTPStatus() != 400 {
 			t.Errorf("%q: got %v", body, err)
 		}
 	}
@@ -55,7 +56,7 @@ func TestDecodeMalformed(t *testing.T) {
 
 func TestWriteIsGoogleRPCStatus(t *testing.T) {
 	rec := httptest.NewRecorder()
-	Write(rec, FailedPrecondition("Cluster is running incompatible operation %s.", "op-1").
+	Write(rec, status.Errorf(status.FailedPrecondition, "Cluster is running incompatible operation %s.", "op-1").
 		WithReason("container.googleapis.com", "CLUSTER_ALREADY_HAS_OPERATION", nil))
 	if rec.Code != http.StatusBadRequest {
 		t.Fatalf("code %d", rec.Code)
