@@ -20,12 +20,14 @@ import (
 	"github.com/kubeyard/kubeyard/internal/api"
 	"github.com/kubeyard/kubeyard/internal/auth"
 	"github.com/kubeyard/kubeyard/internal/engine"
+	"github.com/kubeyard/kubeyard/internal/store"
 )
 
 type serveOptions struct {
 	dataDir       string
 	addr          string
 	etcdEndpoints []string
+	etcdPrefix    string
 	endpointPort  int
 	fallbackPort  int
 	endpointPool  string
@@ -47,6 +49,7 @@ func newServe(streams Streams) *cobra.Command {
 	f.StringVar(&o.dataDir, "data-dir", defaultDataDir(), "where the engine keeps its state, certificates and logs")
 	f.StringVar(&o.addr, "addr", defaultAddr(), "address of the engine's API")
 	f.StringSliceVar(&o.etcdEndpoints, "etcd-endpoints", nil, "client URLs of an external etcd for the engine's state (default: embedded etcd under the data dir)")
+	f.StringVar(&o.etcdPrefix, "etcd-prefix", store.DefaultPrefix, "where the engine's keys live in etcd: engines sharing one etcd need prefixes of their own")
 	f.IntVar(&o.endpointPort, "endpoint-port", 443, "port of every cluster endpoint")
 	f.IntVar(&o.fallbackPort, "fallback-endpoint-port", 8443, "port used when --endpoint-port cannot be bound")
 	f.StringVar(&o.endpointPool, "endpoint-pool", "127.10.0.0/16", "loopback range for cluster endpoints")
@@ -84,6 +87,7 @@ func serve(ctx context.Context, streams Streams, o serveOptions) error {
 	e, err := engine.New(ctx, engine.Config{
 		DataDir:       o.dataDir,
 		EtcdEndpoints: o.etcdEndpoints,
+		EtcdPrefix:    o.etcdPrefix,
 		BaseURL:       "http://" + ln.Addr().String(),
 		EndpointPool:  endpointPool,
 		HostPool:      hostPool,
@@ -113,6 +117,11 @@ func serve(ctx context.Context, streams Streams, o serveOptions) error {
 		log.Info("stopping", "signal", sig.String())
 	case err := <-serveErr:
 		log.Error("API server failed", "err", err)
+	case <-e.HoldLost():
+		// Clusters run on, for whichever engine holds the state now.
+		_ = srv.Close()
+		e.Close(false)
+		return errors.New("the engine's hold on its state lapsed (etcd did not answer in time), and another engine may work on it now: stopped, clusters left running")
 	case <-ctx.Done():
 	}
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -25,7 +25,7 @@ import (
 
 // Config configures a Service.
 type Config struct {
-	Store *store.Store
+	Store store.KV
 	Clock clock.Clock
 	// NetworkExists says whether a project has a VPC network of that name.
 	NetworkExists func(ctx context.Context, project, name string) bool

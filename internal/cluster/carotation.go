@@ -61,10 +61,15 @@ type CARotation struct {
 	NewSAKey []byte `json:"newSAKey,omitempty"`
 }
 
-// NewCARotation makes the new cluster CA (and, with serviceAccountKeys, a
+// NewCARotation makes the new cluster CA of cluster s; see newCARotation.
+func (r *Runtime) NewCARotation(s Spec, serviceAccountKeys bool, now time.Time) (*CARotation, error) {
+	return newCARotation(s, serviceAccountKeys, now)
+}
+
+// newCARotation makes the new cluster CA (and, with serviceAccountKeys, a
 // new service-account signing key) for cluster s. The etcd and front-proxy
 // CAs are not touched.
-func NewCARotation(s Spec, serviceAccountKeys bool, now time.Time) (*CARotation, error) {
+func newCARotation(s Spec, serviceAccountKeys bool, now time.Time) (*CARotation, error) {
 	dir := s.SharedPKIDir()
 	old, err := pki.Load(dir, "ca")
 	if err != nil {
@@ -143,12 +148,15 @@ func (rot *CARotation) restarts() (apiserver, controllerManager, scheduler bool)
 	return rot.NewSAKey != nil, true, rot.Phase != CATrustBoth
 }
 
-// WriteCAPhase writes the shared PKI files of the rotation's phase on
+// WriteCAPhase writes the files of the rotation's phase; see writeCAPhase.
+func (r *Runtime) WriteCAPhase(s Spec, rot *CARotation) error { return writeCAPhase(s, rot) }
+
+// writeCAPhase writes the shared PKI files of the rotation's phase on
 // every control-plane host, those that differ only. A crash can cut a phase
 // between two files (ca.crt written, ca.key not yet): the cluster's files
 // hold together again only once the phase is written whole, so a resumed
 // cluster writes it before anything reads the CA.
-func WriteCAPhase(s Spec, rot *CARotation) error {
+func writeCAPhase(s Spec, rot *CARotation) error {
 	files, err := rot.files()
 	if err != nil {
 		return err
@@ -181,7 +189,7 @@ func WriteCAPhase(s Spec, rot *CARotation) error {
 // credentials, and waits until kube-root-ca.crt in every namespace is the
 // new trust bundle. say reports progress.
 func (r *Runtime) RotateCA(ctx context.Context, s Spec, rot *CARotation, say func(string)) error {
-	if err := WriteCAPhase(s, rot); err != nil {
+	if err := writeCAPhase(s, rot); err != nil {
 		return err
 	}
 	now := r.cfg.Clock.Now()
@@ -353,7 +361,7 @@ func rootCAIs(cm *corev1.ConfigMap, want string) bool {
 }
 
 // AdminKubeconfig reads the cluster's admin.conf.
-func AdminKubeconfig(s Spec) ([]byte, error) {
+func (r *Runtime) AdminKubeconfig(s Spec) ([]byte, error) {
 	h, _ := s.pkiHost()
 	return os.ReadFile(filepath.Join(s.HostDir(h), "admin.conf"))
 }

@@ -96,7 +96,7 @@ func TestWriteCAPhaseMendsATornPair(t *testing.T) {
 		t.Fatal("the torn pair loads")
 	}
 	rot := &CARotation{Phase: CASignNew, OldCA: prev.CertPEM(), NewCA: next.CertPEM(), NewCAKey: key, Cross: pki.EncodeCert(cross)}
-	if err := WriteCAPhase(s, rot); err != nil {
+	if err := writeCAPhase(s, rot); err != nil {
 		t.Fatal(err)
 	}
 	if ca, err := pki.Load(dir, "ca"); err != nil || !ca.Cert.Equal(next.Cert) {

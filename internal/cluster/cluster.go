@@ -153,6 +153,10 @@ type Config struct {
 	// LoadBalancerDir is the config folder of the load balancer process
 	// that serves cluster endpoints: one frontend file per cluster.
 	LoadBalancerDir string
+	// RunDir and LogDir hold the load balancer process's pidfile and log;
+	// without them the runtime starts no load balancer (a machine joined
+	// from outside the engine).
+	RunDir, LogDir string
 	// Clock is the machines' clock (default: the real one): certificates
 	// are issued, and nodes report, in the time the kube components read.
 	Clock  clock.Clock
@@ -187,6 +191,40 @@ func New(cfg Config) (*Runtime, error) {
 		cfg.ReadyTimeout = 2 * time.Minute
 	}
 	return &Runtime{cfg: cfg, agents: map[string]*node.Agent{}, joined: map[string][]loadbalancer.Backend{}, followers: map[string]context.CancelFunc{}}, nil
+}
+
+// loadBalancerProcess is the supervisor's name for the process that serves
+// every cluster endpoint. It outlives the engine like the control planes
+// do, so endpoints keep serving while the engine restarts.
+const loadBalancerProcess = "loadbalancer"
+
+// Start brings up what every cluster's endpoints need: the load balancer
+// process (adopted if it runs already).
+func (r *Runtime) Start(ctx context.Context) error {
+	if r.cfg.RunDir == "" {
+		return nil
+	}
+	err := r.cfg.Supervisor.Ensure(loadBalancerProcess, supervisor.Process{
+		Args:    []string{"loadbalancer", "--config-dir", r.cfg.LoadBalancerDir},
+		PIDFile: filepath.Join(r.cfg.RunDir, "loadbalancer.pid"),
+		LogFile: filepath.Join(r.cfg.LogDir, "loadbalancer.log"),
+	})
+	if err != nil {
+		return fmt.Errorf("cluster: load balancer: %w", err)
+	}
+	return nil
+}
+
+// InUse reports whether something on this machine serves addr:port: an
+// address in use is not handed out, so that two engines on one machine
+// with the same ranges do not clash.
+func (r *Runtime) InUse(addr netip.Addr, port int) bool {
+	conn, err := net.DialTimeout("tcp", netip.AddrPortFrom(addr, uint16(port)).String(), 200*time.Millisecond)
+	if err != nil {
+		return false
+	}
+	conn.Close()
+	return true
 }
 
 // EnsureControlPlane brings the cluster's control plane up the kubeadm way:
@@ -541,8 +579,10 @@ func (r *Runtime) AdminClient(s Spec) (kubernetes.Interface, error) {
 }
 
 // CAPin is the cluster CA's discovery-token-ca-cert-hash.
-func CAPin(s Spec) (string, error) {
-	caPEM, err := CACertPEM(s)
+func (r *Runtime) CAPin(s Spec) (string, error) { return caPin(s) }
+
+func caPin(s Spec) (string, error) {
+	caPEM, err := caCertPEM(s)
 	if err != nil {
 		return "", err
 	}
@@ -553,8 +593,11 @@ func CAPin(s Spec) (string, error) {
 	return pki.SPKIHash(ca), nil
 }
 
-// CACertPEM returns the cluster CA certificate.
-func CACertPEM(s Spec) ([]byte, error) {
+// CACertificate returns the cluster CA certificate (PEM): the one that
+// signs, which masterAuth reports.
+func (r *Runtime) CACertificate(s Spec) ([]byte, error) { return caCertPEM(s) }
+
+func caCertPEM(s Spec) ([]byte, error) {
 	h, _ := s.pkiHost()
 	return os.ReadFile(filepath.Join(s.PKIDir(h), "ca.crt"))
 }
@@ -621,11 +664,17 @@ func (r *Runtime) StopProcesses(prefix string) {
 	}
 }
 
-// Close stops every node agent; with stopProcesses, every control plane too.
+// Close stops every node agent; with stopProcesses, every control plane
+// and the load balancer too. Whatever is left runs on, for the next engine
+// to adopt.
 func (r *Runtime) Close(stopProcesses bool) {
 	r.unfollow("")
 	r.stopAgents("")
 	if stopProcesses {
 		r.StopProcesses("")
+		if r.cfg.RunDir != "" {
+			_ = r.cfg.Supervisor.Stop(loadBalancerProcess)
+		}
 	}
+	r.cfg.Supervisor.Detach()
 }

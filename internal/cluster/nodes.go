@@ -41,7 +41,7 @@ func (r *Runtime) nodeDir(s Spec, name string) string { return filepath.Join(s.D
 // EnsureNodes starts an agent for each node that has none (joining with
 // token if the node has no credentials yet) and waits until all are Ready.
 func (r *Runtime) EnsureNodes(ctx context.Context, s Spec, nodes []Node, token string) error {
-	pin, err := CAPin(s)
+	pin, err := caPin(s)
 	if err != nil {
 		return err
 	}

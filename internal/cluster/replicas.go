@@ -155,7 +155,7 @@ func (j *joiner) prepare(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	pin, err := CAPin(j.s)
+	pin, err := caPin(j.s)
 	if err != nil {
 		return err
 	}

@@ -10,6 +10,7 @@ import (
 	container "google.golang.org/api/container/v1"
 
 	"github.com/kubeyard/kubeyard/internal/cluster"
+	"github.com/kubeyard/kubeyard/internal/operations"
 	"github.com/kubeyard/kubeyard/internal/status"
 )
 
@@ -39,7 +40,7 @@ func (e *Engine) RotateClusterCA(ctx context.Context, project, location, name st
 	if r.IPRotation != nil {
 		return nil, status.Errorf(status.FailedPrecondition, "Cluster %q is rotating its IP (started %s); complete that first.", name, r.IPRotation.Started.UTC().Format("2006-01-02T15:04:05Z"))
 	}
-	rot, err := cluster.NewCARotation(e.spec(r), false, e.cfg.Clock.Now())
+	rot, err := e.runtime.NewCARotation(e.spec(r), false, e.cfg.Clock.Now())
 	if err != nil {
 		return nil, err
 	}
@@ -99,15 +100,15 @@ func versionBefore(v, min string) bool {
 // The caller brings the cluster up first (resumeCluster): after an engine
 // restart nothing runs a busy cluster's node agents, and a component
 // stopped for a restart may not have been started again.
-func (e *Engine) rotateCA(ctx context.Context, op *OperationRecord, last cluster.CAPhase) error {
+func (e *Engine) rotateCA(ctx context.Context, op *operations.Record, last cluster.CAPhase) error {
 	for {
 		r, _, err := e.getCluster(ctx, op.Project, op.Location, op.ClusterName)
 		if err != nil {
 			return err
 		}
 		rot := r.CARotation
-		e.stage(ctx, op, caPhaseStage[rot.Phase])
-		say := func(msg string) { e.stage(ctx, op, msg) }
+		e.ops.Stage(ctx, op, caPhaseStage[rot.Phase])
+		say := func(msg string) { e.ops.Stage(ctx, op, msg) }
 		if err := e.runtime.RotateCA(ctx, e.spec(r), rot, say); err != nil {
 			return err
 		}
@@ -117,7 +118,7 @@ func (e *Engine) rotateCA(ctx context.Context, op *OperationRecord, last cluster
 			if r.CARotation == nil {
 				return fmt.Errorf("engine: cluster %s: the CA rotation record is gone", r.Cluster.Name)
 			}
-			r.Cluster.MasterAuth = &container.MasterAuth{ClusterCaCertificate: caCertificate(e.spec(r))}
+			r.Cluster.MasterAuth = &container.MasterAuth{ClusterCaCertificate: e.caCertificate(e.spec(r))}
 			if rot.Phase != last {
 				r.CARotation.Phase = cluster.CAPhases[slices.Index(cluster.CAPhases, rot.Phase)+1]
 			}
@@ -136,10 +137,13 @@ var caPhaseStage = map[cluster.CAPhase]string{
 }
 
 // runRotateClusterCA carries a cluster CA rotation through every phase.
-func (e *Engine) runRotateClusterCA(ctx context.Context, op *OperationRecord) error {
+func (e *Engine) runRotateClusterCA(ctx context.Context, op *operations.Record) error {
 	r, _, err := e.getCluster(ctx, op.Project, op.Location, op.ClusterName)
 	if err != nil {
 		return err
+	}
+	if r.CARotation == nil {
+		return nil // completed before a crash cut the operation off
 	}
 	if err := e.resumeCluster(ctx, r); err != nil {
 		return err
@@ -162,5 +166,5 @@ func (e *Engine) AdminKubeconfig(ctx context.Context, project, location, name st
 	if err != nil {
 		return nil, err
 	}
-	return cluster.AdminKubeconfig(e.spec(r))
+	return e.runtime.AdminKubeconfig(e.spec(r))
 }

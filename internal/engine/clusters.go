@@ -18,6 +18,7 @@ import (
 
 	"github.com/kubeyard/kubeyard/internal/cluster"
 	"github.com/kubeyard/kubeyard/internal/controlplane"
+	"github.com/kubeyard/kubeyard/internal/operations"
 	"github.com/kubeyard/kubeyard/internal/status"
 	"github.com/kubeyard/kubeyard/internal/store"
 )
@@ -143,7 +144,7 @@ func (e *Engine) CreateCluster(ctx context.Context, project, location string, c 
 	}
 	r.Allocations = alloc.got
 	op := e.newOperation(r, OpCreateCluster, "clusters/"+c.Name)
-	return e.startOperation(ctx, r, store.Absent, op, alloc.writes(r.key())...)
+	return e.startOperation(ctx, r, store.Absent, op)
 }
 
 // allocate gives r its endpoints, replica addresses and ranges.
@@ -225,37 +226,38 @@ func (e *Engine) fillCluster(r *ClusterRecord, loc Location, pl *placement) {
 	c.Etag = randomHex(4)
 }
 
-// CACertificate is the base64 of the cluster CA in PEM, as masterAuth gives it.
-func caCertificate(s cluster.Spec) string {
-	pem, err := cluster.CACertPEM(s)
+// caCertificate is the base64 of the cluster CA in PEM, as masterAuth
+// gives it.
+func (e *Engine) caCertificate(s cluster.Spec) string {
+	pem, err := e.runtime.CACertificate(s)
 	if err != nil {
 		return ""
 	}
 	return base64.StdEncoding.EncodeToString(pem)
 }
 
-func (e *Engine) runCreateCluster(ctx context.Context, op *OperationRecord) error {
+func (e *Engine) runCreateCluster(ctx context.Context, op *operations.Record) error {
 	r, _, err := e.getCluster(ctx, op.Project, op.Location, op.ClusterName)
 	if err != nil {
 		return err
 	}
 	s := e.spec(r)
-	e.stage(ctx, op, "Configuring the VPC network "+r.Cluster.Network)
+	e.ops.Stage(ctx, op, "Configuring the VPC network "+r.Cluster.Network)
 	if err := e.ensureClusterNetwork(ctx, r); err != nil {
 		return err
 	}
-	e.stage(ctx, op, "Starting the control plane")
+	e.ops.Stage(ctx, op, "Starting the control plane")
 	if err := e.runtime.EnsureControlPlane(ctx, s); err != nil {
 		return err
 	}
 	if r, err = e.updateCluster(ctx, op.Project, op.Location, op.ClusterName, func(r *ClusterRecord) error {
-		r.Cluster.MasterAuth = &container.MasterAuth{ClusterCaCertificate: caCertificate(s)}
+		r.Cluster.MasterAuth = &container.MasterAuth{ClusterCaCertificate: e.caCertificate(s)}
 		return nil
 	}); err != nil {
 		return err
 	}
 	for _, p := range r.Cluster.NodePools {
-		e.stage(ctx, op, "Creating node pool "+p.Name)
+		e.ops.Stage(ctx, op, "Creating node pool "+p.Name)
 		begin := time.Now()
 		if r, err = e.ensurePoolNodes(ctx, r, p.Name); err != nil {
 			return err
@@ -324,7 +326,7 @@ func (e *Engine) DeleteCluster(ctx context.Context, project, location, name stri
 	return e.startOperation(ctx, r, rev, e.newOperation(r, OpDeleteCluster, "clusters/"+name))
 }
 
-func (e *Engine) runDeleteCluster(ctx context.Context, op *OperationRecord) error {
+func (e *Engine) runDeleteCluster(ctx context.Context, op *operations.Record) error {
 	r, rev, err := e.getCluster(ctx, op.Project, op.Location, op.ClusterName)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil
@@ -332,19 +334,15 @@ func (e *Engine) runDeleteCluster(ctx context.Context, op *OperationRecord) erro
 	if err != nil {
 		return err
 	}
-	e.stage(ctx, op, "Stopping the cluster")
+	e.ops.Stage(ctx, op, "Stopping the cluster")
 	if err := e.runtime.Destroy(e.spec(r)); err != nil {
 		return err
 	}
-	e.stage(ctx, op, "Removing the cluster's VPC resources")
+	e.ops.Stage(ctx, op, "Removing the cluster's VPC resources")
 	if err := e.removeClusterNetwork(ctx, r); err != nil {
 		return err
 	}
-	writes := []store.Write{{Key: r.key(), Value: nil, Revision: rev}}
-	for _, k := range r.Allocations {
-		writes = append(writes, store.Write{Key: k, Value: nil, Revision: store.Any})
-	}
-	return e.store.Commit(ctx, writes...)
+	return e.store.Commit(ctx, r.deletion(rev)...)
 }
 
 // SetLabels replaces the cluster's resource labels; fingerprint, when
@@ -454,7 +452,7 @@ func quorumError(name string, err error) error {
 
 // runUpgradeMaster recreates the control-plane replicas one after another;
 // op.Step counts those done, so a resumed operation goes on from there.
-func (e *Engine) runUpgradeMaster(ctx context.Context, op *OperationRecord) (err error) {
+func (e *Engine) runUpgradeMaster(ctx context.Context, op *operations.Record) (err error) {
 	r, _, err := e.getCluster(ctx, op.Project, op.Location, op.ClusterName)
 	if err != nil {
 		return err
@@ -470,12 +468,11 @@ func (e *Engine) runUpgradeMaster(ctx context.Context, op *OperationRecord) (err
 	}()
 	s := e.spec(r)
 	for op.Step < len(s.Hosts) {
-		e.stage(ctx, op, fmt.Sprintf("Recreating control-plane replica %d of %d", op.Step+1, len(s.Hosts)))
+		e.ops.Stage(ctx, op, fmt.Sprintf("Recreating control-plane replica %d of %d", op.Step+1, len(s.Hosts)))
 		if err := e.runtime.ReplaceHost(ctx, s, s.Hosts[op.Step]); err != nil {
 			return quorumError(r.Cluster.Name, err)
 		}
-		op.Step++
-		if err := e.saveOperation(ctx, op); err != nil {
+		if err := e.ops.Step(ctx, op); err != nil {
 			return err
 		}
 	}

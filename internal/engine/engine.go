@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/kubeyard/kubeyard/internal/clock"
 	"github.com/kubeyard/kubeyard/internal/clouddns"
 	"github.com/kubeyard/kubeyard/internal/cluster"
+	"github.com/kubeyard/kubeyard/internal/operations"
 	"github.com/kubeyard/kubeyard/internal/store"
 	"github.com/kubeyard/kubeyard/internal/supervisor"
 	"github.com/kubeyard/kubeyard/internal/vpc"
@@ -48,21 +50,29 @@ type Config struct {
 	Logger       *slog.Logger
 	// Binary is the multi-call kubeyard binary (default: this executable).
 	Binary string
+	// EtcdPrefix is where the engine's keys live in etcd (default
+	// store.DefaultPrefix): engines sharing one etcd keep apart by it.
+	EtcdPrefix string
+	// Store and Runtime replace the engine's own (an etcd it opens and
+	// holds, and the machine's cluster runtime): tests run the engine
+	// over a fake runtime, and stop it at a chosen write.
+	Store   store.KV
+	Runtime Runtime
 }
 
 // Engine is a running engine.
 type Engine struct {
 	cfg     Config
-	store   *store.Store
-	sup     *supervisor.Supervisor
-	runtime *cluster.Runtime
+	store   store.KV
+	owned   *store.Store // the store the engine opened (and holds), or nil
+	runtime Runtime
 
+	ops    *operations.Runner
+	kinds  operations.Registry
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu      sync.Mutex
-	running map[string]context.CancelFunc // operation key -> cancel
 	// rotationNudge wakes the IP rotation follower early.
 	rotationNudge chan struct{}
 	vpc           *vpc.Service
@@ -89,64 +99,106 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	if cfg.EndpointPort == 0 {
 		cfg.EndpointPort = 443
 	}
-	st, err := store.Open(ctx, store.Config{Dir: filepath.Join(cfg.DataDir, "state"), Endpoints: cfg.EtcdEndpoints, Logger: cfg.Logger})
-	if err != nil {
-		return nil, err
+	e := &Engine{cfg: cfg, store: cfg.Store, runtime: cfg.Runtime, rotationNudge: make(chan struct{}, 1)}
+	if e.store == nil {
+		st, err := store.Open(ctx, store.Config{Dir: filepath.Join(cfg.DataDir, "state"), Endpoints: cfg.EtcdEndpoints, Prefix: cfg.EtcdPrefix, Logger: cfg.Logger})
+		if err != nil {
+			return nil, err
+		}
+		// One engine works on a store at a time: two would both supervise
+		// every cluster.
+		if err := st.Hold(ctx, store.ThisProcess(strings.TrimPrefix(cfg.BaseURL, "http://"), cfg.DataDir)); err != nil {
+			st.Close()
+			return nil, err
+		}
+		e.store, e.owned = st, st
 	}
-	sup, err := supervisor.New(supervisor.Config{Binary: cfg.Binary, Logger: cfg.Logger})
-	if err != nil {
-		st.Close()
-		return nil, err
+	if e.runtime == nil {
+		rt, err := newMachineRuntime(cfg)
+		if err != nil {
+			e.closeStore()
+			return nil, err
+		}
+		e.runtime = rt
 	}
-	// The runtime runs on the machines' (real) clock: kube components judge
-	// certificates and heartbeats by it. The engine's clock, which can be
-	// advanced, drives the engine's own decisions.
-	rt, err := cluster.New(cluster.Config{Supervisor: sup, LoadBalancerDir: loadBalancerDir(cfg.DataDir), Logger: cfg.Logger, Version: "v" + KubernetesVersion})
-	if err != nil {
-		st.Close()
-		return nil, err
-	}
-	e := &Engine{cfg: cfg, store: st, sup: sup, runtime: rt, running: map[string]context.CancelFunc{}, rotationNudge: make(chan struct{}, 1)}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
-	e.vpc = vpc.New(vpc.Config{Store: st, Clock: cfg.Clock, BaseURL: cfg.BaseURL + "/compute/v1/", Regions: Regions(), InUse: e.networkUser})
-	e.dns = clouddns.New(clouddns.Config{Store: st, Clock: cfg.Clock, NetworkExists: func(ctx context.Context, project, name string) bool {
+	e.kinds = e.registry()
+	ops, err := operations.New(operations.Config{Store: e.store, Clock: cfg.Clock, Logger: cfg.Logger, Kinds: e.kinds,
+		Release: e.releaseCluster,
+		// The cluster is idle: an IP rotation may go on at once rather
+		// than at the follower's next round.
+		Ended: func(*operations.Record) { e.nudgeRotations() }})
+	if err != nil {
+		e.closeStore()
+		return nil, err
+	}
+	e.ops = ops
+	e.vpc = vpc.New(vpc.Config{Store: e.store, Clock: cfg.Clock, BaseURL: cfg.BaseURL + "/compute/v1/", Regions: Regions(), InUse: e.networkUser})
+	e.dns = clouddns.New(clouddns.Config{Store: e.store, Clock: cfg.Clock, NetworkExists: func(ctx context.Context, project, name string) bool {
 		_, err := e.vpc.GetNetwork(ctx, project, name)
 		return err == nil
 	}})
 	if err := e.loadClock(ctx); err != nil {
-		st.Close()
+		e.closeStore()
 		return nil, err
 	}
 	return e, nil
+}
+
+// newMachineRuntime is the runtime that runs clusters on this machine.
+// It runs on the machines' (real) clock: kube components judge
+// certificates and heartbeats by it. The engine's clock, which can be
+// advanced, drives the engine's own decisions.
+func newMachineRuntime(cfg Config) (*cluster.Runtime, error) {
+	sup, err := supervisor.New(supervisor.Config{Binary: cfg.Binary, Logger: cfg.Logger})
+	if err != nil {
+		return nil, err
+	}
+	return cluster.New(cluster.Config{
+		Supervisor: sup, LoadBalancerDir: filepath.Join(cfg.DataDir, "loadbalancer"),
+		RunDir: filepath.Join(cfg.DataDir, "run"), LogDir: filepath.Join(cfg.DataDir, "logs"),
+		Logger: cfg.Logger, Version: "v" + KubernetesVersion,
+	})
+}
+
+// closeStore closes the store if the engine opened it.
+func (e *Engine) closeStore() error {
+	if e.owned == nil {
+		return nil
+	}
+	return e.owned.Close()
+}
+
+// HoldLost is closed if the engine lost its hold on the store (another
+// engine may work on it now): the engine must stop.
+func (e *Engine) HoldLost() <-chan struct{} {
+	if e.owned == nil {
+		return nil
+	}
+	return e.owned.HoldLost()
 }
 
 // Start resumes what an earlier engine left: clusters come back up and
 // unfinished operations run on. It returns at once; the work goes on in the
 // background.
 func (e *Engine) Start(ctx context.Context) error {
-	if err := e.sup.Ensure(loadBalancerProcess, supervisor.Process{
-		Args:    []string{"loadbalancer", "--config-dir", loadBalancerDir(e.cfg.DataDir)},
-		PIDFile: filepath.Join(e.cfg.DataDir, "run", "loadbalancer.pid"),
-		LogFile: filepath.Join(e.cfg.DataDir, "logs", "loadbalancer.log"),
-	}); err != nil {
-		return fmt.Errorf("engine: load balancer: %w", err)
+	if err := e.runtime.Start(ctx); err != nil {
+		return fmt.Errorf("engine: %w", err)
 	}
-	ops, err := e.listOperations(ctx, "operations/")
+	resumed, err := e.ops.Resume(ctx)
 	if err != nil {
 		return err
 	}
 	busy := map[string]bool{}
-	for _, op := range ops {
-		if op.Op.Status != "DONE" {
-			busy[clusterKey(op.Project, op.Location, op.ClusterName)] = true
-			e.launch(op)
-		}
+	for _, op := range resumed {
+		busy[clusterKey(op.Project, op.Location, op.ClusterName)] = true
 	}
 	clusters, err := e.listClusters(ctx, "clusters/")
 	if err != nil {
 		return err
 	}
 	e.wg.Go(func() { e.followRotations(e.ctx, 2*time.Second) })
+	e.nudgeRotations() // rotations left by an earlier engine go on at once
 	for _, r := range clusters {
 		if busy[r.key()] || r.Cluster.Status != "RUNNING" {
 			continue
@@ -166,7 +218,7 @@ func (e *Engine) Start(ctx context.Context) error {
 func (e *Engine) resumeCluster(ctx context.Context, r *ClusterRecord) error {
 	s := e.spec(r)
 	if r.CARotation != nil {
-		if err := cluster.WriteCAPhase(s, r.CARotation); err != nil {
+		if err := e.runtime.WriteCAPhase(s, r.CARotation); err != nil {
 			return err
 		}
 	}
@@ -186,21 +238,11 @@ func (e *Engine) resumeCluster(ctx context.Context, r *ClusterRecord) error {
 // to adopt.
 func (e *Engine) Close(stopClusters bool) error {
 	e.cancel()
+	e.ops.Close()
 	e.wg.Wait()
 	e.runtime.Close(stopClusters)
-	if stopClusters {
-		_ = e.sup.Stop(loadBalancerProcess)
-	}
-	e.sup.Detach() // what is left runs on, for the next engine to adopt
-	return e.store.Close()
+	return e.closeStore()
 }
-
-// loadBalancerProcess is the supervisor's name for the process that serves
-// every cluster endpoint. It outlives the engine like the control planes do,
-// so endpoints keep serving while the engine restarts.
-const loadBalancerProcess = "loadbalancer"
-
-func loadBalancerDir(dataDir string) string { return filepath.Join(dataDir, "loadbalancer") }
 
 // VPC is the projects' VPC networks (the Compute API's networks and
 // subnetworks).

@@ -4,8 +4,6 @@ import (
 	"context"
 	"time"
 
-	"k8s.io/client-go/kubernetes"
-
 	"github.com/kubeyard/kubeyard/internal/cluster"
 	"github.com/kubeyard/kubeyard/internal/join"
 	"github.com/kubeyard/kubeyard/internal/status"
@@ -53,7 +51,7 @@ func (e *Engine) JoinCommand(ctx context.Context, project, location, name string
 	if req.TTL < 0 || (req.NoExpiry && req.TTL != 0) {
 		return nil, status.Invalid("ttl", "The token lifetime must be a positive duration, or 0 for a token that never expires.")
 	}
-	s, client, err := e.runningCluster(ctx, project, location, name)
+	s, err := e.runningCluster(ctx, project, location, name)
 	if err != nil {
 		return nil, err
 	}
@@ -61,17 +59,17 @@ func (e *Engine) JoinCommand(ctx context.Context, project, location, name string
 	if ttl == 0 && !req.NoExpiry {
 		ttl = JoinTokenTTL
 	}
-	tok, err := join.CreateBootstrapToken(ctx, client, join.Token{TTL: ttl, Description: "kubeyard join-command", ForJoining: true})
+	tok, err := e.runtime.CreateToken(ctx, s, join.Token{TTL: ttl, Description: "kubeyard join-command", ForJoining: true})
 	if err != nil {
 		return nil, err
 	}
-	pin, err := cluster.CAPin(s)
+	pin, err := e.runtime.CAPin(s)
 	if err != nil {
 		return nil, err
 	}
 	info := &JoinInfo{Endpoint: s.Endpoint(), Token: tok.Token, Expires: tok.Expires, CACertHash: pin, CertificateKey: req.CertificateKey}
 	if req.ControlPlane && info.CertificateKey == "" {
-		if info.CertificateKey, err = uploadCerts(ctx, s, client, ""); err != nil {
+		if info.CertificateKey, err = e.uploadCerts(ctx, s, ""); err != nil {
 			return nil, err
 		}
 	}
@@ -87,36 +85,34 @@ func (e *Engine) UploadCerts(ctx context.Context, project, location, name, key s
 			return "", status.Invalid("certificateKey", "The certificate key must be 64 hex digits (32 bytes), as `kubeyard certificate-key` prints.")
 		}
 	}
-	s, client, err := e.runningCluster(ctx, project, location, name)
+	s, err := e.runningCluster(ctx, project, location, name)
 	if err != nil {
 		return "", err
 	}
-	return uploadCerts(ctx, s, client, key)
+	return e.uploadCerts(ctx, s, key)
 }
 
-func uploadCerts(ctx context.Context, s cluster.Spec, client kubernetes.Interface, key string) (string, error) {
+func (e *Engine) uploadCerts(ctx context.Context, s cluster.Spec, key string) (string, error) {
 	if key == "" {
 		var err error
 		if key, err = join.NewCertificateKey(); err != nil {
 			return "", err
 		}
 	}
-	if err := join.UploadCerts(ctx, client, s.SharedPKIDir(), key); err != nil {
+	if err := e.runtime.UploadCerts(ctx, s, key); err != nil {
 		return "", err
 	}
 	return key, nil
 }
 
-// runningCluster returns the spec of a RUNNING cluster and an admin client.
-func (e *Engine) runningCluster(ctx context.Context, project, location, name string) (cluster.Spec, kubernetes.Interface, error) {
+// runningCluster returns the spec of a RUNNING cluster.
+func (e *Engine) runningCluster(ctx context.Context, project, location, name string) (cluster.Spec, error) {
 	r, _, err := e.lookupCluster(ctx, project, location, name)
 	if err != nil {
-		return cluster.Spec{}, nil, err
+		return cluster.Spec{}, err
 	}
 	if r.Cluster.Status != "RUNNING" {
-		return cluster.Spec{}, nil, status.Errorf(status.FailedPrecondition, "Cluster %q is %s, not RUNNING.", name, r.Cluster.Status)
+		return cluster.Spec{}, status.Errorf(status.FailedPrecondition, "Cluster %q is %s, not RUNNING.", name, r.Cluster.Status)
 	}
-	s := e.spec(r)
-	client, err := e.runtime.AdminClient(s)
-	return s, client, err
+	return e.spec(r), nil
 }

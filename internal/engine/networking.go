@@ -17,10 +17,9 @@ import (
 
 	compute "google.golang.org/api/compute/v1"
 	container "google.golang.org/api/container/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kubeyard/kubeyard/internal/cidr"
-	"github.com/kubeyard/kubeyard/internal/poll"
+	"github.com/kubeyard/kubeyard/internal/operations"
 	"github.com/kubeyard/kubeyard/internal/status"
 	"github.com/kubeyard/kubeyard/internal/vpc"
 )
@@ -562,6 +561,17 @@ func (r *ClusterRecord) authorizedPrefixes() []netip.Prefix {
 // master authorized networks.
 const actionUpdateAuthorizedNetworks = "update-authorized-networks"
 
+// runUpdateAuthorizedNetworks is done once every endpoint enforces the
+// authorized networks the record says.
+func (e *Engine) runUpdateAuthorizedNetworks(ctx context.Context, op *operations.Record) error {
+	r, _, err := e.getCluster(ctx, op.Project, op.Location, op.ClusterName)
+	if err != nil {
+		return err
+	}
+	e.ops.Stage(ctx, op, "Applying the authorized networks on every endpoint")
+	return e.runtime.EnsureAccess(ctx, e.spec(r))
+}
+
 // updateAuthorizedNetworks changes who may reach the cluster's endpoints.
 // The record says the new list at once; the operation is done once every
 // endpoint enforces it.
@@ -606,24 +616,11 @@ func (e *Engine) addNodeRoutes(ctx context.Context, r *ClusterRecord, pool strin
 	if !r.routesBased() {
 		return nil
 	}
-	client, err := e.runtime.AdminClient(e.spec(r))
-	if err != nil {
-		return err
-	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	for _, n := range r.Nodes[pool] {
-		var cidr string
-		if err := poll.Until(ctx, func(ctx context.Context) error {
-			node, err := client.CoreV1().Nodes().Get(ctx, n.Name, metav1.GetOptions{})
-			if err != nil {
-				return err
-			}
-			if cidr = node.Spec.PodCIDR; cidr == "" {
-				return fmt.Errorf("node %s has no pod range yet", n.Name)
-			}
-			return nil
-		}); err != nil {
+		cidr, err := e.runtime.PodCIDR(ctx, e.spec(r), n.Name)
+		if err != nil {
 			return err
 		}
 		route := &compute.Route{Name: r.nodeRouteName(n.Name), Network: vpc.ResourceName(r.Cluster.Network), DestRange: cidr,

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -12,8 +13,8 @@ import (
 
 	"github.com/kubeyard/kubeyard/internal/cluster"
 	"github.com/kubeyard/kubeyard/internal/join"
+	"github.com/kubeyard/kubeyard/internal/operations"
 	"github.com/kubeyard/kubeyard/internal/status"
-	"github.com/kubeyard/kubeyard/internal/store"
 	"github.com/kubeyard/kubeyard/internal/vpc"
 )
 
@@ -195,11 +196,7 @@ func (e *Engine) ensureToken(ctx context.Context, r *ClusterRecord) (*ClusterRec
 	if r.BootstrapToken != "" && time.Until(r.BootstrapTokenExpires) > time.Hour {
 		return r, nil
 	}
-	client, err := e.runtime.AdminClient(e.spec(r))
-	if err != nil {
-		return nil, err
-	}
-	tok, err := join.CreateBootstrapToken(ctx, client, join.Token{TTL: 24 * time.Hour, Description: "kubeyard node pool bootstrap token", ForJoining: true})
+	tok, err := e.runtime.CreateToken(ctx, e.spec(r), join.Token{TTL: 24 * time.Hour, Description: "kubeyard node pool bootstrap token", ForJoining: true})
 	if err != nil {
 		return nil, err
 	}
@@ -271,7 +268,7 @@ func (e *Engine) CreateNodePool(ctx context.Context, project, location, clusterN
 	r.Allocations = append(r.Allocations, alloc.got...)
 	op := e.newOperation(r, OpCreateNodePool, "clusters/"+clusterName+"/nodePools/"+p.Name)
 	op.Pool = p.Name
-	return e.startOperation(ctx, r, rev, op, alloc.writes(r.key())...)
+	return e.startOperation(ctx, r, rev, op)
 }
 
 // GetNodePool returns one pool.
@@ -304,7 +301,6 @@ func (e *Engine) SetNodePoolSize(ctx context.Context, project, location, cluster
 	}
 	want := int(size) * len(p.Locations)
 	have := len(r.Nodes[pool])
-	var extra []store.Write
 	if want > have {
 		alloc, err := e.newAllocator(ctx)
 		if err != nil {
@@ -314,17 +310,16 @@ func (e *Engine) SetNodePoolSize(ctx context.Context, project, location, cluster
 			return nil, err
 		}
 		r.Allocations = append(r.Allocations, alloc.got...)
-		extra = alloc.writes(r.key())
 	}
 	p.Status = "RECONCILING"
 	op := e.newOperation(r, OpSetNodePoolSize, "clusters/"+clusterName+"/nodePools/"+pool)
 	op.Pool, op.Size = pool, size
-	return e.startOperation(ctx, r, rev, op, extra...)
+	return e.startOperation(ctx, r, rev, op)
 }
 
 // runReconcilePool brings a pool to its recorded nodes (create, grow) or to
 // op.Size per zone (shrink), draining the nodes it removes.
-func (e *Engine) runReconcilePool(ctx context.Context, op *OperationRecord) error {
+func (e *Engine) runReconcilePool(ctx context.Context, op *operations.Record) error {
 	r, _, p, err := e.poolRecord(ctx, op.Project, op.Location, op.ClusterName, op.Pool)
 	if err != nil {
 		return err
@@ -333,23 +328,18 @@ func (e *Engine) runReconcilePool(ctx context.Context, op *OperationRecord) erro
 		want := int(op.Size) * len(p.Locations)
 		for len(r.Nodes[op.Pool]) > want {
 			victim := r.Nodes[op.Pool][len(r.Nodes[op.Pool])-1]
-			e.stage(ctx, op, "Draining and deleting node "+victim.Name)
+			e.ops.Stage(ctx, op, "Draining and deleting node "+victim.Name)
 			if err := e.runtime.RemoveNode(ctx, e.spec(r), victim.Name); err != nil {
 				return err
 			}
-			if r, err = e.updateCluster(ctx, op.Project, op.Location, op.ClusterName, func(r *ClusterRecord) error {
+			if r, err = e.dropNodes(ctx, r, []NodeRecord{victim}, func(r *ClusterRecord) {
 				r.Nodes[op.Pool] = removeNode(r.Nodes[op.Pool], victim.Name)
-				r.Cluster.CurrentNodeCount = countNodes(r)
-				return nil
 			}); err != nil {
-				return err
-			}
-			if err := e.releaseNodes(ctx, r, victim); err != nil {
 				return err
 			}
 		}
 	}
-	e.stage(ctx, op, "Starting nodes of "+op.Pool)
+	e.ops.Stage(ctx, op, "Starting nodes of "+op.Pool)
 	if _, err := e.ensurePoolNodes(ctx, r, op.Pool); err != nil {
 		return err
 	}
@@ -381,7 +371,7 @@ func (e *Engine) DeleteNodePool(ctx context.Context, project, location, clusterN
 	return e.startOperation(ctx, r, rev, op)
 }
 
-func (e *Engine) runDeleteNodePool(ctx context.Context, op *OperationRecord) error {
+func (e *Engine) runDeleteNodePool(ctx context.Context, op *operations.Record) error {
 	r, _, _, err := e.poolRecord(ctx, op.Project, op.Location, op.ClusterName, op.Pool)
 	if err != nil {
 		if status.Is(err, status.NotFound) {
@@ -390,54 +380,36 @@ func (e *Engine) runDeleteNodePool(ctx context.Context, op *OperationRecord) err
 		return err
 	}
 	for _, n := range r.Nodes[op.Pool] {
-		e.stage(ctx, op, "Draining and deleting node "+n.Name)
+		e.ops.Stage(ctx, op, "Draining and deleting node "+n.Name)
 		if err := e.runtime.RemoveNode(ctx, e.spec(r), n.Name); err != nil {
 			return err
 		}
 	}
-	removed := r.Nodes[op.Pool]
-	r, err = e.updateCluster(ctx, op.Project, op.Location, op.ClusterName, func(r *ClusterRecord) error {
+	_, err = e.dropNodes(ctx, r, r.Nodes[op.Pool], func(r *ClusterRecord) {
 		delete(r.Nodes, op.Pool)
-		var pools []*container.NodePool
-		for _, p := range r.Cluster.NodePools {
-			if p.Name != op.Pool {
-				pools = append(pools, p)
+		r.Cluster.NodePools = slices.DeleteFunc(r.Cluster.NodePools, func(p *container.NodePool) bool { return p.Name == op.Pool })
+	})
+	return err
+}
+
+// dropNodes takes removed nodes out of the record (change removes them
+// from their lists) and frees their addresses, in one commit; their routes
+// go first. A crash in between leaves the nodes recorded, and the resumed
+// operation removes them again.
+func (e *Engine) dropNodes(ctx context.Context, r *ClusterRecord, nodes []NodeRecord, change func(*ClusterRecord)) (*ClusterRecord, error) {
+	if err := e.removeNodeRoutes(ctx, r, nodes...); err != nil {
+		return nil, err
+	}
+	return e.updateCluster(ctx, r.Project, r.Location, r.Cluster.Name, func(r *ClusterRecord) error {
+		change(r)
+		for _, n := range nodes {
+			for _, k := range n.allocations(r) {
+				r.Allocations = removeString(r.Allocations, k)
 			}
 		}
-		r.Cluster.NodePools = pools
 		r.Cluster.CurrentNodeCount = countNodes(r)
 		return nil
 	})
-	if err != nil {
-		return err
-	}
-	return e.releaseNodes(ctx, r, removed...)
-}
-
-// releaseNodes frees the addresses of removed nodes: the cluster record no
-// longer lists them, then the allocation keys go.
-func (e *Engine) releaseNodes(ctx context.Context, r *ClusterRecord, nodes ...NodeRecord) error {
-	var keys []string
-	for _, n := range nodes {
-		keys = append(keys, n.allocations(r)...)
-	}
-	r, err := e.updateCluster(ctx, r.Project, r.Location, r.Cluster.Name, func(r *ClusterRecord) error {
-		for _, k := range keys {
-			r.Allocations = removeString(r.Allocations, k)
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	if err := e.removeNodeRoutes(ctx, r, nodes...); err != nil {
-		return err
-	}
-	var writes []store.Write
-	for _, k := range keys {
-		writes = append(writes, store.Write{Key: k, Revision: store.Any})
-	}
-	return e.store.Commit(ctx, writes...)
 }
 
 func removeNode(nodes []NodeRecord, name string) []NodeRecord {

@@ -61,10 +61,52 @@ type ClusterRecord struct {
 	// BootstrapToken is the token node agents join with.
 	BootstrapToken        string    `json:"bootstrapToken,omitempty"`
 	BootstrapTokenExpires time.Time `json:"bootstrapTokenExpires,omitzero"`
-	// Allocations are the allocation keys this cluster holds.
+	// Allocations are the allocation keys (addresses, ranges) this
+	// cluster holds. Each is a key of its own in the store, whose value
+	// names the cluster; writes keeps the two in step.
 	Allocations []string `json:"allocations"`
 	Creator     string   `json:"creator"`
+
+	// held is Allocations as last read from or written to the store.
+	held []string
 }
+
+// writes are the writes that store r over revision rev (store.Absent for
+// a new cluster): the record, and in the same transaction the allocation
+// keys it took since it was read (guarded: absent, so that two clusters
+// never take one) and those it gave up. An address is thus never held by
+// a record that does not list it, nor listed without being held.
+func (r *ClusterRecord) writes(rev int64) []store.Write {
+	out := []store.Write{{Key: r.key(), Value: r, Revision: rev}}
+	held := map[string]bool{}
+	for _, k := range r.held {
+		held[k] = true
+	}
+	want := map[string]bool{}
+	for _, k := range r.Allocations {
+		if !want[k] && !held[k] {
+			out = append(out, store.Write{Key: k, Value: r.key(), Revision: store.Absent})
+		}
+		want[k] = true
+	}
+	for _, k := range r.held {
+		if !want[k] {
+			out = append(out, store.Write{Key: k, Revision: store.Any})
+		}
+	}
+	return out
+}
+
+// deletion is the writes that delete r and free everything it holds.
+func (r *ClusterRecord) deletion(rev int64) []store.Write {
+	r.Allocations = nil
+	out := r.writes(rev)
+	out[0].Value = nil
+	return out
+}
+
+// committed records that r is stored as it is.
+func (r *ClusterRecord) committed() { r.held = slices.Clone(r.Allocations) }
 
 // NodeRecord is one node of a pool.
 type NodeRecord struct {
@@ -186,10 +228,13 @@ func (e *Engine) getCluster(ctx context.Context, project, location, name string)
 	if err != nil {
 		return nil, 0, err
 	}
+	r.committed()
 	return &r, rev, nil
 }
 
-// updateCluster applies change to the stored record, retrying on conflict.
+// updateCluster applies change to the stored record, with the
+// allocations it takes or frees, retrying on conflict: change runs again
+// on the record as it is then, so what it allocates is allocated afresh.
 func (e *Engine) updateCluster(ctx context.Context, project, location, name string, change func(*ClusterRecord) error) (*ClusterRecord, error) {
 	for {
 		r, rev, err := e.getCluster(ctx, project, location, name)
@@ -199,17 +244,25 @@ func (e *Engine) updateCluster(ctx context.Context, project, location, name stri
 		if err := change(r); err != nil {
 			return nil, err
 		}
-		err = e.store.Commit(ctx, store.Write{Key: r.key(), Value: r, Revision: rev})
+		err = e.store.Commit(ctx, r.writes(rev)...)
 		if errors.Is(err, store.ErrConflict) {
 			continue
 		}
-		return r, err
+		if err != nil {
+			return nil, err
+		}
+		r.committed()
+		return r, nil
 	}
 }
 
 // listClusters returns every cluster record under prefix.
 func (e *Engine) listClusters(ctx context.Context, prefix string) ([]*ClusterRecord, error) {
-	return store.ListAs[ClusterRecord](ctx, e.store, prefix)
+	out, err := store.ListAs[ClusterRecord](ctx, e.store, prefix)
+	for _, r := range out {
+		r.committed()
+	}
+	return out, err
 }
 
 // lookupCluster is getCluster for API calls: a missing cluster is the
@@ -239,7 +292,7 @@ func (e *Engine) newAllocator(ctx context.Context) (*allocator, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &allocator{taken: map[string]bool{}, listening: listening}
+	a := &allocator{taken: map[string]bool{}, listening: e.runtime.InUse}
 	for _, it := range items {
 		a.taken[it.Key] = true
 	}
@@ -271,16 +324,6 @@ func (a *allocator) anyListening(addr netip.Addr, ports []int) bool {
 		}
 	}
 	return false
-}
-
-// listening reports whether a TCP listener answers on addr:port.
-func listening(addr netip.Addr, port int) bool {
-	conn, err := net.DialTimeout("tcp", netip.AddrPortFrom(addr, uint16(port)).String(), 200*time.Millisecond)
-	if err != nil {
-		return false
-	}
-	conn.Close()
-	return true
 }
 
 // block takes the next free block of size bits within within.
@@ -332,14 +375,6 @@ func (a *allocator) blocks(kind string) []netip.Prefix {
 		}
 	}
 	return out
-}
-
-func (a *allocator) writes(owner string) []store.Write {
-	var w []store.Write
-	for _, k := range a.got {
-		w = append(w, store.Write{Key: k, Value: owner, Revision: store.Absent})
-	}
-	return w
 }
 
 func be32(a netip.Addr) uint32 {

@@ -3,6 +3,10 @@ package engine
 import (
 	"net/netip"
 	"testing"
+
+	container "google.golang.org/api/container/v1"
+
+	"github.com/kubeyard/kubeyard/internal/store"
 )
 
 func TestAllocatorSkipsTaken(t *testing.T) {
@@ -26,8 +30,37 @@ func TestAllocatorSkipsTaken(t *testing.T) {
 	if b1.String() != "10.0.0.0/14" || b2.String() != "10.4.0.0/14" {
 		t.Fatalf("blocks %v %v", b1, b2)
 	}
-	if len(a.writes("owner")) != 5 {
-		t.Fatalf("writes: %v", a.writes("owner"))
+	if len(a.got) != 5 {
+		t.Fatalf("got: %v", a.got)
+	}
+}
+
+// A record's writes take the allocations it gained since it was read
+// (absent: no other owner) and free those it lost, with the record.
+func TestRecordWritesItsAllocations(t *testing.T) {
+	r := &ClusterRecord{Project: "p", Location: "us-central1-a", Cluster: &container.Cluster{Name: "c"},
+		Allocations: []string{"allocations/a", "allocations/b"}}
+	r.committed()
+	r.Allocations = []string{"allocations/b", "allocations/c", "allocations/c"}
+	got := map[string]store.Write{}
+	for _, w := range r.writes(7) {
+		got[w.Key] = w
+	}
+	if w := got[r.key()]; w.Value != r || w.Revision != 7 {
+		t.Errorf("record write %+v", w)
+	}
+	if w, ok := got["allocations/c"]; !ok || w.Value != r.key() || w.Revision != store.Absent {
+		t.Errorf("a new allocation: %+v", w)
+	}
+	if w, ok := got["allocations/a"]; !ok || w.Value != nil {
+		t.Errorf("a freed allocation: %+v", w)
+	}
+	if _, ok := got["allocations/b"]; ok || len(got) != 3 {
+		t.Errorf("writes %v: an allocation held still is not written again, and one given twice once", got)
+	}
+	del := r.deletion(8)
+	if del[0].Key != r.key() || del[0].Value != nil || len(del) != 3 {
+		t.Errorf("deletion %+v", del)
 	}
 }
 

@@ -10,8 +10,8 @@ import (
 	container "google.golang.org/api/container/v1"
 
 	"github.com/kubeyard/kubeyard/internal/cluster"
+	"github.com/kubeyard/kubeyard/internal/operations"
 	"github.com/kubeyard/kubeyard/internal/status"
-	"github.com/kubeyard/kubeyard/internal/store"
 )
 
 // IPRotation is a control-plane IP rotation in progress (seeds/000): the
@@ -45,14 +45,12 @@ const (
 	actionCompleteCredentialRotation = "complete-credential-rotation"
 )
 
-// rotatesCA says whether the operation rotates the cluster CA: such an
-// operation cannot be cancelled, it runs to the end.
-func (op *OperationRecord) rotatesCA() bool {
-	return slices.Contains([]string{actionRotateClusterCA, actionStartCredentialRotation, actionCompleteCredentialRotation}, op.Action)
-}
+// caRotationNotCancellable is why an operation that rotates the cluster
+// CA cannot be cancelled.
+const caRotationNotCancellable = "rotates the cluster CA; a CA rotation cannot be cancelled or rolled back, it runs to the end."
 
 // completion is the UPDATE_CLUSTER operation that completes r's rotation.
-func (e *Engine) completion(r *ClusterRecord) *OperationRecord {
+func (e *Engine) completion(r *ClusterRecord) *operations.Record {
 	op := e.newOperation(r, OpUpdateCluster, "clusters/"+r.Cluster.Name)
 	op.Action = actionCompleteIPRotation
 	if r.CARotation != nil {
@@ -107,7 +105,7 @@ func (e *Engine) StartIPRotation(ctx context.Context, project, location, name st
 		}
 	}
 	if rotateCredentials && r.IPRotation == nil {
-		if r.CARotation, err = cluster.NewCARotation(e.spec(r), true, e.cfg.Clock.Now()); err != nil {
+		if r.CARotation, err = e.runtime.NewCARotation(e.spec(r), true, e.cfg.Clock.Now()); err != nil {
 			return nil, err
 		}
 	}
@@ -126,7 +124,7 @@ func (e *Engine) StartIPRotation(ctx context.Context, project, location, name st
 	if r.CARotation != nil {
 		op.Action = actionStartCredentialRotation
 	}
-	return e.startOperation(ctx, r, rev, op, alloc.writes(r.key())...)
+	return e.startOperation(ctx, r, rev, op)
 }
 
 // CompleteIPRotation stops serving the old endpoint. Every node must use
@@ -162,56 +160,61 @@ func (e *Engine) poolOnOldIP(r *ClusterRecord) string {
 	return ""
 }
 
-// runUpdateCluster carries out an UPDATE_CLUSTER operation.
-func (e *Engine) runUpdateCluster(ctx context.Context, op *OperationRecord) error {
+// runStartIPRotation serves the control plane on the new IP beside the
+// old one; a credential rotation also rolls in the new CA, up to the phase
+// where it signs.
+func (e *Engine) runStartIPRotation(ctx context.Context, op *operations.Record) error {
 	r, _, err := e.getCluster(ctx, op.Project, op.Location, op.ClusterName)
 	if err != nil {
 		return err
 	}
-	switch op.Action {
-	case actionUpdateAuthorizedNetworks:
-		e.stage(ctx, op, "Applying the authorized networks on every endpoint")
-		return e.runtime.EnsureAccess(ctx, e.spec(r))
-	case actionRotateClusterCA:
-		return e.runRotateClusterCA(ctx, op)
-	case actionStartIPRotation, actionStartCredentialRotation:
-		e.stage(ctx, op, "Serving the control plane on the new IP "+r.EndpointIP+" and the old "+r.IPRotation.OldEndpointIP)
-		if err := e.resumeCluster(ctx, r); err != nil {
-			return err
-		}
-		if r.CARotation == nil {
-			return nil
-		}
-		return e.rotateCA(ctx, op, cluster.CASignNew)
-	case actionCompleteIPRotation, actionCompleteCredentialRotation:
-		e.stage(ctx, op, "Retiring the old IP "+r.IPRotation.OldEndpointIP)
-		if err := e.resumeCluster(ctx, r); err != nil {
-			return err
-		}
-		if r.CARotation != nil {
-			if r.CARotation.Phase != cluster.CATrustNew {
-				if r, err = e.updateCluster(ctx, op.Project, op.Location, op.ClusterName, func(r *ClusterRecord) error {
-					r.CARotation.Phase = cluster.CATrustNew
-					return nil
-				}); err != nil {
-					return err
-				}
-			}
-			if err := e.rotateCA(ctx, op, cluster.CATrustNew); err != nil {
+	if r.IPRotation == nil {
+		return fmt.Errorf("engine: cluster %s: the IP rotation record is gone", r.Cluster.Name)
+	}
+	e.ops.Stage(ctx, op, "Serving the control plane on the new IP "+r.EndpointIP+" and the old "+r.IPRotation.OldEndpointIP)
+	if err := e.resumeCluster(ctx, r); err != nil {
+		return err
+	}
+	if r.CARotation == nil {
+		return nil
+	}
+	return e.rotateCA(ctx, op, cluster.CASignNew)
+}
+
+// runCompleteIPRotation retires the old IP (and, ending a credential
+// rotation, the old CA), then frees the old endpoint's address.
+func (e *Engine) runCompleteIPRotation(ctx context.Context, op *operations.Record) error {
+	r, _, err := e.getCluster(ctx, op.Project, op.Location, op.ClusterName)
+	if err != nil {
+		return err
+	}
+	if r.IPRotation == nil {
+		return nil // completed before a crash cut the operation off
+	}
+	e.ops.Stage(ctx, op, "Retiring the old IP "+r.IPRotation.OldEndpointIP)
+	if err := e.resumeCluster(ctx, r); err != nil {
+		return err
+	}
+	if r.CARotation != nil {
+		if r.CARotation.Phase != cluster.CATrustNew {
+			if _, err = e.updateCluster(ctx, op.Project, op.Location, op.ClusterName, func(r *ClusterRecord) error {
+				r.CARotation.Phase = cluster.CATrustNew
+				return nil
+			}); err != nil {
 				return err
 			}
 		}
-		old := "allocations/endpoint/" + r.IPRotation.OldEndpointIP
-		if _, err := e.updateCluster(ctx, op.Project, op.Location, op.ClusterName, func(r *ClusterRecord) error {
-			r.IPRotation, r.CARotation = nil, nil
-			r.Allocations = removeString(r.Allocations, old)
-			return nil
-		}); err != nil {
+		if err := e.rotateCA(ctx, op, cluster.CATrustNew); err != nil {
 			return err
 		}
-		return e.store.Commit(ctx, store.Write{Key: old, Revision: store.Any})
 	}
-	return fmt.Errorf("engine: unknown update %q", op.Action)
+	old := "allocations/endpoint/" + r.IPRotation.OldEndpointIP
+	_, err = e.updateCluster(ctx, op.Project, op.Location, op.ClusterName, func(r *ClusterRecord) error {
+		r.IPRotation, r.CARotation = nil, nil
+		r.Allocations = removeString(r.Allocations, old)
+		return nil
+	})
+	return err
 }
 
 // nudgeRotations wakes the rotation follower (an operation has finished).
@@ -250,7 +253,7 @@ func (e *Engine) recreateNext(ctx context.Context, project, location, name strin
 
 // recreation is an UPGRADE_NODES operation that recreates the named nodes
 // of the pool.
-func (e *Engine) recreation(r *ClusterRecord, pool string, replace []string) *OperationRecord {
+func (e *Engine) recreation(r *ClusterRecord, pool string, replace []string) *operations.Record {
 	op := e.newOperation(r, OpUpgradeNodes, "clusters/"+r.Cluster.Name+"/nodePools/"+pool)
 	op.Pool, op.Replace = pool, replace
 	return op
@@ -299,12 +302,8 @@ func (e *Engine) autoComplete(ctx context.Context, project, location, name strin
 	r.IPRotation.AutoCompleteTried = now
 	op := e.completion(r)
 	if pool := e.poolOnOldIP(r); pool != "" {
-		msg := fmt.Sprintf("The IP rotation started %s could not be completed automatically: Node pool %q requires recreation.", r.IPRotation.Started.UTC().Format(time.RFC3339), pool)
-		op.Op.Status, op.Op.EndTime = "DONE", now.UTC().Format(time.RFC3339Nano)
-		op.Op.Error = &container.Status{Code: int64(status.FailedPrecondition), Message: msg}
-		op.Op.StatusMessage = msg
-		err := e.store.Commit(ctx, store.Write{Key: r.key(), Value: r, Revision: rev}, store.Write{Key: op.key(), Value: op, Revision: store.Absent})
-		if err == nil {
+		failure := status.Errorf(status.FailedPrecondition, "The IP rotation started %s could not be completed automatically: Node pool %q requires recreation.", r.IPRotation.Started.UTC().Format(time.RFC3339), pool)
+		if err := e.ops.Record(ctx, op, failure, r.writes(rev)...); err == nil {
 			e.cfg.Logger.Warn("automatic IP rotation completion failed", "cluster", name, "pool", pool)
 		}
 		return
@@ -319,7 +318,7 @@ func (e *Engine) autoComplete(ctx context.Context, project, location, name strin
 // the way a surge upgrade does: a new node joins (through the cluster's
 // endpoint) and is Ready before the old one is cordoned, drained and
 // deleted.
-func (e *Engine) runRecreatePool(ctx context.Context, op *OperationRecord) error {
+func (e *Engine) runRecreatePool(ctx context.Context, op *operations.Record) error {
 	for {
 		r, _, err := e.getCluster(ctx, op.Project, op.Location, op.ClusterName)
 		if err != nil {
@@ -341,18 +340,18 @@ func (e *Engine) runRecreatePool(ctx context.Context, op *OperationRecord) error
 				return nil
 			}
 			// The new node takes the old one's place (and zone); the old
-			// one is retiring until it is drained.
-			alloc, err := e.newAllocator(ctx)
-			if err != nil {
-				return err
-			}
-			n, err := e.newNode(alloc, r, p)
-			if err != nil {
-				return err
-			}
+			// one is retiring until it is drained. The new node's
+			// addresses are claimed with the record that lists it.
 			old := r.Nodes[op.Pool][i]
-			e.stage(ctx, op, fmt.Sprintf("Recreating node %s as %s", old.Name, n.Name))
+			var n NodeRecord
 			if r, err = e.updateCluster(ctx, op.Project, op.Location, op.ClusterName, func(r *ClusterRecord) error {
+				alloc, err := e.newAllocator(ctx)
+				if err != nil {
+					return err
+				}
+				if n, err = e.newNode(alloc, r, r.pool(op.Pool)); err != nil {
+					return err
+				}
 				r.Nodes[op.Pool][i] = n
 				r.Retiring = append(r.Retiring, old)
 				r.Allocations = append(r.Allocations, alloc.got...)
@@ -360,9 +359,7 @@ func (e *Engine) runRecreatePool(ctx context.Context, op *OperationRecord) error
 			}); err != nil {
 				return err
 			}
-			if err := e.store.Commit(ctx, alloc.writes(r.key())...); err != nil {
-				return err
-			}
+			e.ops.Stage(ctx, op, fmt.Sprintf("Recreating node %s as %s", old.Name, n.Name))
 		}
 		if _, err := e.ensurePoolNodes(ctx, r, op.Pool); err != nil {
 			return err
@@ -371,13 +368,9 @@ func (e *Engine) runRecreatePool(ctx context.Context, op *OperationRecord) error
 			if err := e.runtime.RemoveNode(ctx, e.spec(r), old.Name); err != nil {
 				return err
 			}
-			if r, err = e.updateCluster(ctx, op.Project, op.Location, op.ClusterName, func(r *ClusterRecord) error {
+			if r, err = e.dropNodes(ctx, r, []NodeRecord{old}, func(r *ClusterRecord) {
 				r.Retiring = removeNode(r.Retiring, old.Name)
-				return nil
 			}); err != nil {
-				return err
-			}
-			if err := e.releaseNodes(ctx, r, old); err != nil {
 				return err
 			}
 		}

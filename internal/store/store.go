@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -29,15 +30,31 @@ var (
 	ErrConflict = errors.New("store: conflicting change")
 )
 
+// DefaultPrefix is where an engine keeps its keys unless told otherwise.
+const DefaultPrefix = "/kubeyard/"
+
 // Config configures Open.
 type Config struct {
 	// Dir holds the embedded etcd's data; unused with Endpoints.
 	Dir string
 	// Endpoints are the client URLs of an external etcd cluster.
 	Endpoints []string
-	// Prefix namespaces every key (default "/kubeyard/").
+	// Prefix namespaces every key (default DefaultPrefix): engines that
+	// share one etcd cluster keep apart under prefixes of their own.
 	Prefix string
 	Logger *slog.Logger
+	// NoSync stops the embedded etcd from syncing its writes to disk: for
+	// tests, whose state is thrown away.
+	NoSync bool
+}
+
+// KV is what the engine reads and writes: documents by key, listed by
+// prefix, changed in guarded transactions. *Store is the real one; tests
+// wrap it (to stop an engine at a chosen write, say).
+type KV interface {
+	Get(ctx context.Context, key string, v any) (int64, error)
+	List(ctx context.Context, prefix string) ([]Item, error)
+	Commit(ctx context.Context, writes ...Write) error
 }
 
 // Store is the engine's state.
@@ -45,17 +62,22 @@ type Store struct {
 	cli    *clientv3.Client
 	etcd   *embed.Etcd
 	prefix string
+	lease  *lease
+	sub    bool // a Sub: the connection is another's
 }
 
 // Open connects to (or starts) etcd.
 func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.Prefix == "" {
-		cfg.Prefix = "/kubeyard/"
+		cfg.Prefix = DefaultPrefix
+	}
+	if !strings.HasPrefix(cfg.Prefix, "/") || !strings.HasSuffix(cfg.Prefix, "/") {
+		return nil, fmt.Errorf("store: the key prefix %q must start and end with /", cfg.Prefix)
 	}
 	s := &Store{prefix: cfg.Prefix}
 	endpoints := cfg.Endpoints
 	if len(endpoints) == 0 {
-		e, err := startEmbedded(cfg.Dir)
+		e, err := startEmbedded(cfg.Dir, cfg.NoSync)
 		if err != nil {
 			return nil, err
 		}
@@ -87,13 +109,14 @@ func freeLoopbackURL() (url.URL, error) {
 	return url.URL{Scheme: "http", Host: ln.Addr().String()}, nil
 }
 
-func startEmbedded(dir string) (*embed.Etcd, error) {
+func startEmbedded(dir string, noSync bool) (*embed.Etcd, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
 	cfg := embed.NewConfig()
 	cfg.Name = "kubeyard"
 	cfg.Dir = dir
+	cfg.UnsafeNoFsync = noSync
 	cfg.LogLevel = "error"
 	cfg.Logger = "zap"
 	cfg.LogOutputs = []string{filepath.Join(dir, "etcd.log")}
@@ -124,15 +147,29 @@ func startEmbedded(dir string) (*embed.Etcd, error) {
 	}
 }
 
-// Close disconnects, then stops the embedded etcd if there is one.
+// Close gives up the hold (if any), disconnects, then stops the embedded
+// etcd if there is one.
 func (s *Store) Close() error {
+	s.release()
+	if s.sub {
+		return nil
+	}
 	if s.cli != nil {
 		s.cli.Close()
+		s.cli = nil
 	}
 	if s.etcd != nil {
 		s.etcd.Close()
+		s.etcd = nil
 	}
 	return nil
+}
+
+// Sub is the store's keys under prefix (relative, ending in /), on the
+// same connection: for tests that keep apart on one etcd. Closing it
+// closes nothing.
+func (s *Store) Sub(prefix string) *Store {
+	return &Store{cli: s.cli, prefix: s.prefix + prefix, sub: true}
 }
 
 // Get reads key into v and returns its revision.
@@ -171,7 +208,7 @@ func (s *Store) List(ctx context.Context, prefix string) ([]Item, error) {
 }
 
 // ListAs decodes every document under prefix as a T.
-func ListAs[T any](ctx context.Context, s *Store, prefix string) ([]*T, error) {
+func ListAs[T any](ctx context.Context, s KV, prefix string) ([]*T, error) {
 	items, err := s.List(ctx, prefix)
 	if err != nil {
 		return nil, err

@@ -28,7 +28,7 @@ import (
 
 // Config configures a Service.
 type Config struct {
-	Store *store.Store
+	Store store.KV
 	Clock clock.Clock
 	// BaseURL is the Compute API's root as clients see it
 	// ("http://127.0.0.1:8080/compute/v1/"): resources link to each other
@@ -158,7 +158,7 @@ func notFound(path string) error {
 }
 
 // get reads one record.
-func get[T any](ctx context.Context, st *store.Store, key, path string) (*T, int64, error) {
+func get[T any](ctx context.Context, st store.KV, key, path string) (*T, int64, error) {
 	v := new(T)
 	rev, err := st.Get(ctx, key, v)
 	if errors.Is(err, store.ErrNotFound) {

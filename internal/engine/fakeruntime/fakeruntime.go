@@ -1,0 +1,335 @@
+// Package fakeruntime is a cluster runtime for the engine's unit tests. It
+// keeps in memory what a real runtime would run (control planes, nodes,
+// bootstrap tokens, pod ranges, CA phases, who may reach the endpoints)
+// and answers at once; a hook lets a test hold any call (to keep an
+// operation running) or fail it (to stop an engine, as a crash would).
+// Like a machine's processes, its state outlives the engines that use it.
+package fakeruntime
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/kubeyard/kubeyard/internal/cluster"
+	"github.com/kubeyard/kubeyard/internal/controlplane"
+	"github.com/kubeyard/kubeyard/internal/join"
+)
+
+// Cluster is what runs of one cluster.
+type Cluster struct {
+	Name string
+	// Nodes are the nodes that run, by name.
+	Nodes map[string]cluster.Node
+	// PodCIDRs are the pod ranges nodes got, by node name.
+	PodCIDRs map[string]string
+	Tokens   []join.BootstrapToken
+	// Allow is who the endpoints admit (nil: everyone).
+	Allow []netip.Prefix
+	// Endpoint is the address the control plane serves.
+	Endpoint string
+	// Replaced counts replica replacements, by host index.
+	Replaced map[int]int
+	// CAPhase is the last CA rotation phase applied.
+	CAPhase     cluster.CAPhase
+	UploadedKey string
+	podBlocks   int
+}
+
+// Runtime is a fake engine.Runtime.
+type Runtime struct {
+	// Hook, when set, is called before each call with its name
+	// ("EnsureNodes", ...) and cluster: an error fails the call, and a
+	// hook that blocks holds it (honouring ctx where the call has one).
+	Hook func(ctx context.Context, call string, s cluster.Spec) error
+	// Unhealthy makes CheckHealthy fail for the clusters named.
+	Unhealthy map[string]bool
+
+	mu       sync.Mutex
+	clusters map[string]*Cluster // by cluster ID
+	calls    []string
+}
+
+// New returns an empty fake runtime.
+func New() *Runtime { return &Runtime{clusters: map[string]*Cluster{}, Unhealthy: map[string]bool{}} }
+
+// Cluster returns a copy of what runs of the cluster with that name, or
+// nil.
+func (r *Runtime) Cluster(name string) *Cluster {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, c := range r.clusters {
+		if c.Name == name {
+			cp := *c
+			cp.Nodes, cp.PodCIDRs, cp.Replaced = maps.Clone(c.Nodes), maps.Clone(c.PodCIDRs), maps.Clone(c.Replaced)
+			return &cp
+		}
+	}
+	return nil
+}
+
+// Clusters names the clusters that run.
+func (r *Runtime) Clusters() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for _, c := range r.clusters {
+		out = append(out, c.Name)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Calls are the calls made so far, in order.
+func (r *Runtime) Calls() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.calls)
+}
+
+// enter runs the hook; ctx may be nil for calls that take none.
+func (r *Runtime) enter(ctx context.Context, call string, s cluster.Spec) error {
+	r.mu.Lock()
+	r.calls = append(r.calls, call)
+	hook := r.Hook
+	r.mu.Unlock()
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	if hook != nil {
+		return hook(ctx, call, s)
+	}
+	return nil
+}
+
+// running returns the cluster's state, which must exist.
+func (r *Runtime) running(s cluster.Spec) (*Cluster, error) {
+	c, ok := r.clusters[s.ID]
+	if !ok {
+		return nil, fmt.Errorf("fakeruntime: cluster %s (%s) has no control plane", s.Name, s.ID)
+	}
+	return c, nil
+}
+
+func (r *Runtime) Start(ctx context.Context) error        { return r.enter(ctx, "Start", cluster.Spec{}) }
+func (r *Runtime) Close(bool)                             {}
+func (r *Runtime) InUse(addr netip.Addr, port int) bool   { return false }
+func (r *Runtime) JoinedReplicas(s cluster.Spec) []string { return nil }
+
+func (r *Runtime) EnsureControlPlane(ctx context.Context, s cluster.Spec) error {
+	if err := r.enter(ctx, "EnsureControlPlane", s); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c, ok := r.clusters[s.ID]
+	if !ok {
+		c = &Cluster{Name: s.Name, Nodes: map[string]cluster.Node{}, PodCIDRs: map[string]string{}, Replaced: map[int]int{}}
+		r.clusters[s.ID] = c
+	}
+	c.Endpoint = s.Endpoint()
+	return nil
+}
+
+func (r *Runtime) CheckHealthy(ctx context.Context, s cluster.Spec) error {
+	if err := r.enter(ctx, "CheckHealthy", s); err != nil {
+		return err
+	}
+	if r.Unhealthy[s.Name] {
+		return fmt.Errorf("%w; not healthy: %s-etcd-0", cluster.ErrWouldLoseQuorum, s.Name)
+	}
+	return nil
+}
+
+func (r *Runtime) ReplaceHost(ctx context.Context, s cluster.Spec, h controlplane.Host) error {
+	if err := r.enter(ctx, "ReplaceHost", s); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c, err := r.running(s)
+	if err != nil {
+		return err
+	}
+	c.Replaced[h.Index]++
+	return nil
+}
+
+func (r *Runtime) EnsureAccess(ctx context.Context, s cluster.Spec) error {
+	if err := r.enter(ctx, "EnsureAccess", s); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c, err := r.running(s)
+	if err != nil {
+		return err
+	}
+	c.Allow = slices.Clone(s.AuthorizedNetworks)
+	return nil
+}
+
+func (r *Runtime) Destroy(s cluster.Spec) error {
+	if err := r.enter(nil, "Destroy", s); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.clusters, s.ID)
+	return nil
+}
+
+func (r *Runtime) EnsureNodes(ctx context.Context, s cluster.Spec, nodes []cluster.Node, token string) error {
+	if err := r.enter(ctx, "EnsureNodes", s); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c, err := r.running(s)
+	if err != nil {
+		return err
+	}
+	if token == "" {
+		return fmt.Errorf("fakeruntime: nodes of %s join without a token", s.Name)
+	}
+	for _, n := range nodes {
+		c.Nodes[n.Name] = n
+	}
+	return nil
+}
+
+func (r *Runtime) RemoveNode(ctx context.Context, s cluster.Spec, name string) error {
+	if err := r.enter(ctx, "RemoveNode", s); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c, err := r.running(s)
+	if err != nil {
+		return err
+	}
+	delete(c.Nodes, name)
+	delete(c.PodCIDRs, name)
+	return nil
+}
+
+// PodCIDR gives each node the next block of the cluster's pod range, as
+// kube-controller-manager does.
+func (r *Runtime) PodCIDR(ctx context.Context, s cluster.Spec, node string) (string, error) {
+	if err := r.enter(ctx, "PodCIDR", s); err != nil {
+		return "", err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c, err := r.running(s)
+	if err != nil {
+		return "", err
+	}
+	if _, ok := c.Nodes[node]; !ok {
+		return "", fmt.Errorf("fakeruntime: node %s of %s does not run", node, s.Name)
+	}
+	if cidr, ok := c.PodCIDRs[node]; ok {
+		return cidr, nil
+	}
+	pods, err := netip.ParsePrefix(s.PodCIDR)
+	if err != nil {
+		return "", err
+	}
+	base := pods.Addr().As4()
+	v := uint32(base[0])<<24 | uint32(base[1])<<16 | uint32(base[2])<<8 | uint32(base[3])
+	v += uint32(c.podBlocks) << (32 - s.NodeMaskSize)
+	c.podBlocks++
+	cidr := netip.PrefixFrom(netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)}), s.NodeMaskSize).String()
+	c.PodCIDRs[node] = cidr
+	return cidr, nil
+}
+
+func (r *Runtime) CreateToken(ctx context.Context, s cluster.Spec, t join.Token) (join.BootstrapToken, error) {
+	if err := r.enter(ctx, "CreateToken", s); err != nil {
+		return join.BootstrapToken{}, err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c, err := r.running(s)
+	if err != nil {
+		return join.BootstrapToken{}, err
+	}
+	tok := join.BootstrapToken{Token: fmt.Sprintf("abcdef.%016d", len(c.Tokens))}
+	if t.TTL > 0 {
+		tok.Expires = time.Now().Add(t.TTL).UTC().Truncate(time.Second)
+	}
+	c.Tokens = append(c.Tokens, tok)
+	return tok, nil
+}
+
+func (r *Runtime) UploadCerts(ctx context.Context, s cluster.Spec, key string) error {
+	if err := r.enter(ctx, "UploadCerts", s); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c, err := r.running(s)
+	if err != nil {
+		return err
+	}
+	c.UploadedKey = key
+	return nil
+}
+
+// CA is the PEM every fake cluster's CA certificate reads as.
+const CA = "-----BEGIN CERTIFICATE-----\nZmFrZQ==\n-----END CERTIFICATE-----\n"
+
+func (r *Runtime) CACertificate(s cluster.Spec) ([]byte, error) {
+	if err := r.enter(nil, "CACertificate", s); err != nil {
+		return nil, err
+	}
+	return []byte(CA), nil
+}
+
+func (r *Runtime) CAPin(s cluster.Spec) (string, error) {
+	if err := r.enter(nil, "CAPin", s); err != nil {
+		return "", err
+	}
+	return "sha256:" + fmt.Sprintf("%064d", 0), nil
+}
+
+func (r *Runtime) AdminKubeconfig(s cluster.Spec) ([]byte, error) {
+	if err := r.enter(nil, "AdminKubeconfig", s); err != nil {
+		return nil, err
+	}
+	return []byte("apiVersion: v1\nkind: Config\nclusters:\n- name: " + s.Name + "\n  cluster:\n    server: https://" + s.Endpoint() + "\n"), nil
+}
+
+func (r *Runtime) NewCARotation(s cluster.Spec, serviceAccountKeys bool, now time.Time) (*cluster.CARotation, error) {
+	if err := r.enter(nil, "NewCARotation", s); err != nil {
+		return nil, err
+	}
+	rot := &cluster.CARotation{Phase: cluster.CATrustBoth, OldCA: []byte(CA), NewCA: []byte("new " + CA), NewCAKey: []byte("key"), Cross: []byte("cross")}
+	if serviceAccountKeys {
+		rot.OldSAPub, rot.NewSAKey = []byte("old sa"), []byte("new sa")
+	}
+	return rot, nil
+}
+
+func (r *Runtime) WriteCAPhase(s cluster.Spec, rot *cluster.CARotation) error {
+	return r.enter(nil, "WriteCAPhase", s)
+}
+
+func (r *Runtime) RotateCA(ctx context.Context, s cluster.Spec, rot *cluster.CARotation, say func(string)) error {
+	if err := r.enter(ctx, "RotateCA", s); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c, err := r.running(s)
+	if err != nil {
+		return err
+	}
+	c.CAPhase = rot.Phase
+	say(fmt.Sprintf("%s applied", rot.Phase))
+	return nil
+}

@@ -1,0 +1,5 @@
+package fakeruntime
+
+import "github.com/kubeyard/kubeyard/internal/engine"
+
+var _ engine.Runtime = (*Runtime)(nil)

@@ -1,0 +1,65 @@
+package engine
+
+import (
+	"context"
+	"net/netip"
+	"time"
+
+	"github.com/kubeyard/kubeyard/internal/cluster"
+	"github.com/kubeyard/kubeyard/internal/controlplane"
+	"github.com/kubeyard/kubeyard/internal/join"
+)
+
+// Runtime is everything the engine asks of the machines its clusters run
+// on: control planes, nodes, bootstrap tokens, pod ranges, the cluster CA,
+// health, access to the endpoints, and destruction. Every call is
+// idempotent, so an operation cut off by a crash just runs again.
+// *cluster.Runtime runs them for real on this machine; the engine's unit
+// tests use a fake (internal/engine/fakeruntime).
+type Runtime interface {
+	// Start brings up what serves every cluster (the endpoints' load
+	// balancer); Close stops the node agents and, with stopClusters,
+	// every cluster's processes too (otherwise they run on, for the next
+	// engine to adopt).
+	Start(ctx context.Context) error
+	Close(stopClusters bool)
+	// InUse says whether something on the machine serves addr:port, so
+	// that the address is not handed out.
+	InUse(addr netip.Addr, port int) bool
+
+	EnsureControlPlane(ctx context.Context, s cluster.Spec) error
+	// CheckHealthy fails with cluster.ErrWouldLoseQuorum when a replica is
+	// unhealthy.
+	CheckHealthy(ctx context.Context, s cluster.Spec) error
+	ReplaceHost(ctx context.Context, s cluster.Spec, h controlplane.Host) error
+	// EnsureAccess applies who may reach the endpoints and waits until
+	// every endpoint enforces it.
+	EnsureAccess(ctx context.Context, s cluster.Spec) error
+	// JoinedReplicas names the control-plane replicas that joined from
+	// other machines.
+	JoinedReplicas(s cluster.Spec) []string
+	Destroy(s cluster.Spec) error
+
+	// EnsureNodes starts the nodes that do not run (joining with token)
+	// and waits until every one is Ready; RemoveNode drains one and
+	// removes it.
+	EnsureNodes(ctx context.Context, s cluster.Spec, nodes []cluster.Node, token string) error
+	RemoveNode(ctx context.Context, s cluster.Spec, name string) error
+	// PodCIDR waits until the node has its pod range and returns it.
+	PodCIDR(ctx context.Context, s cluster.Spec, node string) (string, error)
+
+	CreateToken(ctx context.Context, s cluster.Spec, t join.Token) (join.BootstrapToken, error)
+	UploadCerts(ctx context.Context, s cluster.Spec, key string) error
+	CACertificate(s cluster.Spec) ([]byte, error)
+	CAPin(s cluster.Spec) (string, error)
+	AdminKubeconfig(s cluster.Spec) ([]byte, error)
+
+	// NewCARotation makes the new CA (and keys) of a CA rotation;
+	// WriteCAPhase writes a phase's files whole (first thing on resume);
+	// RotateCA applies a phase, reporting progress through say.
+	NewCARotation(s cluster.Spec, serviceAccountKeys bool, now time.Time) (*cluster.CARotation, error)
+	WriteCAPhase(s cluster.Spec, rot *cluster.CARotation) error
+	RotateCA(ctx context.Context, s cluster.Spec, rot *cluster.CARotation, say func(string)) error
+}
+
+var _ Runtime = (*cluster.Runtime)(nil)
