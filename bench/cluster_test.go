@@ -35,15 +35,17 @@ func createCluster(b *testing.B, e *harness.Engine, location, name string, nodes
 func waitOperation(b *testing.B, e *harness.Engine, location, name string) {
 	b.Helper()
 	path := fmt.Sprintf("/v1/projects/%s/locations/%s/operations/%s", e.Project, location, name)
-	for {
-		_, cur := e.API("GET", path, e.Token(), nil)
-		if cur["status"] == "DONE" {
-			if cur["error"] != nil {
-				b.Fatalf("operation %s failed: %v", name, cur["error"])
-			}
-			return
+	var cur map[string]any
+	if err := harness.Poll(10*time.Minute, 20*time.Millisecond, func() error {
+		if _, cur = e.API("GET", path, e.Token(), nil); cur["status"] != "DONE" {
+			return fmt.Errorf("operation %s is %v", name, cur["status"])
 		}
-		time.Sleep(20 * time.Millisecond)
+		return nil
+	}); err != nil {
+		b.Fatal(err)
+	}
+	if cur["error"] != nil {
+		b.Fatalf("operation %s failed: %v", name, cur["error"])
 	}
 }
 

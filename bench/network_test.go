@@ -40,11 +40,13 @@ func BenchmarkAuthorizedNetworks(b *testing.B) {
 		if code != 200 {
 			b.Fatalf("update: HTTP %d %v", code, op)
 		}
-		for (harness.Reach(source, endpoint) == nil) != admitted {
-			if time.Since(begin) > 30*time.Second {
-				b.Fatalf("%s admitted=%v not in effect after 30 s", source, admitted)
+		if err := harness.Poll(30*time.Second, 5*time.Millisecond, func() error {
+			if (harness.Reach(source, endpoint) == nil) != admitted {
+				return fmt.Errorf("%s admitted=%v not in effect", source, admitted)
 			}
-			time.Sleep(5 * time.Millisecond)
+			return nil
+		}); err != nil {
+			b.Fatal(err)
 		}
 		took := time.Since(begin)
 		waitOperation(b, e, zone, op["name"].(string))

@@ -22,14 +22,17 @@ func BenchmarkIPRotation(b *testing.B) {
 		call(b, e, cluster+":startIpRotation", map[string]any{})
 		// The recreation follows the start: wait until the cluster is idle
 		// with every node on the new IP, which completion checks.
-		for {
+		var completion map[string]any
+		if err := harness.Poll(10*time.Minute, 50*time.Millisecond, func() error {
 			code, body := e.API("POST", cluster+":completeIpRotation", e.Token(), map[string]any{})
-			if code == 200 {
-				waitOperation(b, e, zone, body["name"].(string))
-				break
+			if completion = body; code != 200 {
+				return fmt.Errorf("completion refused: HTTP %d %v", code, body)
 			}
-			time.Sleep(50 * time.Millisecond)
+			return nil
+		}); err != nil {
+			b.Fatal(err)
 		}
+		waitOperation(b, e, zone, completion["name"].(string))
 		took := time.Since(begin)
 		// The figure counts only if every node really was recreated.
 		_, list := e.API("GET", fmt.Sprintf("/v1/projects/%s/locations/%s/operations", e.Project, zone), e.Token(), nil)

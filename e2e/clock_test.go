@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
@@ -14,8 +13,7 @@ import (
 func TestClockAdvance(t *testing.T) {
 	e := harness.Start(t, harness.Options{})
 	clock := func(args ...string) (string, error) {
-		out, err := exec.Command(harness.Binary(t), append(append([]string{"clock"}, args...), "--data-dir", e.DataDir, "--addr", e.Addr)...).CombinedOutput()
-		return string(out), err
+		return e.Kubeyard(append([]string{"clock"}, args...)...)
 	}
 	if out, err := clock("advance", "168h"); err != nil || !strings.Contains(out, `"offset":"168h0m0s"`) {
 		t.Fatalf("advance 168h: %v %s", err, out)

@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -22,15 +21,6 @@ import (
 // retiredStage is the stage with which a CA rotation stops trusting the
 // old CA: clients with old credentials may fail from then on, not before.
 const retiredStage = "CA rotation 3/3"
-
-// kubeyardCLI runs the kubeyard binary against the engine.
-func kubeyardCLI(t *testing.T, e *harness.Engine, args ...string) (string, error) {
-	t.Helper()
-	cmd := exec.Command(harness.Binary(t), append(args, "--data-dir", e.DataDir, "--addr", e.Addr, "--project", e.Project)...)
-	cmd.Dir = e.Dir
-	out, err := cmd.CombinedOutput()
-	return string(out), err
-}
 
 // fingerprint is the SHA-256 of a PKI file.
 func fingerprint(t *testing.T, path string) string {
@@ -121,7 +111,7 @@ func TestClusterCARotation(t *testing.T) {
 	load := harness.UnderLoad(failures.Track(harness.Reads(old)), func() {
 		begin := time.Now()
 		var err error
-		out, err = kubeyardCLI(t, e, "update", "credentials", "--cluster-ca", "--cluster-name", "ha", "--workspace", filepath.Join(e.Dir, "ws"))
+		out, err = e.Kubeyard("update", "credentials", "--cluster-ca", "--cluster-name", "ha", "--workspace", filepath.Join(e.Dir, "ws"))
 		took = time.Since(begin)
 		if err != nil {
 			t.Fatalf("update credentials: %v\n%s", err, out)
@@ -385,12 +375,13 @@ func TestCARotationSurvivesCrashes(t *testing.T) {
 	// stage (polled often: a node recreation takes about a second).
 	crashAt := func(stage string) {
 		t.Helper()
-		deadline := time.Now().Add(2 * time.Minute)
-		for !e.HasStage(zone, stage) {
-			if time.Now().After(deadline) {
-				t.Fatalf("no running operation reached %q", stage)
+		if err := harness.Poll(2*time.Minute, 20*time.Millisecond, func() error {
+			if !e.HasStage(zone, stage) {
+				return errorf("no running operation reached %q", stage)
 			}
-			time.Sleep(20 * time.Millisecond)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
 		}
 		e.Kill()
 		e.Restart()
@@ -398,16 +389,8 @@ func TestCARotationSurvivesCrashes(t *testing.T) {
 
 	for i, stage := range []string{"CA rotation 1/3", "CA rotation 2/3", retiredStage} {
 		before := fingerprint(t, filepath.Join(pkiDir, "ca.crt"))
-		cli := exec.Command(harness.Binary(t), "update", "credentials", "--cluster-ca", "--cluster-name", "demo",
-			"--workspace", filepath.Join(e.Dir, "ws"), "--data-dir", e.DataDir, "--addr", e.Addr, "--project", e.Project)
-		var out strings.Builder
-		cli.Stdout, cli.Stderr = &out, &out
-		if err := cli.Start(); err != nil {
-			t.Fatal(err)
-		}
-		exited := make(chan error, 1)
-		go func() { exited <- cli.Wait() }()
-		t.Cleanup(func() { _ = cli.Process.Kill() })
+		var out strings.Builder // read once the CLI has exited
+		cli := e.StartKubeyard(&out, "update", "credentials", "--cluster-ca", "--cluster-name", "demo", "--workspace", filepath.Join(e.Dir, "ws"))
 		if i == 0 {
 			e.Eventually(30*time.Second, func() error {
 				if !e.HasStage(zone, "CA rotation") {
@@ -425,8 +408,8 @@ func TestCARotationSurvivesCrashes(t *testing.T) {
 		}
 		crashAt(stage)
 		select {
-		case err := <-exited:
-			if err != nil {
+		case <-cli.Exited():
+			if err := cli.Wait(); err != nil {
 				t.Fatalf("update credentials across an engine crash at %q: %v\n%s", stage, err, out.String())
 			}
 		case <-time.After(4 * time.Minute):

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -22,13 +21,12 @@ import (
 // machine); a wrong CA hash fails and writes nothing.
 func TestJoinCommandJoinsAnotherMachine(t *testing.T) {
 	e := harness.Start(t, harness.Options{})
-	bin := harness.Binary(t)
 	e.Gcloud("container", "clusters", "create", "demo", "--zone", zone, "--num-nodes", "1")
 	e.Gcloud("container", "clusters", "get-credentials", "demo", "--zone", zone)
 
 	kubeyard := func(args ...string) (string, error) {
-		out, err := exec.Command(bin, args...).CombinedOutput()
-		return strings.TrimSpace(string(out)), err
+		out, err := e.Kubeyard(args...)
+		return strings.TrimSpace(out), err
 	}
 	engineFlags := []string{"--data-dir", e.DataDir, "--addr", e.Addr, "--project", e.Project, "--location", zone}
 	line, err := kubeyard(append([]string{"clusters", "join-command", "demo"}, engineFlags...)...)
@@ -53,7 +51,7 @@ func TestJoinCommandJoinsAnotherMachine(t *testing.T) {
 	}
 
 	// The printed command joins a node from another data dir.
-	joinCmd := startJoin(t, bin, "join", endpoint, "--token", token, "--discovery-token-ca-cert-hash", hash,
+	joinCmd := e.StartKubeyard(nil, "join", endpoint, "--token", token, "--discovery-token-ca-cert-hash", hash,
 		"--data-dir", e.MachineDir("other-machine"), "--node-name", "byo-node-1")
 	e.Eventually(90*time.Second, func() error {
 		if _, ok := readyNodes(t, e)["byo-node-1"]; !ok {
@@ -64,7 +62,7 @@ func TestJoinCommandJoinsAnotherMachine(t *testing.T) {
 	if user := e.Kubectl("get", "csr", "-o", "jsonpath={.items[*].spec.username}"); !strings.Contains(user, "system:bootstrap:"+token[:6]) {
 		t.Errorf("the node was not bootstrapped with the printed token: CSR users %q", user)
 	}
-	joinCmd.Process.Signal(syscall.SIGTERM)
+	joinCmd.Signal(syscall.SIGTERM)
 	if err := joinCmd.Wait(); err != nil {
 		t.Errorf("kubeyard join after SIGTERM: %v", err)
 	}
@@ -148,13 +146,12 @@ func TestJoinCommandJoinsAnotherMachine(t *testing.T) {
 // it stops it leaves the cluster, as kubeadm reset does.
 func TestJoinControlPlaneMachine(t *testing.T) {
 	e := harness.Start(t, harness.Options{})
-	bin := harness.Binary(t)
 	e.Gcloud("container", "clusters", "create", "ha", "--region", "us-central1", "--num-nodes", "1")
 	e.Gcloud("container", "clusters", "get-credentials", "ha", "--region", "us-central1")
 	clusterDir := e.ClusterDir()
 
-	out, err := exec.Command(bin, "clusters", "join-command", "ha", "--control-plane", "--data-dir", e.DataDir, "--addr", e.Addr, "--project", e.Project, "--location", "us-central1").CombinedOutput()
-	line := strings.TrimSpace(string(out))
+	out, err := e.Kubeyard("clusters", "join-command", "ha", "--control-plane", "--data-dir", e.DataDir, "--addr", e.Addr, "--project", e.Project, "--location", "us-central1")
+	line := strings.TrimSpace(out)
 	m := regexp.MustCompile(`^kubeyard join (\S+) --token (\S+) --discovery-token-ca-cert-hash (\S+) --control-plane --certificate-key ([0-9a-f]{64})$`).FindStringSubmatch(line)
 	if err != nil || m == nil {
 		t.Fatalf("join-command --control-plane: %v %q", err, line)
@@ -167,7 +164,7 @@ func TestJoinControlPlaneMachine(t *testing.T) {
 	// A wrong certificate key: refused, nothing written.
 	wrongDir := e.MachineDir("wrong-machine")
 	wrongKey := strings.Repeat("ab", 32)
-	if out, err := exec.Command(bin, joinArgs(wrongKey, wrongDir)...).CombinedOutput(); err == nil || !strings.Contains(string(out), "does not decrypt") {
+	if out, err := e.Kubeyard(joinArgs(wrongKey, wrongDir)...); err == nil || !strings.Contains(string(out), "does not decrypt") {
 		t.Fatalf("join with a wrong certificate key: %v\n%s", err, out)
 	}
 	if _, err := os.Stat(wrongDir); !os.IsNotExist(err) {
@@ -176,7 +173,7 @@ func TestJoinControlPlaneMachine(t *testing.T) {
 
 	// The printed command, run from another data dir.
 	machineDir := e.MachineDir("cp-machine")
-	joinCmd := startJoin(t, bin, joinArgs(m[4], machineDir)...)
+	joinCmd := e.StartKubeyard(nil, joinArgs(m[4], machineDir)...)
 	e.Eventually(120*time.Second, func() error {
 		members := etcdMembers(t, filepath.Join(clusterDir, "cp-0"))
 		if !slices.Contains(members, "ha-cp-3") {
@@ -219,13 +216,13 @@ func TestJoinControlPlaneMachine(t *testing.T) {
 
 	// The engine cannot reach a joined machine's certificates, so a CA
 	// rotation is refused while it is there, naming it.
-	if out, err := kubeyardCLI(t, e, "update", "credentials", "--cluster-ca", "--cluster-name", "ha", "--location", "us-central1"); err == nil || !strings.Contains(out, "FAILED_PRECONDITION") || !strings.Contains(out, e.SpareIP(1)) {
+	if out, err := e.Kubeyard("update", "credentials", "--cluster-ca", "--cluster-name", "ha", "--location", "us-central1"); err == nil || !strings.Contains(out, "FAILED_PRECONDITION") || !strings.Contains(out, e.SpareIP(1)) {
 		t.Errorf("a CA rotation with a joined control-plane machine: %v\n%s", err, out)
 	}
 
 	// Stopped, it leaves: etcd has three members again, and its files and
 	// processes are gone.
-	joinCmd.Process.Signal(syscall.SIGTERM)
+	joinCmd.Signal(syscall.SIGTERM)
 	if err := joinCmd.Wait(); err != nil {
 		t.Fatalf("kubeyard join --control-plane after SIGTERM: %v", err)
 	}
@@ -241,22 +238,4 @@ func TestJoinControlPlaneMachine(t *testing.T) {
 	if _, err := e.Run("kubectl", "get", "--raw", "/readyz"); err != nil {
 		t.Fatalf("the cluster after the replica left: %v", err)
 	}
-}
-
-// startJoin starts `kubeyard join` in the background; it is killed when
-// the test ends, if it still runs.
-func startJoin(t *testing.T, bin string, args ...string) *exec.Cmd {
-	t.Helper()
-	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
-			cmd.Wait()
-		}
-	})
-	return cmd
 }

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -131,18 +132,7 @@ func TestSignalStopsEverything(t *testing.T) {
 // external etcd: a new engine with an empty data dir for state sees the
 // clusters.
 func TestExternalEtcd(t *testing.T) {
-	bin := harness.Binary(t)
-	dir := t.TempDir()
-	client, peer := "http://127.0.0.1:"+freePort(t), "http://127.0.0.1:"+freePort(t)
-	etcd := exec.Command(bin, "component", "etcd", "--name=ext", "--data-dir="+filepath.Join(dir, "etcd"),
-		"--listen-client-urls="+client, "--advertise-client-urls="+client,
-		"--listen-peer-urls="+peer, "--initial-advertise-peer-urls="+peer, "--initial-cluster=ext="+peer)
-	etcd.Stdout, etcd.Stderr = os.Stderr, os.Stderr
-	if err := etcd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { etcd.Process.Kill(); etcd.Wait() })
-
+	client := startEtcd(t)
 	e := harness.Start(t, harness.Options{ExtraArgs: []string{"--etcd-endpoints", client}})
 	e.Gcloud("container", "clusters", "create", "shared", "--zone", zone, "--num-nodes", "1")
 	if err := e.Stop(syscall.SIGTERM); err != nil {
@@ -155,4 +145,36 @@ func TestExternalEtcd(t *testing.T) {
 	if list := e.Gcloud("container", "clusters", "list"); !strings.Contains(list, "shared") {
 		t.Fatalf("cluster not found in external etcd:\n%s", list)
 	}
+}
+
+// TestOneEnginePerStore: a second engine on the etcd (and key prefix) an
+// engine works on fails at start, naming that engine; with a prefix of
+// its own it runs beside it. An engine that crashed is replaced at once
+// by a new one on this machine, and one that stopped cleanly frees the
+// store for another.
+func TestOneEnginePerStore(t *testing.T) {
+	client := startEtcd(t)
+	first := harness.Start(t, harness.Options{ExtraArgs: []string{"--etcd-endpoints", client}})
+	second := func() (string, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		out, err := exec.CommandContext(ctx, harness.Binary(t), "serve", "--data-dir", t.TempDir(), "--addr", harness.FreeAddr(t),
+			"--endpoint-pool", "127.99.0.0/16", "--host-pool", "127.98.0.0/16", "--etcd-endpoints", client).CombinedOutput()
+		return string(out), err
+	}
+	out, err := second()
+	if err == nil || !strings.Contains(out, "held by the engine at "+first.Addr) || !strings.Contains(out, "--etcd-prefix") {
+		t.Fatalf("a second engine on the same store: %v\n%s", err, out)
+	}
+	apart := harness.Start(t, harness.Options{ExtraArgs: []string{"--etcd-endpoints", client, "--etcd-prefix", "/kubeyard-apart/"}})
+	first.Gcloud("container", "clusters", "list")
+	apart.Gcloud("container", "clusters", "list")
+
+	first.Kill()
+	first.Restart() // takes over at once: the crashed engine's process is gone
+	if err := first.Stop(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	again := harness.Start(t, harness.Options{ExtraArgs: []string{"--etcd-endpoints", client}})
+	again.Gcloud("container", "clusters", "list")
 }

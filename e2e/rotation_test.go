@@ -107,9 +107,14 @@ func TestIPRotationHeldBack(t *testing.T) {
 	e.Gcloud("container", "clusters", "update", "held", "--zone", zone, "--start-ip-rotation", "--quiet")
 	e.Gcloud("container", "clusters", "get-credentials", "held", "--zone", zone) // works now and after completion
 
-	// The engine looks for recreations to start every 2 s: give it three
-	// rounds to (not) start one.
-	time.Sleep(6 * time.Second)
+	// The engine says when maintenance holds a recreation back: once it
+	// has, no recreation may have started.
+	e.Eventually(30*time.Second, func() error {
+		if !strings.Contains(e.Log(), `msg="node pool recreation held back" cluster=clusters/`+e.Project+`/`+zone+`/held pool=default-pool reason="maintenance exclusion freeze"`) {
+			return errorf("the engine has not held the recreation back")
+		}
+		return nil
+	})
 	if ops := e.Gcloud("container", "operations", "list", "--filter", "operationType=UPGRADE_NODES", "--format", "value(name)"); strings.TrimSpace(ops) != "" {
 		t.Fatalf("a recreation started inside a maintenance exclusion: %s", ops)
 	}
@@ -137,13 +142,13 @@ func TestIPRotationHeldBack(t *testing.T) {
 	if status, _, field, _ := errorOf(t, body); code != 400 || status != "INVALID_ARGUMENT" || field != "update.desiredNodePoolId" {
 		t.Errorf("recreating a pool that does not exist: HTTP %d %v", code, body)
 	}
-	if out, err := kubeyardCLI(t, e, "update", "credentials", "--cluster-ca", "--cluster-name", "held", "--location", zone); err == nil || !strings.Contains(out, "rotating its IP") {
+	if out, err := e.Kubeyard("update", "credentials", "--cluster-ca", "--cluster-name", "held", "--location", zone); err == nil || !strings.Contains(out, "rotating its IP") {
 		t.Errorf("a CA rotation during an IP rotation: %v\n%s", err, out)
 	}
-	if out, err := kubeyardCLI(t, e, "update", "credentials", "--cluster-name", "held", "--location", zone); err == nil || !strings.Contains(out, "--cluster-ca") {
+	if out, err := e.Kubeyard("update", "credentials", "--cluster-name", "held", "--location", zone); err == nil || !strings.Contains(out, "--cluster-ca") {
 		t.Errorf("update credentials without saying what: %v\n%s", err, out)
 	}
-	if out, err := kubeyardCLI(t, e, "update", "credentials", "--cluster-ca", "--cluster-name", "nope"); err == nil || !strings.Contains(out, `no cluster "nope"`) {
+	if out, err := e.Kubeyard("update", "credentials", "--cluster-ca", "--cluster-name", "nope"); err == nil || !strings.Contains(out, `no cluster "nope"`) {
 		t.Errorf("update credentials of a cluster that does not exist: %v\n%s", err, out)
 	}
 	if ops := e.Gcloud("container", "operations", "list", "--filter", "operationType=UPGRADE_NODES", "--format", "value(name)"); strings.TrimSpace(ops) != "" {

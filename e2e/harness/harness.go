@@ -96,7 +96,7 @@ func Start(t testing.TB, opts Options) *Engine {
 	}
 	n := int(envIndex.Add(1)) + os.Getpid()%20*3
 	e := &Engine{
-		t: t, Dir: dir, DataDir: filepath.Join(dir, "data"), Addr: freeAddr(t), Project: "e2e-project",
+		t: t, Dir: dir, DataDir: filepath.Join(dir, "data"), Addr: FreeAddr(t), Project: "e2e-project",
 		ExtraArgs:    opts.ExtraArgs,
 		EndpointPool: fmt.Sprintf("127.%d.0.0/16", 100+n%70),
 		HostPool:     fmt.Sprintf("127.%d.0.0/16", 180+n%70),
@@ -106,13 +106,22 @@ func Start(t testing.TB, opts Options) *Engine {
 	return e
 }
 
-func freeAddr(t testing.TB) string {
+// FreeAddr is a free address on 127.0.0.1 (a port the kernel picked).
+func FreeAddr(t testing.TB) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ln.Close()
 	return ln.Addr().String()
+}
+
+// FreePort is the port of a FreeAddr.
+func FreePort(t testing.TB) string {
+	t.Helper()
+	_, port, _ := net.SplitHostPort(FreeAddr(t))
+	return port
 }
 
 func (e *Engine) start(bin string) {
@@ -412,15 +421,81 @@ func (e *Engine) API(method, path, token string, body any) (int, map[string]any)
 // Eventually polls cond until it returns nil, failing the test after timeout.
 func (e *Engine) Eventually(timeout time.Duration, cond func() error) {
 	e.t.Helper()
+	if err := Poll(timeout, 200*time.Millisecond, cond); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// Poll calls cond every interval until it returns nil, and then returns
+// nil; after timeout it returns cond's last error.
+func Poll(timeout, interval time.Duration, cond func() error) error {
 	deadline := time.Now().Add(timeout)
 	for {
 		err := cond()
 		if err == nil {
-			return
+			return nil
 		}
 		if time.Now().After(deadline) {
-			e.t.Fatalf("condition not met within %v: %v", timeout, err)
+			return fmt.Errorf("condition not met within %v: %w", timeout, err)
 		}
-		time.Sleep(200 * time.Millisecond)
+		time.Sleep(interval)
 	}
+}
+
+// Kubeyard runs the kubeyard CLI, from the engine's folder, in the
+// environment `kubeyard env` prints for the engine (the CLI finds the
+// engine's address, token and project there), and returns its combined
+// output.
+func (e *Engine) Kubeyard(args ...string) (string, error) {
+	cmd := e.kubeyard(args...)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// StartKubeyard starts the kubeyard CLI as Kubeyard does, in the
+// background, its output to out (standard error when nil). It is killed
+// when the test ends, if it still runs.
+func (e *Engine) StartKubeyard(out io.Writer, args ...string) *Process {
+	e.t.Helper()
+	if out == nil {
+		out = os.Stderr
+	}
+	cmd := e.kubeyard(args...)
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		e.t.Fatal(err)
+	}
+	p := &Process{cmd: cmd, done: make(chan struct{})}
+	go func() { p.err = cmd.Wait(); close(p.done) }()
+	e.t.Cleanup(func() {
+		select {
+		case <-p.done:
+		default:
+			cmd.Process.Kill()
+			<-p.done
+		}
+	})
+	return p
+}
+
+// Process is a command running in the background.
+type Process struct {
+	cmd  *exec.Cmd
+	done chan struct{}
+	err  error
+}
+
+// Signal sends sig to the process.
+func (p *Process) Signal(sig os.Signal) error { return p.cmd.Process.Signal(sig) }
+
+// Wait waits until the process has exited and returns how.
+func (p *Process) Wait() error { <-p.done; return p.err }
+
+// Exited is closed when the process has exited.
+func (p *Process) Exited() <-chan struct{} { return p.done }
+
+func (e *Engine) kubeyard(args ...string) *exec.Cmd {
+	cmd := exec.Command(Binary(e.t), args...)
+	cmd.Env, cmd.Dir = e.Env(), e.Dir
+	return cmd
 }

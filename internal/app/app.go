@@ -9,9 +9,9 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 // ComponentRunner runs an upstream component in this process (the
@@ -51,29 +51,17 @@ func (e exitError) Error() string { return fmt.Sprintf("exit status %d", int(e))
 
 // Run runs kubeyard with args.
 func Run(ctx context.Context, streams Streams, args []string) error {
+	// Cobra offers the flags in pflag's global set on every command. The
+	// upstream components linked into the binary register theirs there
+	// (component-base's --version, which prints Kubernetes' version and
+	// exits): they belong to `kubeyard component`, not to kubeyard's own
+	// commands, which run in a process of their own.
+	pflag.CommandLine = pflag.NewFlagSet(os.Args[0], pflag.ExitOnError)
 	root := newRoot(streams)
 	root.SetArgs(args)
 	root.SetOut(streams.Out)
 	root.SetErr(streams.Err)
 	return root.ExecuteContext(ctx)
-}
-
-func defaultDataDir() string {
-	if d := os.Getenv("KUBEYARD_DATA_DIR"); d != "" {
-		return d
-	}
-	home, err := os.UserHomeDir()
-	if err != nil {
-		return ".kubeyard"
-	}
-	return filepath.Join(home, ".kubeyard")
-}
-
-func defaultAddr() string {
-	if a := os.Getenv("KUBEYARD_ADDR"); a != "" {
-		return a
-	}
-	return "127.0.0.1:8080"
 }
 
 // DefaultProject is the project `kubeyard env` selects.

@@ -3,9 +3,18 @@ package app
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
 	"os/exec"
+	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
+
+	"github.com/spf13/pflag"
 )
 
 func run(t *testing.T, args ...string) (string, error) {
@@ -59,6 +68,93 @@ func TestOnlyTheDispatcherLinksUpstreamCommands(t *testing.T) {
 		}
 		if strings.Contains(string(deps), "k8s.io/kubernetes/cmd/") {
 			t.Errorf("the test binary of %s links upstream commands", pkg)
+		}
+	}
+}
+
+// TestCommandsFindTheirEngine: after the environment `kubeyard env`
+// prints, commands reach the engine it names, with its token and project,
+// without --addr, --data-dir or --project; a flag still wins.
+func TestCommandsFindTheirEngine(t *testing.T) {
+	dataDir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dataDir, "access-token"), []byte("secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var seen []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen = append(seen, r.Method+" "+r.URL.Path)
+		mu.Unlock()
+		if r.Header.Get("Authorization") != "Bearer secret" {
+			w.WriteHeader(http.StatusUnauthorized)
+			fmt.Fprint(w, `{"error":{"status":"UNAUTHENTICATED","message":"no"}}`)
+			return
+		}
+		switch {
+		case strings.HasSuffix(r.URL.Path, "/joinCommand"):
+			fmt.Fprint(w, `{"endpoint":"127.10.0.2","token":"abcdef.0123456789abcdef","caCertHash":"sha256:00"}`)
+		case strings.HasSuffix(r.URL.Path, "/clusters"):
+			fmt.Fprint(w, `{"clusters":[{"name":"demo","location":"us-central1-a"}]}`)
+		case strings.HasSuffix(r.URL.Path, "/rotateClusterCA"):
+			fmt.Fprint(w, `{"name":"operation-1"}`)
+		case strings.Contains(r.URL.Path, "/operations/"):
+			fmt.Fprint(w, `{"name":"operation-1","status":"DONE"}`)
+		default:
+			fmt.Fprint(w, `{}`)
+		}
+	}))
+	defer srv.Close()
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	env, err := run(t, "env", "--data-dir", dataDir, "--addr", addr, "--project", "p1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("KUBEYARD_DATA_DIR", "")
+	t.Setenv("KUBEYARD_ADDR", "")
+	for _, line := range strings.Split(strings.TrimSpace(env), "\n") {
+		kv := strings.TrimPrefix(line, "export ")
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, strings.Trim(v, "'"))
+	}
+	for _, c := range []struct {
+		args []string
+		want string // a request the engine must see
+	}{
+		{[]string{"clock", "show"}, "GET /kubeyard/v1/clock"},
+		{[]string{"clusters", "join-command", "demo", "--location", "us-central1-a"}, "POST /kubeyard/v1/projects/p1/locations/us-central1-a/clusters/demo/joinCommand"},
+		{[]string{"clusters", "upload-certs", "demo", "--location", "us-central1-a"}, "POST /kubeyard/v1/projects/p1/locations/us-central1-a/clusters/demo/uploadCerts"},
+		{[]string{"update", "credentials", "--cluster-ca", "--cluster-name", "demo", "--workspace", t.TempDir()}, "GET /v1/projects/p1/locations/-/clusters"},
+		{[]string{"clusters", "upload-certs", "demo", "--location", "us-central1-a", "--project", "p2"}, "POST /kubeyard/v1/projects/p2/locations/us-central1-a/clusters/demo/uploadCerts"},
+	} {
+		mu.Lock()
+		seen = nil
+		mu.Unlock()
+		out, _ := run(t, c.args...)
+		mu.Lock()
+		got := slices.Contains(seen, c.want)
+		mu.Unlock()
+		if !got {
+			t.Errorf("kubeyard %s: the engine saw %v, not %q\n%s", strings.Join(c.args, " "), seen, c.want, out)
+		}
+	}
+	// A wrong data dir says what to do.
+	if out, err := run(t, "clock", "show", "--data-dir", t.TempDir()); err == nil || !strings.Contains(out+err.Error(), "kubeyard env") {
+		t.Errorf("a data dir without a token: %v %s", err, out)
+	}
+}
+
+// TestHelpShowsOnlyKubeyardFlags: flags that linked upstream packages
+// register globally (component-base's --version) are not kubeyard's.
+func TestHelpShowsOnlyKubeyardFlags(t *testing.T) {
+	pflag.CommandLine.String("version", "", "--version, --version=raw prints version information and quits")
+	for _, args := range [][]string{{"--help"}, {"clock", "--help"}} {
+		out, err := run(t, args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(out, "--version") {
+			t.Errorf("kubeyard %s shows an upstream flag:\n%s", strings.Join(args, " "), out)
 		}
 	}
 }

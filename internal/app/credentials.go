@@ -60,7 +60,7 @@ func newUpdateCredentials(streams Streams) *cobra.Command {
 
 // findLocation finds the location of the project's cluster called name.
 func (c *clusterFlags) findLocation(name string) (string, error) {
-	data, err := adminCall(c.dataDir, c.addr, http.MethodGet, fmt.Sprintf("/v1/projects/%s/locations/-/clusters", url.PathEscape(c.project)), nil)
+	data, err := c.engineFlags.call(http.MethodGet, fmt.Sprintf("/v1/projects/%s/locations/-/clusters", url.PathEscape(c.project)), nil)
 	if err != nil {
 		return "", err
 	}
@@ -113,7 +113,7 @@ func rotateClusterCA(cmd *cobra.Command, streams Streams, c clusterFlags, name, 
 			return cmd.Context().Err()
 		case <-time.After(300 * time.Millisecond):
 		}
-		data, err := adminCall(c.dataDir, c.addr, http.MethodGet, opPath, nil)
+		data, err := c.engineFlags.call(http.MethodGet, opPath, nil)
 		if err != nil {
 			// The engine may be restarting; the rotation resumes with it.
 			continue
@@ -139,7 +139,7 @@ func rotateClusterCA(cmd *cobra.Command, streams Streams, c clusterFlags, name, 
 	var kc struct {
 		Kubeconfig string `json:"kubeconfig"`
 	}
-	data, err := adminCall(c.dataDir, c.addr, http.MethodGet, fmt.Sprintf("/kubeyard/v1/projects/%s/locations/%s/clusters/%s/adminKubeconfig", url.PathEscape(c.project), url.PathEscape(c.location), url.PathEscape(name)), nil)
+	data, err := c.engineFlags.call(http.MethodGet, fmt.Sprintf("/kubeyard/v1/projects/%s/locations/%s/clusters/%s/adminKubeconfig", url.PathEscape(c.project), url.PathEscape(c.location), url.PathEscape(name)), nil)
 	if err != nil {
 		return err
 	}

@@ -9,23 +9,21 @@ import (
 )
 
 func newEnv(streams Streams) *cobra.Command {
-	var dataDir, addr, project string
+	var f engineFlags
 	cmd := &cobra.Command{
 		Use:   "env",
 		Short: "Print the environment that points gcloud at the engine (use with eval)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			abs, err := filepath.Abs(dataDir)
+			abs, err := filepath.Abs(f.dataDir)
 			if err != nil {
 				return err
 			}
-			fmt.Fprint(streams.Out, Env(abs, addr, project))
+			fmt.Fprint(streams.Out, Env(abs, f.addr, f.project))
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&dataDir, "data-dir", defaultDataDir(), "the engine's data dir")
-	cmd.Flags().StringVar(&addr, "addr", defaultAddr(), "the engine's address")
-	cmd.Flags().StringVar(&project, "project", DefaultProject, "the project gcloud uses")
+	f.add(cmd.Flags())
 	return cmd
 }
 
@@ -39,7 +37,7 @@ func Env(dataDir, addr, project string) string {
 		{"CLOUDSDK_API_ENDPOINT_OVERRIDES_LOGGING", base},
 		{"CLOUDSDK_API_ENDPOINT_OVERRIDES_SERVICEUSAGE", base},
 		{"CLOUDSDK_API_ENDPOINT_OVERRIDES_DNS", base},
-		{"CLOUDSDK_AUTH_ACCESS_TOKEN_FILE", filepath.Join(dataDir, "access-token")},
+		{"CLOUDSDK_AUTH_ACCESS_TOKEN_FILE", filepath.Join(dataDir, accessTokenFile)},
 		{"CLOUDSDK_CORE_PROJECT", project},
 	}
 	var b strings.Builder

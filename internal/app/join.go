@@ -8,8 +8,8 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
-	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -31,7 +31,8 @@ func newClusters(streams Streams) *cobra.Command {
 
 // clusterFlags are the flags naming the engine and one of its clusters.
 type clusterFlags struct {
-	dataDir, addr, project, location string
+	engineFlags
+	location string
 }
 
 func (c *clusterFlags) add(cmd *cobra.Command) {
@@ -41,17 +42,14 @@ func (c *clusterFlags) add(cmd *cobra.Command) {
 
 // addOptionalLocation adds the flags with --location optional.
 func (c *clusterFlags) addOptionalLocation(cmd *cobra.Command) {
-	f := cmd.Flags()
-	f.StringVar(&c.dataDir, "data-dir", defaultDataDir(), "the engine's data dir")
-	f.StringVar(&c.addr, "addr", defaultAddr(), "the engine's address")
-	f.StringVar(&c.project, "project", envOr("CLOUDSDK_CORE_PROJECT", DefaultProject), "the cluster's project")
-	f.StringVar(&c.location, "location", "", "the cluster's zone or region")
+	c.engineFlags.add(cmd.Flags())
+	cmd.Flags().StringVar(&c.location, "location", "", "the cluster's zone or region")
 }
 
 // call posts body to the cluster's admin verb and decodes the answer.
 func (c *clusterFlags) call(cluster, verb string, body, out any) error {
 	path := fmt.Sprintf("/kubeyard/v1/projects/%s/locations/%s/clusters/%s/%s", url.PathEscape(c.project), url.PathEscape(c.location), url.PathEscape(cluster), verb)
-	data, err := adminCall(c.dataDir, c.addr, "POST", path, body)
+	data, err := c.engineFlags.call("POST", path, body)
 	if err != nil {
 		return err
 	}
@@ -121,13 +119,6 @@ func newUploadCerts(streams Streams) *cobra.Command {
 	return cmd
 }
 
-func envOr(name, def string) string {
-	if v := os.Getenv(name); v != "" {
-		return v
-	}
-	return def
-}
-
 func newCertificateKey(streams Streams) *cobra.Command {
 	return &cobra.Command{
 		Use:   "certificate-key",
@@ -161,10 +152,16 @@ func newJoin(streams Streams) *cobra.Command {
 				if !controlPlane || certKey == "" {
 					return errors.New("a control-plane join needs both --control-plane and --certificate-key")
 				}
+				if dataDir == "" {
+					dataDir = machineDir("control-plane-" + advertise)
+				}
 				return runControlPlane(cmd.Context(), streams, cfg, dataDir, certKey, advertise)
 			}
 			if nodeName == "" {
 				return errors.New("--node-name is required")
+			}
+			if dataDir == "" {
+				dataDir = machineDir(nodeName)
 			}
 			return runNode(cmd.Context(), streams, cfg, dataDir, nodeName, nodeIP, kubeletIP)
 		},
@@ -173,7 +170,7 @@ func newJoin(streams Streams) *cobra.Command {
 	f.StringVar(&cfg.Token, "token", "", "bootstrap token (abcdef.0123456789abcdef)")
 	f.StringSliceVar(&cfg.CACertHashes, "discovery-token-ca-cert-hash", nil, "the cluster CA's public key pin (sha256:<hex>)")
 	f.DurationVar(&cfg.DiscoveryTimeout, "discovery-timeout", 5*time.Minute, "how long to wait for the cluster to confirm the token")
-	f.StringVar(&dataDir, "data-dir", "", "where this node keeps its credentials (required)")
+	f.StringVar(&dataDir, "data-dir", "", "where this machine keeps its credentials and files (default: machines/<node name or control-plane-<address>> in the engine's data dir)")
 	f.StringVar(&nodeName, "node-name", "", "the node's name")
 	f.StringVar(&nodeIP, "node-ip", "10.128.15.250", "the InternalIP the node reports (simulated; never dialled)")
 	f.StringVar(&kubeletIP, "kubelet-ip", "127.0.0.1", "loopback address kube-apiserver may dial for this node's kubelet")
@@ -182,9 +179,12 @@ func newJoin(streams Streams) *cobra.Command {
 	f.StringVar(&advertise, "apiserver-advertise-address", "", "with --control-plane: the loopback address this replica's kube-apiserver and etcd member listen on")
 	_ = cmd.MarkFlagRequired("token")
 	_ = cmd.MarkFlagRequired("discovery-token-ca-cert-hash")
-	_ = cmd.MarkFlagRequired("data-dir")
 	return cmd
 }
+
+// machineDir is where a machine joined on this computer keeps its files
+// unless told otherwise: a folder of its own beside the engine's.
+func machineDir(name string) string { return filepath.Join(defaultDataDir(), "machines", name) }
 
 // runControlPlane joins this machine as a control-plane replica and runs
 // it until SIGINT or SIGTERM, when it leaves the cluster (kubeadm reset):

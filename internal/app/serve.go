@@ -75,7 +75,7 @@ func serve(ctx context.Context, streams Streams, o serveOptions) error {
 	if port != o.endpointPort {
 		log.Warn(fmt.Sprintf("cannot bind port %d on cluster endpoints (needs root or CAP_NET_BIND_SERVICE); endpoints use port %d and are reported as IP:%d", o.endpointPort, port, port))
 	}
-	token, err := auth.LoadOrCreateToken(filepath.Join(o.dataDir, "access-token"))
+	token, err := auth.LoadOrCreateToken(filepath.Join(o.dataDir, accessTokenFile))
 	if err != nil {
 		return err
 	}

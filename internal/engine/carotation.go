@@ -102,7 +102,7 @@ func versionBefore(v, min string) bool {
 // stopped for a restart may not have been started again.
 func (e *Engine) rotateCA(ctx context.Context, op *operations.Record, last cluster.CAPhase) error {
 	for {
-		r, _, err := e.getCluster(ctx, op.Project, op.Location, op.ClusterName)
+		r, err := e.clusterOf(ctx, op)
 		if err != nil {
 			return err
 		}
@@ -138,7 +138,7 @@ var caPhaseStage = map[cluster.CAPhase]string{
 
 // runRotateClusterCA carries a cluster CA rotation through every phase.
 func (e *Engine) runRotateClusterCA(ctx context.Context, op *operations.Record) error {
-	r, _, err := e.getCluster(ctx, op.Project, op.Location, op.ClusterName)
+	r, err := e.clusterOf(ctx, op)
 	if err != nil {
 		return err
 	}

@@ -237,7 +237,7 @@ func (e *Engine) caCertificate(s cluster.Spec) string {
 }
 
 func (e *Engine) runCreateCluster(ctx context.Context, op *operations.Record) error {
-	r, _, err := e.getCluster(ctx, op.Project, op.Location, op.ClusterName)
+	r, err := e.clusterOf(ctx, op)
 	if err != nil {
 		return err
 	}
@@ -453,7 +453,7 @@ func quorumError(name string, err error) error {
 // runUpgradeMaster recreates the control-plane replicas one after another;
 // op.Step counts those done, so a resumed operation goes on from there.
 func (e *Engine) runUpgradeMaster(ctx context.Context, op *operations.Record) (err error) {
-	r, _, err := e.getCluster(ctx, op.Project, op.Location, op.ClusterName)
+	r, err := e.clusterOf(ctx, op)
 	if err != nil {
 		return err
 	}

@@ -73,6 +73,10 @@ type Engine struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
+	mu sync.Mutex
+	// held is why the recreation of a pool is held back, by cluster key
+	// and pool: what was last reported.
+	held map[string]string
 	// rotationNudge wakes the IP rotation follower early.
 	rotationNudge chan struct{}
 	vpc           *vpc.Service
@@ -99,7 +103,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	if cfg.EndpointPort == 0 {
 		cfg.EndpointPort = 443
 	}
-	e := &Engine{cfg: cfg, store: cfg.Store, runtime: cfg.Runtime, rotationNudge: make(chan struct{}, 1)}
+	e := &Engine{cfg: cfg, store: cfg.Store, runtime: cfg.Runtime, rotationNudge: make(chan struct{}, 1), held: map[string]string{}}
 	if e.store == nil {
 		st, err := store.Open(ctx, store.Config{Dir: filepath.Join(cfg.DataDir, "state"), Endpoints: cfg.EtcdEndpoints, Prefix: cfg.EtcdPrefix, Logger: cfg.Logger})
 		if err != nil {

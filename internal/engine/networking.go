@@ -564,7 +564,7 @@ const actionUpdateAuthorizedNetworks = "update-authorized-networks"
 // runUpdateAuthorizedNetworks is done once every endpoint enforces the
 // authorized networks the record says.
 func (e *Engine) runUpdateAuthorizedNetworks(ctx context.Context, op *operations.Record) error {
-	r, _, err := e.getCluster(ctx, op.Project, op.Location, op.ClusterName)
+	r, err := e.clusterOf(ctx, op)
 	if err != nil {
 		return err
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/kubeyard/kubeyard/internal/cluster"
 	"github.com/kubeyard/kubeyard/internal/controlplane"
+	"github.com/kubeyard/kubeyard/internal/operations"
 	"github.com/kubeyard/kubeyard/internal/status"
 	"github.com/kubeyard/kubeyard/internal/store"
 	"github.com/kubeyard/kubeyard/internal/vpc"
@@ -230,6 +231,12 @@ func (e *Engine) getCluster(ctx context.Context, project, location, name string)
 	}
 	r.committed()
 	return &r, rev, nil
+}
+
+// clusterOf reads the record of the cluster op works on.
+func (e *Engine) clusterOf(ctx context.Context, op *operations.Record) (*ClusterRecord, error) {
+	r, _, err := e.getCluster(ctx, op.Project, op.Location, op.ClusterName)
+	return r, err
 }
 
 // updateCluster applies change to the stored record, with the

@@ -164,7 +164,7 @@ func (e *Engine) poolOnOldIP(r *ClusterRecord) string {
 // old one; a credential rotation also rolls in the new CA, up to the phase
 // where it signs.
 func (e *Engine) runStartIPRotation(ctx context.Context, op *operations.Record) error {
-	r, _, err := e.getCluster(ctx, op.Project, op.Location, op.ClusterName)
+	r, err := e.clusterOf(ctx, op)
 	if err != nil {
 		return err
 	}
@@ -184,7 +184,7 @@ func (e *Engine) runStartIPRotation(ctx context.Context, op *operations.Record) 
 // runCompleteIPRotation retires the old IP (and, ending a credential
 // rotation, the old CA), then frees the old endpoint's address.
 func (e *Engine) runCompleteIPRotation(ctx context.Context, op *operations.Record) error {
-	r, _, err := e.getCluster(ctx, op.Project, op.Location, op.ClusterName)
+	r, err := e.clusterOf(ctx, op)
 	if err != nil {
 		return err
 	}
@@ -236,8 +236,9 @@ func (e *Engine) recreateNext(ctx context.Context, project, location, name strin
 	if pool == "" {
 		return
 	}
-	if why := maintenanceHold(r.Cluster.MaintenancePolicy, e.cfg.Clock.Now()); why != "" {
-		e.cfg.Logger.Debug("node pool recreation held back", "cluster", name, "pool", pool, "reason", why)
+	why := maintenanceHold(r.Cluster.MaintenancePolicy, e.cfg.Clock.Now())
+	e.reportHold(r.key(), pool, why)
+	if why != "" {
 		return
 	}
 	var replace []string
@@ -248,6 +249,25 @@ func (e *Engine) recreateNext(ctx context.Context, project, location, name strin
 	}
 	if _, err := e.startOperation(ctx, r, rev, e.recreation(r, pool, replace)); err != nil {
 		e.cfg.Logger.Warn("node pool recreation", "cluster", name, "pool", pool, "err", err)
+	}
+}
+
+// reportHold logs when maintenance starts or stops holding back the
+// recreation of a cluster's pool (why: the reason, "" for none), once per
+// change rather than at every round of the follower.
+func (e *Engine) reportHold(cluster, pool, why string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	key := cluster + "/" + pool
+	if e.held[key] == why {
+		return
+	}
+	if why != "" {
+		e.cfg.Logger.Info("node pool recreation held back", "cluster", cluster, "pool", pool, "reason", why)
+		e.held[key] = why
+	} else {
+		e.cfg.Logger.Info("node pool recreation no longer held back", "cluster", cluster, "pool", pool)
+		delete(e.held, key)
 	}
 }
 
@@ -320,7 +340,7 @@ func (e *Engine) autoComplete(ctx context.Context, project, location, name strin
 // deleted.
 func (e *Engine) runRecreatePool(ctx context.Context, op *operations.Record) error {
 	for {
-		r, _, err := e.getCluster(ctx, op.Project, op.Location, op.ClusterName)
+		r, err := e.clusterOf(ctx, op)
 		if err != nil {
 			return err
 		}

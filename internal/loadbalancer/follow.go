@@ -83,21 +83,35 @@ func ack(dir, file, content string) error {
 	return os.Rename(tmp, filepath.Join(dir, appliedDir, file))
 }
 
+// refusedExt marks, in appliedDir, the content of a frontend file that
+// did not parse: the load balancer read it and kept what it had.
+const refusedExt = ".refused"
+
 // WaitApplied waits until the load balancer following dir has applied what
 // frontend name says now.
 func WaitApplied(ctx context.Context, dir, name string) error {
+	return waitAcked(ctx, dir, name, frontendExt, "applied")
+}
+
+// WaitRefused waits until the load balancer following dir has read what
+// frontend name says now and refused it (it does not parse).
+func WaitRefused(ctx context.Context, dir, name string) error {
+	return waitAcked(ctx, dir, name, frontendExt+refusedExt, "refused")
+}
+
+func waitAcked(ctx context.Context, dir, name, ackExt, what string) error {
 	for {
 		want, err := os.ReadFile(filepath.Join(dir, name+frontendExt))
 		if err != nil {
 			return fmt.Errorf("loadbalancer: %w", err)
 		}
-		got, err := os.ReadFile(filepath.Join(dir, appliedDir, name+frontendExt))
+		got, err := os.ReadFile(filepath.Join(dir, appliedDir, name+ackExt))
 		if err == nil && string(got) == string(want) {
 			return nil
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("loadbalancer: frontend %s is not applied: %w", name, ctx.Err())
+			return fmt.Errorf("loadbalancer: frontend %s is not %s: %w", name, what, ctx.Err())
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
@@ -144,15 +158,22 @@ func (lb *LoadBalancer) Follow(ctx context.Context, dir string, interval time.Du
 					delete(reported, file)
 					delete(acked, file)
 					os.Remove(filepath.Join(dir, appliedDir, file))
+					os.Remove(filepath.Join(dir, appliedDir, file+refusedExt))
 				}
 			}
 			want := map[string]Frontend{}
 			for file, f := range files {
 				switch {
 				case f.err == nil:
+					if reported[file] {
+						os.Remove(filepath.Join(dir, appliedDir, file+refusedExt))
+					}
 					lastGood[file], reported[file] = f, false
 				case !reported[file]:
 					lb.cfg.Logger.Error("frontend", "file", file, "err", f.err)
+					if err := ack(dir, file+refusedExt, f.raw); err != nil {
+						lb.cfg.Logger.Error("frontend", "file", file, "err", err)
+					}
 					reported[file] = true
 				}
 				if good, ok := lastGood[file]; ok {

@@ -51,8 +51,20 @@ func TestFollowAppliesTheConfigFolder(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "c1.json"), []byte("{not json"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(100 * time.Millisecond) // several rounds of the follower
-	eventuallyGet(t, addr, "two")
+	if err := WaitRefused(wait, dir, "c1"); err != nil {
+		t.Fatal(err)
+	}
+	if body, err := get(addr); err != nil || body != "two" {
+		t.Fatalf("after a file that does not parse: %q %v", body, err)
+	}
+	// Mended, it applies again.
+	if err := WriteFrontend(dir, "c1", Frontend{Addr: addr, Backends: []Backend{one}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := WaitApplied(wait, dir, "c1"); err != nil {
+		t.Fatal(err)
+	}
+	eventuallyGet(t, addr, "one")
 
 	if err := RemoveFrontend(dir, "c1"); err != nil {
 		t.Fatal(err)
@@ -81,10 +93,18 @@ func TestFollowAddressMovesBetweenFiles(t *testing.T) {
 	if err := WriteFrontend(dir, "c1", Frontend{Addr: newAddr, Backends: []Backend{one}}); err != nil {
 		t.Fatal(err)
 	}
-	eventuallyGet(t, newAddr, "one")
-	for range 5 { // over several rounds, the old address keeps serving
-		eventuallyGet(t, oldAddr, "one")
-		time.Sleep(30 * time.Millisecond)
+	// Once the follower has applied both files, both addresses serve.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, name := range []string{"c1", "c1-old-endpoint"} {
+		if err := WaitApplied(ctx, dir, name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, addr := range []string{newAddr, oldAddr} {
+		if body, err := get(addr); err != nil || body != "one" {
+			t.Fatalf("through %s: %q %v", addr, body, err)
+		}
 	}
 }
 

@@ -106,6 +106,20 @@ func (r *Runtime) enter(ctx context.Context, call string, s cluster.Spec) error 
 	return nil
 }
 
+// change runs the hook, then f on the cluster's state, which must exist.
+func (r *Runtime) change(ctx context.Context, call string, s cluster.Spec, f func(c *Cluster) error) error {
+	if err := r.enter(ctx, call, s); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c, err := r.running(s)
+	if err != nil {
+		return err
+	}
+	return f(c)
+}
+
 // running returns the cluster's state, which must exist.
 func (r *Runtime) running(s cluster.Spec) (*Cluster, error) {
 	c, ok := r.clusters[s.ID]
@@ -146,31 +160,17 @@ func (r *Runtime) CheckHealthy(ctx context.Context, s cluster.Spec) error {
 }
 
 func (r *Runtime) ReplaceHost(ctx context.Context, s cluster.Spec, h controlplane.Host) error {
-	if err := r.enter(ctx, "ReplaceHost", s); err != nil {
-		return err
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	c, err := r.running(s)
-	if err != nil {
-		return err
-	}
-	c.Replaced[h.Index]++
-	return nil
+	return r.change(ctx, "ReplaceHost", s, func(c *Cluster) error {
+		c.Replaced[h.Index]++
+		return nil
+	})
 }
 
 func (r *Runtime) EnsureAccess(ctx context.Context, s cluster.Spec) error {
-	if err := r.enter(ctx, "EnsureAccess", s); err != nil {
-		return err
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	c, err := r.running(s)
-	if err != nil {
-		return err
-	}
-	c.Allow = slices.Clone(s.AuthorizedNetworks)
-	return nil
+	return r.change(ctx, "EnsureAccess", s, func(c *Cluster) error {
+		c.Allow = slices.Clone(s.AuthorizedNetworks)
+		return nil
+	})
 }
 
 func (r *Runtime) Destroy(s cluster.Spec) error {
@@ -184,100 +184,69 @@ func (r *Runtime) Destroy(s cluster.Spec) error {
 }
 
 func (r *Runtime) EnsureNodes(ctx context.Context, s cluster.Spec, nodes []cluster.Node, token string) error {
-	if err := r.enter(ctx, "EnsureNodes", s); err != nil {
-		return err
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	c, err := r.running(s)
-	if err != nil {
-		return err
-	}
-	if token == "" {
-		return fmt.Errorf("fakeruntime: nodes of %s join without a token", s.Name)
-	}
-	for _, n := range nodes {
-		c.Nodes[n.Name] = n
-	}
-	return nil
+	return r.change(ctx, "EnsureNodes", s, func(c *Cluster) error {
+		if token == "" {
+			return fmt.Errorf("fakeruntime: nodes of %s join without a token", s.Name)
+		}
+		for _, n := range nodes {
+			c.Nodes[n.Name] = n
+		}
+		return nil
+	})
 }
 
 func (r *Runtime) RemoveNode(ctx context.Context, s cluster.Spec, name string) error {
-	if err := r.enter(ctx, "RemoveNode", s); err != nil {
-		return err
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	c, err := r.running(s)
-	if err != nil {
-		return err
-	}
-	delete(c.Nodes, name)
-	delete(c.PodCIDRs, name)
-	return nil
+	return r.change(ctx, "RemoveNode", s, func(c *Cluster) error {
+		delete(c.Nodes, name)
+		delete(c.PodCIDRs, name)
+		return nil
+	})
 }
 
 // PodCIDR gives each node the next block of the cluster's pod range, as
 // kube-controller-manager does.
 func (r *Runtime) PodCIDR(ctx context.Context, s cluster.Spec, node string) (string, error) {
-	if err := r.enter(ctx, "PodCIDR", s); err != nil {
-		return "", err
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	c, err := r.running(s)
-	if err != nil {
-		return "", err
-	}
-	if _, ok := c.Nodes[node]; !ok {
-		return "", fmt.Errorf("fakeruntime: node %s of %s does not run", node, s.Name)
-	}
-	if cidr, ok := c.PodCIDRs[node]; ok {
-		return cidr, nil
-	}
-	pods, err := netip.ParsePrefix(s.PodCIDR)
-	if err != nil {
-		return "", err
-	}
-	base := pods.Addr().As4()
-	v := uint32(base[0])<<24 | uint32(base[1])<<16 | uint32(base[2])<<8 | uint32(base[3])
-	v += uint32(c.podBlocks) << (32 - s.NodeMaskSize)
-	c.podBlocks++
-	cidr := netip.PrefixFrom(netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)}), s.NodeMaskSize).String()
-	c.PodCIDRs[node] = cidr
-	return cidr, nil
+	var cidr string
+	err := r.change(ctx, "PodCIDR", s, func(c *Cluster) error {
+		if _, ok := c.Nodes[node]; !ok {
+			return fmt.Errorf("fakeruntime: node %s of %s does not run", node, s.Name)
+		}
+		if cidr = c.PodCIDRs[node]; cidr != "" {
+			return nil
+		}
+		pods, err := netip.ParsePrefix(s.PodCIDR)
+		if err != nil {
+			return err
+		}
+		base := pods.Addr().As4()
+		v := uint32(base[0])<<24 | uint32(base[1])<<16 | uint32(base[2])<<8 | uint32(base[3])
+		v += uint32(c.podBlocks) << (32 - s.NodeMaskSize)
+		c.podBlocks++
+		cidr = netip.PrefixFrom(netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)}), s.NodeMaskSize).String()
+		c.PodCIDRs[node] = cidr
+		return nil
+	})
+	return cidr, err
 }
 
 func (r *Runtime) CreateToken(ctx context.Context, s cluster.Spec, t join.Token) (join.BootstrapToken, error) {
-	if err := r.enter(ctx, "CreateToken", s); err != nil {
-		return join.BootstrapToken{}, err
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	c, err := r.running(s)
-	if err != nil {
-		return join.BootstrapToken{}, err
-	}
-	tok := join.BootstrapToken{Token: fmt.Sprintf("abcdef.%016d", len(c.Tokens))}
-	if t.TTL > 0 {
-		tok.Expires = time.Now().Add(t.TTL).UTC().Truncate(time.Second)
-	}
-	c.Tokens = append(c.Tokens, tok)
-	return tok, nil
+	var tok join.BootstrapToken
+	err := r.change(ctx, "CreateToken", s, func(c *Cluster) error {
+		tok = join.BootstrapToken{Token: fmt.Sprintf("abcdef.%016d", len(c.Tokens))}
+		if t.TTL > 0 {
+			tok.Expires = time.Now().Add(t.TTL).UTC().Truncate(time.Second)
+		}
+		c.Tokens = append(c.Tokens, tok)
+		return nil
+	})
+	return tok, err
 }
 
 func (r *Runtime) UploadCerts(ctx context.Context, s cluster.Spec, key string) error {
-	if err := r.enter(ctx, "UploadCerts", s); err != nil {
-		return err
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	c, err := r.running(s)
-	if err != nil {
-		return err
-	}
-	c.UploadedKey = key
-	return nil
+	return r.change(ctx, "UploadCerts", s, func(c *Cluster) error {
+		c.UploadedKey = key
+		return nil
+	})
 }
 
 // CA is the PEM every fake cluster's CA certificate reads as.
@@ -320,16 +289,12 @@ func (r *Runtime) WriteCAPhase(s cluster.Spec, rot *cluster.CARotation) error {
 }
 
 func (r *Runtime) RotateCA(ctx context.Context, s cluster.Spec, rot *cluster.CARotation, say func(string)) error {
-	if err := r.enter(ctx, "RotateCA", s); err != nil {
-		return err
+	err := r.change(ctx, "RotateCA", s, func(c *Cluster) error {
+		c.CAPhase = rot.Phase
+		return nil
+	})
+	if err == nil {
+		say(fmt.Sprintf("%s applied", rot.Phase))
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	c, err := r.running(s)
-	if err != nil {
-		return err
-	}
-	c.CAPhase = rot.Phase
-	say(fmt.Sprintf("%s applied", rot.Phase))
-	return nil
+	return err
 }
