@@ -60,6 +60,11 @@ func newServe(streams Streams) *cobra.Command {
 
 func serve(ctx context.Context, streams Streams, o serveOptions) error {
 	log := slog.New(slog.NewTextHandler(streams.Err, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	// From the start: a signal that comes while the engine starts stops it
+	// cleanly once it has, rather than killing it half way.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
 	endpointPool, err := netip.ParsePrefix(o.endpointPool)
 	if err != nil {
 		return fmt.Errorf("--endpoint-pool: %w", err)
@@ -109,9 +114,6 @@ func serve(ctx context.Context, streams Streams, o serveOptions) error {
 	log.Info("kubeyard engine serving", "addr", ln.Addr().String(), "data-dir", o.dataDir)
 	fmt.Fprintf(streams.Err, "\nPoint gcloud at this engine with:\n  eval \"$(kubeyard env --data-dir %s --addr %s)\"\n\n", o.dataDir, ln.Addr())
 
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
-	defer signal.Stop(sigs)
 	select {
 	case sig := <-sigs:
 		log.Info("stopping", "signal", sig.String())
