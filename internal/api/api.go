@@ -25,7 +25,7 @@ func NewHandler(e *engine.Engine) http.Handler {
 	authed.Handle("/v1/projects/", container.Handler{Engine: e})
 	compute.Register(authed, e.VPC(), e)
 	apidns.Register(authed, e.DNS())
-	authed.Handle("POST /batch/compute/v1", batchHandler(authed, "/compute/v1/"))
+	authed.Handle("POST /batch/compute/v1", batchHandler(codec.StatusErrors(authed), "/compute/v1/"))
 	registerAdmin(authed, e)
 	registerJoin(authed, e)
 	registerCredentials(authed, e)
@@ -33,7 +33,7 @@ func NewHandler(e *engine.Engine) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("POST /internal/authn", e.Identity().TokenReviewHandler())
 	mux.Handle("/", requireToken(e, authed))
-	return mux
+	return codec.StatusErrors(mux)
 }
 
 func requireToken(e *engine.Engine, next http.Handler) http.Handler {

@@ -160,6 +160,13 @@ func (s *Service) DeleteZone(ctx context.Context, project, name string) error {
 		return status.Errorf(status.FailedPrecondition, "The resource named '%s' cannot be deleted because it is not empty: it holds %s %s.", name, rr.Name, rr.Type).
 			WithReason("dns.googleapis.com", "CONTAINER_NOT_EMPTY", nil)
 	}
+	changes, err := s.cfg.Store.List(ctx, "dns/changes/"+project+"/"+name+"/")
+	if err != nil {
+		return err
+	}
+	for _, c := range changes {
+		writes = append(writes, store.Write{Key: c.Key, Revision: store.Any})
+	}
 	return s.cfg.Store.Commit(ctx, writes...)
 }
 
@@ -171,7 +178,7 @@ func (s *Service) CreateRecordSet(ctx context.Context, project, zone string, rr 
 	if err != nil {
 		return nil, err
 	}
-	if err := checkRecordSet(z, rr); err != nil {
+	if err := checkRecordSet("entity.rrset", z, rr); err != nil {
 		return nil, err
 	}
 	rr.Kind = "dns#resourceRecordSet"
@@ -182,24 +189,26 @@ func (s *Service) CreateRecordSet(ctx context.Context, project, zone string, rr 
 	return rr, err
 }
 
-func checkRecordSet(z *dns.ManagedZone, rr *dns.ResourceRecordSet) error {
-	if err := checkDNSName("entity.rrset.name", rr.Name); err != nil {
+// checkRecordSet checks a record set against its zone; prefix is the
+// request field that holds it ("entity.rrset", "change.additions[0]").
+func checkRecordSet(prefix string, z *dns.ManagedZone, rr *dns.ResourceRecordSet) error {
+	if err := checkDNSName(prefix+".name", rr.Name); err != nil {
 		return err
 	}
 	if rr.Name != z.DnsName && !strings.HasSuffix(rr.Name, "."+z.DnsName) {
-		return status.Invalid("entity.rrset.name", "The record set name '%s' is not in zone %s (%s).", rr.Name, z.Name, z.DnsName)
+		return status.Invalid(prefix+".name", "The record set name '%s' is not in zone %s (%s).", rr.Name, z.Name, z.DnsName)
 	}
 	if !slices.Contains(recordTypes, rr.Type) {
-		return status.Invalid("entity.rrset.type", "Invalid value for 'entity.rrset.type': '%s'. One of %v.", rr.Type, recordTypes)
+		return status.Invalid(prefix+".type", "Invalid value for '%s.type': '%s'. One of %v.", prefix, rr.Type, recordTypes)
 	}
 	if rr.Ttl < 0 || rr.Ttl > 604800 {
-		return status.Invalid("entity.rrset.ttl", "Invalid value for 'entity.rrset.ttl': '%d'. Between 0 and 604800 seconds.", rr.Ttl)
+		return status.Invalid(prefix+".ttl", "Invalid value for '%s.ttl': '%d'. Between 0 and 604800 seconds.", prefix, rr.Ttl)
 	}
 	if len(rr.Rrdatas) == 0 {
-		return status.Invalid("entity.rrset.rrdatas", "A record set needs at least one record.")
+		return status.Invalid(prefix+".rrdatas", "A record set needs at least one record.")
 	}
 	for i, d := range rr.Rrdatas {
-		field := fmt.Sprintf("entity.rrset.rrdatas[%d]", i)
+		field := fmt.Sprintf("%s.rrdatas[%d]", prefix, i)
 		switch rr.Type {
 		case "A", "AAAA":
 			ip, err := netip.ParseAddr(d)
@@ -208,7 +217,7 @@ func checkRecordSet(z *dns.ManagedZone, rr *dns.ResourceRecordSet) error {
 			}
 		case "CNAME":
 			if len(rr.Rrdatas) != 1 {
-				return status.Invalid("entity.rrset.rrdatas", "A CNAME record set holds one name.")
+				return status.Invalid(prefix+".rrdatas", "A CNAME record set holds one name.")
 			}
 			if err := checkDNSName(field, d); err != nil {
 				return err

@@ -5,6 +5,7 @@ package clouddns
 
 import (
 	"net/http"
+	"slices"
 
 	dns "google.golang.org/api/dns/v1"
 
@@ -15,7 +16,9 @@ import (
 // Request fields the engine honours; everything else is refused by name.
 var (
 	zoneFields  = codec.Fields{"name", "dnsName", "description", "visibility", "privateVisibilityConfig.networks[].networkUrl", "kind"}
-	rrsetFields = codec.Fields{"name", "type", "ttl", "rrdatas", "kind"}
+	rrsetFields  = codec.Fields{"name", "type", "ttl", "rrdatas", "kind"}
+	changeFields = codec.Fields{"kind", "additions[].name", "additions[].type", "additions[].ttl", "additions[].rrdatas", "additions[].kind",
+		"deletions[].name", "deletions[].type", "deletions[].ttl", "deletions[].rrdatas", "deletions[].kind"}
 )
 
 const root = "/dns/v1/projects/{project}/managedZones"
@@ -62,6 +65,26 @@ func Register(mux *http.ServeMux, d *clouddns.Service) {
 			}
 		}
 		return &dns.ResourceRecordSetsListResponse{Kind: "dns#resourceRecordSetsListResponse", Rrsets: out}, nil
+	})
+	h("POST "+root+"/{zone}/changes", func(r *http.Request) (any, error) {
+		var c dns.Change
+		if err := codec.Decode(r, changeFields, &c); err != nil {
+			return nil, err
+		}
+		return d.ApplyChange(r.Context(), p(r), r.PathValue("zone"), &c)
+	})
+	h("GET "+root+"/{zone}/changes", func(r *http.Request) (any, error) {
+		changes, err := d.ListChanges(r.Context(), p(r), r.PathValue("zone"))
+		if err != nil {
+			return nil, err
+		}
+		if r.URL.Query().Get("sortOrder") == "descending" {
+			slices.Reverse(changes)
+		}
+		return &dns.ChangesListResponse{Kind: "dns#changesListResponse", Changes: changes}, nil
+	})
+	h("GET "+root+"/{zone}/changes/{change}", func(r *http.Request) (any, error) {
+		return d.GetChange(r.Context(), p(r), r.PathValue("zone"), r.PathValue("change"))
 	})
 	h("DELETE "+root+"/{zone}/rrsets/{name}/{type}", func(r *http.Request) (any, error) {
 		return struct{}{}, d.DeleteRecordSet(r.Context(), p(r), r.PathValue("zone"), r.PathValue("name"), r.PathValue("type"))

@@ -81,3 +81,50 @@ func WriteJSON(w http.ResponseWriter, v any) {
 	}
 	w.Write(data)
 }
+
+// StatusErrors makes the plain-text errors of Go's ServeMux (404 for a
+// path no route serves, 405 for a method a route does not take) answer
+// as google.rpc.Status like every other error, so that clients parsing
+// Google's error body get one.
+func StatusErrors(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		next.ServeHTTP(&statusWriter{ResponseWriter: w, r: r}, r)
+	})
+}
+
+// statusWriter rewrites the mux's own text errors; everything else passes.
+type statusWriter struct {
+	http.ResponseWriter
+	r         *http.Request
+	rewritten bool
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	if (code == http.StatusNotFound || code == http.StatusMethodNotAllowed) &&
+		s.Header().Get("Content-Type") == "text/plain; charset=utf-8" && s.Header().Get("X-Content-Type-Options") == "nosniff" {
+		s.rewritten = true
+		s.Header().Del("X-Content-Type-Options")
+		err := status.Errorf(status.NotFound, "No such method: %s %s.", s.r.Method, s.r.URL.Path)
+		if code == http.StatusMethodNotAllowed {
+			err = status.Errorf(status.Unimplemented, "Method %s is not allowed on %s (allowed: %s).", s.r.Method, s.r.URL.Path, s.Header().Get("Allow"))
+		}
+		s.Header().Set("Content-Type", "application/json; charset=UTF-8")
+		s.ResponseWriter.WriteHeader(code)
+		_ = json.NewEncoder(s.ResponseWriter).Encode(withHTTPCode(Body(err), code))
+		return
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Write(b []byte) (int, error) {
+	if s.rewritten {
+		return len(b), nil // the mux's text, replaced
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+// withHTTPCode sets the HTTP code in a google.rpc.Status body.
+func withHTTPCode(body map[string]any, code int) map[string]any {
+	body["error"].(map[string]any)["code"] = code
+	return body
+}

@@ -83,3 +83,39 @@ func TestWriteIsGoogleRPCStatus(t *testing.T) {
 		t.Fatalf("plain errors become INTERNAL: %d %s", rec.Code, rec.Body)
 	}
 }
+
+// The mux's own 404 and 405 answer as google.rpc.Status; a handler's
+// answers pass untouched.
+func TestStatusErrors(t *testing.T) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/things", func(w http.ResponseWriter, r *http.Request) { WriteJSON(w, map[string]int{"n": 1}) })
+	mux.HandleFunc("GET /v1/gone", func(w http.ResponseWriter, r *http.Request) { http.NotFound(w, r) })
+	h := StatusErrors(mux)
+	for _, c := range []struct {
+		method, path string
+		code         int
+		status       string
+	}{
+		{"GET", "/v2/entries:list", 404, "NOT_FOUND"},
+		{"POST", "/v1/things", 405, "UNIMPLEMENTED"},
+		{"GET", "/v1/gone", 404, "NOT_FOUND"},
+	} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(c.method, c.path, nil))
+		var body struct {
+			Error struct {
+				Code    int
+				Status  string
+				Message string
+			}
+		}
+		if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil || rec.Code != c.code || body.Error.Code != c.code || body.Error.Status != c.status || !strings.Contains(body.Error.Message, c.path) {
+			t.Errorf("%s %s: HTTP %d %q (%v)", c.method, c.path, rec.Code, rec.Body, err)
+		}
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/v1/things", nil))
+	if rec.Code != 200 || strings.TrimSpace(rec.Body.String()) != `{"n":1}` {
+		t.Errorf("a handler's answer changed: %d %s", rec.Code, rec.Body)
+	}
+}
