@@ -15,7 +15,7 @@ import (
 
 // Request fields the engine honours; everything else is refused by name.
 var (
-	zoneFields  = codec.Fields{"name", "dnsName", "description", "visibility", "privateVisibilityConfig.networks[].networkUrl", "kind"}
+	zoneFields   = codec.Fields{"name", "dnsName", "description", "visibility", "privateVisibilityConfig.networks[].networkUrl", "kind"}
 	rrsetFields  = codec.Fields{"name", "type", "ttl", "rrdatas", "kind"}
 	changeFields = codec.Fields{"kind", "additions[].name", "additions[].type", "additions[].ttl", "additions[].rrdatas", "additions[].kind",
 		"deletions[].name", "deletions[].type", "deletions[].ttl", "deletions[].rrdatas", "deletions[].kind"}
