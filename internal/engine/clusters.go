@@ -103,6 +103,9 @@ func (e *Engine) CreateCluster(ctx context.Context, project, location string, c 
 	if c.ResourceLabels, err = etcdTopology(c.ResourceLabels); err != nil {
 		return nil, err
 	}
+	if err := validatePolicy("cluster.maintenancePolicy", c.MaintenancePolicy); err != nil {
+		return nil, err
+	}
 	seen := map[string]bool{}
 	for i, p := range c.NodePools {
 		if err := validatePool(fmt.Sprintf("cluster.nodePools[%d]", i), p); err != nil {
@@ -213,17 +216,59 @@ func (e *Engine) fillCluster(r *ClusterRecord, loc Location, pl *placement) {
 	r.fillPrivate(pl)
 	r.reportEndpoints()
 	c.NodeIpv4CidrSize = int64(32 - podRangeBits(c.DefaultMaxPodsConstraint))
-	// Nothing ships logs or metrics anywhere: say so rather than pretend.
-	c.LoggingService, c.MonitoringService = "none", "none"
 	c.LabelFingerprint = labelFingerprint(c.ResourceLabels)
-	c.InitialNodeCount, c.NodeConfig = 0, nil
+	// initialNodeCount stays as the request gave it (GKE keeps returning
+	// it once the default pool is gone); nodeConfig is the first pool's.
+	c.NodeConfig = nil
 	for _, p := range c.NodePools {
 		e.fillPool(r, loc, p)
 	}
 	if len(c.NodePools) > 0 {
 		c.NodeConfig = c.NodePools[0].Config
 	}
+	c.MaintenancePolicy = reportedPolicy(c.MaintenancePolicy)
+	reportDefaults(c)
 	c.Etag = randomHex(4)
+}
+
+// reportDefaults sets the fields GKE always returns, at the values that
+// say what kubeyard does: clients (Terraform's provider among them) read
+// them without checking that they are there.
+func reportDefaults(c *container.Cluster) {
+	// Nothing ships logs or metrics anywhere: say so rather than pretend.
+	c.LoggingService, c.MonitoringService = "none", "none"
+	c.LoggingConfig = &container.LoggingConfig{ComponentConfig: &container.LoggingComponentConfig{}}
+	c.MonitoringConfig = &container.MonitoringConfig{ComponentConfig: &container.MonitoringComponentConfig{}}
+	c.LegacyAbac = &container.LegacyAbac{}
+	c.Autopilot = &container.Autopilot{}
+	c.Autoscaling = &container.ClusterAutoscaling{AutoscalingProfile: "BALANCED"}
+	c.BinaryAuthorization = &container.BinaryAuthorization{}
+	c.NotificationConfig = &container.NotificationConfig{Pubsub: &container.PubSub{}}
+	c.NetworkPolicy = &container.NetworkPolicy{Provider: "PROVIDER_UNSPECIFIED"}
+	// Network policy is not enforced, nor is there an L7 load balancer.
+	c.AddonsConfig = &container.AddonsConfig{
+		NetworkPolicyConfig: &container.NetworkPolicyConfig{Disabled: true},
+		HttpLoadBalancing:   &container.HttpLoadBalancing{Disabled: true},
+	}
+	c.ReleaseChannel = &container.ReleaseChannel{Channel: "REGULAR"}
+	// Shielded in what matters to the cluster: a node's identity comes
+	// only from the engine (README, "Shielded nodes").
+	c.ShieldedNodes = &container.ShieldedNodes{Enabled: true}
+	c.DatabaseEncryption = &container.DatabaseEncryption{State: "DECRYPTED", CurrentState: "CURRENT_STATE_DECRYPTED"}
+	c.EnterpriseConfig = &container.EnterpriseConfig{ClusterTier: "STANDARD"}
+	c.NodePoolDefaults = &container.NodePoolDefaults{NodeConfigDefaults: &container.NodeConfigDefaults{
+		LoggingConfig: &container.NodePoolLoggingConfig{VariantConfig: &container.LoggingVariantConfig{Variant: "DEFAULT"}}}}
+	if c.MasterAuthorizedNetworksConfig == nil {
+		c.MasterAuthorizedNetworksConfig = &container.MasterAuthorizedNetworksConfig{}
+	}
+	if c.DefaultMaxPodsConstraint == nil {
+		c.DefaultMaxPodsConstraint = &container.MaxPodsConstraint{MaxPodsPerNode: 110}
+	}
+	nc := c.NetworkConfig
+	// kube-proxy's dataplane, not GKE Dataplane V2.
+	nc.DatapathProvider = "LEGACY_DATAPATH"
+	nc.DefaultSnatStatus = &container.DefaultSnatStatus{}
+	nc.ServiceExternalIpsConfig = &container.ServiceExternalIPsConfig{}
 }
 
 // caCertificate is the base64 of the cluster CA in PEM, as masterAuth

@@ -3,8 +3,10 @@ package engine
 import (
 	"context"
 	"hash/fnv"
+	"strings"
 
 	compute "google.golang.org/api/compute/v1"
+	container "google.golang.org/api/container/v1"
 
 	"github.com/kubeyard/kubeyard/internal/status"
 	"github.com/kubeyard/kubeyard/internal/vpc"
@@ -67,4 +69,93 @@ func (e *Engine) instance(r *ClusterRecord, machineType, zone string, n NodeReco
 		Tags:   &compute.Tags{Items: []string{r.nodeTag()}},
 		Labels: map[string]string{"goog-gke-node": "", "goog-k8s-cluster-name": r.Cluster.Name},
 	}
+}
+
+// InstanceGroup is a node pool's managed instance group in one zone, as
+// Compute Engine shows it: the manager (the pool's instanceGroupUrl), the
+// group it manages, and the instances in it, which are the pool's nodes
+// in that zone. Their size follows the pool's.
+type InstanceGroup struct {
+	Manager   *compute.InstanceGroupManager
+	Group     *compute.InstanceGroup
+	Instances []*compute.Instance
+}
+
+// ListInstanceGroups returns the project's node pools' instance groups in
+// zone ("" for every zone).
+func (e *Engine) ListInstanceGroups(ctx context.Context, project, zone string) ([]InstanceGroup, error) {
+	records, err := e.listClusters(ctx, "clusters/"+project+"/")
+	if err != nil {
+		return nil, err
+	}
+	out := []InstanceGroup{}
+	for _, r := range records {
+		for _, p := range r.Cluster.NodePools {
+			for _, url := range p.InstanceGroupUrls {
+				if z := urlSegment(url, "zones"); zone == "" || z == zone {
+					out = append(out, e.instanceGroup(r, p, url))
+				}
+			}
+		}
+	}
+	return out, nil
+}
+
+// GetInstanceGroup returns the instance group whose manager or group is
+// called name in zone.
+func (e *Engine) GetInstanceGroup(ctx context.Context, project, zone, name string) (InstanceGroup, error) {
+	groups, err := e.ListInstanceGroups(ctx, project, zone)
+	if err != nil {
+		return InstanceGroup{}, err
+	}
+	for _, g := range groups {
+		if g.Manager.Name == name {
+			return g, nil
+		}
+	}
+	return InstanceGroup{}, status.Errorf(status.NotFound, "The resource 'projects/%s/zones/%s/instanceGroupManagers/%s' was not found", project, zone, name)
+}
+
+func (e *Engine) instanceGroup(r *ClusterRecord, p *container.NodePool, url string) InstanceGroup {
+	zone, name := urlSegment(url, "zones"), url[strings.LastIndexByte(url, '/')+1:]
+	base := e.cfg.BaseURL + "/compute/v1/projects/" + r.Project
+	var members []*compute.Instance
+	for i, n := range r.Nodes[p.Name] {
+		if nodeZone(p.Locations, i) == zone {
+			members = append(members, e.instance(r, p.Config.MachineType, zone, n))
+		}
+	}
+	id := fnv.New64a()
+	id.Write([]byte(r.UID + url))
+	template := strings.TrimSuffix(name, "-grp")
+	size := int64(len(members))
+	loc, _ := ParseLocation(r.Location)
+	group := &compute.InstanceGroup{
+		Kind: "compute#instanceGroup", Id: id.Sum64(), Name: name, Zone: base + "/zones/" + zone, Size: size,
+		SelfLink:          base + "/zones/" + zone + "/instanceGroups/" + name,
+		Network:           e.vpc.NetworkURL(r.Project, vpc.ResourceName(r.Cluster.Network)),
+		Subnetwork:        e.vpc.SubnetURL(r.Project, loc.Region, r.Cluster.Subnetwork),
+		CreationTimestamp: r.Cluster.CreateTime, Fingerprint: p.Etag,
+	}
+	manager := &compute.InstanceGroupManager{
+		Kind: "compute#instanceGroupManager", Id: id.Sum64() + 1, Name: name, Zone: group.Zone, SelfLink: url,
+		BaseInstanceName: template, InstanceTemplate: base + "/global/instanceTemplates/" + template,
+		Versions:      []*compute.InstanceGroupManagerVersion{{InstanceTemplate: base + "/global/instanceTemplates/" + template}},
+		InstanceGroup: group.SelfLink, TargetSize: size, CreationTimestamp: r.Cluster.CreateTime, Fingerprint: p.Etag,
+		CurrentActions: &compute.InstanceGroupManagerActionsSummary{None: size},
+		Status:         &compute.InstanceGroupManagerStatus{IsStable: true},
+		UpdatePolicy:   &compute.InstanceGroupManagerUpdatePolicy{Type: "OPPORTUNISTIC", MinimalAction: "REPLACE", ReplacementMethod: "SUBSTITUTE"},
+	}
+	return InstanceGroup{Manager: manager, Group: group, Instances: members}
+}
+
+// urlSegment is what follows kind in a resource URL (".../zones/Z/..." ->
+// Z).
+func urlSegment(url, kind string) string {
+	_, rest, ok := strings.Cut(url, "/"+kind+"/")
+	if !ok {
+		return ""
+	}
+	seg, _, _ := strings.Cut(rest, "/")
+	return seg
 }

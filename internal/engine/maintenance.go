@@ -17,7 +17,7 @@ import (
 // exclusions (none runs inside one). A resourceVersion, when given, must
 // match the current one.
 func (e *Engine) SetMaintenancePolicy(ctx context.Context, project, location, name string, p *container.MaintenancePolicy) (*container.Operation, error) {
-	if err := validatePolicy(p); err != nil {
+	if err := validatePolicy("maintenancePolicy", p); err != nil {
 		return nil, err
 	}
 	r, rev, err := e.lookupCluster(ctx, project, location, name)
@@ -30,19 +30,34 @@ func (e *Engine) SetMaintenancePolicy(ctx context.Context, project, location, na
 	if cur := r.Cluster.MaintenancePolicy; p != nil && p.ResourceVersion != "" && cur != nil && p.ResourceVersion != cur.ResourceVersion {
 		return nil, status.Errorf(status.FailedPrecondition, "The maintenance policy changed meanwhile (resourceVersion %s, not %s); read it again.", cur.ResourceVersion, p.ResourceVersion)
 	}
-	if p != nil {
-		p.ResourceVersion = randomHex(4)
-	}
-	r.Cluster.MaintenancePolicy = p
+	r.Cluster.MaintenancePolicy = reportedPolicy(p)
 	return e.startOperation(ctx, r, rev, e.newOperation(r, OpSetMaintenancePolicy, "clusters/"+name))
 }
 
-const policyField = "maintenancePolicy.window"
+// dailyWindow is how long a daily maintenance window lasts, as GKE
+// reports it.
+const dailyWindow = 4 * time.Hour
 
-func validatePolicy(p *container.MaintenancePolicy) error {
+// reportedPolicy is the policy as GKE reports it: always there, with a new
+// resourceVersion and the daily window's duration.
+func reportedPolicy(p *container.MaintenancePolicy) *container.MaintenancePolicy {
+	if p == nil {
+		p = &container.MaintenancePolicy{}
+	}
+	p.ResourceVersion = randomHex(4)
+	if p.Window != nil && p.Window.DailyMaintenanceWindow != nil {
+		p.Window.DailyMaintenanceWindow.Duration = "PT4H0M0S"
+	}
+	return p
+}
+
+// validatePolicy checks a maintenance policy, the request's field (a
+// create's cluster.maintenancePolicy, or maintenancePolicy).
+func validatePolicy(field string, p *container.MaintenancePolicy) error {
 	if p == nil || p.Window == nil {
 		return nil
 	}
+	policyField := field + ".window"
 	w := p.Window
 	if d := w.DailyMaintenanceWindow; d != nil {
 		if _, err := time.Parse("15:04", d.StartTime); err != nil {
@@ -130,7 +145,7 @@ func maintenanceHold(p *container.MaintenancePolicy, now time.Time) string {
 	}
 	if d := w.DailyMaintenanceWindow; d != nil {
 		at, _ := time.Parse("15:04", d.StartTime)
-		if !inRecurring(now, at, 4*time.Hour, nil) {
+		if !inRecurring(now, at, dailyWindow, nil) {
 			return "outside the daily maintenance window"
 		}
 	}

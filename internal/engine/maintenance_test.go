@@ -53,7 +53,7 @@ func TestValidatePolicy(t *testing.T) {
 		{Window: &container.MaintenanceWindow{MaintenanceExclusions: map[string]container.TimeWindow{"x": {StartTime: "2026-01-01T00:00:00Z", EndTime: "2026-01-02T00:00:00Z", MaintenanceExclusionOptions: &container.MaintenanceExclusionOptions{Scope: "NO_UPGRADES"}}}}},
 	}
 	for i, p := range bad {
-		if err := validatePolicy(p); err == nil {
+		if err := validatePolicy("maintenancePolicy", p); err == nil {
 			t.Errorf("policy %d was accepted", i)
 		}
 	}

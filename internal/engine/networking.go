@@ -250,6 +250,13 @@ func (pl *placement) placePrivate(c *container.Cluster) error {
 	}
 	pl.private = pc.EnablePrivateNodes || (c.NetworkConfig != nil && c.NetworkConfig.DefaultEnablePrivateNodes)
 	pl.privateOnly = pc.EnablePrivateEndpoint
+	// The newer form of the same setting: no public endpoint.
+	if public, given := publicEndpointGiven(c.ControlPlaneEndpointsConfig); given {
+		if public && pl.privateOnly {
+			return status.Invalid(publicEndpointField("cluster.controlPlaneEndpointsConfig"), "A public endpoint contradicts privateClusterConfig.enablePrivateEndpoint.")
+		}
+		pl.privateOnly = !public
+	}
 	const field = "cluster.privateClusterConfig.masterIpv4CidrBlock"
 	switch {
 	case pl.privateOnly && !pl.private:
@@ -530,6 +537,19 @@ func authorizedNetworks(field string, cfg *container.MasterAuthorizedNetworksCon
 	return nil
 }
 
+// publicEndpointGiven is a request's ipEndpointsConfig.enablePublicEndpoint,
+// and whether it was given (the API layer marks a false one in
+// ForceSendFields, as Google's client types do).
+func publicEndpointGiven(cfg *container.ControlPlaneEndpointsConfig) (public, given bool) {
+	if cfg == nil || cfg.IpEndpointsConfig == nil {
+		return false, false
+	}
+	ip := cfg.IpEndpointsConfig
+	return ip.EnablePublicEndpoint, ip.EnablePublicEndpoint || slices.Contains(ip.ForceSendFields, "EnablePublicEndpoint")
+}
+
+func publicEndpointField(prefix string) string { return prefix + ".ipEndpointsConfig.enablePublicEndpoint" }
+
 // requestedAuthorizedNetworks is the authorized networks of a request, in
 // either form gcloud may send (endpoints: controlPlaneEndpointsConfig, or
 // the older masterAuthorizedNetworksConfig), with the field to name in
@@ -582,6 +602,9 @@ func (e *Engine) updateAuthorizedNetworks(ctx context.Context, r *ClusterRecord,
 	}
 	if err := authorizedNetworks(field, cfg, r.privateOnly()); err != nil {
 		return nil, err
+	}
+	if public, given := publicEndpointGiven(u.DesiredControlPlaneEndpointsConfig); given && public == r.privateOnly() {
+		return nil, status.Invalid(publicEndpointField("update.desiredControlPlaneEndpointsConfig"), "Adding or removing the public endpoint of a cluster is not supported by kubeyard yet (cluster %q has %s).", r.Cluster.Name, map[bool]string{true: "a private endpoint only", false: "a public endpoint"}[r.privateOnly()])
 	}
 	if r.Operation != "" {
 		return nil, busyError(r.Project, r.Location, r.Operation)

@@ -74,6 +74,7 @@ func (e *Engine) fillPool(r *ClusterRecord, loc Location, p *container.NodePool)
 	if cfg.ServiceAccount == "" {
 		cfg.ServiceAccount = "default"
 	}
+	cfg.LoggingConfig = &container.NodePoolLoggingConfig{VariantConfig: &container.LoggingVariantConfig{Variant: "DEFAULT"}}
 	p.Version = Version
 	p.Status = "PROVISIONING"
 	p.SelfLink = r.Cluster.SelfLink + "/nodePools/" + p.Name
@@ -85,7 +86,11 @@ func (e *Engine) fillPool(r *ClusterRecord, loc Location, p *container.NodePool)
 		p.MaxPodsConstraint.MaxPodsPerNode = m.MaxPodsPerNode
 	}
 	p.PodIpv4CidrSize = r.Cluster.NodeIpv4CidrSize
-	p.NetworkConfig = &container.NodeNetworkConfig{PodIpv4CidrBlock: r.Cluster.ClusterIpv4Cidr}
+	p.NetworkConfig = &container.NodeNetworkConfig{PodIpv4CidrBlock: r.Cluster.ClusterIpv4Cidr, EnablePrivateNodes: r.private()}
+	if pol := r.Cluster.IpAllocationPolicy; pol != nil {
+		p.NetworkConfig.PodRange = pol.ClusterSecondaryRangeName
+	}
+	p.Autoscaling = &container.NodePoolAutoscaling{}
 	if p.UpgradeSettings == nil {
 		p.UpgradeSettings = &container.UpgradeSettings{MaxSurge: 1}
 	}

@@ -25,6 +25,10 @@ func privateASN(asn int64) bool {
 
 // checkRouterBGP validates a router's BGP settings: a private ASN, the
 // advertise mode, and in CUSTOM mode the groups and ranges it advertises.
+// defaultKeepalive is Cloud Router's BGP keepalive interval, in seconds:
+// the only one kubeyard's routers have (they speak BGP to no one).
+const defaultKeepalive = 20
+
 func checkRouterBGP(bgp *compute.RouterBgp) error {
 	if bgp == nil {
 		return status.Invalid("resource.bgp.asn", "A router needs a BGP ASN (--asn).")
@@ -34,6 +38,9 @@ func checkRouterBGP(bgp *compute.RouterBgp) error {
 	}
 	if bgp.AdvertiseMode == "" {
 		bgp.AdvertiseMode = "DEFAULT"
+	}
+	if bgp.KeepaliveInterval == 0 {
+		bgp.KeepaliveInterval = defaultKeepalive // as Compute Engine reports it
 	}
 	switch bgp.AdvertiseMode {
 	case "DEFAULT":

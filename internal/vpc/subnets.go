@@ -359,5 +359,8 @@ func withFlowLogDefaults(c *compute.SubnetworkLogConfig) *compute.SubnetworkLogC
 	if c.Metadata == "" {
 		c.Metadata = "INCLUDE_ALL_METADATA"
 	}
+	if c.FilterExpr == "" {
+		c.FilterExpr = "true" // every flow
+	}
 	return c
 }

@@ -119,3 +119,29 @@ func TestStatusErrors(t *testing.T) {
 		t.Errorf("a handler's answer changed: %d %s", rec.Code, rec.Body)
 	}
 }
+
+// A field the engine does not carry out is accepted at a value that means
+// the same as leaving it out (a listed default, or an empty object or
+// list), and refused at any other.
+func TestDecodeAcceptsDefaults(t *testing.T) {
+	fields := Fields{"cluster.name", `cluster.legacyAbac.enabled=false`, `cluster.shieldedNodes.enabled=true`,
+		`cluster.ipAllocationPolicy.stackType="IPV4"`, `cluster.ipAllocationPolicy.stackType=""`, "cluster.ipAllocationPolicy.useIpAliases"}
+	for _, c := range []struct {
+		body, field string // field: "" when accepted
+	}{
+		{`{"cluster":{"name":"a","legacyAbac":{"enabled":false},"shieldedNodes":{"enabled":true}}}`, ""},
+		{`{"cluster":{"ipAllocationPolicy":{"stackType":"IPV4","useIpAliases":true}}}`, ""},
+		{`{"cluster":{"ipAllocationPolicy":{"stackType":""}}}`, ""},
+		{`{"cluster":{"maintenancePolicy":{"window":{}},"networkPolicy":{},"notificationConfig":{"pubsub":{}},"tags":[]}}`, ""},
+		{`{"cluster":{"legacyAbac":{"enabled":true}}}`, "cluster.legacyAbac.enabled"},
+		{`{"cluster":{"shieldedNodes":{"enabled":false}}}`, "cluster.shieldedNodes.enabled"},
+		{`{"cluster":{"ipAllocationPolicy":{"stackType":"IPV4_IPV6"}}}`, "cluster.ipAllocationPolicy.stackType"},
+		{`{"cluster":{"notificationConfig":{"pubsub":{"enabled":true}}}}`, "cluster.notificationConfig"},
+	} {
+		var v map[string]any
+		err := Decode(httptest.NewRequest("POST", "/", strings.NewReader(c.body)), fields, &v)
+		if st := status.From(err); (c.field == "") != (err == nil) || (err != nil && (st.Code != status.InvalidArgument || st.Field != c.field)) {
+			t.Errorf("%s: %v, want field %q", c.body, err, c.field)
+		}
+	}
+}

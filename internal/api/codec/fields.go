@@ -14,13 +14,77 @@ import (
 
 // Fields is the set of request fields an endpoint honours, as dotted paths:
 // "cluster.name", "cluster.nodePools[].name" for array elements,
-// "cluster.resourceLabels.*" for any key of a map.
+// "cluster.resourceLabels.*" for any key of a map. A field the engine does
+// not carry out may still come at the value that means the same as leaving
+// it out (off, or GKE's default), as real clients always send some: such a
+// field is listed with that value in JSON, "cluster.legacyAbac.enabled=false",
+// once for each such value.
 type Fields []string
 
+// rules are Fields parsed: the paths honoured, and the values accepted of
+// the others.
+type rules struct {
+	honoured map[string]bool
+	defaults map[string][]any
+}
+
+func (f Fields) rules() rules {
+	r := rules{honoured: map[string]bool{}, defaults: map[string][]any{}}
+	for _, field := range f {
+		path, value, ok := strings.Cut(field, "=")
+		if !ok {
+			r.honoured[path] = true
+			continue
+		}
+		var v any
+		if err := json.Unmarshal([]byte(value), &v); err != nil {
+			panic("codec: the default of " + path + " is not JSON: " + value)
+		}
+		r.defaults[path] = append(r.defaults[path], v)
+	}
+	return r
+}
+
+// accepts says whether value, at a path not honoured, means the same as
+// leaving it out: a listed default, or an object or list that sets
+// nothing.
+func (r rules) accepts(path string, value any) bool {
+	if empty(value) {
+		return true
+	}
+	for _, d := range r.defaults[path] {
+		if reflect.DeepEqual(d, value) {
+			return true
+		}
+	}
+	return false
+}
+
+// empty says whether v sets nothing: an empty list, or an object whose
+// fields are all empty ({"window": {}}).
+func empty(v any) bool {
+	switch t := v.(type) {
+	case map[string]any:
+		for _, f := range t {
+			if !empty(f) {
+				return false
+			}
+		}
+		return true
+	case []any:
+		return len(t) == 0
+	}
+	return false
+}
+
 // Decode reads a JSON request body into v after checking that every field in
-// it is one the engine honours: an unknown field, or one the engine does not
-// carry out yet, is INVALID_ARGUMENT naming it, never silently dropped.
-func Decode(r *http.Request, allowed Fields, v any) error {
+// it is one the engine honours, or at a value that means the same as leaving
+// it out: any other field, or a value the engine does not carry out, is
+// INVALID_ARGUMENT naming it, never silently dropped.
+//
+// The body is decoded into v, and into each of more: shapes with pointer
+// fields tell a field at its zero value from one left out.
+func Decode(r *http.Request, allowed Fields, v any, more ...any) error {
 	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, 4<<20))
 	if err != nil {
 		return status.Invalid("", "Could not read the request body: %v", err)
@@ -36,22 +100,21 @@ func Decode(r *http.Request, allowed Fields, v any) error {
 	if !ok {
 		return status.Invalid("", "Invalid JSON payload received: the body must be a JSON object.")
 	}
-	set := map[string]bool{}
-	for _, f := range allowed {
-		set[f] = true
-	}
-	if field := firstUnsupported(obj, "", set); field != "" {
+	if field := firstUnsupported(obj, "", allowed.rules()); field != "" {
 		return status.Invalid(field, "Field %q is not supported by kubeyard yet.", field)
 	}
-	if err := json.Unmarshal(body, v); err != nil {
-		return status.Invalid("", "Invalid JSON payload received. %v", err)
+	for _, target := range append([]any{v}, more...) {
+		if err := json.Unmarshal(body, target); err != nil {
+			return status.Invalid("", "Invalid JSON payload received. %v", err)
+		}
 	}
 	return nil
 }
 
 // firstUnsupported returns the first field (in sorted order, for stable
-// errors) under prefix that allowed does not cover.
-func firstUnsupported(v any, prefix string, allowed map[string]bool) string {
+// errors) under prefix that the rules do not accept.
+func firstUnsupported(v any, prefix string, r rules) string {
+	allowed := r.honoured
 	switch t := v.(type) {
 	case map[string]any:
 		keys := make([]string, 0, len(t))
@@ -64,16 +127,19 @@ func firstUnsupported(v any, prefix string, allowed map[string]bool) string {
 			if allowed[join(prefix, "*")] {
 				continue // a map of free-form keys (labels, metadata)
 			}
-			if !allowed[path] && !hasChild(allowed, path) {
+			if !allowed[path] && r.accepts(path, t[k]) {
+				continue
+			}
+			if !allowed[path] && !r.hasChild(path) {
 				return displayPath(path)
 			}
-			if f := firstUnsupported(t[k], path, allowed); f != "" {
+			if f := firstUnsupported(t[k], path, r); f != "" {
 				return f
 			}
 		}
 	case []any:
 		for _, item := range t {
-			if f := firstUnsupported(item, prefix+"[]", allowed); f != "" {
+			if f := firstUnsupported(item, prefix+"[]", r); f != "" {
 				return f
 			}
 		}
@@ -81,10 +147,17 @@ func firstUnsupported(v any, prefix string, allowed map[string]bool) string {
 	return ""
 }
 
-// hasChild reports whether some allowed field lies below path.
-func hasChild(allowed map[string]bool, path string) bool {
-	for f := range allowed {
-		if strings.HasPrefix(f, path+".") || strings.HasPrefix(f, path+"[]") {
+// hasChild reports whether some field honoured, or with a default, lies
+// below path.
+func (r rules) hasChild(path string) bool {
+	below := func(f string) bool { return strings.HasPrefix(f, path+".") || strings.HasPrefix(f, path+"[]") }
+	for f := range r.honoured {
+		if below(f) {
+			return true
+		}
+	}
+	for f := range r.defaults {
+		if below(f) {
 			return true
 		}
 	}
@@ -104,7 +177,8 @@ func displayPath(p string) string { return strings.ReplaceAll(p, "[]", "[0]") }
 // have: a typo in an allowlist would refuse what clients send.
 func (f Fields) Missing(msg any) []string {
 	var out []string
-	for _, path := range f {
+	for _, field := range f {
+		path, _, _ := strings.Cut(field, "=")
 		if !fieldExists(reflect.TypeOf(msg), path) {
 			out = append(out, path)
 		}

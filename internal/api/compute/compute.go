@@ -1,7 +1,7 @@
 // Package compute serves the slice of the Compute Engine API (compute/v1)
 // that GKE workflows touch: networks and their peerings, subnetworks,
 // firewall rules, routes, routers and their operations, and the instances
-// (read only) that clusters' nodes are.
+// and instance groups (read only) that clusters' nodes and node pools are.
 // Handlers only decode, check the fields against what the engine honours,
 // call the VPC model and encode.
 package compute
@@ -19,8 +19,12 @@ import (
 
 // Request fields the engine honours; everything else is refused by name.
 var (
-	networkFields = codec.Fields{"name", "description", "autoCreateSubnetworks", "routingConfig.routingMode", "mtu"}
-	logFields     = []string{"logConfig.enable", "logConfig.aggregationInterval", "logConfig.flowSampling", "logConfig.metadata"}
+	networkFields = codec.Fields{"name", "description", "autoCreateSubnetworks", "routingConfig.routingMode", "mtu",
+		`networkFirewallPolicyEnforcementOrder="AFTER_CLASSIC_FIREWALL"`}
+	logFields     = []string{"logConfig.enable", "logConfig.aggregationInterval", "logConfig.flowSampling", "logConfig.metadata",
+		// Flow logs are written for every flow: no filter, no custom
+		// metadata.
+		`logConfig.filterExpr="true"`, `logConfig.filterExpr=""`}
 	subnetFields  = codec.Fields(append([]string{"name", "description", "network", "region", "ipCidrRange",
 		"secondaryIpRanges[].rangeName", "secondaryIpRanges[].ipCidrRange", "privateIpGoogleAccess", "enableFlowLogs", "stackType"}, logFields...))
 	firewallFields = codec.Fields{"name", "description", "network", "priority", "direction", "disabled",
@@ -31,7 +35,8 @@ var (
 	addPeeringFields    = codec.Fields(append([]string{"networkPeering.name", "networkPeering.network", "networkPeering.exchangeSubnetRoutes", "networkPeering.autoCreateRoutes"}, peeringExchange...))
 	updatePeeringFields = codec.Fields(append([]string{"networkPeering.name"}, peeringExchange...))
 	routerFields        = codec.Fields{"name", "description", "network", "region", "bgp.asn", "bgp.advertiseMode", "bgp.advertisedGroups",
-		"bgp.advertisedIpRanges[].range", "bgp.advertisedIpRanges[].description", "kind", "id", "selfLink", "creationTimestamp"}
+		"bgp.advertisedIpRanges[].range", "bgp.advertisedIpRanges[].description", "kind", "id", "selfLink", "creationTimestamp",
+		"bgp.keepaliveInterval=20"}
 	patchFields = codec.Fields(append([]string{"fingerprint", "description", "enableFlowLogs", "privateIpGoogleAccess",
 		"secondaryIpRanges[].rangeName", "secondaryIpRanges[].ipCidrRange",
 		// gcloud sends back what it read; the names must match.
@@ -40,14 +45,17 @@ var (
 
 const root = "/compute/v1/projects/{project}"
 
-// Instances are the VM instances of a project: its clusters' nodes.
-type Instances interface {
+// Machines are the VM instances of a project (its clusters' nodes) and
+// the node pools' instance groups, read only.
+type Machines interface {
 	ListInstances(ctx context.Context, project, zone string) ([]*compute.Instance, error)
 	GetInstance(ctx context.Context, project, zone, name string) (*compute.Instance, error)
+	InstanceGroups
 }
 
 // Register adds the Compute routes to mux.
-func Register(mux *http.ServeMux, v *vpc.Service, instances Instances) {
+func Register(mux *http.ServeMux, v *vpc.Service, instances Machines) {
+	registerInstanceGroups(mux, instances)
 	h := func(pattern string, f func(r *http.Request) (any, error)) { codec.HandleJSON(mux, pattern, f) }
 	p := func(r *http.Request) string { return r.PathValue("project") }
 

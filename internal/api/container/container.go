@@ -22,21 +22,49 @@ var (
 	nodeConfigFields = []string{
 		"machineType", "diskSizeGb", "diskType", "imageType", "oauthScopes", "serviceAccount",
 		"labels.*", "tags", "metadata.*", "resourceLabels.*",
+		// GKE's defaults, which clients send back.
+		`loggingConfig.variantConfig.variant="DEFAULT"`,
+		`shieldedInstanceConfig.enableSecureBoot=false`, `shieldedInstanceConfig.enableIntegrityMonitoring=true`,
 	}
 	poolFields = append(prefixed("config.", nodeConfigFields),
 		"name", "initialNodeCount", "version", "locations",
 		"management.autoRepair", "management.autoUpgrade",
-		"upgradeSettings.maxSurge", "upgradeSettings.maxUnavailable",
+		"upgradeSettings.maxSurge", "upgradeSettings.maxUnavailable", `upgradeSettings.strategy="SURGE"`,
+		"autoscaling.enabled=false", "networkConfig.enablePrivateNodes=false", "queuedProvisioning.enabled=false",
 	)
-	// Master authorized networks, in the two forms gcloud sends them (as
-	// cluster.X or update.desiredX).
-	authorizedNetworksFields = []string{
+	// The control-plane endpoints, in the two forms clients send them (as
+	// cluster.X or update.desiredX): master authorized networks, whether
+	// there is a public endpoint (the engine checks it against the
+	// cluster), and the defaults of what the engine does not offer (a DNS
+	// endpoint, global access, a private endpoint in another subnetwork).
+	endpointsFields = []string{
 		"controlPlaneEndpointsConfig.ipEndpointsConfig.authorizedNetworksConfig.enabled",
 		"controlPlaneEndpointsConfig.ipEndpointsConfig.authorizedNetworksConfig.cidrBlocks[].cidrBlock",
 		"controlPlaneEndpointsConfig.ipEndpointsConfig.authorizedNetworksConfig.cidrBlocks[].displayName",
+		"controlPlaneEndpointsConfig.ipEndpointsConfig.enablePublicEndpoint",
+		"controlPlaneEndpointsConfig.ipEndpointsConfig.authorizedNetworksConfig.gcpPublicCidrsAccessEnabled=false",
+		"controlPlaneEndpointsConfig.ipEndpointsConfig.authorizedNetworksConfig.privateEndpointEnforcementEnabled=false",
+		"controlPlaneEndpointsConfig.ipEndpointsConfig.enabled=true",
+		"controlPlaneEndpointsConfig.ipEndpointsConfig.globalAccess=false",
+		`controlPlaneEndpointsConfig.ipEndpointsConfig.privateEndpointSubnetwork=""`,
+		"controlPlaneEndpointsConfig.dnsEndpointConfig.allowExternalTraffic=false",
+		"controlPlaneEndpointsConfig.dnsEndpointConfig.enableK8sCertsViaDns=false",
+		"controlPlaneEndpointsConfig.dnsEndpointConfig.enableK8sTokensViaDns=false",
 		"masterAuthorizedNetworksConfig.enabled",
 		"masterAuthorizedNetworksConfig.cidrBlocks[].cidrBlock",
 		"masterAuthorizedNetworksConfig.cidrBlocks[].displayName",
+		"masterAuthorizedNetworksConfig.gcpPublicCidrsAccessEnabled=false",
+		"masterAuthorizedNetworksConfig.privateEndpointEnforcementEnabled=false",
+	}
+	// A maintenance policy, as setMaintenancePolicy and a create take it.
+	// Exclusions are checked further by the engine (scopes are refused).
+	maintenancePolicyFields = []string{
+		"maintenancePolicy.resourceVersion",
+		"maintenancePolicy.window.dailyMaintenanceWindow.startTime",
+		"maintenancePolicy.window.recurringWindow.window.startTime",
+		"maintenancePolicy.window.recurringWindow.window.endTime",
+		"maintenancePolicy.window.recurringWindow.recurrence",
+		"maintenancePolicy.window.maintenanceExclusions.*",
 	}
 	// The resource's name, and the older form's projectId/zone/... fields.
 	createFields  = []string{"parent", "projectId", "zone"}
@@ -54,25 +82,24 @@ var (
 			"cluster.defaultMaxPodsConstraint.maxPodsPerNode", "cluster.clusterIpv4Cidr",
 			"cluster.privateClusterConfig.enablePrivateNodes", "cluster.privateClusterConfig.enablePrivateEndpoint",
 			"cluster.privateClusterConfig.masterIpv4CidrBlock",
-			// Whether there is a public endpoint follows
-			// privateClusterConfig.enablePrivateEndpoint, which gcloud
-			// sends with it.
-			"cluster.controlPlaneEndpointsConfig.ipEndpointsConfig.enablePublicEndpoint",
-		}, prefixed("cluster.", authorizedNetworksFields)))
+			// What GKE does by default and kubeyard too: the values
+			// clients send for "off" or GKE's default.
+			"cluster.autopilot.enabled=false", "cluster.autoscaling.enableNodeAutoprovisioning=false",
+			"cluster.binaryAuthorization.enabled=false", `cluster.binaryAuthorization.evaluationMode="DISABLED"`,
+			"cluster.legacyAbac.enabled=false", "cluster.networkPolicy.enabled=false", `cluster.networkPolicy.provider="PROVIDER_UNSPECIFIED"`,
+			"cluster.notificationConfig.pubsub.enabled=false", `cluster.ipAllocationPolicy.stackType="IPV4"`,
+			`cluster.releaseChannel.channel="REGULAR"`,
+			// Nodes are shielded in the sense that matters for the
+			// cluster: a node's identity can only come from the engine
+			// (see shieldedNodes in the README). Off is not offered.
+			"cluster.shieldedNodes.enabled=true",
+		}, prefixed("cluster.", endpointsFields), prefixed("cluster.", maintenancePolicyFields)))
 	createPoolFields = codec.Fields(append(prefixed("nodePool.", poolFields), "parent", "projectId", "zone", "clusterId"))
 	setSizeFields    = codec.Fields(append([]string{"nodeCount", "nodePoolId"}, clusterFields...))
 	setLabelsFields  = codec.Fields(append([]string{"resourceLabels.*", "labelFingerprint"}, clusterFields...))
 	updateFields     = codec.Fields(concat([]string{"update.desiredMasterVersion", "update.desiredNodeVersion", "update.desiredNodePoolId"}, clusterFields,
-		prefixed("update.", desired(authorizedNetworksFields))))
-	// Exclusions are checked further by the engine (scopes are refused).
-	maintenanceFields = codec.Fields(append([]string{
-		"maintenancePolicy.resourceVersion",
-		"maintenancePolicy.window.dailyMaintenanceWindow.startTime",
-		"maintenancePolicy.window.recurringWindow.window.startTime",
-		"maintenancePolicy.window.recurringWindow.window.endTime",
-		"maintenancePolicy.window.recurringWindow.recurrence",
-		"maintenancePolicy.window.maintenanceExclusions.*",
-	}, clusterFields...))
+		prefixed("update.", desired(endpointsFields))))
+	maintenanceFields = codec.Fields(append(maintenancePolicyFields, clusterFields...))
 	startRotationFields    = codec.Fields(append([]string{"rotateCredentials"}, clusterFields...))
 	completeRotationFields = codec.Fields(clusterFields)
 	cancelFields           = codec.Fields{"name", "projectId", "zone", "operationId"}
@@ -170,8 +197,16 @@ func (h Handler) dispatch(ctx context.Context, r *http.Request, rt route) (any, 
 		return &gke.ListClustersResponse{Clusters: clusters, MissingZones: []string{}}, nil
 	case "POST clusters:":
 		var req gke.CreateClusterRequest
-		if err := codec.Decode(r, createClusterFields, &req); err != nil {
+		var given struct {
+			Cluster struct {
+				Endpoints *endpointsGiven `json:"controlPlaneEndpointsConfig"`
+			} `json:"cluster"`
+		}
+		if err := codec.Decode(r, createClusterFields, &req, &given); err != nil {
 			return nil, err
+		}
+		if req.Cluster != nil {
+			given.Cluster.Endpoints.mark(req.Cluster.ControlPlaneEndpointsConfig)
 		}
 		return e.CreateCluster(ctx, p, l, req.Cluster)
 	case "GET clusters/*:":
@@ -180,8 +215,16 @@ func (h Handler) dispatch(ctx context.Context, r *http.Request, rt route) (any, 
 		return e.DeleteCluster(ctx, p, l, rest[1])
 	case "PUT clusters/*:", "POST clusters/*:update":
 		var req gke.UpdateClusterRequest
-		if err := codec.Decode(r, updateFields, &req); err != nil {
+		var given struct {
+			Update struct {
+				Endpoints *endpointsGiven `json:"desiredControlPlaneEndpointsConfig"`
+			} `json:"update"`
+		}
+		if err := codec.Decode(r, updateFields, &req, &given); err != nil {
 			return nil, err
+		}
+		if req.Update != nil {
+			given.Update.Endpoints.mark(req.Update.DesiredControlPlaneEndpointsConfig)
 		}
 		return e.UpdateCluster(ctx, p, l, rest[1], req.Update)
 	case "POST clusters/*:setResourceLabels":
@@ -249,6 +292,23 @@ func (h Handler) dispatch(ctx context.Context, r *http.Request, rt route) (any, 
 		return struct{}{}, nil
 	}
 	return nil, status.Errorf(status.NotFound, "No such method: %s %s.", r.Method, r.URL.Path)
+}
+
+// endpointsGiven is what a request says of the control-plane endpoints
+// with field presence: a false enablePublicEndpoint (no public endpoint)
+// is then told from one left out.
+type endpointsGiven struct {
+	IPEndpointsConfig *struct {
+		EnablePublicEndpoint *bool `json:"enablePublicEndpoint"`
+	} `json:"ipEndpointsConfig"`
+}
+
+// mark records in cfg, the way Google's client types do, that
+// enablePublicEndpoint was given.
+func (g *endpointsGiven) mark(cfg *gke.ControlPlaneEndpointsConfig) {
+	if g != nil && g.IPEndpointsConfig != nil && g.IPEndpointsConfig.EnablePublicEndpoint != nil && cfg != nil && cfg.IpEndpointsConfig != nil {
+		cfg.IpEndpointsConfig.ForceSendFields = append(cfg.IpEndpointsConfig.ForceSendFields, "EnablePublicEndpoint")
+	}
 }
 
 // shape replaces the names in a path with "*": clusters/demo/nodePools/x
