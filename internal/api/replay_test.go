@@ -306,12 +306,12 @@ func TestTerraformPrivateClusterRequestsAreAccepted(t *testing.T) {
 	te.expect(tfCluster+"tf2-private", map[string]any{
 		"privateClusterConfig.masterIpv4CidrBlock": "172.16.0.32/28", "privateClusterConfig.peeringName": present,
 		"privateClusterConfig.enablePrivateNodes": true, "networkConfig.defaultEnablePrivateNodes": true,
-		"controlPlaneEndpointsConfig.ipEndpointsConfig.enablePublicEndpoint": true,
-		"controlPlaneEndpointsConfig.ipEndpointsConfig.privateEndpoint": present,
+		"controlPlaneEndpointsConfig.ipEndpointsConfig.enablePublicEndpoint":                            true,
+		"controlPlaneEndpointsConfig.ipEndpointsConfig.privateEndpoint":                                 present,
 		"controlPlaneEndpointsConfig.ipEndpointsConfig.authorizedNetworksConfig.cidrBlocks.0.cidrBlock": "127.0.0.0/9",
-		"masterAuthorizedNetworksConfig.enabled": true,
-		"maintenancePolicy.window.dailyMaintenanceWindow.startTime": "03:00",
-		"maintenancePolicy.window.dailyMaintenanceWindow.duration": "PT4H0M0S",
+		"masterAuthorizedNetworksConfig.enabled":                                                        true,
+		"maintenancePolicy.window.dailyMaintenanceWindow.startTime":                                     "03:00",
+		"maintenancePolicy.window.dailyMaintenanceWindow.duration":                                      "PT4H0M0S",
 		"resourceLabels.team": "infra", "initialNodeCount": 1,
 	})
 	pool := te.expect(tfCluster+"tf2-private/nodePools/tf2-main", poolReadBack)

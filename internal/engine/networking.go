@@ -548,7 +548,9 @@ func publicEndpointGiven(cfg *container.ControlPlaneEndpointsConfig) (public, gi
 	return ip.EnablePublicEndpoint, ip.EnablePublicEndpoint || slices.Contains(ip.ForceSendFields, "EnablePublicEndpoint")
 }
 
-func publicEndpointField(prefix string) string { return prefix + ".ipEndpointsConfig.enablePublicEndpoint" }
+func publicEndpointField(prefix string) string {
+	return prefix + ".ipEndpointsConfig.enablePublicEndpoint"
+}
 
 // requestedAuthorizedNetworks is the authorized networks of a request, in
 // either form gcloud may send (endpoints: controlPlaneEndpointsConfig, or

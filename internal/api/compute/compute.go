@@ -21,11 +21,11 @@ import (
 var (
 	networkFields = codec.Fields{"name", "description", "autoCreateSubnetworks", "routingConfig.routingMode", "mtu",
 		`networkFirewallPolicyEnforcementOrder="AFTER_CLASSIC_FIREWALL"`}
-	logFields     = []string{"logConfig.enable", "logConfig.aggregationInterval", "logConfig.flowSampling", "logConfig.metadata",
+	logFields = []string{"logConfig.enable", "logConfig.aggregationInterval", "logConfig.flowSampling", "logConfig.metadata",
 		// Flow logs are written for every flow: no filter, no custom
 		// metadata.
 		`logConfig.filterExpr="true"`, `logConfig.filterExpr=""`}
-	subnetFields  = codec.Fields(append([]string{"name", "description", "network", "region", "ipCidrRange",
+	subnetFields = codec.Fields(append([]string{"name", "description", "network", "region", "ipCidrRange",
 		"secondaryIpRanges[].rangeName", "secondaryIpRanges[].ipCidrRange", "privateIpGoogleAccess", "enableFlowLogs", "stackType"}, logFields...))
 	firewallFields = codec.Fields{"name", "description", "network", "priority", "direction", "disabled",
 		"allowed[].IPProtocol", "allowed[].ports", "denied[].IPProtocol", "denied[].ports",

@@ -99,7 +99,7 @@ var (
 	setLabelsFields  = codec.Fields(append([]string{"resourceLabels.*", "labelFingerprint"}, clusterFields...))
 	updateFields     = codec.Fields(concat([]string{"update.desiredMasterVersion", "update.desiredNodeVersion", "update.desiredNodePoolId"}, clusterFields,
 		prefixed("update.", desired(endpointsFields))))
-	maintenanceFields = codec.Fields(append(maintenancePolicyFields, clusterFields...))
+	maintenanceFields      = codec.Fields(append(maintenancePolicyFields, clusterFields...))
 	startRotationFields    = codec.Fields(append([]string{"rotateCredentials"}, clusterFields...))
 	completeRotationFields = codec.Fields(clusterFields)
 	cancelFields           = codec.Fields{"name", "projectId", "zone", "operationId"}
