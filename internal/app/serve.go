@@ -60,11 +60,22 @@ func newServe(streams Streams) *cobra.Command {
 
 func serve(ctx context.Context, streams Streams, o serveOptions) error {
 	log := slog.New(slog.NewTextHandler(streams.Err, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	// From the start: a signal that comes while the engine starts stops it
-	// cleanly once it has, rather than killing it half way.
+	// From the start: a signal that comes while the engine starts cuts the
+	// start short and stops what it started, rather than killing it half
+	// way.
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sigs)
+	ctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	starting := make(chan struct{})
+	go func() {
+		select {
+		case sig := <-sigs:
+			stop(fmt.Errorf("stopped by %v while starting", sig))
+		case <-starting:
+		}
+	}()
 	endpointPool, err := netip.ParsePrefix(o.endpointPool)
 	if err != nil {
 		return fmt.Errorf("--endpoint-pool: %w", err)
@@ -111,6 +122,11 @@ func serve(ctx context.Context, streams Streams, o serveOptions) error {
 		e.Close(!o.leaveRunning)
 		return err
 	}
+	close(starting)
+	if err := context.Cause(ctx); err != nil { // a signal came as the start ended
+		srv.Close()
+		return errors.Join(err, e.Close(!o.leaveRunning))
+	}
 	log.Info("kubeyard engine serving", "addr", ln.Addr().String(), "data-dir", o.dataDir)
 	fmt.Fprintf(streams.Err, "\nPoint gcloud at this engine with:\n  eval \"$(kubeyard env --data-dir %s --addr %s)\"\n\n", o.dataDir, ln.Addr())
 
@@ -125,6 +141,7 @@ func serve(ctx context.Context, streams Streams, o serveOptions) error {
 		e.Close(false)
 		return errors.New("the engine's hold on its state lapsed (etcd did not answer in time), and another engine may work on it now: stopped, clusters left running")
 	case <-ctx.Done():
+		log.Info("stopping", "reason", context.Cause(ctx))
 	}
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

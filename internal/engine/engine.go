@@ -105,14 +105,11 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	}
 	e := &Engine{cfg: cfg, store: cfg.Store, runtime: cfg.Runtime, rotationNudge: make(chan struct{}, 1), held: map[string]string{}}
 	if e.store == nil {
-		st, err := store.Open(ctx, store.Config{Dir: filepath.Join(cfg.DataDir, "state"), Endpoints: cfg.EtcdEndpoints, Prefix: cfg.EtcdPrefix, Logger: cfg.Logger})
-		if err != nil {
-			return nil, err
-		}
 		// One engine works on a store at a time: two would both supervise
 		// every cluster.
-		if err := st.Hold(ctx, store.ThisProcess(strings.TrimPrefix(cfg.BaseURL, "http://"), cfg.DataDir)); err != nil {
-			st.Close()
+		me := store.ThisProcess(strings.TrimPrefix(cfg.BaseURL, "http://"), cfg.DataDir)
+		st, err := store.Open(ctx, store.Config{Dir: filepath.Join(cfg.DataDir, "state"), Endpoints: cfg.EtcdEndpoints, Prefix: cfg.EtcdPrefix, Logger: cfg.Logger, Holder: &me})
+		if err != nil {
 			return nil, err
 		}
 		e.store, e.owned = st, st

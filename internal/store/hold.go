@@ -3,11 +3,14 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -47,9 +50,19 @@ type HeldError struct {
 }
 
 func (e *HeldError) Error() string {
-	return fmt.Sprintf("store: the engine state under prefix %s is held by the engine at %s (pid %d on %s, data dir %s, since %s); "+
-		"stop that engine, or give this one a prefix of its own with --etcd-prefix",
-		e.Prefix, e.By.Addr, e.By.PID, e.By.Host, e.By.DataDir, e.By.Since.Format(time.RFC3339))
+	hint := "give this one a prefix of its own with --etcd-prefix"
+	if strings.HasPrefix(e.Prefix, "in ") { // an embedded etcd's folder
+		hint = "give this one a data dir of its own with --data-dir"
+	}
+	return fmt.Sprintf("store: the engine state %s is held by the engine at %s (pid %d on %s, data dir %s, since %s); stop that engine, or %s",
+		e.where(), e.By.Addr, e.By.PID, e.By.Host, e.By.DataDir, e.By.Since.Format(time.RFC3339), hint)
+}
+
+func (e *HeldError) where() string {
+	if strings.HasPrefix(e.Prefix, "in ") {
+		return e.Prefix
+	}
+	return "under prefix " + e.Prefix
 }
 
 // lease is a held store's etcd lease, renewed until released.
@@ -152,6 +165,38 @@ func (s *Store) release() {
 	defer cancel()
 	_, _ = s.cli.Revoke(ctx, s.lease.id)
 	s.lease = nil
+}
+
+// lockFile is the file in the embedded etcd's folder that its engine
+// locks (flock: the kernel releases it when the process ends, however it
+// ends) and writes itself into.
+const lockFile = "engine.lock"
+
+// lockDir holds the embedded etcd's folder for me, or fails with a
+// *HeldError naming the engine that holds it.
+func lockDir(dir string, me Holder) (*os.File, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, lockFile), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		var by Holder
+		data, _ := os.ReadFile(f.Name())
+		_ = json.Unmarshal(data, &by)
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, &HeldError{Prefix: "in " + dir, By: by}
+		}
+		return nil, fmt.Errorf("store: lock %s: %w", dir, err)
+	}
+	data, _ := json.Marshal(me)
+	if err := f.Truncate(0); err == nil {
+		_, _ = f.WriteAt(data, 0)
+	}
+	return f, nil
 }
 
 // processAlive says whether process pid, started at started (clock ticks

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
@@ -94,4 +95,29 @@ func TestPrefixMustBeAFolder(t *testing.T) {
 	if _, err := Open(context.Background(), Config{Endpoints: []string{"127.0.0.1:1"}, Prefix: "kubeyard"}); err == nil {
 		t.Fatal("a prefix without slashes was accepted")
 	}
+}
+
+// A second engine on an embedded etcd's folder fails at once, naming the
+// first, rather than waiting on etcd's own locks; once the first closed,
+// the folder opens.
+func TestHoldEmbeddedFolder(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	me := ThisProcess("127.0.0.1:8080", "/data/a")
+	first, err := Open(ctx, Config{Dir: dir, NoSync: true, Holder: &me})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := ThisProcess("127.0.0.1:9090", "/data/a")
+	_, err = Open(ctx, Config{Dir: dir, NoSync: true, Holder: &other})
+	var held *HeldError
+	if !errors.As(err, &held) || held.By.Addr != "127.0.0.1:8080" || !strings.Contains(err.Error(), "--data-dir") {
+		t.Fatalf("a second engine on the folder: %v", err)
+	}
+	first.Close()
+	again, err := Open(ctx, Config{Dir: dir, NoSync: true, Holder: &other})
+	if err != nil {
+		t.Fatalf("after the first closed: %v", err)
+	}
+	again.Close()
 }

@@ -46,6 +46,10 @@ type Config struct {
 	// NoSync stops the embedded etcd from syncing its writes to disk: for
 	// tests, whose state is thrown away.
 	NoSync bool
+	// Holder, when set, is the engine that opens the store: it holds the
+	// store until Close, and Open fails with a *HeldError while another
+	// engine holds it (see Hold).
+	Holder *Holder
 }
 
 // KV is what the engine reads and writes: documents by key, listed by
@@ -63,7 +67,8 @@ type Store struct {
 	etcd   *embed.Etcd
 	prefix string
 	lease  *lease
-	sub    bool // a Sub: the connection is another's
+	lock   *os.File // the embedded etcd's folder, locked while held
+	sub    bool     // a Sub: the connection is another's
 }
 
 // Open connects to (or starts) etcd.
@@ -77,8 +82,18 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	s := &Store{prefix: cfg.Prefix}
 	endpoints := cfg.Endpoints
 	if len(endpoints) == 0 {
-		e, err := startEmbedded(cfg.Dir, cfg.NoSync)
+		if cfg.Holder != nil {
+			// Another engine on this data dir would wait for etcd's own
+			// file locks forever: it fails at once, naming the holder.
+			lock, err := lockDir(cfg.Dir, *cfg.Holder)
+			if err != nil {
+				return nil, err
+			}
+			s.lock = lock
+		}
+		e, err := startEmbedded(ctx, cfg.Dir, cfg.NoSync)
 		if err != nil {
+			s.Close()
 			return nil, err
 		}
 		s.etcd = e
@@ -97,6 +112,12 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		s.Close()
 		return nil, fmt.Errorf("store: etcd at %v does not answer: %w", endpoints, err)
 	}
+	if cfg.Holder != nil && s.lock == nil {
+		if err := s.Hold(ctx, *cfg.Holder); err != nil {
+			s.Close()
+			return nil, err
+		}
+	}
 	return s, nil
 }
 
@@ -109,7 +130,7 @@ func freeLoopbackURL() (url.URL, error) {
 	return url.URL{Scheme: "http", Host: ln.Addr().String()}, nil
 }
 
-func startEmbedded(dir string, noSync bool) (*embed.Etcd, error) {
+func startEmbedded(ctx context.Context, dir string, noSync bool) (*embed.Etcd, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
@@ -144,6 +165,9 @@ func startEmbedded(dir string, noSync bool) (*embed.Etcd, error) {
 	case <-time.After(60 * time.Second):
 		e.Close()
 		return nil, errors.New("store: embedded etcd did not become ready in 60s")
+	case <-ctx.Done():
+		e.Close()
+		return nil, fmt.Errorf("store: embedded etcd: %w", ctx.Err())
 	}
 }
 
@@ -161,6 +185,10 @@ func (s *Store) Close() error {
 	if s.etcd != nil {
 		s.etcd.Close()
 		s.etcd = nil
+	}
+	if s.lock != nil {
+		s.lock.Close() // and the lock with it
+		s.lock = nil
 	}
 	return nil
 }
