@@ -2,10 +2,13 @@ package codec
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"cloud.google.com/go/container/apiv1/containerpb"
 
 	"github.com/kubeyard/kubeyard/internal/status"
 )
@@ -143,5 +146,20 @@ func TestDecodeAcceptsDefaults(t *testing.T) {
 		if st := status.From(err); (c.field == "") != (err == nil) || (err != nil && (st.Code != status.InvalidArgument || st.Field != c.field)) {
 			t.Errorf("%s: %v, want field %q", c.body, err, c.field)
 		}
+	}
+}
+
+// Enums given as numbers, as the clients generated from the protos send
+// them, are read as their names, in nested messages and lists too.
+func TestDecodeMessageReadsEnumNumbers(t *testing.T) {
+	body := `{"cluster":{"name":"a","ipAllocationPolicy":{"stackType":1},"releaseChannel":{"channel":2},"nodePools":[{"name":"p","upgradeSettings":{"strategy":3}}]}}`
+	var v map[string]any
+	fields := Fields{"cluster.name", `cluster.ipAllocationPolicy.stackType="IPV4"`, `cluster.releaseChannel.channel="REGULAR"`, "cluster.nodePools[].name", `cluster.nodePools[].upgradeSettings.strategy="SURGE"`}
+	md := (&containerpb.CreateClusterRequest{}).ProtoReflect().Descriptor()
+	if err := DecodeMessage(httptest.NewRequest("POST", "/", strings.NewReader(body)), fields, md, &v); err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(v["cluster"].(map[string]any)["ipAllocationPolicy"]); got != "map[stackType:IPV4]" {
+		t.Errorf("stackType: %s", got)
 	}
 }

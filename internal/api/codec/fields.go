@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strings"
 
+	"google.golang.org/protobuf/reflect/protoreflect"
+
 	"github.com/kubeyard/kubeyard/internal/status"
 )
 
@@ -85,6 +87,13 @@ func empty(v any) bool {
 // The body is decoded into v, and into each of more: shapes with pointer
 // fields tell a field at its zero value from one left out.
 func Decode(r *http.Request, allowed Fields, v any, more ...any) error {
+	return DecodeMessage(r, allowed, nil, v, more...)
+}
+
+// DecodeMessage is Decode for a request whose proto message is md: enums
+// given as numbers (as the clients generated from the protos send them)
+// are read as their names.
+func DecodeMessage(r *http.Request, allowed Fields, md protoreflect.MessageDescriptor, v any, more ...any) error {
 	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, 4<<20))
 	if err != nil {
 		return status.Invalid("", "Could not read the request body: %v", err)
@@ -99,6 +108,12 @@ func Decode(r *http.Request, allowed Fields, v any, more ...any) error {
 	obj, ok := raw.(map[string]any)
 	if !ok {
 		return status.Invalid("", "Invalid JSON payload received: the body must be a JSON object.")
+	}
+	if md != nil {
+		enumNames(obj, md)
+		if body, err = json.Marshal(obj); err != nil {
+			return err
+		}
 	}
 	if field := firstUnsupported(obj, "", allowed.rules()); field != "" {
 		return status.Invalid(field, "Field %q is not supported by kubeyard yet.", field)

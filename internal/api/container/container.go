@@ -10,7 +10,10 @@ import (
 	"net/http"
 	"strings"
 
+	"cloud.google.com/go/container/apiv1/containerpb"
 	gke "google.golang.org/api/container/v1"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/kubeyard/kubeyard/internal/api/codec"
 	"github.com/kubeyard/kubeyard/internal/engine"
@@ -202,7 +205,7 @@ func (h Handler) dispatch(ctx context.Context, r *http.Request, rt route) (any, 
 				Endpoints *endpointsGiven `json:"controlPlaneEndpointsConfig"`
 			} `json:"cluster"`
 		}
-		if err := codec.Decode(r, createClusterFields, &req, &given); err != nil {
+		if err := codec.DecodeMessage(r, createClusterFields, pbMessage(&containerpb.CreateClusterRequest{}), &req, &given); err != nil {
 			return nil, err
 		}
 		if req.Cluster != nil {
@@ -220,7 +223,7 @@ func (h Handler) dispatch(ctx context.Context, r *http.Request, rt route) (any, 
 				Endpoints *endpointsGiven `json:"desiredControlPlaneEndpointsConfig"`
 			} `json:"update"`
 		}
-		if err := codec.Decode(r, updateFields, &req, &given); err != nil {
+		if err := codec.DecodeMessage(r, updateFields, pbMessage(&containerpb.UpdateClusterRequest{}), &req, &given); err != nil {
 			return nil, err
 		}
 		if req.Update != nil {
@@ -229,25 +232,25 @@ func (h Handler) dispatch(ctx context.Context, r *http.Request, rt route) (any, 
 		return e.UpdateCluster(ctx, p, l, rest[1], req.Update)
 	case "POST clusters/*:setResourceLabels":
 		var req gke.SetLabelsRequest
-		if err := codec.Decode(r, setLabelsFields, &req); err != nil {
+		if err := codec.DecodeMessage(r, setLabelsFields, pbMessage(&containerpb.SetLabelsRequest{}), &req); err != nil {
 			return nil, err
 		}
 		return e.SetLabels(ctx, p, l, rest[1], req.ResourceLabels, req.LabelFingerprint)
 	case "POST clusters/*:setMaintenancePolicy":
 		var req gke.SetMaintenancePolicyRequest
-		if err := codec.Decode(r, maintenanceFields, &req); err != nil {
+		if err := codec.DecodeMessage(r, maintenanceFields, pbMessage(&containerpb.SetMaintenancePolicyRequest{}), &req); err != nil {
 			return nil, err
 		}
 		return e.SetMaintenancePolicy(ctx, p, l, rest[1], req.MaintenancePolicy)
 	case "POST clusters/*:startIpRotation":
 		var req gke.StartIPRotationRequest
-		if err := codec.Decode(r, startRotationFields, &req); err != nil {
+		if err := codec.DecodeMessage(r, startRotationFields, pbMessage(&containerpb.StartIPRotationRequest{}), &req); err != nil {
 			return nil, err
 		}
 		return e.StartIPRotation(ctx, p, l, rest[1], req.RotateCredentials)
 	case "POST clusters/*:completeIpRotation":
 		var req gke.CompleteIPRotationRequest
-		if err := codec.Decode(r, completeRotationFields, &req); err != nil {
+		if err := codec.DecodeMessage(r, completeRotationFields, pbMessage(&containerpb.CompleteIPRotationRequest{}), &req); err != nil {
 			return nil, err
 		}
 		return e.CompleteIPRotation(ctx, p, l, rest[1])
@@ -259,7 +262,7 @@ func (h Handler) dispatch(ctx context.Context, r *http.Request, rt route) (any, 
 		return &gke.ListNodePoolsResponse{NodePools: pools}, nil
 	case "POST clusters/*/nodePools:":
 		var req gke.CreateNodePoolRequest
-		if err := codec.Decode(r, createPoolFields, &req); err != nil {
+		if err := codec.DecodeMessage(r, createPoolFields, pbMessage(&containerpb.CreateNodePoolRequest{}), &req); err != nil {
 			return nil, err
 		}
 		return e.CreateNodePool(ctx, p, l, rest[1], req.NodePool)
@@ -269,7 +272,7 @@ func (h Handler) dispatch(ctx context.Context, r *http.Request, rt route) (any, 
 		return e.DeleteNodePool(ctx, p, l, rest[1], rest[3])
 	case "POST clusters/*/nodePools/*:setSize":
 		var req gke.SetNodePoolSizeRequest
-		if err := codec.Decode(r, setSizeFields, &req); err != nil {
+		if err := codec.DecodeMessage(r, setSizeFields, pbMessage(&containerpb.SetNodePoolSizeRequest{}), &req); err != nil {
 			return nil, err
 		}
 		return e.SetNodePoolSize(ctx, p, l, rest[1], rest[3], req.NodeCount)
@@ -283,7 +286,7 @@ func (h Handler) dispatch(ctx context.Context, r *http.Request, rt route) (any, 
 		return e.GetOperation(ctx, p, l, rest[1])
 	case "POST operations/*:cancel":
 		var req gke.CancelOperationRequest
-		if err := codec.Decode(r, cancelFields, &req); err != nil {
+		if err := codec.DecodeMessage(r, cancelFields, pbMessage(&containerpb.CancelOperationRequest{}), &req); err != nil {
 			return nil, err
 		}
 		if err := e.CancelOperation(ctx, p, l, rest[1]); err != nil {
@@ -310,6 +313,10 @@ func (g *endpointsGiven) mark(cfg *gke.ControlPlaneEndpointsConfig) {
 		cfg.IpEndpointsConfig.ForceSendFields = append(cfg.IpEndpointsConfig.ForceSendFields, "EnablePublicEndpoint")
 	}
 }
+
+// pbMessage is the proto message of a request: its enums may come as
+// numbers.
+func pbMessage(m proto.Message) protoreflect.MessageDescriptor { return m.ProtoReflect().Descriptor() }
 
 // shape replaces the names in a path with "*": clusters/demo/nodePools/x
 // becomes clusters/*/nodePools/*.
