@@ -15,7 +15,6 @@ import (
 	"google.golang.org/api/option"
 
 	"github.com/kubeyard/kubeyard/e2e/harness"
-	"github.com/kubeyard/kubeyard/internal/apitest"
 )
 
 // TestGoClientLibraries: Google's Go client libraries, pointed at the
@@ -163,7 +162,7 @@ func TestGoClientLibraries(t *testing.T) {
 // reads back is there (apitest checks every field its read functions use).
 func TestTerraformRequests(t *testing.T) {
 	e := harness.Start(t, harness.Options{})
-	c := &apitest.Client{T: t, Base: "http://" + e.Addr, Token: e.Token()}
+	c := e.APIClient(e.Token())
 	c.TerraformCluster()
 	c.TerraformPrivateCluster()
 }

@@ -24,6 +24,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/kubeyard/kubeyard/internal/apitest"
 )
 
 var (
@@ -381,7 +383,8 @@ func (e *Engine) Token() string {
 }
 
 // API calls the engine's REST API with token (none when empty) and returns
-// the status code and decoded JSON body.
+// the status code and decoded JSON body; body is a string (sent as it is)
+// or a value (sent as JSON).
 func (e *Engine) API(method, path, token string, body any) (int, map[string]any) {
 	e.t.Helper()
 	var reader io.Reader
@@ -396,26 +399,12 @@ func (e *Engine) API(method, path, token string, body any) (int, map[string]any)
 		}
 		reader = bytes.NewReader(data)
 	}
-	req, err := http.NewRequest(method, "http://"+e.Addr+path, reader)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var out map[string]any
-	data, _ := io.ReadAll(resp.Body)
-	if len(data) > 0 {
-		if err := json.Unmarshal(data, &out); err != nil {
-			e.t.Fatalf("%s %s: non-JSON answer %q", method, path, data)
-		}
-	}
-	return resp.StatusCode, out
+	return e.APIClient(token).Call(method, path, reader)
+}
+
+// APIClient is a client of the engine's API with token.
+func (e *Engine) APIClient(token string) *apitest.Client {
+	return &apitest.Client{T: e.t, Base: "http://" + e.Addr, Token: token}
 }
 
 // Eventually polls cond until it returns nil, failing the test after timeout.

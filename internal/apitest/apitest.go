@@ -34,7 +34,9 @@ func (c *Client) Call(method, path string, body io.Reader) (int, map[string]any)
 	if err != nil {
 		c.T.Fatal(err)
 	}
-	req.Header.Set("Authorization", "Bearer "+c.Token)
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -43,6 +45,9 @@ func (c *Client) Call(method, path string, body io.Reader) (int, map[string]any)
 	defer resp.Body.Close()
 	var out map[string]any
 	data, _ := io.ReadAll(resp.Body)
+	if len(data) == 0 {
+		return resp.StatusCode, nil
+	}
 	if err := json.Unmarshal(data, &out); err != nil {
 		c.T.Fatalf("%s %s: HTTP %d, not JSON: %q", method, path, resp.StatusCode, data)
 	}

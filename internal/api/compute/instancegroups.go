@@ -26,27 +26,11 @@ func registerInstanceGroups(mux *http.ServeMux, groups InstanceGroups) {
 	get := func(r *http.Request) (engine.InstanceGroup, error) {
 		return groups.GetInstanceGroup(r.Context(), p(r), r.PathValue("zone"), r.PathValue("name"))
 	}
-	// list lists the zone's (or, with zone "", every zone's) groups,
-	// filtered as one of their two faces.
 	managers := func(r *http.Request, zone string) ([]*compute.InstanceGroupManager, error) {
-		return filtered(r, func() ([]*compute.InstanceGroupManager, error) {
-			all, err := groups.ListInstanceGroups(r.Context(), p(r), zone)
-			out := []*compute.InstanceGroupManager{}
-			for _, g := range all {
-				out = append(out, g.Manager)
-			}
-			return out, err
-		})
+		return listGroups(r, groups, zone, func(g engine.InstanceGroup) *compute.InstanceGroupManager { return g.Manager })
 	}
 	instanceGroups := func(r *http.Request, zone string) ([]*compute.InstanceGroup, error) {
-		return filtered(r, func() ([]*compute.InstanceGroup, error) {
-			all, err := groups.ListInstanceGroups(r.Context(), p(r), zone)
-			out := []*compute.InstanceGroup{}
-			for _, g := range all {
-				out = append(out, g.Group)
-			}
-			return out, err
-		})
+		return listGroups(r, groups, zone, func(g engine.InstanceGroup) *compute.InstanceGroup { return g.Group })
 	}
 
 	h("GET "+root+"/zones/{zone}/instanceGroupManagers", func(r *http.Request) (any, error) {
@@ -101,5 +85,18 @@ func registerInstanceGroups(mux *http.ServeMux, groups InstanceGroups) {
 			out.Items = append(out.Items, &compute.InstanceWithNamedPorts{Instance: in.SelfLink, Status: in.Status})
 		}
 		return out, nil
+	})
+}
+
+// listGroups lists the zone's (or, with zone "", every zone's) groups as
+// one of their two faces, filtered as the request says.
+func listGroups[T any](r *http.Request, groups InstanceGroups, zone string, face func(engine.InstanceGroup) T) ([]T, error) {
+	return filtered(r, func() ([]T, error) {
+		all, err := groups.ListInstanceGroups(r.Context(), r.PathValue("project"), zone)
+		out := []T{}
+		for _, g := range all {
+			out = append(out, face(g))
+		}
+		return out, err
 	})
 }
