@@ -10,6 +10,11 @@ LDFLAGS := -s -w \
 
 BIN := bin/kubeyard
 
+# The images kubeyard carries (internal/images/builtin): the hello-app
+# server, built here at both versions, and Debian's static busybox.
+BUILTIN       := internal/images/builtin
+BUILTIN_FILES := $(BUILTIN)/busybox $(BUILTIN)/applets $(BUILTIN)/hello-app-1.0 $(BUILTIN)/hello-app-2.0
+
 .PHONY: build run test unit e2e bench clean $(BIN)
 
 build: $(BIN)
@@ -17,8 +22,20 @@ build: $(BIN)
 # Go's build cache makes this quick after the first time (~10 minutes on 2
 # cores: it compiles kube-apiserver, kube-controller-manager, kube-scheduler
 # and etcd).
-$(BIN):
-	go build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/kubeyard
+$(BIN): $(BUILTIN_FILES)
+	go build -tags builtin_images -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/kubeyard
+
+$(BUILTIN)/hello-app-%: images/hello-app/main.go
+	CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=$*.0" -o $@ ./images/hello-app
+
+# Debian's packages pods need: busybox-static for the built-in images, runc
+# to run containers (installed here when missing; apt-get needs root).
+$(BUILTIN)/busybox:
+	@test -x /bin/busybox -a -x "$$(command -v runc)" || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq runc busybox-static; }
+	cp /bin/busybox $@
+
+$(BUILTIN)/applets: $(BUILTIN)/busybox
+	$(BUILTIN)/busybox --list > $@
 
 run: $(BIN)
 	$(BIN) serve $(ARGS)
@@ -27,7 +44,7 @@ run: $(BIN)
 # real gcloud and kubectl.
 test: unit e2e
 
-unit:
+unit: $(BUILTIN_FILES)
 	go test ./internal/...
 
 e2e: $(BIN)
@@ -37,4 +54,4 @@ bench: $(BIN)
 	KUBEYARD_BINARY=$(abspath $(BIN)) go test -count=1 -timeout 30m -run '^$$' -bench . -benchtime 1x ./bench/...
 
 clean:
-	rm -rf bin
+	rm -rf bin $(BUILTIN_FILES)

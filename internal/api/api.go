@@ -29,6 +29,7 @@ func NewHandler(e *engine.Engine) http.Handler {
 	registerAdmin(authed, e)
 	registerJoin(authed, e)
 	registerCredentials(authed, e)
+	registerImages(authed, e)
 
 	mux := http.NewServeMux()
 	mux.Handle("POST /internal/authn", e.Identity().TokenReviewHandler())
@@ -152,4 +153,20 @@ func clockBody(e *engine.Engine) map[string]string {
 		"now":    e.Clock().Now().UTC().Format(time.RFC3339),
 		"offset": e.Clock().OffsetValue().String(),
 	}
+}
+
+// registerImages adds the image store: the images pods can run, archives
+// loaded into it, names removed.
+func registerImages(mux *http.ServeMux, e *engine.Engine) {
+	codec.HandleJSON(mux, "GET /kubeyard/v1/images", func(r *http.Request) (any, error) {
+		list, err := e.ListImages()
+		return map[string]any{"images": list}, err
+	})
+	codec.HandleJSON(mux, "POST /kubeyard/v1/images:load", func(r *http.Request) (any, error) {
+		loaded, err := e.LoadImages(http.MaxBytesReader(nil, r.Body, 8<<30))
+		return map[string]any{"images": loaded}, err
+	})
+	codec.HandleJSON(mux, "DELETE /kubeyard/v1/images", func(r *http.Request) (any, error) {
+		return struct{}{}, e.RemoveImage(r.URL.Query().Get("name"))
+	})
 }

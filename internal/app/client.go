@@ -81,10 +81,6 @@ func (f engineFlags) printCall(streams Streams, method, path string, body any) e
 // call calls the engine's API with its access token and returns the
 // answer; an error answer is reported with its google.rpc.Status.
 func (f engineFlags) call(method, path string, body any) ([]byte, error) {
-	token, err := os.ReadFile(filepath.Join(f.dataDir, accessTokenFile))
-	if err != nil {
-		return nil, fmt.Errorf("read the engine's access token (is %s the engine's data dir? run `eval \"$(kubeyard env --data-dir DIR --addr ADDR)\"` or pass --data-dir): %w", f.dataDir, err)
-	}
 	var reader io.Reader
 	if body != nil {
 		data, err := json.Marshal(body)
@@ -93,12 +89,21 @@ func (f engineFlags) call(method, path string, body any) ([]byte, error) {
 		}
 		reader = bytes.NewReader(data)
 	}
-	req, err := http.NewRequest(method, "http://"+f.addr+path, reader)
+	return f.send(method, path, "application/json", reader)
+}
+
+// send is call with a body of its own type (an image archive, say).
+func (f engineFlags) send(method, path, contentType string, body io.Reader) ([]byte, error) {
+	token, err := os.ReadFile(filepath.Join(f.dataDir, accessTokenFile))
+	if err != nil {
+		return nil, fmt.Errorf("read the engine's access token (is %s the engine's data dir? run `eval \"$(kubeyard env --data-dir DIR --addr ADDR)\"` or pass --data-dir): %w", f.dataDir, err)
+	}
+	req, err := http.NewRequest(method, "http://"+f.addr+path, body)
 	if err != nil {
 		return nil, err
 	}
 	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(token)))
-	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Content-Type", contentType)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("engine at %s: %w", f.addr, err)

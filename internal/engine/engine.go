@@ -18,6 +18,7 @@ import (
 	"github.com/kubeyard/kubeyard/internal/clock"
 	"github.com/kubeyard/kubeyard/internal/clouddns"
 	"github.com/kubeyard/kubeyard/internal/cluster"
+	"github.com/kubeyard/kubeyard/internal/images"
 	"github.com/kubeyard/kubeyard/internal/operations"
 	"github.com/kubeyard/kubeyard/internal/store"
 	"github.com/kubeyard/kubeyard/internal/supervisor"
@@ -81,6 +82,7 @@ type Engine struct {
 	rotationNudge chan struct{}
 	vpc           *vpc.Service
 	dns           *clouddns.Service
+	images        *images.Store
 }
 
 // New opens the store and prepares the runtime; Start resumes work.
@@ -143,6 +145,10 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		e.closeStore()
 		return nil, err
 	}
+	if e.images, err = images.Open(filepath.Join(cfg.DataDir, "images")); err != nil {
+		e.closeStore()
+		return nil, err
+	}
 	return e, nil
 }
 
@@ -185,6 +191,9 @@ func (e *Engine) HoldLost() <-chan struct{} {
 func (e *Engine) Start(ctx context.Context) error {
 	if err := e.runtime.Start(ctx); err != nil {
 		return fmt.Errorf("engine: %w", err)
+	}
+	if err := e.seedImages(); err != nil {
+		return fmt.Errorf("engine: images: %w", err)
 	}
 	resumed, err := e.ops.Resume(ctx)
 	if err != nil {

@@ -1,0 +1,69 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/kubeyard/kubeyard/internal/images"
+	"github.com/kubeyard/kubeyard/internal/images/builtin"
+	"github.com/kubeyard/kubeyard/internal/status"
+)
+
+// seedImages puts the images kubeyard carries into the store, where a name
+// is missing: an image a user loaded under one of those names stays.
+func (e *Engine) seedImages() error {
+	files := builtin.Files()
+	if files == nil {
+		e.cfg.Logger.Warn("this kubeyard carries no images (built without the builtin_images tag; make build sets it): load them with kubeyard images load")
+		return nil
+	}
+	have, err := e.images.List()
+	if err != nil {
+		return err
+	}
+	present := map[string]bool{}
+	for _, img := range have {
+		present[img.Name] = true
+	}
+	built, err := builtin.Images(files)
+	if err != nil {
+		return err
+	}
+	for name, img := range built {
+		if present[name] {
+			continue
+		}
+		if _, err := e.images.Add(name, img); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ListImages lists the images pods can run.
+func (e *Engine) ListImages() ([]images.Image, error) { return e.images.List() }
+
+// LoadImages adds the images of an archive (docker save, or an OCI layout
+// in a tar).
+func (e *Engine) LoadImages(r io.Reader) ([]images.Image, error) {
+	got, err := e.images.Load(r)
+	if err != nil {
+		return got, status.Invalid("archive", "%v", err)
+	}
+	return got, nil
+}
+
+// RemoveImage removes an image's name from the store.
+func (e *Engine) RemoveImage(ref string) error {
+	if _, err := images.Normalize(ref); err != nil {
+		return status.Invalid("name", "%v", err)
+	}
+	if err := e.images.Remove(ref); err != nil {
+		if errors.Is(err, images.ErrNotFound) {
+			return status.Errorf(status.NotFound, "Image %q is not in the store (kubeyard images list).", ref)
+		}
+		return fmt.Errorf("engine: %w", err)
+	}
+	return nil
+}
