@@ -145,9 +145,14 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		e.closeStore()
 		return nil, err
 	}
-	if e.images, err = images.Open(filepath.Join(cfg.DataDir, "images")); err != nil {
+	// Before the API serves: pods and users find the built-in images from
+	// the first request on.
+	if e.images, err = images.Open(filepath.Join(cfg.DataDir, "images")); err == nil {
+		err = e.seedImages()
+	}
+	if err != nil {
 		e.closeStore()
-		return nil, err
+		return nil, fmt.Errorf("engine: images: %w", err)
 	}
 	return e, nil
 }
@@ -192,9 +197,7 @@ func (e *Engine) Start(ctx context.Context) error {
 	if err := e.runtime.Start(ctx); err != nil {
 		return fmt.Errorf("engine: %w", err)
 	}
-	if err := e.seedImages(); err != nil {
-		return fmt.Errorf("engine: images: %w", err)
-	}
+
 	resumed, err := e.ops.Resume(ctx)
 	if err != nil {
 		return err
