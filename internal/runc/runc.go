@@ -14,9 +14,6 @@ import (
 	"syscall"
 )
 
-// Runner runs a command: exec.Cmd's Run, or a fake in tests.
-type Runner func(cmd *exec.Cmd) error
-
 // Runtime runs containers with the runc binary, keeping runc's state
 // under Root (one per node, so that nodes do not see each other's
 // containers).
@@ -24,8 +21,6 @@ type Runtime struct {
 	// Binary is runc (default: the one on PATH).
 	Binary string
 	Root   string
-	// Run runs a runc command (default: cmd.Run).
-	Run Runner
 }
 
 // ErrNotExist is a container runc does not know.
@@ -59,11 +54,7 @@ func (r Runtime) run(cmd *exec.Cmd) ([]byte, error) {
 	if cmd.Stderr == nil {
 		cmd.Stderr = &stderr
 	}
-	run := r.Run
-	if run == nil {
-		run = (*exec.Cmd).Run
-	}
-	if err := run(cmd); err != nil {
+	if err := cmd.Run(); err != nil {
 		msg := strings.TrimSpace(stderr.String())
 		if strings.Contains(msg, "does not exist") || strings.Contains(msg, "not exist") {
 			return nil, fmt.Errorf("%w: %s", ErrNotExist, msg)

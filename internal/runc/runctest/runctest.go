@@ -1,0 +1,141 @@
+// Package runctest gives tests that run real containers what they need: a
+// busybox root file system, a network namespace of their own, a runc root
+// and a cgroup parent, all removed when the test ends.
+package runctest
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/kubeyard/kubeyard/internal/images"
+	"github.com/kubeyard/kubeyard/internal/runc"
+)
+
+var n atomic.Int32
+
+// Env is one test's containers' surroundings.
+type Env struct {
+	Dir    string
+	Rootfs string // busybox: sh, sleep, cat, hostname, echo
+	NetNS  string // /run/netns/<name>
+	Runc   runc.Runtime
+	// Cgroup is the parent of the test's containers' cgroups.
+	Cgroup string
+}
+
+// New prepares an Env; it needs root, runc and Debian's busybox-static.
+func New(t testing.TB) *Env {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Fatal("running containers needs root")
+	}
+	bb, err := os.ReadFile("/bin/busybox")
+	if err != nil {
+		t.Fatalf("Debian's busybox-static is needed: %v", err)
+	}
+	files := map[string]images.File{"bin/busybox": {Data: bb, Mode: 0o755}}
+	for _, a := range []string{"sh", "sleep", "cat", "hostname", "echo", "head", "dd", "yes"} {
+		files["bin/"+a] = images.File{Link: "busybox"}
+	}
+	img, err := images.Build(files, v1.Config{}, time.Unix(0, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &Env{Dir: t.TempDir()}
+	e.Rootfs = filepath.Join(e.Dir, "rootfs")
+	if err := os.Mkdir(e.Rootfs, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := images.Unpack(img, e.Rootfs); err != nil {
+		t.Fatal(err)
+	}
+	sweep()
+	name := fmt.Sprintf("%s%d-%d", prefix, os.Getpid(), n.Add(1))
+	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
+		t.Fatalf("ip netns add: %v %s", err, out)
+	}
+	e.NetNS = "/run/netns/" + name
+	e.Runc = runc.Runtime{Root: filepath.Join(e.Dir, "runc")}
+	e.Cgroup = "/" + name
+	t.Cleanup(func() {
+		if list, _ := e.Runc.List(t.Context()); len(list) > 0 {
+			for _, c := range list {
+				_ = e.Runc.Delete(t.Context(), c.ID, true)
+			}
+		}
+		remove(name)
+	})
+	return e
+}
+
+// prefix names what tests make: prefix<test process>-<n>.
+const prefix = "kubeyard-test-"
+
+// remove deletes a test's network namespace and cgroups, killing what
+// is left in them.
+func remove(name string) {
+	exec.Command("ip", "netns", "del", name).Run()
+	controllers, _ := os.ReadDir("/sys/fs/cgroup")
+	for _, c := range controllers {
+		dir := filepath.Join("/sys/fs/cgroup", c.Name(), name)
+		// Deepest first: a cgroup goes once its children have.
+		var dirs []string
+		filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+			if err == nil && d.IsDir() {
+				dirs = append(dirs, path)
+			}
+			return nil
+		})
+		for i := len(dirs) - 1; i >= 0; i-- {
+			procs, _ := os.ReadFile(filepath.Join(dirs[i], "cgroup.procs"))
+			for _, p := range strings.Fields(string(procs)) {
+				if pid, err := strconv.Atoi(p); err == nil {
+					syscall.Kill(pid, syscall.SIGKILL)
+				}
+			}
+			for range 50 { // a killed process leaves its cgroup soon after
+				if err := os.Remove(dirs[i]); err == nil || os.IsNotExist(err) {
+					break
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+		}
+	}
+}
+
+// sweep removes what test processes that are gone left behind: a test
+// that times out panics without running its cleanups.
+func sweep() {
+	out, _ := exec.Command("ip", "netns", "list").Output()
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 || !strings.HasPrefix(f[0], prefix) {
+			continue
+		}
+		pid, _, _ := strings.Cut(strings.TrimPrefix(f[0], prefix), "-")
+		if _, err := os.Stat("/proc/" + pid); os.IsNotExist(err) {
+			remove(f[0])
+		}
+	}
+}
+
+// Container is a container of the Env running args.
+func (e *Env) Container(id string, args ...string) runc.Container {
+	return runc.Container{ID: id, Rootfs: e.Rootfs, Args: args, Env: []string{"PATH=/bin"}, Hostname: "pod-1",
+		NetNS: e.NetNS, CgroupsPath: e.Cgroup + "/" + id}
+}
+
+// MemoryCgroup is a container's memory cgroup folder (cgroup v1).
+func (e *Env) MemoryCgroup(c runc.Container) string {
+	return filepath.Join("/sys/fs/cgroup/memory", c.CgroupsPath)
+}
