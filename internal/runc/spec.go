@@ -1,8 +1,8 @@
 // Package runc runs containers with runc (Debian's runc package): the OCI
 // runtime spec of a container, written from what a pod's container asks
 // for, and the runc commands that create, start, signal, inspect and
-// delete it. The spec is a pure function of the container (golden-tested);
-// the commands go through an injected runner.
+// delete it. The spec is a pure function of the container; the commands
+// run the real runc (tests run real containers).
 package runc
 
 import (

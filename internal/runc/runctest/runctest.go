@@ -4,13 +4,10 @@
 package runctest
 
 import (
-	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -18,10 +15,10 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/kubeyard/kubeyard/internal/images"
+	"github.com/kubeyard/kubeyard/internal/netns"
+	"github.com/kubeyard/kubeyard/internal/netns/netnstest"
 	"github.com/kubeyard/kubeyard/internal/runc"
 )
-
-var n atomic.Int32
 
 // Env is one test's containers' surroundings.
 type Env struct {
@@ -59,12 +56,12 @@ func New(t testing.TB) *Env {
 	if err := images.Unpack(img, e.Rootfs); err != nil {
 		t.Fatal(err)
 	}
-	sweep()
-	name := fmt.Sprintf("%s%d-%d", prefix, os.Getpid(), n.Add(1))
-	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
-		t.Fatalf("ip netns add: %v %s", err, out)
+	sweepCgroups()
+	name := netnstest.Name(t, "pod")
+	if err := netns.Create(name); err != nil {
+		t.Fatal(err)
 	}
-	e.NetNS = "/run/netns/" + name
+	e.NetNS = netns.Path(name)
 	e.Runc = runc.Runtime{Root: filepath.Join(e.Dir, "runc")}
 	e.Cgroup = "/" + name
 	t.Cleanup(func() {
@@ -73,18 +70,13 @@ func New(t testing.TB) *Env {
 				_ = e.Runc.Delete(t.Context(), c.ID, true)
 			}
 		}
-		remove(name)
+		removeCgroups(name)
 	})
 	return e
 }
 
-// prefix names what tests make: prefix<test process>-<n>.
-const prefix = "kubeyard-test-"
-
-// remove deletes a test's network namespace and cgroups, killing what
-// is left in them.
-func remove(name string) {
-	exec.Command("ip", "netns", "del", name).Run()
+// removeCgroups deletes a test's cgroups, killing what is left in them.
+func removeCgroups(name string) {
 	controllers, _ := os.ReadDir("/sys/fs/cgroup")
 	for _, c := range controllers {
 		dir := filepath.Join("/sys/fs/cgroup", c.Name(), name)
@@ -113,18 +105,15 @@ func remove(name string) {
 	}
 }
 
-// sweep removes what test processes that are gone left behind: a test
-// that times out panics without running its cleanups.
-func sweep() {
-	out, _ := exec.Command("ip", "netns", "list").Output()
-	for _, line := range strings.Split(string(out), "\n") {
-		f := strings.Fields(line)
-		if len(f) == 0 || !strings.HasPrefix(f[0], prefix) {
-			continue
-		}
-		pid, _, _ := strings.Cut(strings.TrimPrefix(f[0], prefix), "-")
+// sweepCgroups removes the cgroups of test processes that are gone (their
+// namespaces netnstest sweeps).
+func sweepCgroups() {
+	dirs, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", "*", netnstest.Prefix+"*"))
+	for _, dir := range dirs {
+		name := filepath.Base(dir)
+		pid, _, _ := strings.Cut(strings.TrimPrefix(name, netnstest.Prefix), "-")
 		if _, err := os.Stat("/proc/" + pid); os.IsNotExist(err) {
-			remove(f[0])
+			removeCgroups(name)
 		}
 	}
 }

@@ -1,0 +1,176 @@
+package vpcnet_test
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netlink"
+
+	"github.com/kubeyard/kubeyard/internal/netns"
+	"github.com/kubeyard/kubeyard/internal/netns/netnstest"
+	"github.com/kubeyard/kubeyard/internal/podnet"
+	"github.com/kubeyard/kubeyard/internal/vpcnet"
+)
+
+// Two nodes on a subnet of a network, two pods on each: every pod reaches
+// every other, on its node and across, and the host's own network is
+// untouched.
+func TestPodsReachEachOther(t *testing.T) {
+	hostLinks := links(t)
+	network := netnstest.Name(t, "vpc")
+	subnet := netip.MustParsePrefix("10.128.0.0/20")
+	type pod struct {
+		ns string
+		ip netip.Addr
+	}
+	var pods []pod
+	for i, podRange := range []string{"10.4.0.0/24", "10.4.1.0/24"} {
+		node := netnstest.Name(t, fmt.Sprint("node", i))
+		a := vpcnet.Attachment{Network: network, Node: node, Subnet: subnet, IP: netip.MustParseAddr(fmt.Sprintf("10.128.0.%d", 2+i)), PodRange: netip.MustParsePrefix(podRange)}
+		for range 2 { // idempotent
+			if err := vpcnet.Attach(a); err != nil {
+				t.Fatal(err)
+			}
+			if err := podnet.EnsureNode(node, a.PodRange); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for j := range 2 {
+			p := pod{ns: netnstest.Name(t, fmt.Sprintf("pod%d%d", i, j)), ip: a.PodRange.Addr().Next().Next()}
+			for range j {
+				p.ip = p.ip.Next()
+			}
+			if err := netns.Create(p.ns); err != nil {
+				t.Fatal(err)
+			}
+			for range 2 {
+				if err := podnet.AddPod(node, p.ns, p.ip, a.PodRange); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got := podnet.Address(p.ns); got != p.ip {
+				t.Fatalf("%s has address %v, want %v", p.ns, got, p.ip)
+			}
+			pods = append(pods, p)
+		}
+	}
+	for _, to := range pods {
+		listen(t, to.ns, to.ip)
+		for _, from := range pods {
+			if from == to {
+				continue
+			}
+			if err := dialFrom(from.ns, to.ip, from.ip); err != nil {
+				t.Errorf("%s to %s: %v", from.ip, to.ip, err)
+			}
+		}
+	}
+	if after := links(t); !slices.Equal(after, hostLinks) {
+		t.Errorf("the host's interfaces changed: %v, then %v", hostLinks, after)
+	}
+}
+
+// A detached node is unreachable; its network can be removed.
+func TestDetach(t *testing.T) {
+	network := netnstest.Name(t, "vpc")
+	subnet := netip.MustParsePrefix("10.128.0.0/20")
+	var nodes []vpcnet.Attachment
+	for i := range 2 {
+		a := vpcnet.Attachment{Network: network, Node: netnstest.Name(t, fmt.Sprint("node", i)), Subnet: subnet,
+			IP: netip.MustParseAddr(fmt.Sprintf("10.128.0.%d", 2+i)), PodRange: netip.MustParsePrefix(fmt.Sprintf("10.4.%d.0/24", i))}
+		if err := vpcnet.Attach(a); err != nil {
+			t.Fatal(err)
+		}
+		nodes = append(nodes, a)
+	}
+	listen(t, nodes[1].Node, nodes[1].IP)
+	if err := dialFrom(nodes[0].Node, nodes[1].IP, nodes[0].IP); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := vpcnet.Detach(nodes[1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := dialFrom(nodes[0].Node, nodes[1].IP, nodes[0].IP); err == nil {
+		t.Error("a detached node is still reachable")
+	}
+	h, err := netns.Handle(network)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	routes, _ := h.RouteList(nil, netlink.FAMILY_V4)
+	for _, r := range routes {
+		if r.Dst != nil && r.Dst.String() == "10.4.1.0/24" {
+			t.Errorf("the detached node's pod range is still routed: %v", r)
+		}
+	}
+	if err := vpcnet.RemoveNetwork(network); err != nil || netns.Exists(network) {
+		t.Errorf("remove: %v", err)
+	}
+}
+
+func links(t *testing.T) []string {
+	t.Helper()
+	ls, err := netlink.LinkList()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, l := range ls {
+		names = append(names, l.Attrs().Name)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// listen serves, in ns, each connection the address it came from.
+func listen(t *testing.T, ns string, ip netip.Addr) {
+	t.Helper()
+	var ln net.Listener
+	err := netns.Do(ns, func() (err error) {
+		ln, err = net.Listen("tcp", netip.AddrPortFrom(ip, 8080).String())
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			fmt.Fprint(c, c.RemoteAddr().(*net.TCPAddr).IP)
+			c.Close()
+		}
+	}()
+}
+
+// dialFrom connects from ns to ip's listener, which must see from.
+func dialFrom(ns string, ip netip.Addr, from netip.Addr) error {
+	var c net.Conn
+	err := netns.Do(ns, func() (err error) {
+		c, err = net.DialTimeout("tcp", netip.AddrPortFrom(ip, 8080).String(), time.Second)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	got, err := io.ReadAll(c)
+	if err != nil {
+		return err
+	}
+	if string(got) != from.String() {
+		return fmt.Errorf("seen as %s, not %s", got, from)
+	}
+	return nil
+}
