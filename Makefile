@@ -8,22 +8,28 @@ LDFLAGS := -s -w \
   -X $(VERSION_PKG).gitTreeState=clean \
   -X $(VERSION_PKG).buildDate=2026-01-01T00:00:00Z
 
-BIN := bin/kubeyard
+BIN  := bin/kubeyard
+# The process that watches over each running container: small, apart from
+# the engine, which finds it beside its own binary.
+SHIM := bin/kubeyard-shim
 
 # The images kubeyard carries (internal/images/builtin): the hello-app
 # server, built here at both versions, and Debian's static busybox.
 BUILTIN       := internal/images/builtin
 BUILTIN_FILES := $(BUILTIN)/busybox $(BUILTIN)/applets $(BUILTIN)/hello-app-1.0 $(BUILTIN)/hello-app-2.0
 
-.PHONY: build run test unit e2e bench clean $(BIN)
+.PHONY: build run test unit e2e bench clean $(BIN) $(SHIM)
 
-build: $(BIN)
+build: $(BIN) $(SHIM)
 
 # Go's build cache makes this quick after the first time (~10 minutes on 2
 # cores: it compiles kube-apiserver, kube-controller-manager, kube-scheduler
 # and etcd).
 $(BIN): $(BUILTIN_FILES)
 	go build -tags builtin_images -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/kubeyard
+
+$(SHIM):
+	CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o $(SHIM) ./cmd/kubeyard-shim
 
 $(BUILTIN)/hello-app-%: images/hello-app/main.go
 	CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=$*.0" -o $@ ./images/hello-app
@@ -37,7 +43,7 @@ $(BUILTIN)/busybox:
 $(BUILTIN)/applets: $(BUILTIN)/busybox
 	$(BUILTIN)/busybox --list > $@
 
-run: $(BIN)
+run: $(BIN) $(SHIM)
 	$(BIN) serve $(ARGS)
 
 # Unit tests, then the end-to-end tests that drive the built binary with the
@@ -47,10 +53,10 @@ test: unit e2e
 unit: $(BUILTIN_FILES)
 	go test ./internal/...
 
-e2e: $(BIN)
+e2e: $(BIN) $(SHIM)
 	KUBEYARD_BINARY=$(abspath $(BIN)) go test -count=1 -timeout 40m -v ./e2e/...
 
-bench: $(BIN)
+bench: $(BIN) $(SHIM)
 	KUBEYARD_BINARY=$(abspath $(BIN)) go test -count=1 -timeout 30m -run '^$$' -bench . -benchtime 1x ./bench/...
 
 clean:

@@ -44,6 +44,7 @@ replace (
 
 require (
 	cloud.google.com/go/container v1.56.1
+	github.com/creack/pty v1.1.18
 	github.com/google/go-containerregistry v0.22.1
 	github.com/opencontainers/runtime-spec v1.3.0
 	github.com/spf13/cobra v1.10.2

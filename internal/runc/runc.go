@@ -84,12 +84,19 @@ func (r Runtime) Create(ctx context.Context, id, bundle string, stdout, stderr i
 	cmd := r.command(ctx, "--log", logFile, "create", "--bundle", bundle, "--pid-file", filepath.Join(bundle, "container.pid"), id)
 	// The container's stdio are the runc process's; runc returns once the
 	// container is created.
+	// Nil is /dev/null: a pipe (what os/exec makes of any other writer)
+	// would be held open by the container, and Create would wait for it.
+	devNull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		return fmt.Errorf("runc create: %w", err)
+	}
+	defer devNull.Close()
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	if stdout == nil {
-		cmd.Stdout = io.Discard
+		cmd.Stdout = devNull
 	}
 	if stderr == nil {
-		cmd.Stderr = io.Discard
+		cmd.Stderr = devNull
 	}
 	// Not in this process's group: a Ctrl-C of the engine is not the
 	// container's.

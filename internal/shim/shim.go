@@ -33,9 +33,9 @@ type Config struct {
 	ID     string
 	Bundle string // holds config.json (runc.WriteBundle)
 	Runc   runc.Runtime
-	// Log is the container's log (CRI format); ExitFile where its end is
-	// recorded.
-	Log, ExitFile string
+	// Log is the container's log (CRI format); StartedFile where its
+	// start is recorded (Started), ExitFile its end (Exit).
+	Log, StartedFile, ExitFile string
 	// CgroupMemory is the container's memory cgroup folder, read for
 	// OOM kills (cgroup v1: memory.oom_control; v2: memory.events).
 	CgroupMemory string
@@ -54,14 +54,57 @@ type Exit struct {
 	FinishedAt time.Time `json:"finishedAt"`
 }
 
+// Main is the shim's command: kubeyard-shim CONFIG, CONFIG a JSON
+// Config. It returns the process's exit code.
+func Main(args []string) int {
+	if len(args) != 1 {
+		fmt.Fprintln(os.Stderr, "usage: kubeyard-shim CONFIG")
+		return 2
+	}
+	var cfg Config
+	data, err := os.ReadFile(args[0])
+	if err == nil {
+		err = json.Unmarshal(data, &cfg)
+	}
+	if err == nil {
+		err = Run(context.Background(), cfg)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "kubeyard-shim:", err)
+		return 1
+	}
+	return 0
+}
+
+// WriteConfig writes cfg where Main reads it.
+func WriteConfig(path string, cfg Config) error {
+	data, err := json.Marshal(cfg)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, data, 0o600)
+}
+
+// Started is a container's start: its process and when.
+type Started struct {
+	PID       int       `json:"pid"`
+	StartedAt time.Time `json:"startedAt"`
+}
+
+// ReadStarted reads a container's started file; os.ErrNotExist before
+// it starts (or when it never did).
+func ReadStarted(path string) (Started, error) { return readJSON[Started](path) }
+
 // ReadExit reads a container's exit file; os.ErrNotExist while it runs.
-func ReadExit(path string) (Exit, error) {
-	var e Exit
+func ReadExit(path string) (Exit, error) { return readJSON[Exit](path) }
+
+func readJSON[T any](path string) (T, error) {
+	var v T
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return e, err
+		return v, err
 	}
-	return e, json.Unmarshal(data, &e)
+	return v, json.Unmarshal(data, &v)
 }
 
 // Run watches over the container until it ends: create, start, log, wait,
@@ -107,6 +150,11 @@ func Run(ctx context.Context, cfg Config) error {
 		_ = cfg.Runc.Delete(context.WithoutCancel(ctx), cfg.ID, true)
 		copying.Wait()
 		return record(cfg, Exit{Code: 128, Reason: "StartError", Message: err.Error(), StartedAt: started, FinishedAt: time.Now().UTC()})
+	}
+	if cfg.StartedFile != "" {
+		if err := writeJSON(cfg.StartedFile, Started{PID: pid, StartedAt: started}); err != nil {
+			return err
+		}
 	}
 	status := reap(pid)
 	copying.Wait()
@@ -181,16 +229,19 @@ func oomKilled(dir string) bool {
 }
 
 // record writes the exit file whole (the agent may read it any time).
-func record(cfg Config, e Exit) error {
-	data, err := json.Marshal(e)
+func record(cfg Config, e Exit) error { return writeJSON(cfg.ExitFile, e) }
+
+// writeJSON writes a file whole: a reader sees all of it or nothing.
+func writeJSON(path string, v any) error {
+	data, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
-	tmp := cfg.ExitFile + ".tmp"
+	tmp := path + ".tmp"
 	if err := os.WriteFile(tmp, data, 0o640); err != nil {
 		return fmt.Errorf("shim: %w", err)
 	}
-	return os.Rename(tmp, cfg.ExitFile)
+	return os.Rename(tmp, path)
 }
 
 // maxLine is where the kubelet's log format splits a line (P, partial).

@@ -2,9 +2,7 @@ package shim_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,21 +18,11 @@ import (
 )
 
 // TestMain runs this test binary as the shim when asked to (as the
-// engine runs `kubeyard shim`): a shim is a process of its own, the
+// engine runs kubeyard-shim): a shim is a process of its own, the
 // subreaper of its container.
 func TestMain(m *testing.M) {
-	// LookupEnv: a shim given an empty config must fail, not run the
-	// tests again.
-	if cfg, ok := os.LookupEnv("SHIM_CONFIG"); ok {
-		var c shim.Config
-		if err := json.Unmarshal([]byte(cfg), &c); err != nil {
-			panic(err)
-		}
-		if err := shim.Run(context.Background(), c); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
-		os.Exit(0)
+	if len(os.Args) > 1 && os.Args[1] == "shim" {
+		os.Exit(shim.Main(os.Args[2:]))
 	}
 	os.Exit(m.Run())
 }
@@ -50,13 +38,12 @@ func run(t *testing.T, env *runctest.Env, c runc.Container, act func()) (shim.Ex
 	if err := runc.WriteBundle(dir, c); err != nil {
 		t.Fatal(err)
 	}
-	cfg := shim.Config{ID: c.ID, Bundle: dir, Runc: env.Runc, Log: filepath.Join(dir, "0.log"), ExitFile: filepath.Join(dir, "exit.json"), CgroupMemory: env.MemoryCgroup(c)}
-	data, err := json.Marshal(cfg)
-	if err != nil {
+	cfg := shim.Config{ID: c.ID, Bundle: dir, Runc: env.Runc, Log: filepath.Join(dir, "0.log"), StartedFile: filepath.Join(dir, "started.json"), ExitFile: filepath.Join(dir, "exit.json"), CgroupMemory: env.MemoryCgroup(c)}
+	cfgFile := filepath.Join(dir, "shim.json")
+	if err := shim.WriteConfig(cfgFile, cfg); err != nil {
 		t.Fatal(err)
 	}
-	proc := exec.CommandContext(ctx, os.Args[0])
-	proc.Env = append(os.Environ(), "SHIM_CONFIG="+string(data))
+	proc := exec.CommandContext(ctx, os.Args[0], "shim", cfgFile)
 	proc.Stderr = os.Stderr
 	if err := proc.Start(); err != nil {
 		t.Fatal(err)
@@ -84,6 +71,9 @@ func run(t *testing.T, env *runctest.Env, c runc.Container, act func()) (shim.Ex
 	end, err := shim.ReadExit(cfg.ExitFile)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if started, err := shim.ReadStarted(cfg.StartedFile); end.Reason != "StartError" && (err != nil || started.PID == 0 || !started.StartedAt.Equal(end.StartedAt)) {
+		t.Errorf("started file: %+v %v (exit %+v)", started, err, end)
 	}
 	log, _ := os.ReadFile(cfg.Log)
 	if _, err := env.Runc.State(ctx, c.ID); !errors.Is(err, runc.ErrNotExist) {

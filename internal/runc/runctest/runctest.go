@@ -23,7 +23,7 @@ import (
 // Env is one test's containers' surroundings.
 type Env struct {
 	Dir    string
-	Rootfs string // busybox: sh, sleep, cat, hostname, echo
+	Rootfs string // busybox: sh, sleep, cat, hostname, echo, stty, ...
 	NetNS  string // /run/netns/<name>
 	Runc   runc.Runtime
 	// Cgroup is the parent of the test's containers' cgroups.
@@ -41,7 +41,7 @@ func New(t testing.TB) *Env {
 		t.Fatalf("Debian's busybox-static is needed: %v", err)
 	}
 	files := map[string]images.File{"bin/busybox": {Data: bb, Mode: 0o755}}
-	for _, a := range []string{"sh", "sleep", "cat", "hostname", "echo", "head", "dd", "yes"} {
+	for _, a := range []string{"sh", "sleep", "cat", "hostname", "echo", "head", "dd", "yes", "stty", "tty", "wget", "nc"} {
 		files["bin/"+a] = images.File{Link: "busybox"}
 	}
 	img, err := images.Build(files, v1.Config{}, time.Unix(0, 0))
