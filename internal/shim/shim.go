@@ -12,7 +12,6 @@ package shim
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -25,6 +24,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/kubeyard/kubeyard/internal/jsonfile"
 	"github.com/kubeyard/kubeyard/internal/runc"
 )
 
@@ -61,11 +61,7 @@ func Main(args []string) int {
 		fmt.Fprintln(os.Stderr, "usage: kubeyard-shim CONFIG")
 		return 2
 	}
-	var cfg Config
-	data, err := os.ReadFile(args[0])
-	if err == nil {
-		err = json.Unmarshal(data, &cfg)
-	}
+	cfg, err := jsonfile.Read[Config](args[0])
 	if err == nil {
 		err = Run(context.Background(), cfg)
 	}
@@ -77,13 +73,7 @@ func Main(args []string) int {
 }
 
 // WriteConfig writes cfg where Main reads it.
-func WriteConfig(path string, cfg Config) error {
-	data, err := json.Marshal(cfg)
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(path, data, 0o600)
-}
+func WriteConfig(path string, cfg Config) error { return jsonfile.Write(path, cfg) }
 
 // Started is a container's start: its process and when.
 type Started struct {
@@ -93,19 +83,10 @@ type Started struct {
 
 // ReadStarted reads a container's started file; os.ErrNotExist before
 // it starts (or when it never did).
-func ReadStarted(path string) (Started, error) { return readJSON[Started](path) }
+func ReadStarted(path string) (Started, error) { return jsonfile.Read[Started](path) }
 
 // ReadExit reads a container's exit file; os.ErrNotExist while it runs.
-func ReadExit(path string) (Exit, error) { return readJSON[Exit](path) }
-
-func readJSON[T any](path string) (T, error) {
-	var v T
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return v, err
-	}
-	return v, json.Unmarshal(data, &v)
-}
+func ReadExit(path string) (Exit, error) { return jsonfile.Read[Exit](path) }
 
 // Run watches over the container until it ends: create, start, log, wait,
 // record, delete. It returns once the exit file is written.
@@ -152,7 +133,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return record(cfg, Exit{Code: 128, Reason: "StartError", Message: err.Error(), StartedAt: started, FinishedAt: time.Now().UTC()})
 	}
 	if cfg.StartedFile != "" {
-		if err := writeJSON(cfg.StartedFile, Started{PID: pid, StartedAt: started}); err != nil {
+		if err := jsonfile.Write(cfg.StartedFile, Started{PID: pid, StartedAt: started}); err != nil {
 			return err
 		}
 	}
@@ -229,20 +210,7 @@ func oomKilled(dir string) bool {
 }
 
 // record writes the exit file whole (the agent may read it any time).
-func record(cfg Config, e Exit) error { return writeJSON(cfg.ExitFile, e) }
-
-// writeJSON writes a file whole: a reader sees all of it or nothing.
-func writeJSON(path string, v any) error {
-	data, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o640); err != nil {
-		return fmt.Errorf("shim: %w", err)
-	}
-	return os.Rename(tmp, path)
-}
+func record(cfg Config, e Exit) error { return jsonfile.Write(cfg.ExitFile, e) }
 
 // maxLine is where the kubelet's log format splits a line (P, partial).
 const maxLine = 16 * 1024

@@ -6,14 +6,13 @@ package runctest
 import (
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/kubeyard/kubeyard/internal/cgroups"
 	"github.com/kubeyard/kubeyard/internal/images"
 	"github.com/kubeyard/kubeyard/internal/netns"
 	"github.com/kubeyard/kubeyard/internal/netns/netnstest"
@@ -36,18 +35,7 @@ func New(t testing.TB) *Env {
 	if os.Geteuid() != 0 {
 		t.Fatal("running containers needs root")
 	}
-	bb, err := os.ReadFile("/bin/busybox")
-	if err != nil {
-		t.Fatalf("Debian's busybox-static is needed: %v", err)
-	}
-	files := map[string]images.File{"bin/busybox": {Data: bb, Mode: 0o755}}
-	for _, a := range []string{"sh", "sleep", "cat", "hostname", "echo", "head", "dd", "yes", "stty", "tty", "wget", "nc"} {
-		files["bin/"+a] = images.File{Link: "busybox"}
-	}
-	img, err := images.Build(files, v1.Config{}, time.Unix(0, 0))
-	if err != nil {
-		t.Fatal(err)
-	}
+	img := Busybox(t, v1.Config{})
 	e := &Env{Dir: t.TempDir()}
 	e.Rootfs = filepath.Join(e.Dir, "rootfs")
 	if err := os.Mkdir(e.Rootfs, 0o755); err != nil {
@@ -70,39 +58,28 @@ func New(t testing.TB) *Env {
 				_ = e.Runc.Delete(t.Context(), c.ID, true)
 			}
 		}
-		removeCgroups(name)
+		_ = cgroups.Remove("/" + name)
 	})
 	return e
 }
 
-// removeCgroups deletes a test's cgroups, killing what is left in them.
-func removeCgroups(name string) {
-	controllers, _ := os.ReadDir("/sys/fs/cgroup")
-	for _, c := range controllers {
-		dir := filepath.Join("/sys/fs/cgroup", c.Name(), name)
-		// Deepest first: a cgroup goes once its children have.
-		var dirs []string
-		filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
-			if err == nil && d.IsDir() {
-				dirs = append(dirs, path)
-			}
-			return nil
-		})
-		for i := len(dirs) - 1; i >= 0; i-- {
-			procs, _ := os.ReadFile(filepath.Join(dirs[i], "cgroup.procs"))
-			for _, p := range strings.Fields(string(procs)) {
-				if pid, err := strconv.Atoi(p); err == nil {
-					syscall.Kill(pid, syscall.SIGKILL)
-				}
-			}
-			for range 50 { // a killed process leaves its cgroup soon after
-				if err := os.Remove(dirs[i]); err == nil || os.IsNotExist(err) {
-					break
-				}
-				time.Sleep(10 * time.Millisecond)
-			}
-		}
+// Busybox is an image of Debian's static busybox with its applets
+// (sh, sleep, cat, hostname, echo, env, stty, wget, nc, ...) and cfg.
+func Busybox(t testing.TB, cfg v1.Config) v1.Image {
+	t.Helper()
+	bb, err := os.ReadFile("/bin/busybox")
+	if err != nil {
+		t.Fatalf("Debian's busybox-static is needed: %v", err)
 	}
+	files := map[string]images.File{"bin/busybox": {Data: bb, Mode: 0o755}}
+	for _, a := range []string{"sh", "sleep", "cat", "hostname", "echo", "env", "id", "head", "dd", "yes", "stty", "tty", "wget", "nc", "touch", "kill"} {
+		files["bin/"+a] = images.File{Link: "busybox"}
+	}
+	img, err := images.Build(files, cfg, time.Unix(0, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
 }
 
 // sweepCgroups removes the cgroups of test processes that are gone (their
@@ -113,7 +90,7 @@ func sweepCgroups() {
 		name := filepath.Base(dir)
 		pid, _, _ := strings.Cut(strings.TrimPrefix(name, netnstest.Prefix), "-")
 		if _, err := os.Stat("/proc/" + pid); os.IsNotExist(err) {
-			removeCgroups(name)
+			_ = cgroups.Remove("/" + name)
 		}
 	}
 }
@@ -124,7 +101,7 @@ func (e *Env) Container(id string, args ...string) runc.Container {
 		NetNS: e.NetNS, CgroupsPath: e.Cgroup + "/" + id}
 }
 
-// MemoryCgroup is a container's memory cgroup folder (cgroup v1).
+// MemoryCgroup is a container's memory cgroup folder.
 func (e *Env) MemoryCgroup(c runc.Container) string {
-	return filepath.Join("/sys/fs/cgroup/memory", c.CgroupsPath)
+	return cgroups.MemoryDir(c.CgroupsPath)
 }
