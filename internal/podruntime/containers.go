@@ -428,9 +428,8 @@ func (r *Runtime) RemoveContainer(c Container) error {
 	if got, err := r.container(dir); err == nil && got.State != Exited {
 		return fmt.Errorf("podruntime: container %s of pod %s is %s, not ended", c.Name, c.PodUID, got.State)
 	}
-	rootfs := filepath.Join(dir, "rootfs")
-	if err := unix.Unmount(rootfs, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
-		return fmt.Errorf("podruntime: unmount %s: %w", rootfs, err)
+	if err := unmountUnder(dir); err != nil {
+		return err
 	}
 	return os.RemoveAll(dir)
 }

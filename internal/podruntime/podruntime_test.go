@@ -17,70 +17,18 @@ import (
 	"testing"
 	"time"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-
-	"github.com/kubeyard/kubeyard/internal/cgroups"
-	"github.com/kubeyard/kubeyard/internal/images"
 	"github.com/kubeyard/kubeyard/internal/netns"
-	"github.com/kubeyard/kubeyard/internal/netns/netnstest"
 	"github.com/kubeyard/kubeyard/internal/podnet"
 	"github.com/kubeyard/kubeyard/internal/podruntime"
+	"github.com/kubeyard/kubeyard/internal/podruntime/podruntimetest"
 	"github.com/kubeyard/kubeyard/internal/runc"
-	"github.com/kubeyard/kubeyard/internal/runc/runctest"
-	"github.com/kubeyard/kubeyard/internal/shim"
 )
 
-// TestMain is also the shim: the runtime runs this binary as its
-// kubeyard-shim.
-func TestMain(m *testing.M) {
-	if len(os.Args) > 1 && strings.HasSuffix(os.Args[1], "shim.json") {
-		os.Exit(shim.Main(os.Args[1:]))
-	}
-	os.Exit(m.Run())
-}
+func TestMain(m *testing.M) { podruntimetest.Main(m) }
 
 var podCIDR = netip.MustParsePrefix("10.4.1.0/24")
 
-// node is a node's runtime over a store holding busybox, in a network
-// namespace of the test's; everything it made is checked gone at the end.
-func node(t *testing.T) (*podruntime.Runtime, string) {
-	t.Helper()
-	dir := t.TempDir()
-	store, err := images.Open(filepath.Join(dir, "images"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := store.Add("busybox", runctest.Busybox(t, v1.Config{Cmd: []string{"sh"}, Env: []string{"PATH=/bin", "FROM_IMAGE=1", "GREETING=image"}})); err != nil {
-		t.Fatal(err)
-	}
-	nodeNS := netnstest.Name(t, "node")
-	if err := netns.Create(nodeNS); err != nil {
-		t.Fatal(err)
-	}
-	self, _ := os.Executable()
-	rt, err := podruntime.New(podruntime.Config{
-		Dir: filepath.Join(dir, "node"), Images: store, Snapshots: &images.Snapshots{Dir: filepath.Join(dir, "snapshots")},
-		Shim: self, NodeNS: nodeNS, CgroupParent: "/" + nodeNS,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		sbs, _ := rt.Sandboxes()
-		for _, sb := range sbs {
-			if err := rt.RemoveSandbox(context.Background(), sb.UID); err != nil {
-				t.Error(err)
-			}
-		}
-		if dirs := cgroups.Dirs("/" + nodeNS); len(dirs) > 0 {
-			_ = cgroups.Remove("/" + nodeNS)
-		}
-		if mounts, _ := os.ReadFile("/proc/mounts"); strings.Contains(string(mounts), dir) {
-			t.Errorf("mounts left under %s", dir)
-		}
-	})
-	return rt, nodeNS
-}
+func node(t *testing.T) (*podruntime.Runtime, string) { return podruntimetest.New(t) }
 
 func sandbox(t *testing.T, rt *podruntime.Runtime, uid, name string, ip string) *podruntime.Sandbox {
 	t.Helper()

@@ -9,9 +9,12 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/kubeyard/kubeyard/internal/cgroups"
 	"github.com/kubeyard/kubeyard/internal/jsonfile"
@@ -156,6 +159,10 @@ func (r *Runtime) RemoveSandbox(ctx context.Context, uid string) error {
 	} else if ns := r.podNetNS(uid); netns.Exists(ns) { // a sandbox half made
 		errs = append(errs, netns.Delete(ns))
 	}
+	// Never remove through a mount: unmount first.
+	if err := unmountUnder(r.podDir(uid)); err != nil {
+		return errors.Join(append(errs, err)...)
+	}
 	errs = append(errs, cgroups.Remove(r.cgroupPath(uid)), os.RemoveAll(r.podDir(uid)))
 	return errors.Join(errs...)
 }
@@ -165,19 +172,9 @@ func (r *Runtime) RemoveSandbox(ctx context.Context, uid string) error {
 // the pod's side ends (or the client's fails).
 func (r *Runtime) PortForward(ctx context.Context, uid string, port int32, stream io.ReadWriteCloser) error {
 	defer stream.Close()
-	sb, err := r.Sandbox(uid)
+	conn, err := r.Dial(ctx, uid, "tcp4", net.JoinHostPort("127.0.0.1", strconv.Itoa(int(port))))
 	if err != nil {
-		return fmt.Errorf("podruntime: pod %s has no sandbox: %w", uid, err)
-	}
-	var conn net.Conn
-	err = netns.Do(sb.NetNS, func() error {
-		var d net.Dialer
-		var err error
-		conn, err = d.DialContext(ctx, "tcp4", net.JoinHostPort("127.0.0.1", strconv.Itoa(int(port))))
 		return err
-	})
-	if err != nil {
-		return fmt.Errorf("podruntime: port %d of pod %s: %w", port, sb.Name, err)
 	}
 	defer conn.Close()
 	done := make(chan error, 2)
@@ -201,4 +198,51 @@ func (r *Runtime) PortForward(ctx context.Context, uid string, port int32, strea
 		err = ctx.Err()
 	}
 	return err
+}
+
+// Dial connects from inside the pod's network namespace (its loopback,
+// or any address the pod reaches), as probes and port-forward do.
+func (r *Runtime) Dial(ctx context.Context, uid, network, address string) (net.Conn, error) {
+	sb, err := r.Sandbox(uid)
+	if err != nil {
+		return nil, fmt.Errorf("podruntime: pod %s has no sandbox: %w", uid, err)
+	}
+	var conn net.Conn
+	err = netns.Do(sb.NetNS, func() error {
+		var d net.Dialer
+		var err error
+		conn, err = d.DialContext(ctx, network, address)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("podruntime: pod %s: %w", sb.Name, err)
+	}
+	return conn, nil
+}
+
+// VolumeDir is where a pod's volumes are made (the kubelet's
+// pods/<uid>/volumes); they go with the sandbox.
+func (r *Runtime) VolumeDir(uid string) string { return filepath.Join(r.podDir(uid), "volumes") }
+
+// unmountUnder unmounts whatever is mounted below dir, deepest first
+// (containers' roots, memory-backed volumes).
+func unmountUnder(dir string) error {
+	data, err := os.ReadFile("/proc/self/mounts")
+	if err != nil {
+		return err
+	}
+	var points []string
+	for _, line := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(line); len(f) > 1 && strings.HasPrefix(f[1], dir+"/") {
+			points = append(points, f[1])
+		}
+	}
+	slices.SortFunc(points, func(a, b string) int { return len(b) - len(a) })
+	var errs []error
+	for _, p := range points {
+		if err := unix.Unmount(p, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) {
+			errs = append(errs, fmt.Errorf("podruntime: unmount %s: %w", p, err))
+		}
+	}
+	return errors.Join(errs...)
 }

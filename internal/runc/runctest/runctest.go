@@ -72,7 +72,7 @@ func Busybox(t testing.TB, cfg v1.Config) v1.Image {
 		t.Fatalf("Debian's busybox-static is needed: %v", err)
 	}
 	files := map[string]images.File{"bin/busybox": {Data: bb, Mode: 0o755}}
-	for _, a := range []string{"sh", "sleep", "cat", "hostname", "echo", "env", "id", "head", "dd", "yes", "stty", "tty", "wget", "nc", "touch", "kill"} {
+	for _, a := range []string{"sh", "sleep", "cat", "hostname", "echo", "env", "id", "head", "dd", "yes", "stty", "tty", "wget", "nc", "touch", "kill", "rm", "ls", "mkdir", "test", "httpd"} {
 		files["bin/"+a] = images.File{Link: "busybox"}
 	}
 	img, err := images.Build(files, cfg, time.Unix(0, 0))
