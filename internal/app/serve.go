@@ -24,15 +24,16 @@ import (
 )
 
 type serveOptions struct {
-	dataDir       string
-	addr          string
-	etcdEndpoints []string
-	etcdPrefix    string
-	endpointPort  int
-	fallbackPort  int
-	endpointPool  string
-	hostPool      string
-	leaveRunning  bool
+	dataDir             string
+	addr                string
+	etcdEndpoints       []string
+	etcdPrefix          string
+	endpointPort        int
+	fallbackPort        int
+	endpointPool        string
+	hostPool            string
+	leaveRunning        bool
+	allowPrivilegedPods bool
 }
 
 func newServe(streams Streams) *cobra.Command {
@@ -54,7 +55,8 @@ func newServe(streams Streams) *cobra.Command {
 	f.IntVar(&o.fallbackPort, "fallback-endpoint-port", 8443, "port used when --endpoint-port cannot be bound")
 	f.StringVar(&o.endpointPool, "endpoint-pool", "127.10.0.0/16", "loopback range for cluster endpoints")
 	f.StringVar(&o.hostPool, "host-pool", "127.11.0.0/16", "loopback range for control-plane replicas")
-	f.BoolVar(&o.leaveRunning, "leave-clusters-running", false, "on exit, leave control planes running for the next engine to adopt")
+	f.BoolVar(&o.leaveRunning, "leave-clusters-running", false, "on exit, leave control planes and pods running for the next engine to adopt")
+	f.BoolVar(&o.allowPrivilegedPods, "allow-privileged-pods", false, "let pods reach into this machine: privileged containers, host PID and IPC namespaces, host paths outside the node's folder")
 	return cmd
 }
 
@@ -110,6 +112,8 @@ func serve(ctx context.Context, streams Streams, o serveOptions) error {
 		EndpointPort:  port,
 		Identity:      auth.Identity{Token: token, User: auth.DefaultUser},
 		Logger:        log,
+
+		AllowPrivilegedPods: o.allowPrivilegedPods,
 	})
 	if err != nil {
 		return err

@@ -165,6 +165,9 @@ type Config struct {
 	Version string
 	// ReadyTimeout bounds how long a component may take to become healthy.
 	ReadyTimeout time.Duration
+	// Pods makes nodes real: their pods run as containers. Without it
+	// every node is simulated.
+	Pods *Pods
 }
 
 // Runtime runs clusters.
@@ -174,6 +177,9 @@ type Runtime struct {
 	agents    map[string]*node.Agent            // by cluster ID + "/" + node name
 	joined    map[string][]loadbalancer.Backend // by cluster ID: replicas joined from outside
 	followers map[string]context.CancelFunc     // by cluster ID: registry followers
+	// dataplanes are the real nodes' parts of the machine, by the agents'
+	// key.
+	dataplanes map[string]*dataplane
 }
 
 // New returns a Runtime with defaults filled in.
@@ -190,7 +196,7 @@ func New(cfg Config) (*Runtime, error) {
 	if cfg.ReadyTimeout == 0 {
 		cfg.ReadyTimeout = 2 * time.Minute
 	}
-	return &Runtime{cfg: cfg, agents: map[string]*node.Agent{}, joined: map[string][]loadbalancer.Backend{}, followers: map[string]context.CancelFunc{}}, nil
+	return &Runtime{cfg: cfg, agents: map[string]*node.Agent{}, joined: map[string][]loadbalancer.Backend{}, followers: map[string]context.CancelFunc{}, dataplanes: map[string]*dataplane{}}, nil
 }
 
 // loadBalancerProcess is the supervisor's name for the process that serves
@@ -632,8 +638,11 @@ func (r *Runtime) Destroy(s Spec) error {
 	r.unfollow(s.ID)
 	r.stopAgents(s.ID + "/")
 	// The endpoint addresses go back to the pool: they must be free first.
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
+	if err := r.removeDataplanes(ctx, s.ID+"/", s); err != nil {
+		return fmt.Errorf("cluster %s: %w", s.Name, err)
+	}
 	for _, f := range s.frontends() {
 		if err := loadbalancer.RemoveFrontend(r.cfg.LoadBalancerDir, f.name); err != nil {
 			return fmt.Errorf("cluster %s: %w", s.Name, err)
@@ -671,6 +680,12 @@ func (r *Runtime) Close(stopProcesses bool) {
 	r.unfollow("")
 	r.stopAgents("")
 	if stopProcesses {
+		// The machines are switched off: their containers stop.
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		if err := r.removeDataplanes(ctx, "", Spec{}); err != nil {
+			r.cfg.Logger.Warn("stop pods", "err", err)
+		}
+		cancel()
 		r.StopProcesses("")
 		if r.cfg.RunDir != "" {
 			_ = r.cfg.Supervisor.Stop(loadBalancerProcess)

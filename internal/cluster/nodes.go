@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -34,6 +35,13 @@ type Node struct {
 	CPU        string
 	Memory     string
 	MaxPods    int
+	// Network is the node's VPC network (projects/P/global/networks/N)
+	// and Subnet its subnetwork's primary range, where InternalIP is.
+	Network string
+	Subnet  netip.Prefix
+	// Simulated nodes run no containers: their pods are Running at once
+	// (for scale tests). Without Config.Pods every node is.
+	Simulated bool
 }
 
 func (r *Runtime) nodeDir(s Spec, name string) string { return filepath.Join(s.Dir, "nodes", name) }
@@ -62,7 +70,7 @@ func (r *Runtime) EnsureNodes(ctx context.Context, s Spec, nodes []Node, token s
 		if running {
 			continue
 		}
-		agent, err := node.New(node.Config{
+		cfg := node.Config{
 			Name: n.Name,
 			Dir:  r.nodeDir(s, n.Name),
 			// A node talks to the control plane from its own address, which
@@ -70,7 +78,19 @@ func (r *Runtime) EnsureNodes(ctx context.Context, s Spec, nodes []Node, token s
 			Join:       join.Config{Endpoint: s.NodeEndpoint(), SourceIP: n.KubeletIP, Token: token, CACertHashes: []string{pin}},
 			InternalIP: n.InternalIP, KubeletIP: n.KubeletIP, ExternalIP: n.ExternalIP, Labels: n.Labels, CPU: n.CPU, Memory: n.Memory, MaxPods: n.MaxPods,
 			Version: r.cfg.Version, Clock: r.cfg.Clock, Logger: r.cfg.Logger,
-		})
+		}
+		if r.cfg.Pods != nil && !n.Simulated {
+			d, err := r.ensureDataplane(s, n)
+			if err != nil {
+				return err
+			}
+			r.mu.Lock()
+			r.dataplanes[key] = d
+			r.mu.Unlock()
+			cfg.Pods, cfg.OnPodCIDR, cfg.ApproveServingCSR = d.runtime, d.routePods, r.approveServing(s, n.Name)
+			cfg.ClusterDNS, cfg.AllowPrivileged = clusterDNS(s), r.cfg.Pods.AllowPrivileged
+		}
+		agent, err := node.New(cfg)
 		if err != nil {
 			return err
 		}
@@ -162,6 +182,9 @@ func (r *Runtime) RemoveNode(ctx context.Context, s Spec, name string) error {
 		return fmt.Errorf("drain %s: %w", name, err)
 	}
 	r.stopAgents(s.ID + "/" + name)
+	if err := r.removeDataplane(ctx, s.ID+"/"+name); err != nil {
+		return fmt.Errorf("remove node %s: %w", name, err)
+	}
 	if err := client.CoreV1().Nodes().Delete(ctx, name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("delete node %s: %w", name, err)
 	}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -59,6 +60,11 @@ type Config struct {
 	// over a fake runtime, and stop it at a chosen write.
 	Store   store.KV
 	Runtime Runtime
+	// Shim is the kubeyard-shim binary (default: beside Binary).
+	Shim string
+	// AllowPrivilegedPods lets pods reach into the machine: privileged
+	// containers, host namespaces, host paths.
+	AllowPrivilegedPods bool
 }
 
 // Engine is a running engine.
@@ -116,8 +122,18 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		}
 		e.store, e.owned = st, st
 	}
+	// Before the API serves: pods and users find the built-in images from
+	// the first request on.
+	var err error
+	if e.images, err = images.Open(filepath.Join(cfg.DataDir, "images")); err == nil {
+		err = e.seedImages()
+	}
+	if err != nil {
+		e.closeStore()
+		return nil, fmt.Errorf("engine: images: %w", err)
+	}
 	if e.runtime == nil {
-		rt, err := newMachineRuntime(cfg)
+		rt, err := newMachineRuntime(cfg, e.images)
 		if err != nil {
 			e.closeStore()
 			return nil, err
@@ -145,15 +161,6 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		e.closeStore()
 		return nil, err
 	}
-	// Before the API serves: pods and users find the built-in images from
-	// the first request on.
-	if e.images, err = images.Open(filepath.Join(cfg.DataDir, "images")); err == nil {
-		err = e.seedImages()
-	}
-	if err != nil {
-		e.closeStore()
-		return nil, fmt.Errorf("engine: images: %w", err)
-	}
 	return e, nil
 }
 
@@ -161,15 +168,29 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 // It runs on the machines' (real) clock: kube components judge
 // certificates and heartbeats by it. The engine's clock, which can be
 // advanced, drives the engine's own decisions.
-func newMachineRuntime(cfg Config) (*cluster.Runtime, error) {
+func newMachineRuntime(cfg Config, store *images.Store) (*cluster.Runtime, error) {
 	sup, err := supervisor.New(supervisor.Config{Binary: cfg.Binary, Logger: cfg.Logger})
 	if err != nil {
 		return nil, err
+	}
+	shim := cfg.Shim
+	if shim == "" {
+		bin := cfg.Binary
+		if bin == "" {
+			if bin, err = os.Executable(); err != nil {
+				return nil, err
+			}
+		}
+		shim = filepath.Join(filepath.Dir(bin), "kubeyard-shim")
 	}
 	return cluster.New(cluster.Config{
 		Supervisor: sup, LoadBalancerDir: filepath.Join(cfg.DataDir, "loadbalancer"),
 		RunDir: filepath.Join(cfg.DataDir, "run"), LogDir: filepath.Join(cfg.DataDir, "logs"),
 		Logger: cfg.Logger, Version: "v" + KubernetesVersion,
+		Pods: &cluster.Pods{
+			Images: store, Snapshots: &images.Snapshots{Dir: filepath.Join(cfg.DataDir, "snapshots")}, Shim: shim,
+			Prefix: cluster.EnginePrefix(cfg.DataDir), AllowPrivileged: cfg.AllowPrivilegedPods,
+		},
 	})
 }
 

@@ -168,9 +168,16 @@ func (r *ClusterRecord) nodeRange() (netip.Prefix, error) {
 	return netip.ParsePrefix(auto)
 }
 
+// SimulatedLabel, set to "true" among a node pool's labels
+// (`--node-labels kubeyard.dev/simulated=true`), makes its nodes
+// simulated: real Node objects whose pods are Running at once with no
+// container, for scale tests. Pools are real otherwise.
+const SimulatedLabel = "kubeyard.dev/simulated"
+
 // nodes returns what the runtime needs to run the pool's nodes.
 func (e *Engine) nodes(r *ClusterRecord, p *container.NodePool) []cluster.Node {
 	res := machineTypes[p.Config.MachineType]
+	subnet, _ := r.nodeRange()
 	var out []cluster.Node
 	for i, n := range r.Nodes[p.Name] {
 		zone := nodeZone(p.Locations, i)
@@ -184,7 +191,8 @@ func (e *Engine) nodes(r *ClusterRecord, p *container.NodePool) []cluster.Node {
 		for k, v := range p.Config.Labels {
 			labels[k] = v
 		}
-		node := cluster.Node{Name: n.Name, InternalIP: net.ParseIP(n.InternalIP), KubeletIP: net.ParseIP(n.KubeletIP), Labels: labels, CPU: res[0], Memory: res[1], MaxPods: int(p.MaxPodsConstraint.MaxPodsPerNode)}
+		node := cluster.Node{Name: n.Name, InternalIP: net.ParseIP(n.InternalIP), KubeletIP: net.ParseIP(n.KubeletIP), Labels: labels, CPU: res[0], Memory: res[1], MaxPods: int(p.MaxPodsConstraint.MaxPodsPerNode),
+			Network: r.Project + "/" + vpc.ResourceName(r.Cluster.Network), Subnet: subnet, Simulated: p.Config.Labels[SimulatedLabel] == "true"}
 		// A node's external address is the one this machine reaches it
 		// at; private nodes have none.
 		if !r.private() {

@@ -122,18 +122,36 @@ func Worker(ctx context.Context, cfg Config) ([]byte, error) {
 // token client, the kubelet's TLS bootstrap; with the node's own client,
 // its client certificate rotation.
 func NodeClientCert(ctx context.Context, client kubernetes.Interface, name string) (*pki.KeyPair, error) {
+	usages := []certificatesv1.KeyUsage{certificatesv1.UsageDigitalSignature, certificatesv1.UsageClientAuth}
+	return nodeCert(ctx, client, name, certificatesv1.KubeAPIServerClientKubeletSignerName, usages, nil, nil, nil)
+}
+
+// NodeServingCert gets the kubelet's serving certificate for its
+// addresses through a kubernetes.io/kubelet-serving CSR, as the kubelet
+// with serverTLSBootstrap does; approve approves it (nothing in the
+// cluster approves those by itself), and kube-controller-manager signs.
+func NodeServingCert(ctx context.Context, client kubernetes.Interface, name string, ips []net.IP, approve func(ctx context.Context, csrName string) error) (*pki.KeyPair, error) {
+	usages := []certificatesv1.KeyUsage{certificatesv1.UsageDigitalSignature, certificatesv1.UsageServerAuth}
+	return nodeCert(ctx, client, name, certificatesv1.KubeletServingSignerName, usages, ips, []string{name}, approve)
+}
+
+func nodeCert(ctx context.Context, client kubernetes.Interface, name, signer string, usages []certificatesv1.KeyUsage, ips []net.IP, dnsNames []string, approve func(context.Context, string) error) (*pki.KeyPair, error) {
 	key, err := pki.NewKey()
 	if err != nil {
 		return nil, err
 	}
-	csrPEM, err := certutil.MakeCSR(key, &pkix.Name{CommonName: "system:node:" + name, Organization: []string{"system:nodes"}}, nil, nil)
+	csrPEM, err := certutil.MakeCSR(key, &pkix.Name{CommonName: "system:node:" + name, Organization: []string{"system:nodes"}}, dnsNames, ips)
 	if err != nil {
 		return nil, fmt.Errorf("make CSR: %w", err)
 	}
-	usages := []certificatesv1.KeyUsage{certificatesv1.UsageDigitalSignature, certificatesv1.UsageClientAuth}
-	csrName, uid, err := csr.RequestCertificateWithContext(ctx, client, csrPEM, "", certificatesv1.KubeAPIServerClientKubeletSignerName, nil, usages, key)
+	csrName, uid, err := csr.RequestCertificateWithContext(ctx, client, csrPEM, "", signer, nil, usages, key)
 	if err != nil {
 		return nil, fmt.Errorf("request certificate: %w", err)
+	}
+	if approve != nil {
+		if err := approve(ctx, csrName); err != nil {
+			return nil, fmt.Errorf("approve %s: %w", csrName, err)
+		}
 	}
 	certPEM, err := csr.WaitForCertificate(ctx, client, csrName, uid)
 	if err != nil {

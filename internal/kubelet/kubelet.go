@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -40,6 +41,7 @@ type Runtime interface {
 	RemoveContainer(c podruntime.Container) error
 	Exec(ctx context.Context, c podruntime.Container, p runc.Process) error
 	Dial(ctx context.Context, uid, network, address string) (net.Conn, error)
+	PortForward(ctx context.Context, uid string, port int32, stream io.ReadWriteCloser) error
 	VolumeDir(uid string) string
 }
 

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sync"
@@ -27,6 +28,7 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
+	coreinformers "k8s.io/client-go/informers/core/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
@@ -35,21 +37,10 @@ import (
 
 	"github.com/kubeyard/kubeyard/internal/clock"
 	"github.com/kubeyard/kubeyard/internal/join"
+	"github.com/kubeyard/kubeyard/internal/kubelet"
+	"github.com/kubeyard/kubeyard/internal/kubeletapi"
 	"github.com/kubeyard/kubeyard/internal/pki"
 )
-
-// Runtime runs a pod's containers. The simulated runtime runs nothing; a
-// real one starts processes in the pod's network namespace.
-type Runtime interface {
-	Start(ctx context.Context, pod *corev1.Pod, ip net.IP) error
-	Stop(ctx context.Context, pod *corev1.Pod) error
-}
-
-// Simulated is the Runtime whose pods are Running as soon as they start.
-type Simulated struct{}
-
-func (Simulated) Start(context.Context, *corev1.Pod, net.IP) error { return nil }
-func (Simulated) Stop(context.Context, *corev1.Pod) error          { return nil }
 
 // Config configures an Agent.
 type Config struct {
@@ -69,9 +60,24 @@ type Config struct {
 	CPU, Memory string
 	MaxPods     int
 	Version     string // reported kubelet version
-	Runtime     Runtime
-	Clock       clock.Clock
-	Logger      *slog.Logger
+	// Pods runs the node's pods for real (internal/kubelet over a
+	// podruntime); without it the node is simulated: its pods are
+	// Running at once, and no process runs.
+	Pods kubelet.Runtime
+	// AllowPrivileged lets pods reach into the machine (see
+	// kubelet.Config).
+	AllowPrivileged bool
+	// ClusterDNS is the resolver pods are given.
+	ClusterDNS []string
+	// ApproveServingCSR approves the kubelet's serving certificate
+	// request (the engine does, as GKE); without it the kubelet API's
+	// certificate is self-signed.
+	ApproveServingCSR func(ctx context.Context, csrName string) error
+	// OnPodCIDR is told the node's pod range once it has one, before
+	// any pod runs (the VPC routes it to the node).
+	OnPodCIDR func(netip.Prefix) error
+	Clock     clock.Clock
+	Logger    *slog.Logger
 	// LeaseDuration and heartbeats, as the kubelet's defaults.
 	LeaseDuration time.Duration
 }
@@ -87,16 +93,16 @@ type Agent struct {
 
 	mu   sync.Mutex
 	cidr *net.IPNet
-	ips  map[string]string // pod IP -> pod key (namespace/name)
+	ips  map[string]string // simulated pods: pod IP -> pod key (namespace/name)
+	// kubelet runs real pods (nil: simulated).
+	kubelet *kubelet.Kubelet
+	api     *kubeletapi.Server
 }
 
 // New returns an Agent with defaults filled in.
 func New(cfg Config) (*Agent, error) {
 	if cfg.Name == "" {
 		return nil, errors.New("node: a name is required")
-	}
-	if cfg.Runtime == nil {
-		cfg.Runtime = Simulated{}
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = &clock.Offset{}
@@ -152,15 +158,30 @@ func (a *Agent) Start(ctx context.Context) error {
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	a.cancel = cancel
+	factory := informers.NewSharedInformerFactoryWithOptions(a.client, 0, informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+		o.FieldSelector = fields.OneTermEqualSelector("spec.nodeName", a.cfg.Name).String()
+	}))
+	pods := factory.Core().V1().Pods()
+	pods.Informer() // registered before the factory starts
+	if a.cfg.Pods != nil {
+		if err := a.startKubeletAPI(ctx, pods.Lister()); err != nil {
+			cancel()
+			return fmt.Errorf("node %s: kubelet API: %w", a.cfg.Name, err)
+		}
+	}
 	a.done.Add(2)
 	go a.leaseLoop(runCtx)
-	go a.podLoop(runCtx)
+	go a.podLoop(runCtx, factory, pods)
 	return nil
 }
 
 // Close stops the agent's loops. The Node stays; it goes NotReady once its
 // lease runs out, as a machine that was switched off.
 func (a *Agent) Close() {
+	if a.api != nil {
+		_ = a.api.Close()
+		a.api = nil
+	}
 	if a.cancel != nil {
 		a.cancel()
 	}
@@ -200,9 +221,9 @@ func (a *Agent) nodeObject() *corev1.Node {
 				KubeletVersion:          a.cfg.Version,
 				OperatingSystem:         "linux",
 				Architecture:            "amd64",
-				OSImage:                 "kubeyard simulated node",
-				KernelVersion:           "kubeyard",
-				ContainerRuntimeVersion: "kubeyard://simulated",
+				OSImage:                 a.osImage(),
+				KernelVersion:           kernelVersion(),
+				ContainerRuntimeVersion: a.runtimeVersion(),
 			},
 			Conditions: a.conditions(),
 		},
@@ -303,13 +324,10 @@ func (a *Agent) leaseLoop(ctx context.Context) {
 	}
 }
 
-// podLoop runs the pods bound to this node.
-func (a *Agent) podLoop(ctx context.Context) {
+// podLoop runs the pods bound to this node, a few at a time: a pod that
+// stops gracefully holds its worker, not the others.
+func (a *Agent) podLoop(ctx context.Context, factory informers.SharedInformerFactory, pods coreinformers.PodInformer) {
 	defer a.done.Done()
-	factory := informers.NewSharedInformerFactoryWithOptions(a.client, 0, informers.WithTweakListOptions(func(o *metav1.ListOptions) {
-		o.FieldSelector = fields.OneTermEqualSelector("spec.nodeName", a.cfg.Name).String()
-	}))
-	pods := factory.Core().V1().Pods()
 	queue := workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[string]())
 	defer queue.ShutDown()
 	enqueue := func(obj any) {
@@ -322,38 +340,57 @@ func (a *Agent) podLoop(ctx context.Context) {
 		UpdateFunc: func(_, obj any) { enqueue(obj) },
 		DeleteFunc: enqueue,
 	})
+	synced := []cache.InformerSynced{pods.Informer().HasSynced}
+	if a.cfg.Pods != nil {
+		// Services, for the variables containers get: every namespace's.
+		svcFactory := informers.NewSharedInformerFactory(a.client, 0)
+		services := svcFactory.Core().V1().Services()
+		synced = append(synced, services.Informer().HasSynced)
+		svcFactory.Start(ctx.Done())
+		a.kubelet = a.newKubelet(services.Lister(), func(ns, name string) { queue.Add(ns + "/" + name) })
+		defer a.kubelet.Close()
+	}
 	factory.Start(ctx.Done())
-	if !cache.WaitForCacheSync(ctx.Done(), pods.Informer().HasSynced) {
+	if !cache.WaitForCacheSync(ctx.Done(), synced...) {
 		return
 	}
-	// Pods already running keep their addresses across an agent restart.
-	all, _ := pods.Lister().List(everything)
-	a.mu.Lock()
-	for _, p := range all {
-		if p.Status.PodIP != "" && !p.Spec.HostNetwork {
-			a.ips[p.Status.PodIP] = p.Namespace + "/" + p.Name
-		}
+	if a.kubelet == nil {
+		a.adoptSimulated(pods.Lister())
+	} else {
+		go a.removeOrphans(ctx, pods.Lister())
 	}
-	a.mu.Unlock()
 	go func() {
 		<-ctx.Done()
 		queue.ShutDown()
 	}()
-	for {
-		key, quit := queue.Get()
-		if quit {
-			return
-		}
-		err := a.syncPod(ctx, pods.Lister(), key)
-		if err != nil && ctx.Err() == nil {
-			a.cfg.Logger.Debug("sync pod", "node", a.cfg.Name, "pod", key, "err", err)
-			queue.AddRateLimited(key)
-		} else {
-			queue.Forget(key)
-		}
-		queue.Done(key)
+	var workers sync.WaitGroup
+	for range podWorkers {
+		workers.Go(func() {
+			for {
+				key, quit := queue.Get()
+				if quit {
+					return
+				}
+				next, err := a.syncPod(ctx, pods.Lister(), key)
+				switch {
+				case err != nil && ctx.Err() == nil:
+					a.cfg.Logger.Debug("sync pod", "node", a.cfg.Name, "pod", key, "err", err)
+					queue.AddRateLimited(key)
+				case next > 0:
+					queue.Forget(key)
+					queue.AddAfter(key, next)
+				default:
+					queue.Forget(key)
+				}
+				queue.Done(key)
+			}
+		})
 	}
+	workers.Wait()
 }
+
+// podWorkers is how many pods the agent syncs at once.
+const podWorkers = 4
 
 // Rotate is the node's part of a cluster CA rotation: it makes the node
 // trust caPEM and, with renew, rotates its client certificate (a CSR signed

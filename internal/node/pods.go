@@ -5,49 +5,67 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"runtime"
+	"time"
 
+	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
 	"k8s.io/utils/ptr"
+
+	"github.com/kubeyard/kubeyard/internal/kubelet"
 )
 
 var everything = labels.Everything()
 
-// syncPod brings one pod to its desired state: started and Running with an
-// address, or stopped and gone once it is being deleted.
-func (a *Agent) syncPod(ctx context.Context, lister corelisters.PodLister, key string) error {
+// syncPod brings one pod to its desired state and returns when to look
+// at it again (0: when it changes). A pod being deleted is stopped, then
+// deleted: the kubelet's last word on it.
+func (a *Agent) syncPod(ctx context.Context, lister corelisters.PodLister, key string) (time.Duration, error) {
 	ns, name, err := cache.SplitMetaNamespaceKey(key)
 	if err != nil {
-		return nil
+		return 0, nil
 	}
 	pod, err := lister.Pods(ns).Get(name)
 	if apierrors.IsNotFound(err) {
 		a.release(key)
-		return nil
+		return 0, nil
 	}
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if pod.DeletionTimestamp != nil {
-		if err := a.cfg.Runtime.Stop(ctx, pod); err != nil {
-			return fmt.Errorf("stop: %w", err)
+		if a.kubelet != nil {
+			if err := a.kubelet.TerminatePod(ctx, pod); err != nil {
+				return 0, fmt.Errorf("stop: %w", err)
+			}
 		}
-		// The kubelet's last word on a pod: delete it now that its
-		// containers are gone.
 		err := a.client.CoreV1().Pods(ns).Delete(ctx, name, metav1.DeleteOptions{
 			GracePeriodSeconds: ptr.To(int64(0)),
 			Preconditions:      metav1.NewUIDPreconditions(string(pod.UID)),
 		})
 		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
-			return err
+			return 0, err
 		}
 		a.release(key)
-		return nil
+		return 0, nil
 	}
+	if a.kubelet != nil {
+		return a.kubelet.SyncPod(ctx, pod)
+	}
+	return 0, a.syncSimulated(ctx, key, pod)
+}
+
+// syncSimulated makes a pod of a simulated node Running with an address
+// at once; no process runs.
+func (a *Agent) syncSimulated(ctx context.Context, key string, pod *corev1.Pod) error {
 	if pod.Status.Phase != "" && pod.Status.Phase != corev1.PodPending {
 		return nil
 	}
@@ -55,14 +73,65 @@ func (a *Agent) syncPod(ctx context.Context, lister corelisters.PodLister, key s
 	if err != nil {
 		return err
 	}
-	if err := a.cfg.Runtime.Start(ctx, pod, ip); err != nil {
-		return fmt.Errorf("start: %w", err)
-	}
-	status := a.runningStatus(pod, ip)
 	updated := pod.DeepCopy()
-	updated.Status = status
-	_, err = a.client.CoreV1().Pods(ns).UpdateStatus(ctx, updated, metav1.UpdateOptions{})
+	updated.Status = a.runningStatus(pod, ip)
+	_, err = a.client.CoreV1().Pods(pod.Namespace).UpdateStatus(ctx, updated, metav1.UpdateOptions{})
 	return err
+}
+
+// adoptSimulated keeps the addresses of a simulated node's pods across an
+// agent restart.
+func (a *Agent) adoptSimulated(lister corelisters.PodLister) {
+	all, _ := lister.List(everything)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, p := range all {
+		if p.Status.PodIP != "" && !p.Spec.HostNetwork {
+			a.ips[p.Status.PodIP] = p.Namespace + "/" + p.Name
+		}
+	}
+}
+
+// removeOrphans removes, now and then, the sandboxes of pods the node no
+// longer has (deleted by force, or while the agent was away).
+func (a *Agent) removeOrphans(ctx context.Context, lister corelisters.PodLister) {
+	for {
+		all, err := lister.List(everything)
+		if err == nil {
+			live := map[string]bool{}
+			for _, p := range all {
+				live[string(p.UID)] = true
+			}
+			if err := a.kubelet.RemoveOrphans(ctx, live); err != nil && ctx.Err() == nil {
+				a.cfg.Logger.Warn("remove orphaned pods", "node", a.cfg.Name, "err", err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(10 * time.Second):
+		}
+	}
+}
+
+// newKubelet is the node's kubelet, posting events as the node.
+func (a *Agent) newKubelet(services corelisters.ServiceLister, resync func(ns, name string)) *kubelet.Kubelet {
+	broadcaster := record.NewBroadcaster()
+	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: a.client.CoreV1().Events("")})
+	ip, _ := netip.AddrFromSlice(a.cfg.InternalIP.To4())
+	return kubelet.New(kubelet.Config{
+		NodeName: a.cfg.Name, NodeIP: ip, Client: a.client, Runtime: a.cfg.Pods,
+		PodCIDR: func(ctx context.Context) (netip.Prefix, error) {
+			cidr, err := a.podCIDR(ctx)
+			if err != nil {
+				return netip.Prefix{}, err
+			}
+			return netip.MustParsePrefix(cidr.String()), nil
+		},
+		Services: services, ClusterDNS: a.cfg.ClusterDNS, NodeDir: a.cfg.Dir, AllowPrivileged: a.cfg.AllowPrivileged,
+		Recorder: broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "kubelet", Host: a.cfg.Name}),
+		Resync:   resync, Logger: a.cfg.Logger,
+	})
 }
 
 // podIP allocates the pod's address from the node's pod CIDR (the node's own
@@ -124,6 +193,11 @@ func (a *Agent) podCIDR(ctx context.Context) (*net.IPNet, error) {
 	if err != nil {
 		return nil, err
 	}
+	if a.cfg.OnPodCIDR != nil {
+		if err := a.cfg.OnPodCIDR(netip.MustParsePrefix(cidr.String())); err != nil {
+			return nil, fmt.Errorf("node %s: route its pod range %s: %w", a.cfg.Name, cidr, err)
+		}
+	}
 	a.mu.Lock()
 	a.cidr = cidr
 	a.mu.Unlock()
@@ -162,4 +236,28 @@ func (a *Agent) runningStatus(pod *corev1.Pod, ip net.IP) corev1.PodStatus {
 		})
 	}
 	return status
+}
+
+func (a *Agent) osImage() string {
+	if a.cfg.Pods == nil {
+		return "kubeyard simulated node"
+	}
+	return "kubeyard node (" + runtime.GOOS + ")"
+}
+
+func (a *Agent) runtimeVersion() string {
+	if a.cfg.Pods == nil {
+		return "kubeyard://simulated"
+	}
+	return "kubeyard://runc"
+}
+
+// kernelVersion is the machine's kernel: a real node's containers run
+// on it.
+func kernelVersion() string {
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		return "unknown"
+	}
+	return unix.ByteSliceToString(u.Release[:])
 }

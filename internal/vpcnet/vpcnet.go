@@ -119,3 +119,27 @@ func podRoute(br netlink.Link, a Attachment) *netlink.Route {
 
 func bridgeName(subnet netip.Prefix) string { return netns.IfName("br", subnet.Masked().String()) }
 func peerName(node string) string           { return netns.IfName("n", node) }
+
+// Attached counts the nodes attached to a network (0 when it has no
+// namespace).
+func Attached(network string) (int, error) {
+	if !netns.Exists(network) {
+		return 0, nil
+	}
+	vh, err := netns.Handle(network)
+	if err != nil {
+		return 0, err
+	}
+	defer vh.Close()
+	links, err := vh.LinkList()
+	if err != nil {
+		return 0, fmt.Errorf("vpcnet: %s: %w", network, err)
+	}
+	n := 0
+	for _, l := range links {
+		if l.Type() == "veth" {
+			n++
+		}
+	}
+	return n, nil
+}

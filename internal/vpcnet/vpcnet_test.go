@@ -92,6 +92,9 @@ func TestDetach(t *testing.T) {
 	if err := dialFrom(nodes[0].Node, nodes[1].IP, nodes[0].IP); err != nil {
 		t.Fatal(err)
 	}
+	if n, err := vpcnet.Attached(network); n != 2 || err != nil {
+		t.Errorf("attached: %d %v", n, err)
+	}
 	for range 2 {
 		if err := vpcnet.Detach(nodes[1]); err != nil {
 			t.Fatal(err)
@@ -99,6 +102,9 @@ func TestDetach(t *testing.T) {
 	}
 	if err := dialFrom(nodes[0].Node, nodes[1].IP, nodes[0].IP); err == nil {
 		t.Error("a detached node is still reachable")
+	}
+	if n, err := vpcnet.Attached(network); n != 1 || err != nil {
+		t.Errorf("attached after one detached: %d %v", n, err)
 	}
 	h, err := netns.Handle(network)
 	if err != nil {
