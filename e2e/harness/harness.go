@@ -17,6 +17,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -81,6 +82,7 @@ type Engine struct {
 	exited   chan error
 	log      *os.File
 	machines []string // data dirs of other "machines" (kubeyard join)
+	killed   bool     // by Kill, and not restarted since
 }
 
 // Options adjust Start.
@@ -174,6 +176,7 @@ func (e *Engine) Kill() {
 	_ = e.cmd.Process.Kill()
 	<-e.exited
 	e.log.Close()
+	e.killed = true
 }
 
 // Stop sends sig and waits for the engine to exit, returning its error.
@@ -194,6 +197,7 @@ func (e *Engine) Stop(sig syscall.Signal) error {
 // Restart starts the engine again on the same data dir and address.
 func (e *Engine) Restart() {
 	e.t.Helper()
+	e.killed = false
 	e.start(Binary(e.t))
 }
 
@@ -279,6 +283,18 @@ func (e *Engine) cleanup() {
 		if syscall.Kill(pid, 0) == nil {
 			e.t.Logf("killing leftover %s (pid %d)", name, pid)
 			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+	// An engine stopped with SIGTERM stops its nodes' containers and
+	// removes their namespaces and cgroups; one that was killed leaves
+	// them, for the next engine to adopt.
+	if left := e.Leftovers(); len(left) > 0 {
+		if !e.killed && !slices.Contains(e.ExtraArgs, "--leave-clusters-running") {
+			e.t.Errorf("the stopped engine left on the machine: %s", strings.Join(left, ", "))
+		}
+		e.removeLeftovers()
+		if left := e.Leftovers(); len(left) > 0 {
+			e.t.Errorf("could not remove: %s", strings.Join(left, ", "))
 		}
 	}
 	if e.t.Failed() {
@@ -446,10 +462,23 @@ func (e *Engine) Kubeyard(args ...string) (string, error) {
 // when the test ends, if it still runs.
 func (e *Engine) StartKubeyard(out io.Writer, args ...string) *Process {
 	e.t.Helper()
+	return e.background(e.kubeyard(args...), out)
+}
+
+// Start starts a command (kubectl port-forward) in the background with
+// the engine's environment, as StartKubeyard does.
+func (e *Engine) Start(out io.Writer, name string, args ...string) *Process {
+	e.t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Env, cmd.Dir = e.Env(), e.Dir
+	return e.background(cmd, out)
+}
+
+func (e *Engine) background(cmd *exec.Cmd, out io.Writer) *Process {
+	e.t.Helper()
 	if out == nil {
 		out = os.Stderr
 	}
-	cmd := e.kubeyard(args...)
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		e.t.Fatal(err)

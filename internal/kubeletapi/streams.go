@@ -120,33 +120,32 @@ func (s *Server) stillRunning(pod *corev1.Pod, c podruntime.Container) func() bo
 	}
 }
 
-func (s *Server) exec(w http.ResponseWriter, r *http.Request) {
+// streamRequest is an exec or attach request's pod and streams.
+func (s *Server) streamRequest(w http.ResponseWriter, r *http.Request) (*corev1.Pod, *remotecommand.Options, bool) {
 	pod, ok := s.pod(w, r)
 	if !ok {
-		return
+		return nil, nil, false
 	}
 	opts, err := remotecommand.NewOptions(r)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
+		return nil, nil, false
 	}
-	cmd := r.URL.Query()["command"]
-	remotecommand.ServeExec(w, r, streams{s, pod}, pod.Name, string(pod.UID), r.PathValue("container"), cmd, opts,
-		idleTimeout, streamCreationTimeout, remotecommand.SupportedStreamingProtocols)
+	return pod, opts, true
+}
+
+func (s *Server) exec(w http.ResponseWriter, r *http.Request) {
+	if pod, opts, ok := s.streamRequest(w, r); ok {
+		remotecommand.ServeExec(w, r, streams{s, pod}, pod.Name, string(pod.UID), r.PathValue("container"), r.URL.Query()["command"], opts,
+			idleTimeout, streamCreationTimeout, remotecommand.SupportedStreamingProtocols)
+	}
 }
 
 func (s *Server) attach(w http.ResponseWriter, r *http.Request) {
-	pod, ok := s.pod(w, r)
-	if !ok {
-		return
+	if pod, opts, ok := s.streamRequest(w, r); ok {
+		remotecommand.ServeAttach(w, r, streams{s, pod}, pod.Name, string(pod.UID), r.PathValue("container"), opts,
+			idleTimeout, streamCreationTimeout, remotecommand.SupportedStreamingProtocols)
 	}
-	opts, err := remotecommand.NewOptions(r)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
-	remotecommand.ServeAttach(w, r, streams{s, pod}, pod.Name, string(pod.UID), r.PathValue("container"), opts,
-		idleTimeout, streamCreationTimeout, remotecommand.SupportedStreamingProtocols)
 }
 
 func (s *Server) portForward(w http.ResponseWriter, r *http.Request) {

@@ -1,0 +1,85 @@
+package harness
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/kubeyard/kubeyard/internal/cgroups"
+	"github.com/kubeyard/kubeyard/internal/cluster"
+	"github.com/kubeyard/kubeyard/internal/netns"
+)
+
+// Prefix begins the names of the engine's network namespaces and cgroups
+// on this machine.
+func (e *Engine) Prefix() string { return cluster.EnginePrefix(e.DataDir) }
+
+// Leftovers lists what the engine's nodes have on the machine: container
+// shims, network namespaces, cgroups and mounts under the engine's folder.
+func (e *Engine) Leftovers() []string {
+	var out []string
+	for _, pid := range e.shimPIDs() {
+		out = append(out, "shim process "+strconv.Itoa(pid))
+	}
+	names, _ := netns.List(e.Prefix())
+	for _, n := range names {
+		out = append(out, "network namespace "+n)
+	}
+	dirs, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", "*", e.Prefix()+"-*"))
+	for _, d := range dirs {
+		out = append(out, "cgroup "+d)
+	}
+	for _, m := range e.mounts() {
+		out = append(out, "mount "+m)
+	}
+	return out
+}
+
+// shimPIDs are the shims of the engine's containers.
+func (e *Engine) shimPIDs() []int {
+	var out []int
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		cmdline, err := os.ReadFile(p)
+		if err == nil && strings.Contains(string(cmdline), "kubeyard-shim") && strings.Contains(string(cmdline), e.DataDir+"/") {
+			if pid, err := strconv.Atoi(filepath.Base(filepath.Dir(p))); err == nil {
+				out = append(out, pid)
+			}
+		}
+	}
+	return out
+}
+
+func (e *Engine) mounts() []string {
+	data, _ := os.ReadFile("/proc/self/mounts")
+	var out []string
+	for _, line := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(line); len(f) > 1 && strings.HasPrefix(f[1], e.Dir+"/") {
+			out = append(out, f[1])
+		}
+	}
+	return out
+}
+
+// removeLeftovers kills and removes what Leftovers lists: the shims and
+// every process in the engine's cgroups (its containers), the namespaces,
+// the cgroups, the mounts.
+func (e *Engine) removeLeftovers() {
+	for _, pid := range e.shimPIDs() {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+	dirs, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", "*", e.Prefix()+"-*"))
+	for _, d := range dirs {
+		_ = cgroups.Remove(strings.TrimPrefix(d, filepath.Dir(d)))
+	}
+	names, _ := netns.List(e.Prefix())
+	for _, n := range names {
+		_ = netns.Delete(n)
+	}
+	mounts := e.mounts()
+	for i := len(mounts) - 1; i >= 0; i-- {
+		_ = syscall.Unmount(mounts[i], syscall.MNT_DETACH)
+	}
+}

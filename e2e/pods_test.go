@@ -1,0 +1,270 @@
+package e2e
+
+import (
+	"bytes"
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/kubeyard/kubeyard/e2e/harness"
+)
+
+// pod is what the tests read of a pod.
+type pod struct {
+	Metadata struct {
+		Name string `json:"name"`
+		UID  string `json:"uid"`
+	} `json:"metadata"`
+	Spec struct {
+		NodeName string `json:"nodeName"`
+	} `json:"spec"`
+	Status struct {
+		Phase             string `json:"phase"`
+		PodIP             string `json:"podIP"`
+		ContainerStatuses []struct {
+			Name         string `json:"name"`
+			ContainerID  string `json:"containerID"`
+			RestartCount int    `json:"restartCount"`
+			Ready        bool   `json:"ready"`
+			State        struct {
+				Waiting *struct{ Reason, Message string } `json:"waiting"`
+				Running *struct {
+					StartedAt string `json:"startedAt"`
+				} `json:"running"`
+			} `json:"state"`
+		} `json:"containerStatuses"`
+	} `json:"status"`
+}
+
+func getPod(t *testing.T, e *harness.Engine, name string) pod {
+	t.Helper()
+	var p pod
+	if err := json.Unmarshal([]byte(e.Kubectl("get", "pod", name, "-o", "json")), &p); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func podsOf(t *testing.T, e *harness.Engine, selector string) []pod {
+	t.Helper()
+	var list struct{ Items []pod }
+	if err := json.Unmarshal([]byte(e.Kubectl("get", "pods", "-l", selector, "-o", "json")), &list); err != nil {
+		t.Fatal(err)
+	}
+	return list.Items
+}
+
+// containerPIDs are the processes of a pod's container, from its cgroup
+// on the node.
+func containerPIDs(t *testing.T, e *harness.Engine, p pod, container int) []int {
+	t.Helper()
+	id := strings.TrimPrefix(p.Status.ContainerStatuses[container].ContainerID, "kubeyard://")
+	data, err := os.ReadFile(filepath.Join("/sys/fs/cgroup/memory", e.Prefix()+"-"+p.Spec.NodeName, "pod"+p.Metadata.UID, id, "cgroup.procs"))
+	if err != nil {
+		t.Fatalf("the cgroup of %s's container: %v", p.Metadata.Name, err)
+	}
+	var pids []int
+	for _, f := range strings.Fields(string(data)) {
+		pid, _ := strconv.Atoi(f)
+		pids = append(pids, pid)
+	}
+	return pids
+}
+
+// podNS is a pod's network namespace on its node.
+func podNS(e *harness.Engine, p pod) string {
+	return e.Prefix() + "-" + p.Spec.NodeName + "-" + p.Metadata.UID
+}
+
+const hello1 = "Hello, world!\nVersion: 1.0.0\nHostname: pod-1\n"
+
+// TestRealPods is issue 13's flow as a user runs it, with the real gcloud
+// and kubectl: pods are real containers, reached through the kubelet
+// API, on a pod network that spans the nodes; they outlive an engine
+// crash, and leave nothing behind when they go.
+func TestRealPods(t *testing.T) {
+	e := harness.Start(t, harness.Options{})
+	e.Gcloud("container", "clusters", "create", "demo", "--zone", zone, "--num-nodes", "2")
+	e.Gcloud("container", "clusters", "get-credentials", "demo", "--zone", zone)
+
+	e.Kubectl("apply", "-f", filepath.Join(harness.RepoRoot(), "examples", "pod-1.yaml"))
+	e.Kubectl("wait", "--for=condition=Ready", "pod/pod-1", "--timeout=60s")
+	wide := e.Kubectl("get", "pod", "pod-1", "-o", "wide")
+	p1 := getPod(t, e, "pod-1")
+	cidr, err := netip.ParsePrefix(readyNodes(t, e)[p1.Spec.NodeName])
+	if ip, perr := netip.ParseAddr(p1.Status.PodIP); err != nil || perr != nil || !cidr.Contains(ip) || !strings.Contains(wide, "1/1") || !strings.Contains(wide, "Running") {
+		t.Fatalf("pod-1 at %s on %s (pod range %v):\n%s", p1.Status.PodIP, p1.Spec.NodeName, cidr, wide)
+	}
+	if logs := e.Kubectl("logs", "pod-1"); !strings.Contains(logs, "Server listening on port 8080") {
+		t.Errorf("kubectl logs pod-1:\n%s", logs)
+	}
+	// An interactive shell, on a terminal (script gives kubectl one).
+	sh := exec.Command("script", "-qc", "kubectl exec -it pod-1 -- sh", "/dev/null")
+	sh.Env, sh.Stdin = e.Env(), strings.NewReader("echo in $(hostname) on a $(tty)\nexit\n")
+	if out, err := sh.CombinedOutput(); err != nil || !strings.Contains(string(out), "in pod-1 on a /dev/pts/0") {
+		t.Errorf("kubectl exec -it pod-1 -- sh: %v\n%s", err, out)
+	}
+	start := time.Now()
+	if out := e.Kubectl("exec", "pod-1", "--", "wget", "-qO-", "localhost:8080"); out != hello1 {
+		t.Errorf("kubectl exec pod-1 -- wget: %q", out)
+	}
+	t.Logf("kubectl exec (a process of its own) took %s", time.Since(start))
+	port := harness.FreePort(t)
+	var pfLog bytes.Buffer
+	pf := e.Start(&pfLog, "kubectl", "port-forward", "pod/pod-1", port+":8080")
+	e.Eventually(30*time.Second, func() error {
+		out, err := e.Run("curl", "-s", "--max-time", "5", "localhost:"+port)
+		if err != nil || out != hello1 {
+			return fmt.Errorf("curl through port-forward: %v %q (%s)", err, out, pfLog.String())
+		}
+		return nil
+	})
+	_ = pf.Signal(syscall.SIGTERM)
+	e.Kubectl("cp", "pod-1:/etc/hostname", filepath.Join(e.Dir, "hostname"))
+	if got, err := os.ReadFile(filepath.Join(e.Dir, "hostname")); err != nil || string(got) != "pod-1\n" {
+		t.Errorf("kubectl cp pod-1:/etc/hostname: %q %v", got, err)
+	}
+
+	e.Kubectl("create", "deployment", "web", "--image=us-docker.pkg.dev/google-samples/containers/gke/hello-app:2.0", "--replicas=3")
+	e.Kubectl("rollout", "status", "deployment/web", "--timeout=90s")
+	web := podsOf(t, e, "app=web")
+	var other pod
+	for _, w := range web {
+		if w.Spec.NodeName != p1.Spec.NodeName {
+			other = w
+		}
+	}
+	if other.Metadata.Name == "" {
+		t.Fatalf("no web pod on the node pod-1 is not on: %+v", web)
+	}
+	if out := e.Kubectl("exec", "pod-1", "--", "wget", "-qO-", other.Status.PodIP+":8080"); !strings.Contains(out, "Version: 2.0.0\nHostname: "+other.Metadata.Name) {
+		t.Errorf("pod-1 to %s on the other node: %q", other.Metadata.Name, out)
+	}
+
+	t.Run("kubelet API refuses strangers", func(t *testing.T) {
+		var node struct {
+			Status struct{ Addresses []struct{ Type, Address string } }
+		}
+		if err := json.Unmarshal([]byte(e.Kubectl("get", "node", p1.Spec.NodeName, "-o", "json")), &node); err != nil {
+			t.Fatal(err)
+		}
+		addr := ""
+		for _, a := range node.Status.Addresses {
+			if a.Type == "Hostname" {
+				addr = a.Address
+			}
+		}
+		client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+		get := func(token string) int {
+			req, _ := http.NewRequest(http.MethodGet, "https://"+addr+":10250/pods", nil)
+			if token != "" {
+				req.Header.Set("Authorization", "Bearer "+token)
+			}
+			resp, err := client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			return resp.StatusCode
+		}
+		if code := get(""); code != http.StatusUnauthorized {
+			t.Errorf("anonymous: HTTP %d, want 401", code)
+		}
+		token := strings.TrimSpace(e.Kubectl("create", "token", "default"))
+		if code := get(token); code != http.StatusForbidden {
+			t.Errorf("a service account with no nodes/proxy: HTTP %d, want 403", code)
+		}
+		if code := get(e.Token()); code != http.StatusOK {
+			t.Errorf("the cluster's admin: HTTP %d, want 200", code)
+		}
+	})
+
+	t.Run("an image the store lacks", func(t *testing.T) {
+		e.Kubectl("run", "nginx", "--image=nginx:1.27")
+		e.Eventually(60*time.Second, func() error {
+			p := getPod(t, e, "nginx")
+			if len(p.Status.ContainerStatuses) != 1 || p.Status.ContainerStatuses[0].State.Waiting == nil ||
+				p.Status.ContainerStatuses[0].State.Waiting.Reason != "ImagePullBackOff" {
+				return fmt.Errorf("nginx: %+v", p.Status)
+			}
+			if msg := p.Status.ContainerStatuses[0].State.Waiting.Message; !strings.Contains(msg, "nginx:1.27") || !strings.Contains(msg, "kubeyard images load") {
+				t.Errorf("ImagePullBackOff's message: %q", msg)
+			}
+			return nil
+		})
+		e.Kubectl("delete", "pod", "nginx", "--wait=true")
+	})
+
+	t.Run("a container killed by hand is restarted", func(t *testing.T) {
+		for _, pid := range containerPIDs(t, e, getPod(t, e, "pod-1"), 0) {
+			if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+		}
+		e.Eventually(60*time.Second, func() error {
+			p := getPod(t, e, "pod-1")
+			if s := p.Status.ContainerStatuses[0]; s.RestartCount != 1 || !s.Ready {
+				return fmt.Errorf("pod-1's container: %+v", s)
+			}
+			return nil
+		})
+	})
+
+	t.Run("containers outlive an engine crash", func(t *testing.T) {
+		before := map[string][]int{}
+		ids := map[string]string{}
+		for _, w := range web {
+			w = getPod(t, e, w.Metadata.Name)
+			before[w.Metadata.Name] = containerPIDs(t, e, w, 0)
+			ids[w.Metadata.Name] = w.Status.ContainerStatuses[0].ContainerID
+		}
+		e.Kill()
+		// While the engine is down: pod-1 asks the web pod on the other
+		// node, from its own network namespace.
+		out, err := exec.Command("nsenter", "--net=/run/netns/"+podNS(e, p1), "busybox", "wget", "-qO-", other.Status.PodIP+":8080").CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "Hostname: "+other.Metadata.Name) {
+			t.Errorf("a request between pods with the engine down: %v %q", err, out)
+		}
+		e.Restart()
+		e.Eventually(60*time.Second, func() error {
+			_, err := e.Run("kubectl", "get", "pods")
+			return err
+		})
+		for _, w := range web {
+			got := getPod(t, e, w.Metadata.Name)
+			s := got.Status.ContainerStatuses[0]
+			if s.ContainerID != ids[w.Metadata.Name] || s.RestartCount != 0 || fmt.Sprint(containerPIDs(t, e, got, 0)) != fmt.Sprint(before[w.Metadata.Name]) {
+				t.Errorf("%s after the restart: %+v, processes %v (before: %s, %v)", w.Metadata.Name, s, containerPIDs(t, e, got, 0), ids[w.Metadata.Name], before[w.Metadata.Name])
+			}
+		}
+	})
+
+	ns := podNS(e, p1)
+	e.Kubectl("delete", "pod", "pod-1")
+	if _, err := os.Stat("/run/netns/" + ns); err == nil {
+		t.Errorf("pod-1's network namespace %s is left", ns)
+	}
+	if mounts, _ := os.ReadFile("/proc/mounts"); strings.Contains(string(mounts), p1.Metadata.UID) {
+		t.Errorf("pod-1's mounts are left")
+	}
+	if cgroups, _ := filepath.Glob("/sys/fs/cgroup/*/" + e.Prefix() + "-*/pod" + p1.Metadata.UID); len(cgroups) > 0 {
+		t.Errorf("pod-1's cgroups are left: %v", cgroups)
+	}
+	if out, err := e.Kubeyard("images", "list"); err != nil || !strings.Contains(out, "hello-app") {
+		t.Errorf("kubeyard images list: %v\n%s", err, out)
+	}
+	e.Gcloud("container", "clusters", "delete", "demo", "--zone", zone, "--quiet")
+	if left := e.Leftovers(); len(left) > 0 {
+		t.Errorf("after the cluster's deletion: %s", strings.Join(left, ", "))
+	}
+}
