@@ -153,7 +153,9 @@ func TestRealPods(t *testing.T) {
 
 	t.Run("kubelet API refuses strangers", func(t *testing.T) {
 		var node struct {
-			Status struct{ Addresses []struct{ Type, Address string } }
+			Status struct {
+				Addresses []struct{ Type, Address string }
+			}
 		}
 		if err := json.Unmarshal([]byte(e.Kubectl("get", "node", p1.Spec.NodeName, "-o", "json")), &node); err != nil {
 			t.Fatal(err)

@@ -20,7 +20,7 @@ func (e *Engine) Prefix() string { return cluster.EnginePrefix(e.DataDir) }
 // shims, network namespaces, cgroups and mounts under the engine's folder.
 func (e *Engine) Leftovers() []string {
 	var out []string
-	for _, pid := range e.shimPIDs() {
+	for _, pid := range e.ShimPIDs() {
 		out = append(out, "shim process "+strconv.Itoa(pid))
 	}
 	names, _ := netns.List(e.Prefix())
@@ -37,8 +37,8 @@ func (e *Engine) Leftovers() []string {
 	return out
 }
 
-// shimPIDs are the shims of the engine's containers.
-func (e *Engine) shimPIDs() []int {
+// ShimPIDs are the shims of the engine's containers.
+func (e *Engine) ShimPIDs() []int {
 	var out []int
 	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
 	for _, p := range procs {
@@ -67,7 +67,7 @@ func (e *Engine) mounts() []string {
 // every process in the engine's cgroups (its containers), the namespaces,
 // the cgroups, the mounts.
 func (e *Engine) removeLeftovers() {
-	for _, pid := range e.shimPIDs() {
+	for _, pid := range e.ShimPIDs() {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
 	dirs, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", "*", e.Prefix()+"-*"))

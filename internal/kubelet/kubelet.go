@@ -66,6 +66,10 @@ type Config struct {
 	NodeDir         string
 	AllowPrivileged bool
 	Recorder        record.EventRecorder
+	// VolumeRefresh is how often ConfigMap, Secret, downward API and
+	// projected volumes are written again, so that changes reach running
+	// pods (default 10 s).
+	VolumeRefresh time.Duration
 	// Resync asks for a pod to be synced soon (a probe's result changed).
 	Resync func(namespace, name string)
 	Logger *slog.Logger
@@ -94,6 +98,9 @@ func New(cfg Config) *Kubelet {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.VolumeRefresh == 0 {
+		cfg.VolumeRefresh = 10 * time.Second
 	}
 	k := &Kubelet{cfg: cfg, pulls: map[string]pullFailure{}, volumesAt: map[string]time.Time{}, tokens: map[string]cachedToken{}}
 	k.probes = newProber(k)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -39,7 +40,7 @@ func newNode(t *testing.T, allowPrivileged bool) *node {
 	k := kubelet.New(kubelet.Config{
 		NodeName: "node-1", NodeIP: netip.MustParseAddr("10.128.0.2"), Client: client, Runtime: rt,
 		PodCIDR:    func(context.Context) (netip.Prefix, error) { return netip.MustParsePrefix("10.4.0.0/24"), nil },
-		ClusterDNS: []string{"10.8.0.10"}, NodeDir: dir, AllowPrivileged: allowPrivileged,
+		ClusterDNS: []string{"10.8.0.10"}, NodeDir: dir, AllowPrivileged: allowPrivileged, VolumeRefresh: 100 * time.Millisecond,
 	})
 	t.Cleanup(k.Close)
 	return &node{k: k, client: client, runtime: rt, dir: dir}
@@ -331,4 +332,58 @@ func TestGracefulTermination(t *testing.T) {
 	if _, err := n.runtime.Sandbox(string(pod.UID)); err == nil {
 		t.Error("the sandbox is left")
 	}
+}
+
+// Resources are cgroup limits (a container over its memory limit is
+// OOMKilled, exit 137); the security context sets the user and a
+// read-only root.
+func TestLimitsAndSecurityContext(t *testing.T) {
+	n := newNode(t, false)
+	hog := n.create(t, &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "hog"},
+		Spec: corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever, Containers: []corev1.Container{{
+			Name: "hog", Image: "busybox", Command: []string{"sh", "-c", "a=xxxxxxxxxxxxxxxx; while true; do a=$a$a; done"},
+			Resources: corev1.ResourceRequirements{Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("16Mi")}},
+		}}},
+	})
+	got := n.syncUntil(t, hog, "Failed", phase(corev1.PodFailed))
+	if term := got.Status.ContainerStatuses[0].State.Terminated; term == nil || term.Reason != "OOMKilled" || term.ExitCode != 137 {
+		t.Errorf("over its memory limit: %+v", got.Status.ContainerStatuses[0].State)
+	}
+	user := n.create(t, &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "user"},
+		Spec: corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever, Containers: []corev1.Container{{
+			Name: "app", Image: "busybox", Command: []string{"sh", "-c", "id -u; id -g; touch /file || echo read-only"},
+			SecurityContext: &corev1.SecurityContext{RunAsUser: ptr.To(int64(1000)), RunAsGroup: ptr.To(int64(3000)), ReadOnlyRootFilesystem: ptr.To(true)},
+		}}},
+	})
+	got = n.syncUntil(t, user, "Succeeded", phase(corev1.PodSucceeded))
+	if log := n.log(t, got, "app", 0); !strings.Contains(log, "F 1000\n") || !strings.Contains(log, "F 3000\n") || !strings.Contains(log, "F read-only") {
+		t.Errorf("runAsUser 1000, runAsGroup 3000, a read-only root; the log:\n%s", log)
+	}
+}
+
+// A ConfigMap's change reaches the running pod's volume, swapped whole.
+func TestConfigMapVolumeUpdates(t *testing.T) {
+	n := newNode(t, false)
+	cms := n.client.CoreV1().ConfigMaps("default")
+	cm, err := cms.Create(t.Context(), &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "conf"}, Data: map[string]string{"greeting": "hello"}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod := n.create(t, &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "reader"},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{
+			Name: "app", Image: "busybox", Command: []string{"sh", "-c", "while true; do cat /conf/greeting; echo; sleep 0.1; done"},
+			VolumeMounts: []corev1.VolumeMount{{Name: "conf", MountPath: "/conf"}},
+		}}, Volumes: []corev1.Volume{{Name: "conf", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: "conf"}}}}}},
+	})
+	got := n.syncUntil(t, pod, "Running", phase(corev1.PodRunning))
+	cm.Data["greeting"] = "bonjour"
+	if _, err := cms.Update(t.Context(), cm, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	n.syncUntil(t, got, "reading the new value", func(p *corev1.Pod) bool {
+		return strings.Contains(n.log(t, p, "app", 0), "F bonjour")
+	})
 }

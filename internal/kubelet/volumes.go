@@ -30,10 +30,6 @@ func (u unsupportedVolume) Error() string {
 	return fmt.Sprintf("volume %q: %s volumes are not supported on kubeyard nodes", u.name, u.kind)
 }
 
-// volumeRefresh is how often the kubelet rewrites ConfigMap, Secret,
-// downward API and projected volumes, so that changes reach the pod.
-const volumeRefresh = 10 * time.Second
-
 func (k *Kubelet) volumePath(pod *corev1.Pod, name string) (string, error) {
 	for _, v := range pod.Spec.Volumes {
 		if v.Name != name {
@@ -59,13 +55,13 @@ func readOnlyVolume(pod *corev1.Pod, name string) bool {
 }
 
 // setUpVolumes makes the pod's volumes, and rewrites those of API data
-// every volumeRefresh.
+// every VolumeRefresh.
 func (k *Kubelet) setUpVolumes(ctx context.Context, pod *corev1.Pod, sb *podruntime.Sandbox) error {
 	uid := string(pod.UID)
 	k.mu.Lock()
 	last, seen := k.volumesAt[uid]
 	k.mu.Unlock()
-	if seen && time.Since(last) < volumeRefresh {
+	if seen && time.Since(last) < k.cfg.VolumeRefresh {
 		return nil
 	}
 	for _, v := range pod.Spec.Volumes {
