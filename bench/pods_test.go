@@ -92,7 +92,7 @@ func BenchmarkPodStartup(b *testing.B) {
 				name := fmt.Sprintf("hello-%d", i)
 				p := &corev1.Pod{
 					ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"bench": "startup"}},
-					Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "hello", Image: "us-docker.pkg.dev/google-samples/containers/gke/hello-app:1.0"}}},
+					Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "hello", Image: "us-docker.pkg.dev/google-samples/containers/gke/hello-app:1.0"}}},
 				}
 				mu.Lock()
 				created[name] = time.Now()

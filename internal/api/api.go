@@ -1,7 +1,8 @@
 // Package api assembles the engine's HTTP surface: the Google APIs gcloud
 // talks to (container, compute, dns, serviceusage), the TokenReview webhook the clusters'
-// kube-apiservers call, and the engine's admin API; every route but the
-// webhook requires the engine's access token.
+// kube-apiservers call, the engine's admin API, and the image store's OCI
+// distribution API (/v2/); every route but the webhook requires the
+// engine's access token.
 package api
 
 import (
@@ -33,6 +34,9 @@ func NewHandler(e *engine.Engine) http.Handler {
 
 	mux := http.NewServeMux()
 	mux.Handle("POST /internal/authn", e.Identity().TokenReviewHandler())
+	// The OCI distribution API authenticates as registries do (Basic,
+	// the token as password), and answers in its own error format.
+	mux.Handle("/v2/", e.Registry())
 	mux.Handle("/", requireToken(e, authed))
 	return codec.StatusErrors(mux)
 }

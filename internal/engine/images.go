@@ -4,9 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
+	"path/filepath"
 
 	"github.com/kubeyard/kubeyard/internal/images"
 	"github.com/kubeyard/kubeyard/internal/images/builtin"
+	"github.com/kubeyard/kubeyard/internal/registry"
 	"github.com/kubeyard/kubeyard/internal/status"
 )
 
@@ -46,6 +49,11 @@ func (e *Engine) seedImages() error {
 
 // ListImages lists the images pods can run.
 func (e *Engine) ListImages() ([]images.Image, error) { return e.images.List() }
+
+// Registry is the image store served over the OCI distribution API.
+func (e *Engine) Registry() http.Handler {
+	return &registry.Handler{Store: e.images, Token: e.cfg.Identity.Token, UploadDir: filepath.Join(e.cfg.DataDir, "uploads")}
+}
 
 // LoadImages adds the images of an archive (docker save, or an OCI layout
 // in a tar).

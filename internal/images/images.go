@@ -41,6 +41,9 @@ type Image struct {
 type Store struct {
 	mu   sync.Mutex
 	path layout.Path
+	// pending are blobs pushed for a manifest yet to come, kept from the
+	// collector for a while.
+	pending map[v1.Hash]time.Time
 }
 
 // Open opens (or creates) the store under dir.
@@ -207,6 +210,10 @@ func (s *Store) collect() error {
 		return fmt.Errorf("images: %w", err)
 	}
 	for _, h := range unused {
+		if at, ok := s.pending[h]; ok && time.Since(at) < pendingFor {
+			continue
+		}
+		delete(s.pending, h)
 		if err := s.path.RemoveBlob(h); err != nil {
 			return fmt.Errorf("images: %w", err)
 		}
