@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/netip"
 	"os"
@@ -189,6 +190,29 @@ func TestRealPods(t *testing.T) {
 		if code := get(e.Token()); code != http.StatusOK {
 			t.Errorf("the cluster's admin: HTTP %d, want 200", code)
 		}
+	})
+
+	t.Run("kubectl run -it attaches to the container's terminal", func(t *testing.T) {
+		run := exec.Command("script", "-qc", "kubectl run -it shell --image=busybox --restart=Never -- sh", "/dev/null")
+		stdin, typing := io.Pipe()
+		run.Env, run.Stdin = e.Env(), stdin
+		go func() {
+			time.Sleep(3 * time.Second) // kubectl attaches once the pod runs
+			io.WriteString(typing, "echo hi from $(hostname); exit\n")
+			time.Sleep(10 * time.Second)
+			typing.Close()
+		}()
+		out, err := run.CombinedOutput()
+		if !strings.Contains(string(out), "hi from shell") {
+			t.Errorf("kubectl run -it: %v\n%s", err, out)
+		}
+		e.Eventually(30*time.Second, func() error {
+			if p := getPod(t, e, "shell"); p.Status.Phase != "Succeeded" {
+				return fmt.Errorf("shell is %s", p.Status.Phase)
+			}
+			return nil
+		})
+		e.Kubectl("delete", "pod", "shell")
 	})
 
 	t.Run("an image the store lacks", func(t *testing.T) {

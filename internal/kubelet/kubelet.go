@@ -26,6 +26,7 @@ import (
 
 	"github.com/kubeyard/kubeyard/internal/podruntime"
 	"github.com/kubeyard/kubeyard/internal/runc"
+	"github.com/kubeyard/kubeyard/internal/shim"
 )
 
 // Runtime is what the kubelet needs of a node's container runtime
@@ -42,6 +43,7 @@ type Runtime interface {
 	Exec(ctx context.Context, c podruntime.Container, p runc.Process) error
 	Dial(ctx context.Context, uid, network, address string) (net.Conn, error)
 	PortForward(ctx context.Context, uid string, port int32, stream io.ReadWriteCloser) error
+	Attach(ctx context.Context, c podruntime.Container, stdin io.Reader, stdout, stderr io.Writer, resize <-chan shim.Size) error
 	VolumeDir(uid string) string
 }
 

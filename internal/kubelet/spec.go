@@ -47,6 +47,7 @@ func (k *Kubelet) containerConfig(ctx context.Context, pod *corev1.Pod, sb *podr
 	cfg := podruntime.ContainerConfig{
 		Name: spec.Name, Attempt: attempt, Image: spec.Image,
 		Command: expand(spec.Command), Args: expand(spec.Args), Env: envList, WorkingDir: spec.WorkingDir,
+		Stdin: spec.Stdin, StdinOnce: spec.StdinOnce, TTY: spec.TTY,
 	}
 	psc, sc := pod.Spec.SecurityContext, spec.SecurityContext
 	if psc != nil {

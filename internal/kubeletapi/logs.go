@@ -17,11 +17,9 @@ import (
 // logOptions are /containerLogs' query parameters (kubectl logs' flags).
 type logOptions struct {
 	follow, previous, timestamps bool
-	// fromEnd skips what was logged before (attach).
-	fromEnd bool
-	tail    int // lines from the end; -1: all
-	since   time.Time
-	limit   int64 // bytes; 0: no limit
+	tail                         int // lines from the end; -1: all
+	since                        time.Time
+	limit                        int64 // bytes; 0: no limit
 }
 
 func parseLogOptions(r *http.Request) (logOptions, error) {
@@ -175,29 +173,23 @@ func followLog(ctx context.Context, c podruntime.Container, o logOptions, alive 
 	r := bufio.NewReader(f)
 	var old []entry
 	var partial []byte
-	if o.fromEnd {
-		if _, err := f.Seek(0, io.SeekEnd); err != nil {
-			return err
+	// What is there: filtered by time, then the last lines.
+	for {
+		line, err := r.ReadBytes('\n')
+		if err != nil {
+			partial = line
+			break
 		}
-	} else {
-		// What is there: filtered by time, then the last lines.
-		for {
-			line, err := r.ReadBytes('\n')
-			if err != nil {
-				partial = line
-				break
-			}
-			if e, ok := parseEntry(bytes.TrimSuffix(line, []byte("\n"))); ok && !e.at.Before(o.since) {
-				old = append(old, e)
-			}
+		if e, ok := parseEntry(bytes.TrimSuffix(line, []byte("\n"))); ok && !e.at.Before(o.since) {
+			old = append(old, e)
 		}
-		if o.tail >= 0 {
-			old = lastLines(old, o.tail)
-		}
-		for _, e := range old {
-			if !write(e) {
-				return nil
-			}
+	}
+	if o.tail >= 0 {
+		old = lastLines(old, o.tail)
+	}
+	for _, e := range old {
+		if !write(e) {
+			return nil
 		}
 	}
 	if !o.follow {

@@ -33,6 +33,7 @@ import (
 
 	"github.com/kubeyard/kubeyard/internal/podruntime"
 	"github.com/kubeyard/kubeyard/internal/runc"
+	"github.com/kubeyard/kubeyard/internal/shim"
 )
 
 // Pods are the pods the node runs, as its informer knows them.
@@ -46,6 +47,7 @@ type Runtime interface {
 	Containers(uid string) ([]podruntime.Container, error)
 	Exec(ctx context.Context, c podruntime.Container, p runc.Process) error
 	PortForward(ctx context.Context, uid string, port int32, stream io.ReadWriteCloser) error
+	Attach(ctx context.Context, c podruntime.Container, stdin io.Reader, stdout, stderr io.Writer, resize <-chan shim.Size) error
 }
 
 // Config configures a Server.

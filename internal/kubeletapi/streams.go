@@ -3,7 +3,6 @@ package kubeletapi
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -74,20 +73,7 @@ func (st streams) ExecInContainer(ctx context.Context, _ string, _ string, conta
 	if errOut != nil {
 		p.Stderr = errOut
 	}
-	if resize != nil {
-		sizes := make(chan runc.Size)
-		go func() {
-			defer close(sizes)
-			for size := range resize {
-				select {
-				case sizes <- runc.Size{Width: size.Width, Height: size.Height}:
-				case <-ctx.Done():
-					return
-				}
-			}
-		}()
-		p.Resize = sizes
-	}
+	p.Resize = sizes(ctx, resize)
 	return st.s.cfg.Runtime.Exec(ctx, c, p)
 }
 
@@ -95,21 +81,40 @@ func (st streams) PortForward(ctx context.Context, _ string, uid string, port in
 	return st.s.cfg.Runtime.PortForward(ctx, uid, port, stream)
 }
 
-// AttachContainer attaches to what the container prints, from now on (its
-// log followed): standard input is not connected to containers on
-// kubeyard nodes.
-func (st streams) AttachContainer(ctx context.Context, _ string, _ string, container string, in io.Reader, out, errOut io.WriteCloser, tty bool, _ <-chan remotecommand.TerminalSize) error {
+// AttachContainer attaches to the container through its shim: its
+// output from now on, and its input if it keeps it open (stdin: true).
+func (st streams) AttachContainer(ctx context.Context, _ string, _ string, container string, in io.Reader, out, errOut io.WriteCloser, tty bool, resize <-chan remotecommand.TerminalSize) error {
 	c, err := st.s.running(st.pod, container)
 	if err != nil {
 		return err
 	}
-	if in != nil {
-		return errors.New("attaching to a container's standard input is not supported on kubeyard nodes (its output is: leave out -i)")
+	var stdout, stderr io.Writer
+	if out != nil {
+		stdout = out
 	}
-	if tty {
-		errOut = out // one stream
+	if errOut != nil {
+		stderr = errOut
 	}
-	return followLog(ctx, c, logOptions{follow: true, fromEnd: true}, st.s.stillRunning(st.pod, c), out, errOut)
+	return st.s.cfg.Runtime.Attach(ctx, c, in, stdout, stderr, sizes(ctx, resize))
+}
+
+// sizes passes on a client's terminal sizes (nil: it has no terminal).
+func sizes(ctx context.Context, resize <-chan remotecommand.TerminalSize) <-chan runc.Size {
+	if resize == nil {
+		return nil
+	}
+	out := make(chan runc.Size)
+	go func() {
+		defer close(out)
+		for size := range resize {
+			select {
+			case out <- runc.Size{Width: size.Width, Height: size.Height}:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out
 }
 
 // stillRunning says, when asked, whether the attempt c still runs.

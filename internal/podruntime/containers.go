@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -41,6 +42,9 @@ type ContainerConfig struct {
 	MemoryLimit           int64
 	CPUMillis             int64
 	CPUShares             uint64
+	// Stdin keeps the container's standard input open for attaching
+	// clients (StdinOnce: until the first goes); TTY gives it a terminal.
+	Stdin, StdinOnce, TTY bool
 }
 
 // State is where a container is in its life.
@@ -67,6 +71,11 @@ type Container struct {
 	ImageRef  string    `json:"imageRef"`
 	LogPath   string    `json:"logPath"`
 	CreatedAt time.Time `json:"createdAt"`
+	// AttachSocket is where its shim takes attaching clients; Stdin and
+	// TTY say whether they may write, and to a terminal.
+	AttachSocket string `json:"attachSocket"`
+	Stdin        bool   `json:"stdin,omitempty"`
+	TTY          bool   `json:"tty,omitempty"`
 
 	State      State     `json:"-"`
 	PID        int       `json:"-"`
@@ -112,8 +121,9 @@ func (r *Runtime) StartContainer(ctx context.Context, sb *Sandbox, cfg Container
 	c := Container{
 		ID: containerID(sb.UID, cfg.Name, cfg.Attempt), PodUID: sb.UID, Name: cfg.Name, Attempt: cfg.Attempt,
 		Image: named.Name, ImageRef: imageRef(named.Name, named.Digest), LogPath: r.LogPath(sb, cfg.Name, cfg.Attempt),
-		CreatedAt: time.Now().UTC(),
+		CreatedAt: time.Now().UTC(), Stdin: cfg.Stdin, TTY: cfg.TTY,
 	}
+	c.AttachSocket = filepath.Join(socketDir, c.ID[:32]+".sock")
 	spec, err := r.spec(sb, c, cfg, imgCfg.Config)
 	if err != nil {
 		return Container{}, err
@@ -139,7 +149,7 @@ func (r *Runtime) StartContainer(ctx context.Context, sb *Sandbox, cfg Container
 	if err := runc.WriteBundle(dir, spec); err != nil {
 		return Container{}, err
 	}
-	if err := r.startShim(dir, c, spec); err != nil {
+	if err := r.startShim(dir, c, spec, cfg.StdinOnce); err != nil {
 		return Container{}, err
 	}
 	return r.waitStarted(ctx, c)
@@ -193,7 +203,7 @@ func (r *Runtime) spec(sb *Sandbox, c Container, cfg ContainerConfig, img v1.Con
 		Hostname: sb.Hostname, UID: uid, GID: gid, AddCaps: cfg.AddCaps, DropCaps: cfg.DropCaps,
 		NetNS: "/run/netns/" + sb.NetNS, Mounts: append(mounts, cfg.Mounts...),
 		MemoryLimit: cfg.MemoryLimit, CPUMillis: cfg.CPUMillis, CPUShares: cfg.CPUShares,
-		CgroupsPath: r.cgroupPath(sb.UID) + "/" + c.ID,
+		CgroupsPath: r.cgroupPath(sb.UID) + "/" + c.ID, Terminal: cfg.TTY,
 	}, nil
 }
 
@@ -241,11 +251,15 @@ func imageUser(user string) (uid, gid uint32, err error) {
 
 // startShim starts the container's shim, a process in a session of its
 // own that outlives this one.
-func (r *Runtime) startShim(dir string, c Container, spec runc.Container) error {
+func (r *Runtime) startShim(dir string, c Container, spec runc.Container, stdinOnce bool) error {
+	if err := os.MkdirAll(socketDir, 0o700); err != nil {
+		return fmt.Errorf("podruntime: %w", err)
+	}
 	cfg := shim.Config{
 		ID: c.ID, Bundle: dir, Runc: r.cfg.Runc, Log: c.LogPath,
 		StartedFile: filepath.Join(dir, startedFile), ExitFile: filepath.Join(dir, exitFile),
 		CgroupMemory: cgroups.MemoryDir(spec.CgroupsPath),
+		AttachSocket: c.AttachSocket, Stdin: c.Stdin, StdinOnce: stdinOnce, Terminal: c.TTY,
 	}
 	cfgPath := filepath.Join(dir, shimConfig)
 	if err := shim.WriteConfig(cfgPath, cfg); err != nil {
@@ -303,6 +317,9 @@ func (r *Runtime) container(dir string) (Container, error) {
 		}
 		c.State, c.Reason = Unknown, "Unknown"
 		c.Message = "the container's shim ended without recording how the container ended"
+		if said, _ := os.ReadFile(filepath.Join(dir, "shim.log")); len(said) > 0 {
+			c.Message += ": " + strings.TrimSpace(string(said))
+		}
 	case startErr == nil:
 		c.State, c.PID, c.StartedAt = Running, started.PID, started.StartedAt
 	default:
@@ -432,6 +449,19 @@ func (r *Runtime) RemoveContainer(c Container) error {
 		return err
 	}
 	return os.RemoveAll(dir)
+}
+
+// socketDir holds the shims' attach sockets: a unix socket's path must be
+// short, which a node's folder is not.
+const socketDir = "/run/kubeyard"
+
+// Attach attaches to a running container (kubectl attach): its output
+// from now on and, if it keeps its input open, its input.
+func (r *Runtime) Attach(ctx context.Context, c Container, stdin io.Reader, stdout, stderr io.Writer, resize <-chan shim.Size) error {
+	if !c.Stdin {
+		stdin = nil
+	}
+	return shim.Attach(ctx, c.AttachSocket, stdin, stdout, stderr, resize)
 }
 
 // Exec runs a process in a running container (kubectl exec).

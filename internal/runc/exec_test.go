@@ -26,7 +26,7 @@ func TestExec(t *testing.T) {
 	if err := runc.WriteBundle(bundle, c); err != nil {
 		t.Fatal(err)
 	}
-	if err := env.Runc.Create(ctx, c.ID, bundle, nil, nil); err != nil {
+	if err := env.Runc.Create(ctx, c.ID, bundle, runc.Stdio{}); err != nil {
 		t.Fatal(err)
 	}
 	if err := env.Runc.Start(ctx, c.ID); err != nil {

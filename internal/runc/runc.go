@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -76,34 +75,46 @@ func WriteBundle(dir string, c Container) error {
 	return os.WriteFile(filepath.Join(dir, "config.json"), data, 0o600)
 }
 
+// Stdio are a container's standard streams, as runc create gives them:
+// files (nil is /dev/null; a pipe os/exec made of another writer would be
+// held open by the container, and create would wait for it), or, for a
+// container with a terminal, the unix socket runc sends its master to.
+type Stdio struct {
+	Stdin          *os.File
+	Stdout, Stderr *os.File
+	ConsoleSocket  string
+}
+
 // Create creates the container of the bundle in dir, its process waiting
-// to be started, with stdio as its standard streams (nil: /dev/null). The
-// process runs on after runc returns, and after this process ends.
-func (r Runtime) Create(ctx context.Context, id, bundle string, stdout, stderr io.Writer) error {
+// to be started. The process runs on after runc returns, and after this
+// process ends.
+func (r Runtime) Create(ctx context.Context, id, bundle string, stdio Stdio) error {
 	logFile := filepath.Join(bundle, "runc.log")
-	cmd := r.command(ctx, "--log", logFile, "create", "--bundle", bundle, "--pid-file", filepath.Join(bundle, "container.pid"), id)
-	// The container's stdio are the runc process's; runc returns once the
-	// container is created.
-	// Nil is /dev/null: a pipe (what os/exec makes of any other writer)
-	// would be held open by the container, and Create would wait for it.
-	devNull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	args := []string{"--log", logFile, "create", "--bundle", bundle, "--pid-file", filepath.Join(bundle, "container.pid")}
+	if stdio.ConsoleSocket != "" {
+		args = append(args, "--console-socket", stdio.ConsoleSocket)
+	}
+	cmd := r.command(ctx, append(args, id)...)
+	devNull, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
 	if err != nil {
 		return fmt.Errorf("runc create: %w", err)
 	}
 	defer devNull.Close()
-	cmd.Stdout, cmd.Stderr = stdout, stderr
-	if stdout == nil {
-		cmd.Stdout = devNull
+	or := func(f *os.File) *os.File {
+		if f == nil {
+			return devNull
+		}
+		return f
 	}
-	if stderr == nil {
-		cmd.Stderr = devNull
-	}
+	// The container's stdio are the runc process's.
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = or(stdio.Stdin), or(stdio.Stdout), or(stdio.Stderr)
 	// Not in this process's group: a Ctrl-C of the engine is not the
 	// container's.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if _, err := r.run(cmd); err != nil {
+	// runc's own words go to its log, the streams being the container's.
+	if err := cmd.Run(); err != nil {
 		said, _ := os.ReadFile(logFile)
-		return fmt.Errorf("%w: %s", err, strings.TrimSpace(string(said)))
+		return fmt.Errorf("runc create %s: %w: %s", id, err, strings.TrimSpace(string(said)))
 	}
 	return nil
 }

@@ -39,7 +39,7 @@ func TestRunContainer(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer log.Close()
-	if err := rt.Create(ctx, id, bundle, log, log); err != nil {
+	if err := rt.Create(ctx, id, bundle, runc.Stdio{Stdout: log, Stderr: log}); err != nil {
 		data, _ := os.ReadFile(log.Name())
 		t.Fatalf("%v\n%s", err, data)
 	}

@@ -15,8 +15,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -39,6 +41,12 @@ type Config struct {
 	// CgroupMemory is the container's memory cgroup folder, read for
 	// OOM kills (cgroup v1: memory.oom_control; v2: memory.events).
 	CgroupMemory string
+	// AttachSocket, if set, is where clients attach (Attach): to the
+	// container's output and, with Stdin, its input (StdinOnce: closed
+	// when the first client goes). Terminal gives the container a
+	// terminal (its spec has process.terminal), its output one stream.
+	AttachSocket               string
+	Stdin, StdinOnce, Terminal bool
 }
 
 // Exit is how a container ended.
@@ -101,23 +109,30 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("shim: %w", err)
 	}
 	defer log.Close()
-	outR, outW, err := os.Pipe()
-	if err != nil {
-		return err
-	}
-	errR, errW, err := os.Pipe()
-	if err != nil {
-		return err
-	}
 	w := &logWriter{f: log}
+	var att *attacher
+	if cfg.AttachSocket != "" {
+		if att, err = listenAttach(cfg.AttachSocket); err != nil {
+			return err
+		}
+		defer os.Remove(cfg.AttachSocket)
+		defer att.close()
+		att.once = cfg.StdinOnce
+		w.tee = att.tee
+		go att.serve()
+	}
 	var copying sync.WaitGroup
-	copying.Go(func() { w.copy("stdout", outR) })
-	copying.Go(func() { w.copy("stderr", errR) })
-	createErr := cfg.Runc.Create(ctx, cfg.ID, cfg.Bundle, outW, errW)
+	stdio, closeOurs, err := w.streams(cfg, att, &copying)
+	if err != nil {
+		return err
+	}
+	createErr := cfg.Runc.Create(ctx, cfg.ID, cfg.Bundle, stdio.Stdio)
 	// The container holds its own ends now; without ours, the pipes
 	// close when it ends.
-	outW.Close()
-	errW.Close()
+	closeOurs()
+	if createErr == nil && cfg.Terminal {
+		createErr = stdio.takeConsole(att, w, &copying)
+	}
 	if createErr != nil {
 		copying.Wait()
 		return record(cfg, Exit{Code: 128, Reason: "StartError", Message: createErr.Error(), FinishedAt: time.Now().UTC()})
@@ -215,13 +230,125 @@ func record(cfg Config, e Exit) error { return jsonfile.Write(cfg.ExitFile, e) }
 // maxLine is where the kubelet's log format splits a line (P, partial).
 const maxLine = 16 * 1024
 
-// logWriter writes streams to a log in the CRI format.
+// logWriter writes streams to a log in the CRI format, and to tee (the
+// clients attached).
 type logWriter struct {
-	mu sync.Mutex
-	f  io.Writer
+	mu  sync.Mutex
+	f   io.Writer
+	tee func(stream string, p []byte)
 }
 
-func (w *logWriter) copy(stream string, r io.ReadCloser) {
+// stdio is what runc create is given, with the console socket's listener
+// of a container with a terminal.
+type stdio struct {
+	runc.Stdio
+	// console gives the terminal runc sends during create.
+	console chan consoleResult
+}
+
+type consoleResult struct {
+	master *os.File
+	err    error
+}
+
+// streams makes the container's streams: pipes logged (and teed), a pipe
+// for its input, or a console socket for runc to send its terminal to.
+// closeOurs closes the ends the container holds, once it is created.
+func (w *logWriter) streams(cfg Config, att *attacher, copying *sync.WaitGroup) (stdio, func(), error) {
+	var st stdio
+	var theirs []*os.File
+	closeOurs := func() {
+		for _, f := range theirs {
+			f.Close()
+		}
+	}
+	if cfg.Terminal {
+		path := cfg.AttachSocket + ".console"
+		if cfg.AttachSocket == "" {
+			return st, closeOurs, errors.New("shim: a container with a terminal needs an attach socket")
+		}
+		_ = os.Remove(path)
+		ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+		if err != nil {
+			return st, closeOurs, fmt.Errorf("shim: console socket: %w", err)
+		}
+		st.console, st.ConsoleSocket = make(chan consoleResult, 1), path
+		go func() {
+			defer os.Remove(path)
+			defer ln.Close()
+			master, err := receiveConsole(ln)
+			st.console <- consoleResult{master, err}
+		}()
+		return st, closeOurs, nil
+	}
+	for _, stream := range []string{"stdout", "stderr"} {
+		r, wr, err := os.Pipe()
+		if err != nil {
+			return st, closeOurs, err
+		}
+		theirs = append(theirs, wr)
+		if stream == "stdout" {
+			st.Stdout = wr
+		} else {
+			st.Stderr = wr
+		}
+		copying.Go(func() { w.copy(stream, r) })
+	}
+	if cfg.Stdin && att != nil {
+		r, wr, err := os.Pipe()
+		if err != nil {
+			return st, closeOurs, err
+		}
+		theirs = append(theirs, r)
+		st.Stdin = r
+		att.mu.Lock()
+		att.stdin = wr
+		att.mu.Unlock()
+	}
+	return st, closeOurs, nil
+}
+
+// takeConsole takes the terminal runc made for the container: its output
+// logged and teed, clients' input and sizes to it.
+func (st stdio) takeConsole(att *attacher, w *logWriter, copying *sync.WaitGroup) error {
+	var got consoleResult
+	select {
+	case got = <-st.console:
+	case <-time.After(10 * time.Second):
+		return errors.New("shim: runc sent no terminal")
+	}
+	if got.err != nil {
+		return got.err
+	}
+	master := got.master
+	att.mu.Lock()
+	att.stdin, att.term = master, master
+	att.mu.Unlock()
+	// A terminal's output reaches clients as it comes (a prompt has no
+	// newline), and the log line by line.
+	logged, toLog := io.Pipe()
+	copying.Go(func() { w.copyLines("stdout", logged, false) })
+	copying.Go(func() {
+		defer toLog.Close()
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := master.Read(buf)
+			if n > 0 {
+				att.tee("stdout", slices.Clone(buf[:n]))
+				_, _ = toLog.Write(buf[:n])
+			}
+			if err != nil { // EIO once the container's end closes
+				return
+			}
+		}
+	})
+	return nil
+}
+
+func (w *logWriter) copy(stream string, r io.ReadCloser) { w.copyLines(stream, r, true) }
+
+// copyLines logs what r gives line by line, and tees the lines.
+func (w *logWriter) copyLines(stream string, r io.ReadCloser, tee bool) {
 	defer r.Close()
 	br := bufio.NewReaderSize(r, maxLine)
 	for {
@@ -236,6 +363,13 @@ func (w *logWriter) copy(stream string, r io.ReadCloser) {
 			w.mu.Lock()
 			fmt.Fprintf(w.f, "%s %s %s %s\n", time.Now().UTC().Format(time.RFC3339Nano), stream, tag, line)
 			w.mu.Unlock()
+			if tee && w.tee != nil {
+				out := line
+				if tag == "F" {
+					out = append(slices.Clip(line), '\n')
+				}
+				w.tee(stream, out)
+			}
 		}
 		if err != nil && err != bufio.ErrBufferFull {
 			return

@@ -1,12 +1,15 @@
 package shim_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -32,6 +35,13 @@ func TestMain(m *testing.M) {
 // ended and its log.
 func run(t *testing.T, env *runctest.Env, c runc.Container, act func()) (shim.Exit, string) {
 	t.Helper()
+	return runWith(t, env, c, nil, act)
+}
+
+// runWith is run with the shim's config changed by edit first; act, if
+// any, runs once the container has started.
+func runWith(t *testing.T, env *runctest.Env, c runc.Container, edit func(*shim.Config), act func()) (shim.Exit, string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	dir := filepath.Join(env.Dir, c.ID)
@@ -39,6 +49,9 @@ func run(t *testing.T, env *runctest.Env, c runc.Container, act func()) (shim.Ex
 		t.Fatal(err)
 	}
 	cfg := shim.Config{ID: c.ID, Bundle: dir, Runc: env.Runc, Log: filepath.Join(dir, "0.log"), StartedFile: filepath.Join(dir, "started.json"), ExitFile: filepath.Join(dir, "exit.json"), CgroupMemory: env.MemoryCgroup(c)}
+	if edit != nil {
+		edit(&cfg)
+	}
 	cfgFile := filepath.Join(dir, "shim.json")
 	if err := shim.WriteConfig(cfgFile, cfg); err != nil {
 		t.Fatal(err)
@@ -55,11 +68,16 @@ func run(t *testing.T, env *runctest.Env, c runc.Container, act func()) (shim.Ex
 			if log, _ := os.ReadFile(cfg.Log); strings.Contains(string(log), " ready\n") {
 				break
 			}
+			if _, err := shim.ReadStarted(cfg.StartedFile); err == nil && edit != nil {
+				break // attached to: it need not say it is ready
+			}
 			select {
 			case <-ctx.Done():
 				t.Fatalf("%s never logged ready", c.ID)
 			case err := <-done:
-				t.Fatalf("the shim of %s ended before it was ready: %v", c.ID, err)
+				end, _ := shim.ReadExit(cfg.ExitFile)
+				log, _ := os.ReadFile(cfg.Log)
+				t.Fatalf("the shim of %s ended before it was ready: %v; it ended %+v; its log:\n%s", c.ID, err, end, log)
 			case <-time.After(10 * time.Millisecond):
 			}
 		}
@@ -145,5 +163,49 @@ func TestShimStartError(t *testing.T) {
 	end, _ := run(t, env, env.Container("missing", "/no/such/program"), nil)
 	if end.Reason != "StartError" || end.Code != 128 || !strings.Contains(end.Message, "no/such/program") {
 		t.Errorf("a missing program: %+v", end)
+	}
+}
+
+// Attaching: a client's input reaches the container, its output comes
+// back; without a terminal the streams are apart and the end of input is
+// passed on; with one, the client's size is the terminal's.
+func TestShimAttach(t *testing.T) {
+	env := runctest.New(t)
+	socket := func(name string) string {
+		return filepath.Join("/run", "kubeyard-test-"+strconv.Itoa(os.Getpid())+"-"+name+".sock")
+	}
+	c := env.Container("cat", "sh", "-c", "cat; echo done >&2")
+	var out, errOut bytes.Buffer
+	end, log := runWith(t, env, c, func(cfg *shim.Config) { cfg.AttachSocket, cfg.Stdin = socket("cat"), true }, func() {
+		if err := shim.Attach(context.Background(), socket("cat"), strings.NewReader("hello\n"), &out, &errOut, nil); err != nil {
+			t.Error(err)
+		}
+	})
+	if end.Code != 0 || out.String() != "hello\n" || errOut.String() != "done\n" || !strings.Contains(log, "stdout F hello") {
+		t.Errorf("attached to cat: %+v %q %q\n%s", end, out.String(), errOut.String(), log)
+	}
+
+	c = env.Container("tty", "sh")
+	c.Terminal = true
+	out.Reset()
+	end, log = runWith(t, env, c, func(cfg *shim.Config) { cfg.AttachSocket, cfg.Stdin, cfg.Terminal = socket("tty"), true, true }, func() {
+		resize := make(chan shim.Size, 1)
+		resize <- shim.Size{Width: 100, Height: 30}
+		stdin, typing := io.Pipe()
+		go func() {
+			time.Sleep(200 * time.Millisecond) // the size first
+			io.WriteString(typing, "stty size; tty; exit\n")
+		}()
+		if err := shim.Attach(context.Background(), socket("tty"), stdin, &out, nil, resize); err != nil {
+			t.Error(err)
+		}
+	})
+	if end.Code != 0 || !strings.Contains(out.String(), "30 100") || !strings.Contains(out.String(), "/dev/pts/0") || !strings.Contains(log, "30 100") {
+		t.Errorf("attached to a shell on a terminal: %+v %q\n%s", end, out.String(), log)
+	}
+	for _, name := range []string{"cat", "tty"} {
+		if _, err := os.Stat(socket(name)); err == nil {
+			t.Errorf("attach socket %s left", socket(name))
+		}
 	}
 }
