@@ -138,7 +138,7 @@ func (k *Kubelet) act(ctx context.Context, pod *corev1.Pod, sb *podruntime.Sandb
 // removing attempts older than the one it replaces (the kubelet keeps
 // the last one, for `kubectl logs --previous`).
 func (k *Kubelet) restart(ctx context.Context, pod *corev1.Pod, sb *podruntime.Sandbox, spec *corev1.Container, c podruntime.Container) time.Duration {
-	if wait := time.Until(c.FinishedAt.Add(restartDelay(c))); wait > 0 {
+	if wait := c.FinishedAt.Add(restartDelay(c)).Sub(k.now()); wait > 0 {
 		return wait
 	}
 	cs, _ := k.cfg.Runtime.Containers(string(pod.UID))
@@ -179,7 +179,7 @@ func (k *Kubelet) start(ctx context.Context, pod *corev1.Pod, sb *podruntime.San
 	k.mu.Lock()
 	pull, failed := k.pulls[key]
 	k.mu.Unlock()
-	if failed && time.Since(pull.at) < pull.backoff() {
+	if failed && k.now().Sub(pull.at) < pull.backoff() {
 		pull.fresh = false // ImagePullBackOff from now on
 		k.mu.Lock()
 		k.pulls[key] = pull
@@ -195,7 +195,7 @@ func (k *Kubelet) start(ctx context.Context, pod *corev1.Pod, sb *podruntime.San
 	if errors.Is(err, podruntime.ErrImageNotFound) {
 		msg := fmt.Sprintf("image %q is not in the node's image store, and kubeyard pulls from no registry: load it with `kubeyard images load <docker save or OCI archive>` or push it to the engine's registry", spec.Image)
 		k.mu.Lock()
-		k.pulls[key] = pullFailure{image: spec.Image, message: msg, count: pull.count + 1, at: time.Now(), fresh: true}
+		k.pulls[key] = pullFailure{image: spec.Image, message: msg, count: pull.count + 1, at: k.now(), fresh: true}
 		k.mu.Unlock()
 		k.cfg.Recorder.Eventf(pod, corev1.EventTypeWarning, "Failed", "Failed to pull image %q: %s", spec.Image, msg)
 		return
@@ -246,13 +246,13 @@ func gracePeriod(pod *corev1.Pod) time.Duration {
 // stop stops a running container: its preStop hook, then SIGTERM, then
 // SIGKILL once grace (which the hook's time counts against) is over.
 func (k *Kubelet) stop(ctx context.Context, pod *corev1.Pod, spec *corev1.Container, c podruntime.Container, grace time.Duration) error {
-	start := time.Now()
+	start := k.now()
 	if spec != nil && spec.Lifecycle != nil && spec.Lifecycle.PreStop != nil && c.State == podruntime.Running && grace > 0 {
 		hookCtx, cancel := context.WithTimeout(ctx, grace)
 		_ = k.runHook(hookCtx, pod, c, spec.Lifecycle.PreStop, "PreStop")
 		cancel()
 	}
-	return k.cfg.Runtime.StopContainer(ctx, c, max(grace-time.Since(start), 0))
+	return k.cfg.Runtime.StopContainer(ctx, c, max(grace-k.now().Sub(start), 0))
 }
 
 // stopAll stops every running container of the pod at once.

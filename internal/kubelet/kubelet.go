@@ -24,6 +24,7 @@ import (
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/record"
 
+	"github.com/kubeyard/kubeyard/internal/clock"
 	"github.com/kubeyard/kubeyard/internal/podruntime"
 	"github.com/kubeyard/kubeyard/internal/runc"
 	"github.com/kubeyard/kubeyard/internal/shim"
@@ -68,6 +69,9 @@ type Config struct {
 	NodeDir         string
 	AllowPrivileged bool
 	Recorder        record.EventRecorder
+	// Clock is the node's (default: the machine's); containers' times come
+	// from it too.
+	Clock clock.Clock
 	// VolumeRefresh is how often ConfigMap, Secret, downward API and
 	// projected volumes are written again, so that changes reach running
 	// pods (default 10 s).
@@ -101,6 +105,9 @@ func New(cfg Config) *Kubelet {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.Clock == nil {
+		cfg.Clock = &clock.Offset{}
+	}
 	if cfg.VolumeRefresh == 0 {
 		cfg.VolumeRefresh = 10 * time.Second
 	}
@@ -108,6 +115,8 @@ func New(cfg Config) *Kubelet {
 	k.probes = newProber(k)
 	return k
 }
+
+func (k *Kubelet) now() time.Time { return k.cfg.Clock.Now() }
 
 // Close stops the probes.
 func (k *Kubelet) Close() { k.probes.stopAll() }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
@@ -198,7 +197,7 @@ func (k *Kubelet) containerStatus(pod *corev1.Pod, spec *corev1.Container, cs []
 		s.Started = ptr.To(k.probes.started(pod, spec, c))
 		s.Ready = *s.Started && !init && k.probes.ready(pod, spec, c)
 	case !init || c.ExitCode != 0:
-		wait := time.Until(c.FinishedAt.Add(restartDelay(c)))
+		wait := c.FinishedAt.Add(restartDelay(c)).Sub(k.now())
 		if restarts(pod.Spec.RestartPolicy, c) && wait > 0 {
 			s.State.Waiting = &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff",
 				Message: fmt.Sprintf("back-off %s restarting failed container=%s pod=%s_%s(%s)", restartDelay(c), spec.Name, pod.Name, pod.Namespace, pod.UID)}

@@ -61,7 +61,7 @@ func (k *Kubelet) setUpVolumes(ctx context.Context, pod *corev1.Pod, sb *podrunt
 	k.mu.Lock()
 	last, seen := k.volumesAt[uid]
 	k.mu.Unlock()
-	if seen && time.Since(last) < k.cfg.VolumeRefresh {
+	if seen && k.now().Sub(last) < k.cfg.VolumeRefresh {
 		return nil
 	}
 	for _, v := range pod.Spec.Volumes {
@@ -85,14 +85,14 @@ func (k *Kubelet) setUpVolumes(ctx context.Context, pod *corev1.Pod, sb *podrunt
 			return unsupportedVolume{v.Name, volumeKind(v)}
 		}
 		if err == nil && files != nil {
-			err = writeAtomic(dir, files)
+			err = writeAtomic(dir, files, k.now())
 		}
 		if err != nil {
 			return fmt.Errorf("volume %q: %w", v.Name, err)
 		}
 	}
 	k.mu.Lock()
-	k.volumesAt[uid] = time.Now()
+	k.volumesAt[uid] = k.now()
 	k.mu.Unlock()
 	return nil
 }
@@ -295,7 +295,7 @@ func (k *Kubelet) token(ctx context.Context, pod *corev1.Pod, volume string, p *
 	k.mu.Lock()
 	t, ok := k.tokens[key]
 	k.mu.Unlock()
-	if ok && time.Now().Before(t.issued.Add(t.expires.Sub(t.issued)*8/10)) {
+	if ok && k.now().Before(t.issued.Add(t.expires.Sub(t.issued)*8/10)) {
 		return t.token, nil
 	}
 	req := &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{
@@ -313,7 +313,7 @@ func (k *Kubelet) token(ctx context.Context, pod *corev1.Pod, volume string, p *
 	if err != nil {
 		return nil, fmt.Errorf("token of service account %q: %w", sa, err)
 	}
-	t = cachedToken{token: []byte(got.Status.Token), issued: time.Now(), expires: got.Status.ExpirationTimestamp.Time}
+	t = cachedToken{token: []byte(got.Status.Token), issued: k.now(), expires: got.Status.ExpirationTimestamp.Time}
 	k.mu.Lock()
 	k.tokens[key] = t
 	k.mu.Unlock()
@@ -325,7 +325,7 @@ func (k *Kubelet) token(ctx context.Context, pod *corev1.Pod, volume string, p *
 // rename, and each name a link through ..data, so that a reader sees
 // the old set of files or the new one, never a mix. Unchanged data is
 // not rewritten.
-func writeAtomic(dir string, files map[string]file) error {
+func writeAtomic(dir string, files map[string]file, now time.Time) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
@@ -333,7 +333,7 @@ func writeAtomic(dir string, files map[string]file) error {
 	if same(current, files) {
 		return nil
 	}
-	stamp := filepath.Join(dir, ".."+time.Now().UTC().Format("2006_01_02_15_04_05.000000000"))
+	stamp := filepath.Join(dir, ".."+now.UTC().Format("2006_01_02_15_04_05.000000000"))
 	for p, f := range files {
 		clean := filepath.Clean(p)
 		if filepath.IsAbs(clean) || strings.HasPrefix(clean, "..") {

@@ -130,7 +130,7 @@ func (a *Agent) newKubelet(services corelisters.ServiceLister, resync func(ns, n
 		},
 		Services: services, ClusterDNS: a.cfg.ClusterDNS, NodeDir: a.cfg.Dir, AllowPrivileged: a.cfg.AllowPrivileged,
 		Recorder: broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "kubelet", Host: a.cfg.Name}),
-		Resync:   resync, Logger: a.cfg.Logger,
+		Resync:   resync, Logger: a.cfg.Logger, Clock: a.cfg.Clock,
 	})
 }
 
