@@ -199,7 +199,7 @@ func TestRealPods(t *testing.T) {
 		go func() {
 			time.Sleep(3 * time.Second) // kubectl attaches once the pod runs
 			io.WriteString(typing, "echo hi from $(hostname); exit\n")
-			time.Sleep(10 * time.Second)
+			time.Sleep(3 * time.Second) // script ends with its input
 			typing.Close()
 		}()
 		out, err := run.CombinedOutput()
@@ -244,6 +244,12 @@ func TestRealPods(t *testing.T) {
 			}
 			return nil
 		})
+		if out := e.Kubectl("logs", "pod-1", "--previous"); !strings.Contains(out, "Server listening on port 8080") || !strings.Contains(out, "Serving request: /") {
+			t.Errorf("kubectl logs --previous (the killed attempt's, with the requests it served):\n%s", out)
+		}
+		if out := e.Kubectl("logs", "pod-1", "--tail=1"); strings.Count(out, "\n") != 1 || !strings.Contains(out, "Server listening") {
+			t.Errorf("kubectl logs --tail=1 of the new attempt: %q", out)
+		}
 	})
 
 	t.Run("containers outlive an engine crash", func(t *testing.T) {

@@ -682,7 +682,7 @@ func (r *Runtime) Close(stopProcesses bool) {
 	if stopProcesses {
 		// The machines are switched off: their containers stop.
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		if err := r.removeDataplanes(ctx, "", Spec{}); err != nil {
+		if err := errors.Join(r.removeDataplanes(ctx, "", Spec{}), r.sweep()); err != nil {
 			r.cfg.Logger.Warn("stop pods", "err", err)
 		}
 		cancel()

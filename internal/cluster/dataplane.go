@@ -160,7 +160,8 @@ func (r *Runtime) removeDataplanes(ctx context.Context, prefix string, s Spec) e
 	return errors.Join(errs...)
 }
 
-// removeDataplane removes a node's dataplane, if it has one.
+// removeDataplane removes a node's dataplane, if it has one: the one this
+// engine runs, or the one an earlier engine left in the node's folder.
 func (r *Runtime) removeDataplane(ctx context.Context, key string) error {
 	r.mu.Lock()
 	d := r.dataplanes[key]
@@ -170,6 +171,51 @@ func (r *Runtime) removeDataplane(ctx context.Context, key string) error {
 		return nil
 	}
 	return d.remove(ctx)
+}
+
+// removeNodeDataplane removes a node's dataplane, found in memory or in
+// its folder.
+func (r *Runtime) removeNodeDataplane(ctx context.Context, s Spec, name string) error {
+	if err := r.removeDataplane(ctx, s.ID+"/"+name); err != nil || r.cfg.Pods == nil {
+		return err
+	}
+	dir := r.nodeDir(s, name)
+	a, err := jsonfile.Read[vpcnet.Attachment](filepath.Join(dir, dataplaneFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	d, err := r.dataplaneOf(dir, a)
+	if err != nil {
+		return err
+	}
+	return d.remove(ctx)
+}
+
+// sweep removes what is left of the engine's nodes on the machine once
+// every node it knows is gone: network namespaces and cgroups with its
+// prefix (a node whose creation a crash cut short).
+func (r *Runtime) sweep() error {
+	if r.cfg.Pods == nil {
+		return nil
+	}
+	var errs []error
+	names, err := netns.List(r.cfg.Pods.Prefix + "-")
+	errs = append(errs, err)
+	for _, n := range names {
+		errs = append(errs, netns.Delete(n))
+	}
+	dirs, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", "*", r.cfg.Pods.Prefix+"-*"))
+	seen := map[string]bool{}
+	for _, d := range dirs {
+		if name := filepath.Base(d); !seen[name] {
+			seen[name] = true
+			errs = append(errs, cgroups.Remove("/"+name))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // approveServing approves a node's kubelet-serving CSR, as GKE does: only

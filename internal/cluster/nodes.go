@@ -182,7 +182,7 @@ func (r *Runtime) RemoveNode(ctx context.Context, s Spec, name string) error {
 		return fmt.Errorf("drain %s: %w", name, err)
 	}
 	r.stopAgents(s.ID + "/" + name)
-	if err := r.removeDataplane(ctx, s.ID+"/"+name); err != nil {
+	if err := r.removeNodeDataplane(ctx, s, name); err != nil {
 		return fmt.Errorf("remove node %s: %w", name, err)
 	}
 	if err := client.CoreV1().Nodes().Delete(ctx, name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
