@@ -124,9 +124,14 @@ func TestRealPods(t *testing.T) {
 	var pfLog bytes.Buffer
 	pf := e.Start(&pfLog, "kubectl", "port-forward", "pod/pod-1", port+":8080")
 	e.Eventually(30*time.Second, func() error {
-		out, err := e.Run("curl", "-s", "--max-time", "5", "localhost:"+port)
-		if err != nil || out != hello1 {
-			return fmt.Errorf("curl through port-forward: %v %q (%s)", err, out, pfLog.String())
+		// curl -s localhost:PORT, as a Go client.
+		resp, err := (&http.Client{Timeout: 5 * time.Second}).Get("http://localhost:" + port)
+		if err != nil {
+			return fmt.Errorf("through port-forward: %v (%s)", err, pfLog.String())
+		}
+		defer resp.Body.Close()
+		if body, _ := io.ReadAll(resp.Body); string(body) != hello1 {
+			return fmt.Errorf("through port-forward: %q", body)
 		}
 		return nil
 	})
