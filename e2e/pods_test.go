@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -120,6 +121,15 @@ func TestRealPods(t *testing.T) {
 		t.Errorf("kubectl exec pod-1 -- wget: %q", out)
 	}
 	t.Logf("kubectl exec (a process of its own) took %s", time.Since(start))
+	// The service account's projected volume: a bound token the cluster
+	// takes, its CA, its namespace.
+	if out := e.Kubectl("exec", "pod-1", "--", "cat", "/var/run/secrets/kubernetes.io/serviceaccount/namespace"); out != "default" {
+		t.Errorf("the service account volume's namespace: %q", out)
+	}
+	token := e.Kubectl("exec", "pod-1", "--", "cat", "/var/run/secrets/kubernetes.io/serviceaccount/token")
+	if who, err := e.Run("kubectl", "auth", "whoami", "--token", token, "-o", "jsonpath={.status.userInfo.username}"); err != nil || who != "system:serviceaccount:default:default" {
+		t.Errorf("the pod's token is %q to the cluster: %v", who, err)
+	}
 	port := harness.FreePort(t)
 	var pfLog bytes.Buffer
 	pf := e.Start(&pfLog, "kubectl", "port-forward", "pod/pod-1", port+":8080")
@@ -284,6 +294,20 @@ func TestRealPods(t *testing.T) {
 				t.Errorf("%s after the restart: %+v, processes %v (before: %s, %v)", w.Metadata.Name, s, containerPIDs(t, e, got, 0), ids[w.Metadata.Name], before[w.Metadata.Name])
 			}
 		}
+	})
+
+	t.Run("a simulated node pool", func(t *testing.T) {
+		e.Gcloud("container", "node-pools", "create", "sim", "--cluster", "demo", "--zone", zone, "--num-nodes", "1", "--node-labels", "kubeyard.dev/simulated=true")
+		nodes := e.Kubectl("get", "nodes", "-l", "cloud.google.com/gke-nodepool=sim", "-o", "jsonpath={.items[*].status.nodeInfo.containerRuntimeVersion}")
+		if nodes != "kubeyard://simulated" {
+			t.Errorf("the sim pool's node runs %q", nodes)
+		}
+		e.Kubectl("run", "ghost", "--image=nginx:1.27", "--overrides", `{"spec":{"nodeSelector":{"cloud.google.com/gke-nodepool":"sim"}}}`)
+		e.Kubectl("wait", "--for=condition=Ready", "pod/ghost", "--timeout=60s") // no image needed: nothing runs
+		if left := e.Leftovers(); slices.ContainsFunc(left, func(l string) bool { return strings.Contains(l, "-sim-") }) {
+			t.Errorf("a simulated node has a dataplane: %v", left)
+		}
+		e.Kubectl("delete", "pod", "ghost")
 	})
 
 	ns := podNS(e, p1)
