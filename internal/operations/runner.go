@@ -176,7 +176,11 @@ func (r *Runner) launch(op *Record, kind Kind) {
 func (r *Runner) execute(ctx context.Context, op *Record, kind Kind) {
 	op.Op.Status = "RUNNING"
 	op.Op.Progress.Status = "RUNNING"
-	if err := r.Save(ctx, op); err != nil {
+	// Not with ctx: a cancel that comes before this write (launched, not
+	// yet started) would fail it and leave the operation RUNNING with
+	// nothing running it; with it written, Run sees the cancel and the
+	// operation ends CANCELLED.
+	if err := r.Save(context.WithoutCancel(ctx), op); err != nil {
 		r.cfg.Logger.Error("operation", "op", op.Op.Name, "err", err)
 		return
 	}
