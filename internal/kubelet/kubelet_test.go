@@ -387,3 +387,37 @@ func TestConfigMapVolumeUpdates(t *testing.T) {
 		return strings.Contains(n.log(t, p, "app", 0), "F bonjour")
 	})
 }
+
+// A startup probe holds liveness and readiness back until it passes; a
+// tcpSocket readiness probe then makes the pod Ready. Capabilities and a
+// CPU limit reach the container: it sees them in its own /proc and cgroup.
+func TestStartupProbeCapabilitiesAndCPU(t *testing.T) {
+	n := newNode(t, false)
+	pod := n.create(t, &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "slow"},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{
+			Name: "app", Image: "busybox",
+			// Listens only after a second: the startup probe waits for it.
+			Command: []string{"sh", "-c", "grep CapEff /proc/self/status; cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us; sleep 1; exec nc -ll -p 9000 -e echo hi"},
+			StartupProbe: &corev1.Probe{PeriodSeconds: 1, FailureThreshold: 10,
+				ProbeHandler: corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(9000)}}},
+			ReadinessProbe: &corev1.Probe{PeriodSeconds: 1, ProbeHandler: corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(9000)}}},
+			SecurityContext: &corev1.SecurityContext{Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}, Add: []corev1.Capability{"NET_BIND_SERVICE"}}},
+			Resources:       corev1.ResourceRequirements{Limits: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("250m")}},
+		}}},
+	})
+	got := n.syncUntil(t, pod, "Running, not yet started", func(p *corev1.Pod) bool {
+		return len(p.Status.ContainerStatuses) == 1 && p.Status.ContainerStatuses[0].State.Running != nil
+	})
+	if s := got.Status.ContainerStatuses[0]; *s.Started || s.Ready {
+		t.Errorf("before its startup probe passed: started %v, ready %v", *s.Started, s.Ready)
+	}
+	got = n.syncUntil(t, got, "started and Ready", func(p *corev1.Pod) bool {
+		s := p.Status.ContainerStatuses[0]
+		return *s.Started && s.Ready
+	})
+	// CAP_NET_BIND_SERVICE alone is bit 10: 0x400.
+	if log := n.log(t, got, "app", 0); !strings.Contains(log, "CapEff:\t0000000000000400") || !strings.Contains(log, "F 25000\n") {
+		t.Errorf("capabilities (drop ALL, add NET_BIND_SERVICE) and a 250m CPU limit (25000 of 100000 µs); the log:\n%s", log)
+	}
+}
