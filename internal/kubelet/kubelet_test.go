@@ -401,7 +401,7 @@ func TestStartupProbeCapabilitiesAndCPU(t *testing.T) {
 			Command: []string{"sh", "-c", "grep CapEff /proc/self/status; cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us; sleep 1; exec nc -ll -p 9000 -e echo hi"},
 			StartupProbe: &corev1.Probe{PeriodSeconds: 1, FailureThreshold: 10,
 				ProbeHandler: corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(9000)}}},
-			ReadinessProbe: &corev1.Probe{PeriodSeconds: 1, ProbeHandler: corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(9000)}}},
+			ReadinessProbe:  &corev1.Probe{PeriodSeconds: 1, ProbeHandler: corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(9000)}}},
 			SecurityContext: &corev1.SecurityContext{Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}, Add: []corev1.Capability{"NET_BIND_SERVICE"}}},
 			Resources:       corev1.ResourceRequirements{Limits: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("250m")}},
 		}}},
