@@ -448,6 +448,12 @@ func (r *Runtime) RemoveContainer(c Container) error {
 	if err := unmountUnder(dir); err != nil {
 		return err
 	}
+	// Its shim removes it as it ends; one killed could not.
+	if c.AttachSocket != "" {
+		if err := os.Remove(c.AttachSocket); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("podruntime: %w", err)
+		}
+	}
 	return os.RemoveAll(dir)
 }
 

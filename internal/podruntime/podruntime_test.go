@@ -227,8 +227,15 @@ func TestContainersOutliveTheirRuntime(t *testing.T) {
 	if err := again.StopContainer(ctx, c, 0); err != nil {
 		t.Fatal(err)
 	}
-	if got := find(t, again, sb.UID, "app", 0); got.State != podruntime.Exited {
+	got := find(t, again, sb.UID, "app", 0)
+	if got.State != podruntime.Exited {
 		t.Errorf("stopped: %+v", got)
+	}
+	if err := again.RemoveContainer(got); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(got.AttachSocket); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the killed shim's attach socket %s is left: %v", got.AttachSocket, err)
 	}
 	if !ended(c.PID) {
 		t.Errorf("process %d of the stopped container is there", c.PID)
