@@ -27,9 +27,8 @@ func (e *Engine) Leftovers() []string {
 	for _, n := range names {
 		out = append(out, "network namespace "+n)
 	}
-	dirs, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", "*", e.Prefix()+"-*"))
-	for _, d := range dirs {
-		out = append(out, "cgroup "+d)
+	for _, name := range cgroups.Named(e.Prefix() + "-") {
+		out = append(out, "cgroup "+name)
 	}
 	for _, m := range e.mounts() {
 		out = append(out, "mount "+m)
@@ -70,9 +69,8 @@ func (e *Engine) removeLeftovers() {
 	for _, pid := range e.ShimPIDs() {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
-	dirs, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", "*", e.Prefix()+"-*"))
-	for _, d := range dirs {
-		_ = cgroups.Remove(strings.TrimPrefix(d, filepath.Dir(d)))
+	for _, name := range cgroups.Named(e.Prefix() + "-") {
+		_ = cgroups.Remove("/" + name)
 	}
 	names, _ := netns.List(e.Prefix())
 	for _, n := range names {

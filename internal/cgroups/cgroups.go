@@ -82,3 +82,24 @@ func removeDir(dir string) error {
 	}
 	return fmt.Errorf("cgroups: remove %s: %w", dir, err)
 }
+
+// Named lists the top cgroups (below the root of any controller) whose
+// name starts with prefix, each once: what an engine or a test made.
+func Named(prefix string) []string {
+	pattern := filepath.Join(root, "*", prefix+"*")
+	if V2() {
+		pattern = filepath.Join(root, prefix+"*")
+	}
+	dirs, _ := filepath.Glob(pattern)
+	seen := map[string]bool{}
+	var out []string
+	for _, d := range dirs {
+		if name := filepath.Base(d); !seen[name] {
+			if st, err := os.Stat(d); err == nil && st.IsDir() {
+				seen[name] = true
+				out = append(out, name)
+			}
+		}
+	}
+	return out
+}

@@ -49,6 +49,7 @@ func EnginePrefix(dataDir string) string {
 // dataplane is a real node's part of the machine: its network namespace
 // on its VPC network and the runtime of its pods.
 type dataplane struct {
+	dir        string // the node's folder
 	runtime    *podruntime.Runtime
 	attachment vpcnet.Attachment
 }
@@ -96,7 +97,17 @@ func (r *Runtime) dataplaneOf(nodeDir string, a vpcnet.Attachment) (*dataplane, 
 	if err != nil {
 		return nil, err
 	}
-	return &dataplane{runtime: rt, attachment: a}, nil
+	return &dataplane{dir: nodeDir, runtime: rt, attachment: a}, nil
+}
+
+// loadDataplane is the dataplane recorded in a node's folder
+// (os.ErrNotExist: none).
+func (r *Runtime) loadDataplane(nodeDir string) (*dataplane, error) {
+	a, err := jsonfile.Read[vpcnet.Attachment](filepath.Join(nodeDir, dataplaneFile))
+	if err != nil {
+		return nil, err
+	}
+	return r.dataplaneOf(nodeDir, a)
 }
 
 // routePods routes the node's pod range to it, once it has one.
@@ -129,65 +140,58 @@ func (d *dataplane) remove(ctx context.Context) error {
 }
 
 // removeDataplanes removes the dataplanes of the agents' keys with the
-// prefix, and of the nodes in s's folder (those of an earlier engine).
+// prefix, then those recorded in s's folder that no agent here ran (an
+// earlier engine's).
 func (r *Runtime) removeDataplanes(ctx context.Context, prefix string, s Spec) error {
 	r.mu.Lock()
-	var keys []string
-	for k := range r.dataplanes {
+	var ds []*dataplane
+	for k, d := range r.dataplanes {
 		if strings.HasPrefix(k, prefix) {
-			keys = append(keys, k)
+			ds = append(ds, d)
+			delete(r.dataplanes, k)
 		}
 	}
 	r.mu.Unlock()
 	var errs []error
-	for _, k := range keys {
-		errs = append(errs, r.removeDataplane(ctx, k))
+	removed := map[string]bool{}
+	for _, d := range ds {
+		errs = append(errs, d.remove(ctx))
+		removed[d.dir] = true
 	}
 	if s.Dir != "" && r.cfg.Pods != nil {
 		files, _ := filepath.Glob(filepath.Join(s.Dir, "nodes", "*", dataplaneFile))
 		for _, f := range files {
-			a, err := jsonfile.Read[vpcnet.Attachment](f)
-			if err != nil {
-				continue
+			if dir := filepath.Dir(f); !removed[dir] {
+				errs = append(errs, r.removeRecorded(ctx, dir))
 			}
-			d, err := r.dataplaneOf(filepath.Dir(f), a)
-			if err == nil {
-				err = d.remove(ctx)
-			}
-			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
 }
 
-// removeDataplane removes a node's dataplane, if it has one: the one this
-// engine runs, or the one an earlier engine left in the node's folder.
-func (r *Runtime) removeDataplane(ctx context.Context, key string) error {
+// removeNodeDataplane removes a node's dataplane: the one an agent here
+// runs, or the one recorded in its folder.
+func (r *Runtime) removeNodeDataplane(ctx context.Context, s Spec, name string) error {
+	key := s.ID + "/" + name
 	r.mu.Lock()
 	d := r.dataplanes[key]
 	delete(r.dataplanes, key)
 	r.mu.Unlock()
-	if d == nil {
+	if d != nil {
+		return d.remove(ctx)
+	}
+	if r.cfg.Pods == nil {
 		return nil
 	}
-	return d.remove(ctx)
+	return r.removeRecorded(ctx, r.nodeDir(s, name))
 }
 
-// removeNodeDataplane removes a node's dataplane, found in memory or in
-// its folder.
-func (r *Runtime) removeNodeDataplane(ctx context.Context, s Spec, name string) error {
-	if err := r.removeDataplane(ctx, s.ID+"/"+name); err != nil || r.cfg.Pods == nil {
-		return err
-	}
-	dir := r.nodeDir(s, name)
-	a, err := jsonfile.Read[vpcnet.Attachment](filepath.Join(dir, dataplaneFile))
+// removeRecorded removes the dataplane recorded in a node's folder, if any.
+func (r *Runtime) removeRecorded(ctx context.Context, nodeDir string) error {
+	d, err := r.loadDataplane(nodeDir)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
-	if err != nil {
-		return err
-	}
-	d, err := r.dataplaneOf(dir, a)
 	if err != nil {
 		return err
 	}
@@ -207,13 +211,8 @@ func (r *Runtime) sweep() error {
 	for _, n := range names {
 		errs = append(errs, netns.Delete(n))
 	}
-	dirs, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", "*", r.cfg.Pods.Prefix+"-*"))
-	seen := map[string]bool{}
-	for _, d := range dirs {
-		if name := filepath.Base(d); !seen[name] {
-			seen[name] = true
-			errs = append(errs, cgroups.Remove("/"+name))
-		}
+	for _, name := range cgroups.Named(r.cfg.Pods.Prefix + "-") {
+		errs = append(errs, cgroups.Remove("/"+name))
 	}
 	return errors.Join(errs...)
 }

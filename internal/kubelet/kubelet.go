@@ -145,12 +145,10 @@ func (k *Kubelet) SyncPod(ctx context.Context, pod *corev1.Pod) (time.Duration, 
 		return 0, err
 	}
 	if err := k.setUpVolumes(ctx, pod, sb); err != nil {
-		var unsupported unsupportedVolume
-		if errors.As(err, &unsupported) {
-			k.cfg.Recorder.Eventf(pod, corev1.EventTypeWarning, "FailedMount", "%s", err)
+		k.cfg.Recorder.Eventf(pod, corev1.EventTypeWarning, "FailedMount", "%s", err)
+		if errors.As(err, new(unsupportedVolume)) {
 			return 0, k.fail(ctx, pod, "UnsupportedVolume", err.Error())
 		}
-		k.cfg.Recorder.Eventf(pod, corev1.EventTypeWarning, "FailedMount", "%s", err)
 		return 0, err
 	}
 	cs, err := k.cfg.Runtime.Containers(string(pod.UID))

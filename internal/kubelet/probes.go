@@ -18,6 +18,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
 
 	"github.com/kubeyard/kubeyard/internal/podruntime"
 	"github.com/kubeyard/kubeyard/internal/runc"
@@ -280,7 +281,7 @@ func (k *Kubelet) probe(ctx context.Context, pod *corev1.Pod, c podruntime.Conta
 			return err
 		}
 		defer conn.Close()
-		resp, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{Service: ptrOr(h.GRPC.Service)})
+		resp, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{Service: ptr.Deref(h.GRPC.Service, "")})
 		if err != nil {
 			return err
 		}
@@ -290,13 +291,6 @@ func (k *Kubelet) probe(ctx context.Context, pod *corev1.Pod, c podruntime.Conta
 		return nil
 	}
 	return fmt.Errorf("the probe has no action")
-}
-
-func ptrOr(s *string) string {
-	if s == nil {
-		return ""
-	}
-	return *s
 }
 
 // portNumber resolves a probe's port, by number or by the container's

@@ -159,7 +159,7 @@ func (k *Kubelet) readinessGates(pod *corev1.Pod) corev1.PodCondition {
 
 func terminated(c podruntime.Container) *corev1.ContainerStateTerminated {
 	return &corev1.ContainerStateTerminated{
-		ExitCode: int32(c.ExitCode), Signal: 0, Reason: c.Reason, Message: c.Message,
+		ExitCode: int32(c.ExitCode), Reason: c.Reason, Message: c.Message,
 		StartedAt: metav1.NewTime(c.StartedAt), FinishedAt: metav1.NewTime(c.FinishedAt), ContainerID: containerIDPrefix + c.ID,
 	}
 }

@@ -13,7 +13,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/netip"
 	"path/filepath"
+	"sync"
 
 	"github.com/kubeyard/kubeyard/internal/images"
 	"github.com/kubeyard/kubeyard/internal/runc"
@@ -43,6 +45,9 @@ type Config struct {
 // Runtime runs one node's pods.
 type Runtime struct {
 	cfg Config
+
+	mu      sync.Mutex
+	bridged netip.Prefix // the pod range the node's bridge was set up for
 }
 
 // New returns a node's Runtime.

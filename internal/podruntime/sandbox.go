@@ -73,7 +73,7 @@ func (r *Runtime) RunSandbox(cfg SandboxConfig) (*Sandbox, error) {
 		if err := netns.Create(sb.NetNS); err != nil {
 			return nil, err
 		}
-		if err := podnet.EnsureNode(r.cfg.NodeNS, cfg.PodCIDR); err != nil {
+		if err := r.ensureBridge(cfg.PodCIDR); err != nil {
 			return nil, err
 		}
 		if err := podnet.AddPod(r.cfg.NodeNS, sb.NetNS, cfg.IP, cfg.PodCIDR); err != nil {
@@ -91,6 +91,21 @@ func (r *Runtime) RunSandbox(cfg SandboxConfig) (*Sandbox, error) {
 		return nil, fmt.Errorf("podruntime: %w", err)
 	}
 	return sb, nil
+}
+
+// ensureBridge sets up the node's pod bridge for its range, once per
+// range this runtime sees rather than for every pod.
+func (r *Runtime) ensureBridge(podCIDR netip.Prefix) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.bridged == podCIDR {
+		return nil
+	}
+	if err := podnet.EnsureNode(r.cfg.NodeNS, podCIDR); err != nil {
+		return err
+	}
+	r.bridged = podCIDR
+	return nil
 }
 
 // podNetNS names a pod's network namespace after its node's.

@@ -33,10 +33,8 @@ func writeFrame(w io.Writer, kind byte, payload []byte) error {
 	head := make([]byte, 5)
 	head[0] = kind
 	binary.BigEndian.PutUint32(head[1:], uint32(len(payload)))
-	if _, err := w.Write(append(head, payload...)); err != nil {
-		return err
-	}
-	return nil
+	_, err := w.Write(append(head, payload...))
+	return err
 }
 
 func readFrame(r io.Reader) (byte, []byte, error) {

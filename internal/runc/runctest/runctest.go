@@ -85,9 +85,7 @@ func Busybox(t testing.TB, cfg v1.Config) v1.Image {
 // sweepCgroups removes the cgroups of test processes that are gone (their
 // namespaces netnstest sweeps).
 func sweepCgroups() {
-	dirs, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", "*", netnstest.Prefix+"*"))
-	for _, dir := range dirs {
-		name := filepath.Base(dir)
+	for _, name := range cgroups.Named(netnstest.Prefix) {
 		pid, _, _ := strings.Cut(strings.TrimPrefix(name, netnstest.Prefix), "-")
 		if _, err := os.Stat("/proc/" + pid); os.IsNotExist(err) {
 			_ = cgroups.Remove("/" + name)
