@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/netip"
 	"sync"
@@ -90,8 +91,10 @@ type Kubelet struct {
 	pulls     map[string]pullFailure // by container key
 	volumesAt map[string]time.Time   // by pod UID: volumes last written
 	tokens    map[string]cachedToken // by pod UID/volume/path
-	// allocating serializes pod address allocation.
+	// allocating serializes pod address allocation; reserved are the
+	// addresses of sandboxes being made (not on disk yet).
 	allocating sync.Mutex
+	reserved   map[netip.Addr]bool
 }
 
 // New returns a Kubelet.
@@ -111,7 +114,7 @@ func New(cfg Config) *Kubelet {
 	if cfg.VolumeRefresh == 0 {
 		cfg.VolumeRefresh = 10 * time.Second
 	}
-	k := &Kubelet{cfg: cfg, pulls: map[string]pullFailure{}, volumesAt: map[string]time.Time{}, tokens: map[string]cachedToken{}}
+	k := &Kubelet{cfg: cfg, pulls: map[string]pullFailure{}, volumesAt: map[string]time.Time{}, tokens: map[string]cachedToken{}, reserved: map[netip.Addr]bool{}}
 	k.probes = newProber(k)
 	return k
 }
@@ -192,24 +195,34 @@ func (k *Kubelet) sandbox(ctx context.Context, pod *corev1.Pod) (*podruntime.San
 	if err != nil {
 		return nil, err
 	}
+	// Only the choice is serialized: pods' network namespaces are made
+	// side by side.
 	k.allocating.Lock()
-	defer k.allocating.Unlock()
 	ip, err := k.allocate(cidr)
+	if err == nil {
+		k.reserved[ip] = true
+	}
+	k.allocating.Unlock()
 	if err != nil {
 		return nil, err
 	}
+	defer func() {
+		k.allocating.Lock()
+		delete(k.reserved, ip)
+		k.allocating.Unlock()
+	}()
 	cfg.IP, cfg.PodCIDR = ip, cidr
 	return k.cfg.Runtime.RunSandbox(cfg)
 }
 
-// allocate picks the first address of the range no sandbox has (the
-// first two are the network and the bridge's).
+// allocate picks the first address of the range no sandbox has or is
+// being given (the first two are the network and the bridge's).
 func (k *Kubelet) allocate(cidr netip.Prefix) (netip.Addr, error) {
 	sbs, err := k.cfg.Runtime.Sandboxes()
 	if err != nil {
 		return netip.Addr{}, err
 	}
-	used := map[netip.Addr]bool{}
+	used := maps.Clone(k.reserved)
 	for _, sb := range sbs {
 		used[sb.IP] = true
 	}

@@ -2,18 +2,22 @@ package kubelet_test
 
 import (
 	"context"
+	"encoding/json"
 	"net/netip"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/utils/ptr"
 
 	"github.com/kubeyard/kubeyard/internal/kubelet"
@@ -36,6 +40,24 @@ type node struct {
 func newNode(t *testing.T, allowPrivileged bool) *node {
 	rt, _ := podruntimetest.New(t)
 	client := fake.NewClientset()
+	// Pods are kept as the API server keeps them: through JSON (times to
+	// the second).
+	client.PrependReactor("*", "pods", func(action k8stesting.Action) (bool, runtime.Object, error) {
+		if a, ok := action.(k8stesting.CreateAction); ok {
+			if pod, ok := a.GetObject().(*corev1.Pod); ok {
+				data, err := json.Marshal(pod)
+				if err != nil {
+					return true, nil, err
+				}
+				var stored corev1.Pod
+				if err := json.Unmarshal(data, &stored); err != nil {
+					return true, nil, err
+				}
+				*pod = stored
+			}
+		}
+		return false, nil, nil // the tracker goes on with it
+	})
 	dir := t.TempDir()
 	k := kubelet.New(kubelet.Config{
 		NodeName: "node-1", NodeIP: netip.MustParseAddr("10.128.0.2"), Client: client, Runtime: rt,
@@ -419,5 +441,67 @@ func TestStartupProbeCapabilitiesAndCPU(t *testing.T) {
 	// CAP_NET_BIND_SERVICE alone is bit 10: 0x400.
 	if log := n.log(t, got, "app", 0); !strings.Contains(log, "CapEff:\t0000000000000400") || !strings.Contains(log, "F 25000\n") {
 		t.Errorf("capabilities (drop ALL, add NET_BIND_SERVICE) and a 250m CPU limit (25000 of 100000 µs); the log:\n%s", log)
+	}
+}
+
+// Pods synced side by side, as the node agent's workers sync them, each
+// get an address of their own.
+func TestPodsStartedTogetherGetTheirOwnAddresses(t *testing.T) {
+	n := newNode(t, false)
+	const count = 6
+	pods := make([]*corev1.Pod, count)
+	for i := range pods {
+		pods[i] = n.create(t, &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: "web-" + string(rune('a'+i))},
+			Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox", Command: []string{"sleep", "60"}}}},
+		})
+	}
+	var wg sync.WaitGroup
+	for _, pod := range pods {
+		wg.Go(func() {
+			if _, err := n.k.SyncPod(t.Context(), pod); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	seen := map[string]string{}
+	for _, pod := range pods {
+		got := n.syncUntil(t, pod, "Running", phase(corev1.PodRunning))
+		if other, dup := seen[got.Status.PodIP]; dup {
+			t.Errorf("%s and %s both have %s", other, pod.Name, got.Status.PodIP)
+		}
+		seen[got.Status.PodIP] = pod.Name
+	}
+}
+
+// A pod whose containers run on unchanged is not posted again: the
+// status the kubelet computes is the one the API server keeps.
+func TestUnchangedStatusIsNotPostedAgain(t *testing.T) {
+	n := newNode(t, false)
+	pod := n.create(t, &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "steady"},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox", Command: []string{"sleep", "60"}}}},
+	})
+	got := n.syncUntil(t, pod, "Running", phase(corev1.PodRunning))
+	posts := func() int {
+		count := 0
+		for _, a := range n.client.Actions() {
+			if a.GetVerb() == "update" && a.GetSubresource() == "status" {
+				count++
+			}
+		}
+		return count
+	}
+	before := posts()
+	for range 3 {
+		time.Sleep(1100 * time.Millisecond) // a second apart, as the agent resyncs
+		got, _ = n.client.CoreV1().Pods(pod.Namespace).Get(t.Context(), pod.Name, metav1.GetOptions{})
+		if _, err := n.k.SyncPod(t.Context(), got); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if after := posts(); after != before {
+		t.Errorf("%d status updates of a pod that did not change", after-before)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
@@ -22,7 +23,7 @@ const containerIDPrefix = "kubeyard://"
 // containers' state.
 func (k *Kubelet) status(pod *corev1.Pod, sb *podruntime.Sandbox, cs []podruntime.Container) corev1.PodStatus {
 	old := pod.Status
-	now := metav1.Now()
+	now := apiTime(k.now())
 	st := corev1.PodStatus{
 		HostIP:    k.cfg.NodeIP.String(),
 		HostIPs:   []corev1.HostIP{{IP: k.cfg.NodeIP.String()}},
@@ -160,7 +161,7 @@ func (k *Kubelet) readinessGates(pod *corev1.Pod) corev1.PodCondition {
 func terminated(c podruntime.Container) *corev1.ContainerStateTerminated {
 	return &corev1.ContainerStateTerminated{
 		ExitCode: int32(c.ExitCode), Reason: c.Reason, Message: c.Message,
-		StartedAt: metav1.NewTime(c.StartedAt), FinishedAt: metav1.NewTime(c.FinishedAt), ContainerID: containerIDPrefix + c.ID,
+		StartedAt: apiTime(c.StartedAt), FinishedAt: apiTime(c.FinishedAt), ContainerID: containerIDPrefix + c.ID,
 	}
 }
 
@@ -193,7 +194,7 @@ func (k *Kubelet) containerStatus(pod *corev1.Pod, spec *corev1.Container, cs []
 	case !ok, c.State == podruntime.Created:
 		s.State.Waiting = &corev1.ContainerStateWaiting{Reason: "ContainerCreating"}
 	case c.State == podruntime.Running:
-		s.State.Running = &corev1.ContainerStateRunning{StartedAt: metav1.NewTime(c.StartedAt)}
+		s.State.Running = &corev1.ContainerStateRunning{StartedAt: apiTime(c.StartedAt)}
 		s.Started = ptr.To(k.probes.started(pod, spec, c))
 		s.Ready = *s.Started && !init && k.probes.ready(pod, spec, c)
 	case !init || c.ExitCode != 0:
@@ -210,6 +211,10 @@ func (k *Kubelet) containerStatus(pod *corev1.Pod, spec *corev1.Container, cs []
 	}
 	return s
 }
+
+// apiTime is t as the API server keeps it, to the second: a status
+// compares equal to the one posted before, and is not posted again.
+func apiTime(t time.Time) metav1.Time { return metav1.NewTime(t.Truncate(time.Second)) }
 
 // postStatus posts the pod's status when it has changed.
 func (k *Kubelet) postStatus(ctx context.Context, pod *corev1.Pod, status corev1.PodStatus) error {
@@ -232,7 +237,7 @@ func (k *Kubelet) fail(ctx context.Context, pod *corev1.Pod, reason, msg string)
 	st := pod.Status.DeepCopy()
 	st.Phase, st.Reason, st.Message = corev1.PodFailed, reason, msg
 	if st.StartTime == nil {
-		now := metav1.Now()
+		now := apiTime(k.now())
 		st.StartTime = &now
 	}
 	return k.postStatus(ctx, pod, *st)

@@ -336,8 +336,15 @@ func (a *Agent) podLoop(ctx context.Context, factory informers.SharedInformerFac
 		}
 	}
 	_, _ = pods.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    enqueue,
-		UpdateFunc: func(_, obj any) { enqueue(obj) },
+		AddFunc: enqueue,
+		UpdateFunc: func(old, obj any) {
+			if o, ok := old.(*corev1.Pod); ok {
+				if p, ok := obj.(*corev1.Pod); ok && !changedForKubelet(o, p) {
+					return
+				}
+			}
+			enqueue(obj)
+		},
 		DeleteFunc: enqueue,
 	})
 	synced := []cache.InformerSynced{pods.Informer().HasSynced}

@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"runtime"
@@ -10,6 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -61,6 +63,34 @@ func (a *Agent) syncPod(ctx context.Context, lister corelisters.PodLister, key s
 		return a.kubelet.SyncPod(ctx, pod)
 	}
 	return 0, a.syncSimulated(ctx, key, pod)
+}
+
+// changedForKubelet says whether an update of a pod is one its kubelet
+// acts on. As the kubelet's pod source ignores status, which the kubelet
+// itself posts, a status-only update (its own, mostly) is not: spec,
+// labels and annotations (the downward API shows them), deletion, and
+// the conditions of the pod's readiness gates (set by others) are.
+func changedForKubelet(old, pod *corev1.Pod) bool {
+	if !equality.Semantic.DeepEqual(old.Spec, pod.Spec) || !maps.Equal(old.Labels, pod.Labels) ||
+		!maps.Equal(old.Annotations, pod.Annotations) || !old.DeletionTimestamp.Equal(pod.DeletionTimestamp) ||
+		!ptr.Equal(old.DeletionGracePeriodSeconds, pod.DeletionGracePeriodSeconds) {
+		return true
+	}
+	for _, gate := range pod.Spec.ReadinessGates {
+		if !equality.Semantic.DeepEqual(condition(old, gate.ConditionType), condition(pod, gate.ConditionType)) {
+			return true
+		}
+	}
+	return false
+}
+
+func condition(pod *corev1.Pod, t corev1.PodConditionType) *corev1.PodCondition {
+	for i := range pod.Status.Conditions {
+		if pod.Status.Conditions[i].Type == t {
+			return &pod.Status.Conditions[i]
+		}
+	}
+	return nil
 }
 
 // syncSimulated makes a pod of a simulated node Running with an address
