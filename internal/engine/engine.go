@@ -89,6 +89,9 @@ type Engine struct {
 	vpc           *vpc.Service
 	dns           *clouddns.Service
 	images        *images.Store
+	// snapshots are the store's images unpacked, for containers' root
+	// file systems.
+	snapshots *images.Snapshots
 }
 
 // New opens the store and prepares the runtime; Start resumes work.
@@ -132,8 +135,9 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		e.closeStore()
 		return nil, fmt.Errorf("engine: images: %w", err)
 	}
+	e.snapshots = &images.Snapshots{Dir: filepath.Join(cfg.DataDir, "snapshots")}
 	if e.runtime == nil {
-		rt, err := newMachineRuntime(cfg, e.images)
+		rt, err := newMachineRuntime(cfg, e.images, e.snapshots)
 		if err != nil {
 			e.closeStore()
 			return nil, err
@@ -168,7 +172,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 // It runs on the machines' (real) clock: kube components judge
 // certificates and heartbeats by it. The engine's clock, which can be
 // advanced, drives the engine's own decisions.
-func newMachineRuntime(cfg Config, store *images.Store) (*cluster.Runtime, error) {
+func newMachineRuntime(cfg Config, store *images.Store, snapshots *images.Snapshots) (*cluster.Runtime, error) {
 	sup, err := supervisor.New(supervisor.Config{Binary: cfg.Binary, Logger: cfg.Logger})
 	if err != nil {
 		return nil, err
@@ -188,7 +192,7 @@ func newMachineRuntime(cfg Config, store *images.Store) (*cluster.Runtime, error
 		RunDir: filepath.Join(cfg.DataDir, "run"), LogDir: filepath.Join(cfg.DataDir, "logs"),
 		Logger: cfg.Logger, Version: "v" + KubernetesVersion,
 		Pods: &cluster.Pods{
-			Images: store, Snapshots: &images.Snapshots{Dir: filepath.Join(cfg.DataDir, "snapshots")}, Shim: shim,
+			Images: store, Snapshots: snapshots, Shim: shim,
 			Prefix: cluster.EnginePrefix(cfg.DataDir), AllowPrivileged: cfg.AllowPrivilegedPods,
 		},
 	})
@@ -230,6 +234,9 @@ func (e *Engine) Start(ctx context.Context) error {
 	clusters, err := e.listClusters(ctx, "clusters/")
 	if err != nil {
 		return err
+	}
+	if all, err := e.images.List(); err == nil {
+		e.unpack(all...)
 	}
 	e.wg.Go(func() { e.followRotations(e.ctx, 2*time.Second) })
 	e.nudgeRotations() // rotations left by an earlier engine go on at once

@@ -47,12 +47,34 @@ func (e *Engine) seedImages() error {
 	return nil
 }
 
+// unpack unpacks images for containers in the background, as containerd
+// unpacks what it pulls: a pod's first container does not wait for it
+// (the kubelet's "pre-pulled"). An image not unpacked yet is unpacked by
+// the first container that needs it.
+func (e *Engine) unpack(imgs ...images.Image) {
+	e.wg.Go(func() {
+		for _, img := range imgs {
+			if e.ctx.Err() != nil {
+				return
+			}
+			v, named, err := e.images.Resolve(img.Name)
+			if err == nil {
+				_, err = e.snapshots.Get(v, named.Digest)
+			}
+			if err != nil {
+				e.cfg.Logger.Warn("unpack image", "image", img.Name, "err", err)
+			}
+		}
+	})
+}
+
 // ListImages lists the images pods can run.
 func (e *Engine) ListImages() ([]images.Image, error) { return e.images.List() }
 
 // Registry is the image store served over the OCI distribution API.
 func (e *Engine) Registry() http.Handler {
-	return &registry.Handler{Store: e.images, Token: e.cfg.Identity.Token, UploadDir: filepath.Join(e.cfg.DataDir, "uploads")}
+	return &registry.Handler{Store: e.images, Token: e.cfg.Identity.Token, UploadDir: filepath.Join(e.cfg.DataDir, "uploads"),
+		Pushed: func(img images.Image) { e.unpack(img) }}
 }
 
 // LoadImages adds the images of an archive (docker save, or an OCI layout
@@ -62,6 +84,7 @@ func (e *Engine) LoadImages(r io.Reader) ([]images.Image, error) {
 	if err != nil {
 		return got, status.Invalid("archive", "%v", err)
 	}
+	e.unpack(got...)
 	return got, nil
 }
 

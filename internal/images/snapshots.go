@@ -23,8 +23,8 @@ type Snapshots struct {
 // Get returns the folder img is unpacked in (digest is img's), unpacking
 // it the first time.
 func (s *Snapshots) Get(img v1.Image, digest string) (string, error) {
-	dir := filepath.Join(s.Dir, strings.ReplaceAll(digest, ":", "-"))
-	if _, err := os.Stat(dir); err == nil {
+	dir := s.dir(digest)
+	if s.Unpacked(digest) {
 		return dir, nil
 	}
 	lock := s.lock(digest)
@@ -49,6 +49,16 @@ func (s *Snapshots) Get(img v1.Image, digest string) (string, error) {
 		return "", fmt.Errorf("images: snapshot: %w", err)
 	}
 	return dir, nil
+}
+
+// Unpacked says whether the image of digest is unpacked.
+func (s *Snapshots) Unpacked(digest string) bool {
+	_, err := os.Stat(s.dir(digest))
+	return err == nil
+}
+
+func (s *Snapshots) dir(digest string) string {
+	return filepath.Join(s.Dir, strings.ReplaceAll(digest, ":", "-"))
 }
 
 func (s *Snapshots) lock(digest string) *sync.Mutex {

@@ -31,6 +31,8 @@ type Handler struct {
 	Token string
 	// UploadDir holds uploads in progress.
 	UploadDir string
+	// Pushed, if set, is told of each image pushed.
+	Pushed func(images.Image)
 
 	mu      sync.Mutex
 	uploads int
@@ -193,6 +195,9 @@ func (h *Handler) manifest(w http.ResponseWriter, r *http.Request, repo, ref str
 		case err != nil:
 			apiError(w, http.StatusBadRequest, "MANIFEST_INVALID", err.Error())
 			return
+		}
+		if h.Pushed != nil {
+			h.Pushed(img)
 		}
 		w.Header().Set("Docker-Content-Digest", img.Digest)
 		w.Header().Set("Location", "/v2/"+repo+"/manifests/"+img.Digest)

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -23,7 +24,9 @@ func TestPushAndPull(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(&registry.Handler{Store: store, Token: "ky.secret", UploadDir: filepath.Join(dir, "uploads")})
+	var pushed []string
+	srv := httptest.NewServer(&registry.Handler{Store: store, Token: "ky.secret", UploadDir: filepath.Join(dir, "uploads"),
+		Pushed: func(img images.Image) { pushed = append(pushed, img.Name) }})
 	defer srv.Close()
 	host := strings.TrimPrefix(srv.URL, "http://")
 	auth := crane.WithAuth(&authn.Basic{Username: "kubeyard", Password: "ky.secret"})
@@ -37,6 +40,10 @@ func TestPushAndPull(t *testing.T) {
 		if err := crane.Push(img, ref, auth, crane.Insecure); err != nil {
 			t.Fatalf("push %s: %v", ref, err)
 		}
+	}
+	// The engine is told, to unpack them for containers.
+	if want := []string{"docker.io/library/app:1.0", "us-docker.pkg.dev/team/app:2.0"}; !slices.Equal(pushed, want) {
+		t.Errorf("pushed %v, want %v", pushed, want)
 	}
 	for _, name := range []string{"app:1.0", "us-docker.pkg.dev/team/app:2.0"} {
 		if _, got, err := store.Resolve(name); err != nil || got.Digest != want.String() {

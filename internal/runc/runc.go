@@ -89,15 +89,29 @@ type Stdio struct {
 // to be started. The process runs on after runc returns, and after this
 // process ends.
 func (r Runtime) Create(ctx context.Context, id, bundle string, stdio Stdio) error {
+	return r.launch(ctx, "create", id, bundle, stdio)
+}
+
+// Run creates the container and starts its process at once (runc run
+// --detach): one runc process where Create and Start take two.
+func (r Runtime) Run(ctx context.Context, id, bundle string, stdio Stdio) error {
+	return r.launch(ctx, "run", id, bundle, stdio)
+}
+
+func (r Runtime) launch(ctx context.Context, verb, id, bundle string, stdio Stdio) error {
 	logFile := filepath.Join(bundle, "runc.log")
-	args := []string{"--log", logFile, "create", "--bundle", bundle, "--pid-file", filepath.Join(bundle, "container.pid")}
+	args := []string{"--log", logFile, verb}
+	if verb == "run" {
+		args = append(args, "--detach")
+	}
+	args = append(args, "--bundle", bundle, "--pid-file", filepath.Join(bundle, "container.pid"))
 	if stdio.ConsoleSocket != "" {
 		args = append(args, "--console-socket", stdio.ConsoleSocket)
 	}
 	cmd := r.command(ctx, append(args, id)...)
 	devNull, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
 	if err != nil {
-		return fmt.Errorf("runc create: %w", err)
+		return fmt.Errorf("runc %s: %w", verb, err)
 	}
 	defer devNull.Close()
 	or := func(f *os.File) *os.File {
@@ -114,7 +128,7 @@ func (r Runtime) Create(ctx context.Context, id, bundle string, stdio Stdio) err
 	// runc's own words go to its log, the streams being the container's.
 	if err := cmd.Run(); err != nil {
 		said, _ := os.ReadFile(logFile)
-		return fmt.Errorf("runc create %s: %w: %s", id, err, strings.TrimSpace(string(said)))
+		return fmt.Errorf("runc %s %s: %w: %s", verb, id, err, strings.TrimSpace(string(said)))
 	}
 	return nil
 }

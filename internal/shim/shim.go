@@ -126,26 +126,25 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	createErr := cfg.Runc.Create(ctx, cfg.ID, cfg.Bundle, stdio.Stdio)
+	// Created and started in one runc process: a pod's start is
+	// mostly runc's.
+	runErr := cfg.Runc.Run(ctx, cfg.ID, cfg.Bundle, stdio.Stdio)
+	started := time.Now().UTC()
 	// The container holds its own ends now; without ours, the pipes
 	// close when it ends.
 	closeOurs()
-	if createErr == nil && cfg.Terminal {
-		createErr = stdio.takeConsole(att, w, &copying)
+	if runErr == nil && cfg.Terminal {
+		runErr = stdio.takeConsole(att, w, &copying)
 	}
-	if createErr != nil {
-		copying.Wait()
-		return record(cfg, Exit{Code: 128, Reason: "StartError", Message: createErr.Error(), FinishedAt: time.Now().UTC()})
+	var pid int
+	if runErr == nil {
+		pid, runErr = readPID(filepath.Join(cfg.Bundle, "container.pid"))
 	}
-	pid, err := readPID(filepath.Join(cfg.Bundle, "container.pid"))
-	if err != nil {
-		return record(cfg, Exit{Code: 128, Reason: "StartError", Message: err.Error(), FinishedAt: time.Now().UTC()})
-	}
-	started := time.Now().UTC()
-	if err := cfg.Runc.Start(ctx, cfg.ID); err != nil {
+	if runErr != nil {
+		// A container runc left behind does not outlive its shim.
 		_ = cfg.Runc.Delete(context.WithoutCancel(ctx), cfg.ID, true)
 		copying.Wait()
-		return record(cfg, Exit{Code: 128, Reason: "StartError", Message: err.Error(), StartedAt: started, FinishedAt: time.Now().UTC()})
+		return record(cfg, Exit{Code: 128, Reason: "StartError", Message: runErr.Error(), FinishedAt: time.Now().UTC()})
 	}
 	if cfg.StartedFile != "" {
 		if err := jsonfile.Write(cfg.StartedFile, Started{PID: pid, StartedAt: started}); err != nil {
