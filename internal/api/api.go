@@ -1,5 +1,5 @@
 // Package api assembles the engine's HTTP surface: the Google APIs gcloud
-// talks to (container, compute, dns, serviceusage), the TokenReview webhook the clusters'
+// talks to (container, compute, dns, logging, serviceusage), the TokenReview webhook the clusters'
 // kube-apiservers call, the engine's admin API, and the image store's OCI
 // distribution API (/v2/); every route but the webhook requires the
 // engine's access token.
@@ -14,6 +14,7 @@ import (
 	"github.com/kubeyard/kubeyard/internal/api/codec"
 	"github.com/kubeyard/kubeyard/internal/api/compute"
 	"github.com/kubeyard/kubeyard/internal/api/container"
+	apilogging "github.com/kubeyard/kubeyard/internal/api/logging"
 	"github.com/kubeyard/kubeyard/internal/api/serviceusage"
 	"github.com/kubeyard/kubeyard/internal/engine"
 	"github.com/kubeyard/kubeyard/internal/status"
@@ -26,6 +27,7 @@ func NewHandler(e *engine.Engine) http.Handler {
 	authed.Handle("/v1/projects/", container.Handler{Engine: e})
 	compute.Register(authed, e.VPC(), e)
 	apidns.Register(authed, e.DNS())
+	apilogging.Register(authed, e.Logs())
 	authed.Handle("POST /batch/compute/v1", batchHandler(codec.StatusErrors(authed), "/compute/v1/"))
 	registerAdmin(authed, e)
 	registerJoin(authed, e)
@@ -37,6 +39,9 @@ func NewHandler(e *engine.Engine) http.Handler {
 	// The OCI distribution API authenticates as registries do (Basic,
 	// the token as password), and answers in its own error format.
 	mux.Handle("/v2/", e.Registry())
+	for _, route := range apilogging.Routes { // Logging v2 shares /v2/
+		mux.Handle(route, requireToken(e, authed))
+	}
 	mux.Handle("/", requireToken(e, authed))
 	return codec.StatusErrors(mux)
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/kubeyard/kubeyard/internal/api"
 	"github.com/kubeyard/kubeyard/internal/auth"
 	"github.com/kubeyard/kubeyard/internal/engine"
+	"github.com/kubeyard/kubeyard/internal/logging"
 	"github.com/kubeyard/kubeyard/internal/store"
 )
 
@@ -34,6 +35,8 @@ type serveOptions struct {
 	hostPool            string
 	leaveRunning        bool
 	allowPrivilegedPods bool
+	logRetention        time.Duration
+	logMaxEntries       int
 }
 
 func newServe(streams Streams) *cobra.Command {
@@ -57,6 +60,8 @@ func newServe(streams Streams) *cobra.Command {
 	f.StringVar(&o.hostPool, "host-pool", "127.11.0.0/16", "loopback range for control-plane replicas")
 	f.BoolVar(&o.leaveRunning, "leave-clusters-running", false, "on exit, leave control planes and pods running for the next engine to adopt")
 	f.BoolVar(&o.allowPrivilegedPods, "allow-privileged-pods", false, "let pods reach into this machine: privileged containers, host PID and IPC namespaces, host paths outside the node's folder")
+	f.DurationVar(&o.logRetention, "log-retention", logging.DefaultRetention, "how long Cloud Logging entries (flow logs, firewall logs) are kept")
+	f.IntVar(&o.logMaxEntries, "log-max-entries", logging.DefaultMaxEntries, "how many Cloud Logging entries are kept at most, the oldest going first")
 	return cmd
 }
 
@@ -114,6 +119,8 @@ func serve(ctx context.Context, streams Streams, o serveOptions) error {
 		Logger:        log,
 
 		AllowPrivilegedPods: o.allowPrivilegedPods,
+		LogRetention:        o.logRetention,
+		LogMaxEntries:       o.logMaxEntries,
 	})
 	if err != nil {
 		return err

@@ -20,6 +20,7 @@ import (
 	"github.com/kubeyard/kubeyard/internal/clouddns"
 	"github.com/kubeyard/kubeyard/internal/cluster"
 	"github.com/kubeyard/kubeyard/internal/images"
+	"github.com/kubeyard/kubeyard/internal/logging"
 	"github.com/kubeyard/kubeyard/internal/operations"
 	"github.com/kubeyard/kubeyard/internal/store"
 	"github.com/kubeyard/kubeyard/internal/supervisor"
@@ -65,6 +66,10 @@ type Config struct {
 	// AllowPrivilegedPods lets pods reach into the machine: privileged
 	// containers, host namespaces, host paths.
 	AllowPrivilegedPods bool
+	// LogRetention and LogMaxEntries bound the Cloud Logging entries kept
+	// (default logging.DefaultRetention and logging.DefaultMaxEntries).
+	LogRetention  time.Duration
+	LogMaxEntries int
 }
 
 // Engine is a running engine.
@@ -92,6 +97,7 @@ type Engine struct {
 	// snapshots are the store's images unpacked, for containers' root
 	// file systems.
 	snapshots *images.Snapshots
+	logs      *logging.Store
 }
 
 // New opens the store and prepares the runtime; Start resumes work.
@@ -134,6 +140,12 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	if err != nil {
 		e.closeStore()
 		return nil, fmt.Errorf("engine: images: %w", err)
+	}
+	e.logs, err = logging.Open(ctx, logging.Config{KV: e.store, Clock: cfg.Clock, Logger: cfg.Logger,
+		Retention: cfg.LogRetention, MaxEntries: cfg.LogMaxEntries})
+	if err != nil {
+		e.closeStore()
+		return nil, fmt.Errorf("engine: %w", err)
 	}
 	e.snapshots = &images.Snapshots{Dir: filepath.Join(cfg.DataDir, "snapshots")}
 	if e.runtime == nil {
@@ -284,6 +296,9 @@ func (e *Engine) Close(stopClusters bool) error {
 	e.runtime.Close(stopClusters)
 	return e.closeStore()
 }
+
+// Logs is the projects' Cloud Logging entries.
+func (e *Engine) Logs() *logging.Store { return e.logs }
 
 // VPC is the projects' VPC networks (the Compute API's networks and
 // subnetworks).
