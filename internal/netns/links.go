@@ -36,8 +36,8 @@ func EnsureBridge(h *netlink.Handle, name string) (netlink.Link, error) {
 	return br, nil
 }
 
-// AddVeth creates a veth pair: name on bridge br (h's namespace), its peer
-// eth0 in the namespace peerNS; both up. A leftover of an earlier,
+// AddVeth creates a veth pair: name in h's namespace, on bridge br unless
+// br is nil, its peer eth0 in the namespace peerNS; both up. A leftover of an earlier,
 // half-done attempt is replaced.
 func AddVeth(h *netlink.Handle, name string, br netlink.Link, peerNS string) (eth0 netlink.Link, err error) {
 	peerFile, err := Open(peerNS)
@@ -48,8 +48,12 @@ func AddVeth(h *netlink.Handle, name string, br netlink.Link, peerNS string) (et
 	if old, err := h.LinkByName(name); err == nil {
 		_ = h.LinkDel(old)
 	}
+	attrs := netlink.LinkAttrs{Name: name}
+	if br != nil {
+		attrs.MasterIndex = br.Attrs().Index
+	}
 	veth := &netlink.Veth{
-		LinkAttrs:     netlink.LinkAttrs{Name: name, MasterIndex: br.Attrs().Index},
+		LinkAttrs:     attrs,
 		PeerName:      "eth0",
 		PeerNamespace: netlink.NsFd(int(peerFile)),
 	}
@@ -90,6 +94,15 @@ func EnsureAddr(h *netlink.Handle, link netlink.Link, p netip.Prefix) error {
 	}
 	if err := h.AddrAdd(link, &netlink.Addr{IPNet: IPNet(p)}); err != nil {
 		return fmt.Errorf("address %s on %s: %w", p, link.Attrs().Name, err)
+	}
+	return nil
+}
+
+// LinkRoute routes p straight out of link (scope link): p is on the
+// other end.
+func LinkRoute(h *netlink.Handle, link netlink.Link, p netip.Prefix) error {
+	if err := h.RouteReplace(&netlink.Route{LinkIndex: link.Attrs().Index, Dst: IPNet(p), Scope: netlink.SCOPE_LINK}); err != nil {
+		return fmt.Errorf("route %s on %s: %w", p, link.Attrs().Name, err)
 	}
 	return nil
 }

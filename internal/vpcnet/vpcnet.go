@@ -1,16 +1,17 @@
 // Package vpcnet builds VPC networks out of network namespaces: a network
-// is a namespace that routes between its instances, each subnet a bridge
-// in it holding the subnet's gateway address (its first host, as in
-// Compute Engine). A node is attached by a veth whose end in the node's
-// namespace is eth0 with the node's InternalIP; the node's pod range is
-// routed to it (an alias IP range).
+// is a namespace that routes between its instances, as Compute Engine's
+// virtual network does: every packet from one instance to another is
+// routed by the network (where its firewall applies), never switched. A
+// node is attached by a veth: its end in the node's namespace is eth0 with
+// the node's InternalIP as a /32 (as Compute Engine gives it) and the
+// subnet's gateway (its first host) as the way to everything; the
+// network's end holds the gateway address and the routes to the node's
+// address and its pod range (an alias IP range).
 package vpcnet
 
 import (
-	"errors"
 	"fmt"
 	"net/netip"
-	"syscall"
 
 	"github.com/vishvananda/netlink"
 
@@ -39,8 +40,8 @@ func EnsureNetwork(network string) error {
 	return netns.SetSysctl(network, "net/ipv4/ip_forward", "1")
 }
 
-// Attach attaches a node to its subnet (creating the subnet's bridge on
-// first use) and routes its pod range to it. It is idempotent.
+// Attach attaches a node to its subnet and routes its pod range to it.
+// It is idempotent.
 func Attach(a Attachment) error {
 	if err := EnsureNetwork(a.Network); err != nil {
 		return err
@@ -53,33 +54,41 @@ func Attach(a Attachment) error {
 		return err
 	}
 	defer vh.Close()
-	br, err := netns.EnsureBridge(vh, bridgeName(a.Subnet))
-	if err == nil {
-		err = netns.EnsureAddr(vh, br, netip.PrefixFrom(Gateway(a.Subnet), a.Subnet.Bits()))
-	}
-	if err != nil {
-		return fmt.Errorf("vpcnet: %s: %w", a.Network, err)
-	}
 	nh, err := netns.Handle(a.Node)
 	if err != nil {
 		return err
 	}
 	defer nh.Close()
 	eth0, err := nh.LinkByName("eth0")
-	if err != nil {
-		if eth0, err = netns.AddVeth(vh, peerName(a.Node), br, a.Node); err != nil {
+	port, portErr := vh.LinkByName(Port(a.Node))
+	if err != nil || portErr != nil {
+		if eth0, err = netns.AddVeth(vh, Port(a.Node), nil, a.Node); err != nil {
+			return fmt.Errorf("vpcnet: %w", err)
+		}
+		if port, err = vh.LinkByName(Port(a.Node)); err != nil {
 			return fmt.Errorf("vpcnet: %w", err)
 		}
 	}
-	err = netns.EnsureAddr(nh, eth0, netip.PrefixFrom(a.IP, a.Subnet.Bits()))
+	gw := Gateway(a.Subnet)
+	err = netns.EnsureAddr(vh, port, netip.PrefixFrom(gw, 32))
 	if err == nil {
-		err = netns.DefaultRoute(nh, eth0, Gateway(a.Subnet))
+		err = netns.LinkRoute(vh, port, netip.PrefixFrom(a.IP, 32))
+	}
+	if err != nil {
+		return fmt.Errorf("vpcnet: %s: %w", a.Network, err)
+	}
+	err = netns.EnsureAddr(nh, eth0, netip.PrefixFrom(a.IP, 32))
+	if err == nil {
+		err = netns.LinkRoute(nh, eth0, netip.PrefixFrom(gw, 32))
+	}
+	if err == nil {
+		err = netns.DefaultRoute(nh, eth0, gw)
 	}
 	if err != nil {
 		return fmt.Errorf("vpcnet: %s: %w", a.Node, err)
 	}
 	if a.PodRange.IsValid() {
-		if err := vh.RouteReplace(podRoute(br, a)); err != nil {
+		if err := vh.RouteReplace(podRoute(port, a)); err != nil {
 			return fmt.Errorf("vpcnet: %s: route %s to %s: %w", a.Network, a.PodRange, a.IP, err)
 		}
 	}
@@ -97,12 +106,8 @@ func Detach(a Attachment) error {
 		return err
 	}
 	defer vh.Close()
-	if br, err := vh.LinkByName(bridgeName(a.Subnet)); err == nil && a.PodRange.IsValid() {
-		if err := vh.RouteDel(podRoute(br, a)); err != nil && !errors.Is(err, syscall.ESRCH) {
-			return fmt.Errorf("vpcnet: %s: route %s: %w", a.Network, a.PodRange, err)
-		}
-	}
-	if link, err := vh.LinkByName(peerName(a.Node)); err == nil {
+	if link, err := vh.LinkByName(Port(a.Node)); err == nil {
+		// Its routes go with it.
 		if err := vh.LinkDel(link); err != nil {
 			return fmt.Errorf("vpcnet: %s: %w", a.Network, err)
 		}
@@ -113,12 +118,12 @@ func Detach(a Attachment) error {
 // RemoveNetwork deletes a network's namespace with all in it.
 func RemoveNetwork(network string) error { return netns.Delete(network) }
 
-func podRoute(br netlink.Link, a Attachment) *netlink.Route {
-	return &netlink.Route{LinkIndex: br.Attrs().Index, Dst: netns.IPNet(a.PodRange.Masked()), Gw: netns.IP(a.IP)}
+func podRoute(port netlink.Link, a Attachment) *netlink.Route {
+	return &netlink.Route{LinkIndex: port.Attrs().Index, Dst: netns.IPNet(a.PodRange.Masked()), Gw: netns.IP(a.IP)}
 }
 
-func bridgeName(subnet netip.Prefix) string { return netns.IfName("br", subnet.Masked().String()) }
-func peerName(node string) string           { return netns.IfName("n", node) }
+// Port is the name of a node's interface in its network's namespace.
+func Port(node string) string { return netns.IfName("n", node) }
 
 // Attached counts the nodes attached to a network (0 when it has no
 // namespace).

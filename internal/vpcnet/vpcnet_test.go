@@ -2,8 +2,6 @@ package vpcnet_test
 
 import (
 	"fmt"
-	"io"
-	"net"
 	"net/netip"
 	"slices"
 	"testing"
@@ -136,46 +134,17 @@ func links(t *testing.T) []string {
 	return names
 }
 
-// listen serves, in ns, each connection the address it came from.
 func listen(t *testing.T, ns string, ip netip.Addr) {
-	t.Helper()
-	var ln net.Listener
-	err := netns.Do(ns, func() (err error) {
-		ln, err = net.Listen("tcp", netip.AddrPortFrom(ip, 8080).String())
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			fmt.Fprint(c, c.RemoteAddr().(*net.TCPAddr).IP)
-			c.Close()
-		}
-	}()
+	netnstest.Listen(t, ns, netip.AddrPortFrom(ip, 8080))
 }
 
 // dialFrom connects from ns to ip's listener, which must see from.
 func dialFrom(ns string, ip netip.Addr, from netip.Addr) error {
-	var c net.Conn
-	err := netns.Do(ns, func() (err error) {
-		c, err = net.DialTimeout("tcp", netip.AddrPortFrom(ip, 8080).String(), time.Second)
-		return err
-	})
+	got, err := netnstest.Dial(ns, netip.AddrPortFrom(ip, 8080), time.Second)
 	if err != nil {
 		return err
 	}
-	defer c.Close()
-	got, err := io.ReadAll(c)
-	if err != nil {
-		return err
-	}
-	if string(got) != from.String() {
+	if got != from.String() {
 		return fmt.Errorf("seen as %s, not %s", got, from)
 	}
 	return nil

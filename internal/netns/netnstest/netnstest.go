@@ -6,11 +6,15 @@ package netnstest
 
 import (
 	"fmt"
+	"io"
+	"net"
+	"net/netip"
 	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/kubeyard/kubeyard/internal/netns"
 )
@@ -51,4 +55,45 @@ func Sweep(also func(name string)) {
 		}
 		_ = netns.Delete(name)
 	}
+}
+
+// Listen serves, in ns at addr, each connection the address it came
+// from, until the test ends.
+func Listen(t testing.TB, ns string, addr netip.AddrPort) {
+	t.Helper()
+	var ln net.Listener
+	if err := netns.Do(ns, func() (err error) {
+		ln, err = net.Listen("tcp", addr.String())
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			fmt.Fprint(c, c.RemoteAddr().(*net.TCPAddr).IP)
+			c.Close()
+		}
+	}()
+}
+
+// Dial connects from ns to a Listen and returns the address it was seen
+// from: the reply came back.
+func Dial(ns string, addr netip.AddrPort, timeout time.Duration) (string, error) {
+	var got []byte
+	err := netns.Do(ns, func() error {
+		c, err := net.DialTimeout("tcp", addr.String(), timeout)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		c.SetReadDeadline(time.Now().Add(timeout))
+		got, err = io.ReadAll(c)
+		return err
+	})
+	return string(got), err
 }

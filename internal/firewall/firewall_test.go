@@ -1,0 +1,136 @@
+package firewall_test
+
+import (
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kubeyard/kubeyard/internal/firewall"
+	"github.com/kubeyard/kubeyard/internal/netns/netnstest"
+	"github.com/kubeyard/kubeyard/internal/vpcnet"
+)
+
+type vm struct {
+	ns string
+	ip netip.Addr
+}
+
+// network attaches three instances to a network: web (tag web), db (tag
+// db) and plain (no tags), each listening on 8080 and 9090.
+func network(t *testing.T) (string, map[string]vm, []firewall.Instance) {
+	t.Helper()
+	name := netnstest.Name(t, "vpc")
+	subnet := netip.MustParsePrefix("10.128.0.0/20")
+	vms := map[string]vm{}
+	var instances []firewall.Instance
+	for i, n := range []string{"web", "db", "plain"} {
+		v := vm{ns: netnstest.Name(t, n), ip: netip.MustParseAddr(fmt.Sprintf("10.128.0.%d", 2+i))}
+		if err := vpcnet.Attach(vpcnet.Attachment{Network: name, Node: v.ns, Subnet: subnet, IP: v.ip}); err != nil {
+			t.Fatal(err)
+		}
+		for _, port := range []int{8080, 9090} {
+			netnstest.Listen(t, v.ns, netip.AddrPortFrom(v.ip, uint16(port)))
+		}
+		vms[n] = v
+		in := firewall.Instance{Name: n, IP: v.ip}
+		if n != "plain" {
+			in.Tags = []string{n}
+		}
+		instances = append(instances, in)
+	}
+	return name, vms, instances
+}
+
+func tcp(ports ...string) []firewall.Protocol {
+	p, err := firewall.ParseProtocol("tcp", ports)
+	if err != nil {
+		panic(err)
+	}
+	return []firewall.Protocol{p}
+}
+
+var everywhere = []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0")}
+
+// The rules decide, in priority order, a deny before an allow; ingress by
+// target tags, source ranges and source tags; egress by destination; the
+// implied rules deny ingress and allow egress; replies pass.
+func TestRules(t *testing.T) {
+	ns, vms, instances := network(t)
+	subnet := []netip.Prefix{netip.MustParsePrefix("10.128.0.0/20")}
+	reach := func(from, to string, port int) bool {
+		return dial(vms[from].ns, netip.AddrPortFrom(vms[to].ip, uint16(port))) == nil
+	}
+	for _, step := range []struct {
+		name  string
+		rules []firewall.Rule
+		want  map[string]bool // "from>to:port"
+	}{
+		{"no rules: the implied deny", nil, map[string]bool{"web>db:8080": false, "db>web:8080": false}},
+		{"allow tcp:8080 from the subnet to db", []firewall.Rule{
+			{Name: "db-8080", Priority: 1000, Ingress: true, Protocols: tcp("8080"), Sources: subnet, TargetTags: []string{"db"}},
+		}, map[string]bool{"web>db:8080": true, "plain>db:8080": true, "web>db:9090": false, "web>plain:8080": false,
+			// Replies reach web, though nothing lets anything into web.
+			"db>web:8080": false}},
+		{"a deny from tag web at a higher priority", []firewall.Rule{
+			{Name: "db-8080", Priority: 1000, Ingress: true, Protocols: tcp("8080"), Sources: subnet, TargetTags: []string{"db"}},
+			{Name: "no-web", Priority: 900, Ingress: true, Deny: true, Protocols: tcp(), SourceTags: []string{"web"}, TargetTags: []string{"db"}},
+		}, map[string]bool{"web>db:8080": false, "plain>db:8080": true}},
+		{"deny before allow at the same priority", []firewall.Rule{
+			{Name: "allow", Priority: 500, Ingress: true, Protocols: tcp("8000-9999"), Sources: everywhere},
+			{Name: "deny", Priority: 500, Ingress: true, Deny: true, Protocols: tcp("9090"), Sources: everywhere},
+		}, map[string]bool{"web>db:8080": true, "web>db:9090": false, "db>plain:8080": true}},
+		{"an egress deny stops what ingress allows", []firewall.Rule{
+			{Name: "allow", Priority: 1000, Ingress: true, Protocols: tcp(), Sources: everywhere},
+			{Name: "web-out", Priority: 1000, Deny: true, Protocols: tcp(), Destinations: []netip.Prefix{netip.PrefixFrom(vms["db"].ip, 32)}, TargetTags: []string{"web"}},
+		}, map[string]bool{"web>db:8080": false, "web>plain:8080": true, "plain>db:8080": true}},
+		{"all protocols", []firewall.Rule{
+			{Name: "all", Priority: 1000, Ingress: true, Protocols: []firewall.Protocol{{Number: -1}}, SourceTags: []string{"web"}},
+		}, map[string]bool{"web>db:9090": true, "web>plain:8080": true, "db>plain:8080": false}},
+	} {
+		if err := firewall.Apply(ns, firewall.Policy{Instances: instances, Rules: step.rules}); err != nil {
+			t.Fatalf("%s: %v", step.name, err)
+		}
+		for path, want := range step.want {
+			from, rest, _ := strings.Cut(path, ">")
+			to, p, _ := strings.Cut(rest, ":")
+			port, _ := strconv.Atoi(p)
+			if got := reach(from, to, port); got != want {
+				t.Errorf("%s: %s to %s:%d connects: %v, want %v", step.name, from, to, port, got, want)
+			}
+		}
+	}
+}
+
+// A packet for nothing on the network is dropped at its edge, and counted;
+// without the firewall nothing is filtered.
+func TestEdgeAndRemove(t *testing.T) {
+	ns, vms, instances := network(t)
+	if err := firewall.Apply(ns, firewall.Policy{Instances: instances}); err != nil {
+		t.Fatal(err)
+	}
+	before, err := firewall.EdgeDrops(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// An address of the subnet that no instance has.
+	_ = dial(vms["web"].ns, netip.MustParseAddrPort("10.128.0.99:8080"))
+	if after, _ := firewall.EdgeDrops(ns); after <= before {
+		t.Errorf("edge drops: %d, then %d", before, after)
+	}
+	if err := firewall.Remove(ns); err != nil {
+		t.Fatal(err)
+	}
+	if err := dial(vms["web"].ns, netip.AddrPortFrom(vms["db"].ip, 8080)); err != nil {
+		t.Errorf("without the firewall: %v", err)
+	}
+}
+
+// dial connects from ns and reads the listener's answer: a reply that
+// came back.
+func dial(ns string, addr netip.AddrPort) error {
+	_, err := netnstest.Dial(ns, addr, 300*time.Millisecond)
+	return err
+}
