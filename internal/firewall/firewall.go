@@ -24,6 +24,7 @@ import (
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
 	"golang.org/x/sys/unix"
+	compute "google.golang.org/api/compute/v1"
 
 	"github.com/kubeyard/kubeyard/internal/netns"
 )
@@ -354,4 +355,58 @@ func ParseProtocol(name string, ports []string) (Protocol, error) {
 		p.Ports = append(p.Ports, PortRange{uint16(from), uint16(to)})
 	}
 	return p, nil
+}
+
+// FromCompute is a Compute Engine firewall rule as the firewall applies
+// it; disabled rules apply as none (ok false).
+func FromCompute(fw *compute.Firewall) (rule Rule, ok bool, err error) {
+	if fw.Disabled {
+		return Rule{}, false, nil
+	}
+	r := Rule{Name: fw.Name, Priority: fw.Priority, Ingress: fw.Direction != "EGRESS", Deny: len(fw.Denied) > 0,
+		SourceTags: fw.SourceTags, TargetTags: fw.TargetTags}
+	for _, a := range fw.Allowed {
+		p, err := ParseProtocol(a.IPProtocol, a.Ports)
+		if err != nil {
+			return Rule{}, false, fmt.Errorf("firewall rule %s: %w", fw.Name, err)
+		}
+		r.Protocols = append(r.Protocols, p)
+	}
+	for _, d := range fw.Denied {
+		p, err := ParseProtocol(d.IPProtocol, d.Ports)
+		if err != nil {
+			return Rule{}, false, fmt.Errorf("firewall rule %s: %w", fw.Name, err)
+		}
+		r.Protocols = append(r.Protocols, p)
+	}
+	if r.Sources, err = prefixes(fw.SourceRanges); err == nil {
+		r.Destinations, err = prefixes(fw.DestinationRanges)
+	}
+	if err != nil {
+		return Rule{}, false, fmt.Errorf("firewall rule %s: %w", fw.Name, err)
+	}
+	if !r.Ingress && len(r.Destinations) == 0 {
+		r.Destinations = []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0")}
+	}
+	return r, true, nil
+}
+
+// prefixes reads ranges, a bare address being its /32. IPv6 ranges are
+// left out: no IPv6 packet crosses these networks, so they match none.
+func prefixes(ranges []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range ranges {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			a, aerr := netip.ParseAddr(s)
+			if aerr != nil {
+				return nil, fmt.Errorf("range %q", s)
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		if p.Addr().Is4() {
+			out = append(out, p.Masked())
+		}
+	}
+	return out, nil
 }

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	compute "google.golang.org/api/compute/v1"
+
 	"github.com/kubeyard/kubeyard/internal/firewall"
 	"github.com/kubeyard/kubeyard/internal/netns/netnstest"
 	"github.com/kubeyard/kubeyard/internal/vpcnet"
@@ -133,4 +135,32 @@ func TestEdgeAndRemove(t *testing.T) {
 func dial(ns string, addr netip.AddrPort) error {
 	_, err := netnstest.Dial(ns, addr, 300*time.Millisecond)
 	return err
+}
+
+// A Compute Engine rule reads as the firewall applies it.
+func TestFromCompute(t *testing.T) {
+	r, ok, err := firewall.FromCompute(&compute.Firewall{Name: "web", Priority: 900, Direction: "INGRESS",
+		Allowed:      []*compute.FirewallAllowed{{IPProtocol: "tcp", Ports: []string{"80", "8000-8080"}}, {IPProtocol: "icmp"}},
+		SourceRanges: []string{"10.4.0.0/14", "10.128.0.9"}, SourceTags: []string{"lb"}, TargetTags: []string{"web"}})
+	if err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	want := firewall.Rule{Name: "web", Priority: 900, Ingress: true,
+		Protocols:  []firewall.Protocol{{Number: 6, Ports: []firewall.PortRange{{80, 80}, {8000, 8080}}}, {Number: 1}},
+		Sources:    []netip.Prefix{netip.MustParsePrefix("10.4.0.0/14"), netip.MustParsePrefix("10.128.0.9/32")},
+		SourceTags: []string{"lb"}, TargetTags: []string{"web"}}
+	if fmt.Sprint(r) != fmt.Sprint(want) {
+		t.Errorf("got %+v\nwant %+v", r, want)
+	}
+	egress, _, _ := firewall.FromCompute(&compute.Firewall{Name: "out", Direction: "EGRESS", Denied: []*compute.FirewallDenied{{IPProtocol: "all"}}})
+	if !egress.Deny || egress.Ingress || fmt.Sprint(egress.Destinations) != "[0.0.0.0/0]" || egress.Protocols[0].Number != -1 {
+		t.Errorf("egress deny all: %+v", egress)
+	}
+	if _, ok, _ := firewall.FromCompute(&compute.Firewall{Name: "off", Disabled: true, Allowed: []*compute.FirewallAllowed{{IPProtocol: "tcp"}}}); ok {
+		t.Error("a disabled rule applies")
+	}
+	// IPv6 sources match nothing on an IPv4 network.
+	if v6, _, err := firewall.FromCompute(&compute.Firewall{Name: "v6", Allowed: []*compute.FirewallAllowed{{IPProtocol: "tcp"}}, SourceRanges: []string{"::/0"}}); err != nil || len(v6.Sources) != 0 {
+		t.Errorf("an IPv6 rule: %+v %v", v6, err)
+	}
 }
