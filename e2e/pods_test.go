@@ -167,6 +167,32 @@ func TestRealPods(t *testing.T) {
 		t.Errorf("pod-1 to %s on the other node: %q", other.Metadata.Name, out)
 	}
 
+	// The VPC's firewall is on every packet between nodes: a deny rule
+	// from pod-1 to port 8080 stops it reaching the other node's pod, and
+	// its deletion lets it through again.
+	t.Run("firewall rules between nodes", func(t *testing.T) {
+		reach := func() error {
+			out, err := e.Run("kubectl", "exec", "pod-1", "--", "timeout", "3", "wget", "-qO-", other.Status.PodIP+":8080")
+			if err != nil || !strings.Contains(out, "Hostname: "+other.Metadata.Name) {
+				return fmt.Errorf("pod-1 does not reach %s: %v %s", other.Metadata.Name, err, out)
+			}
+			return nil
+		}
+		if err := reach(); err != nil {
+			t.Fatal(err)
+		}
+		e.Gcloud("compute", "firewall-rules", "create", "deny-pod-1", "--network", "default", "--action", "DENY",
+			"--rules", "tcp:8080", "--source-ranges", p1.Status.PodIP+"/32", "--priority", "100")
+		e.Eventually(10*time.Second, func() error {
+			if reach() == nil {
+				return fmt.Errorf("pod-1 still reaches %s through the deny rule", other.Metadata.Name)
+			}
+			return nil
+		})
+		e.Gcloud("compute", "firewall-rules", "delete", "deny-pod-1", "--quiet")
+		e.Eventually(10*time.Second, reach)
+	})
+
 	t.Run("kubelet API refuses strangers", func(t *testing.T) {
 		var node struct {
 			Status struct {

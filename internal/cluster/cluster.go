@@ -27,6 +27,7 @@ import (
 
 	"github.com/kubeyard/kubeyard/internal/clock"
 	"github.com/kubeyard/kubeyard/internal/controlplane"
+	"github.com/kubeyard/kubeyard/internal/firewall"
 	"github.com/kubeyard/kubeyard/internal/join"
 	"github.com/kubeyard/kubeyard/internal/loadbalancer"
 	"github.com/kubeyard/kubeyard/internal/node"
@@ -180,6 +181,11 @@ type Runtime struct {
 	// dataplanes are the real nodes' parts of the machine, by the agents'
 	// key.
 	dataplanes map[string]*dataplane
+	// firewalls are the rules of each VPC network (by Node.Network);
+	// applied what was last applied in each network's namespace.
+	firewalls  map[string][]firewall.Rule
+	firewallMu sync.Mutex
+	applied    map[string]string
 }
 
 // New returns a Runtime with defaults filled in.

@@ -52,6 +52,10 @@ type dataplane struct {
 	dir        string // the node's folder
 	runtime    *podruntime.Runtime
 	attachment vpcnet.Attachment
+	// name, tags and network (Node.Network) are the instance's, for its
+	// network's firewall.
+	name, network string
+	tags          []string
 }
 
 func (r *Runtime) nodeNS(n Node) string { return r.cfg.Pods.Prefix + "-" + n.Name }
@@ -83,7 +87,12 @@ func (r *Runtime) ensureDataplane(s Spec, n Node) (*dataplane, error) {
 	if err := jsonfile.Write(filepath.Join(dir, dataplaneFile), a); err != nil {
 		return nil, err
 	}
-	return r.dataplaneOf(dir, a)
+	d, err := r.dataplaneOf(dir, a)
+	if err != nil {
+		return nil, err
+	}
+	d.name, d.network, d.tags = n.Name, n.Network, n.Tags
+	return d, nil
 }
 
 // dataplaneFile records a node's VPC attachment in its folder.
@@ -155,7 +164,7 @@ func (r *Runtime) removeDataplanes(ctx context.Context, prefix string, s Spec) e
 	var errs []error
 	removed := map[string]bool{}
 	for _, d := range ds {
-		errs = append(errs, d.remove(ctx))
+		errs = append(errs, d.remove(ctx), r.applyFirewall(d.network))
 		removed[d.dir] = true
 	}
 	if s.Dir != "" && r.cfg.Pods != nil {
@@ -178,7 +187,7 @@ func (r *Runtime) removeNodeDataplane(ctx context.Context, s Spec, name string) 
 	delete(r.dataplanes, key)
 	r.mu.Unlock()
 	if d != nil {
-		return d.remove(ctx)
+		return errors.Join(d.remove(ctx), r.applyFirewall(d.network))
 	}
 	if r.cfg.Pods == nil {
 		return nil

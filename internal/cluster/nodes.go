@@ -35,10 +35,12 @@ type Node struct {
 	CPU        string
 	Memory     string
 	MaxPods    int
-	// Network is the node's VPC network (projects/P/global/networks/N)
-	// and Subnet its subnetwork's primary range, where InternalIP is.
+	// Network is the node's VPC network ("P/N": project and name) and
+	// Subnet its subnetwork's primary range, where InternalIP is.
 	Network string
 	Subnet  netip.Prefix
+	// Tags are the instance's network tags, which firewall rules target.
+	Tags []string
 	// Simulated nodes run no containers: their pods are Running at once
 	// (for scale tests). Without Config.Pods every node is.
 	Simulated bool
@@ -87,7 +89,17 @@ func (r *Runtime) EnsureNodes(ctx context.Context, s Spec, nodes []Node, token s
 			r.mu.Lock()
 			r.dataplanes[key] = d
 			r.mu.Unlock()
-			cfg.Pods, cfg.OnPodCIDR, cfg.ApproveServingCSR = d.runtime, d.routePods, r.approveServing(s, n.Name)
+			if err := r.applyFirewall(n.Network); err != nil {
+				return err
+			}
+			cfg.Pods, cfg.ApproveServingCSR = d.runtime, r.approveServing(s, n.Name)
+			cfg.OnPodCIDR = func(cidr netip.Prefix) error {
+				if err := d.routePods(cidr); err != nil {
+					return err
+				}
+				// Its pods are the instance's too, for the firewall.
+				return r.applyFirewall(n.Network)
+			}
 			cfg.ClusterDNS, cfg.AllowPrivileged = clusterDNS(s), r.cfg.Pods.AllowPrivileged
 		}
 		agent, err := node.New(cfg)

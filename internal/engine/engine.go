@@ -89,8 +89,10 @@ type Engine struct {
 	// held is why the recreation of a pool is held back, by cluster key
 	// and pool: what was last reported.
 	held map[string]string
-	// rotationNudge wakes the IP rotation follower early.
+	// rotationNudge wakes the IP rotation follower early, firewallNudge
+	// the firewall follower.
 	rotationNudge chan struct{}
+	firewallNudge chan struct{}
 	vpc           *vpc.Service
 	dns           *clouddns.Service
 	images        *images.Store
@@ -120,7 +122,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	if cfg.EndpointPort == 0 {
 		cfg.EndpointPort = 443
 	}
-	e := &Engine{cfg: cfg, store: cfg.Store, runtime: cfg.Runtime, rotationNudge: make(chan struct{}, 1), held: map[string]string{}}
+	e := &Engine{cfg: cfg, store: cfg.Store, runtime: cfg.Runtime, rotationNudge: make(chan struct{}, 1), firewallNudge: make(chan struct{}, 1), held: map[string]string{}}
 	if e.store == nil {
 		// One engine works on a store at a time: two would both supervise
 		// every cluster.
@@ -168,7 +170,8 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		return nil, err
 	}
 	e.ops = ops
-	e.vpc = vpc.New(vpc.Config{Store: e.store, Clock: cfg.Clock, BaseURL: cfg.BaseURL + "/compute/v1/", Regions: Regions(), InUse: e.networkUser})
+	e.vpc = vpc.New(vpc.Config{Store: e.store, Clock: cfg.Clock, BaseURL: cfg.BaseURL + "/compute/v1/", Regions: Regions(), InUse: e.networkUser,
+		FirewallsChanged: func(string) { nudge(e.firewallNudge) }})
 	e.dns = clouddns.New(clouddns.Config{Store: e.store, Clock: cfg.Clock, NetworkExists: func(ctx context.Context, project, name string) bool {
 		_, err := e.vpc.GetNetwork(ctx, project, name)
 		return err == nil
@@ -251,6 +254,7 @@ func (e *Engine) Start(ctx context.Context) error {
 		e.unpack(all...)
 	}
 	e.wg.Go(func() { e.followRotations(e.ctx, 2*time.Second) })
+	e.wg.Go(func() { e.followFirewalls(e.ctx, 5*time.Second) })
 	e.nudgeRotations() // rotations left by an earlier engine go on at once
 	for _, r := range clusters {
 		if busy[r.key()] || r.Cluster.Status != "RUNNING" {

@@ -218,9 +218,12 @@ func (e *Engine) runCompleteIPRotation(ctx context.Context, op *operations.Recor
 }
 
 // nudgeRotations wakes the rotation follower (an operation has finished).
-func (e *Engine) nudgeRotations() {
+func (e *Engine) nudgeRotations() { nudge(e.rotationNudge) }
+
+// nudge wakes a follower waiting on ch.
+func nudge(ch chan struct{}) {
 	select {
-	case e.rotationNudge <- struct{}{}:
+	case ch <- struct{}{}:
 	default: // a nudge is pending already
 	}
 }

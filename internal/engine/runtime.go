@@ -7,6 +7,7 @@ import (
 
 	"github.com/kubeyard/kubeyard/internal/cluster"
 	"github.com/kubeyard/kubeyard/internal/controlplane"
+	"github.com/kubeyard/kubeyard/internal/firewall"
 	"github.com/kubeyard/kubeyard/internal/join"
 )
 
@@ -47,6 +48,9 @@ type Runtime interface {
 	RemoveNode(ctx context.Context, s cluster.Spec, name string) error
 	// PodCIDR waits until the node has its pod range and returns it.
 	PodCIDR(ctx context.Context, s cluster.Spec, node string) (string, error)
+	// SetFirewall enforces a VPC network's firewall rules ("P/N") on its
+	// nodes and pods.
+	SetFirewall(network string, rules []firewall.Rule) error
 
 	CreateToken(ctx context.Context, s cluster.Spec, t join.Token) (join.BootstrapToken, error)
 	UploadCerts(ctx context.Context, s cluster.Spec, key string) error

@@ -17,6 +17,7 @@ import (
 
 	"github.com/kubeyard/kubeyard/internal/cluster"
 	"github.com/kubeyard/kubeyard/internal/controlplane"
+	"github.com/kubeyard/kubeyard/internal/firewall"
 	"github.com/kubeyard/kubeyard/internal/join"
 )
 
@@ -49,13 +50,33 @@ type Runtime struct {
 	// Unhealthy makes CheckHealthy fail for the clusters named.
 	Unhealthy map[string]bool
 
-	mu       sync.Mutex
-	clusters map[string]*Cluster // by cluster ID
-	calls    []string
+	mu        sync.Mutex
+	clusters  map[string]*Cluster // by cluster ID
+	calls     []string
+	firewalls map[string][]firewall.Rule
 }
 
 // New returns an empty fake runtime.
-func New() *Runtime { return &Runtime{clusters: map[string]*Cluster{}, Unhealthy: map[string]bool{}} }
+func New() *Runtime {
+	return &Runtime{clusters: map[string]*Cluster{}, Unhealthy: map[string]bool{}, firewalls: map[string][]firewall.Rule{}}
+}
+
+// SetFirewall records a network's rules.
+func (r *Runtime) SetFirewall(network string, rules []firewall.Rule) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.firewalls[network] = rules
+	return nil
+}
+
+// Firewall is the rules last set for a network ("P/N"), and whether any
+// were.
+func (r *Runtime) Firewall(network string) ([]firewall.Rule, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	rules, ok := r.firewalls[network]
+	return rules, ok
+}
 
 // Cluster returns a copy of what runs of the cluster with that name, or
 // nil.

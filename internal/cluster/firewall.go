@@ -1,0 +1,75 @@
+package cluster
+
+import (
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"syscall"
+
+	"github.com/kubeyard/kubeyard/internal/firewall"
+	"github.com/kubeyard/kubeyard/internal/netns"
+)
+
+// SetFirewall enforces a VPC network's firewall rules (network as
+// Node.Network: "P/N") on the packets between its real nodes and their
+// pods. It applies at once, and again whenever a node joins the network,
+// gets its pod range or leaves. Until it is first called for a network,
+// nothing there is filtered.
+func (r *Runtime) SetFirewall(network string, rules []firewall.Rule) error {
+	if r.cfg.Pods == nil {
+		return nil
+	}
+	r.mu.Lock()
+	if r.firewalls == nil {
+		r.firewalls = map[string][]firewall.Rule{}
+	}
+	r.firewalls[network] = rules
+	r.mu.Unlock()
+	return r.applyFirewall(network)
+}
+
+// applyFirewall compiles the network's rules for the instances on it now,
+// unless that is what it last applied.
+func (r *Runtime) applyFirewall(network string) error {
+	ns := r.networkNS(network)
+	r.mu.Lock()
+	rules, set := r.firewalls[network]
+	var instances []firewall.Instance
+	for _, d := range r.dataplanes {
+		a := d.attachment
+		if a.Network != ns || d.name == "" {
+			continue
+		}
+		in := firewall.Instance{Name: d.name, IP: a.IP, Tags: d.tags}
+		if a.PodRange.IsValid() {
+			in.Ranges = append(in.Ranges, a.PodRange)
+		}
+		instances = append(instances, in)
+	}
+	r.mu.Unlock()
+	if !set {
+		return nil
+	}
+	st, err := os.Stat(netns.Path(ns))
+	if err != nil {
+		return nil // no node on the network yet
+	}
+	slices.SortFunc(instances, func(a, b firewall.Instance) int { return strings.Compare(a.Name, b.Name) })
+	policy := firewall.Policy{Instances: instances, Rules: rules}
+	r.firewallMu.Lock()
+	defer r.firewallMu.Unlock()
+	// The namespace's inode too: a network made again gets its rules.
+	said := fmt.Sprintf("%d %+v", st.Sys().(*syscall.Stat_t).Ino, policy)
+	if r.applied[ns] == said {
+		return nil
+	}
+	if err := firewall.Apply(ns, policy); err != nil {
+		return err
+	}
+	if r.applied == nil {
+		r.applied = map[string]string{}
+	}
+	r.applied[ns] = said
+	return nil
+}
