@@ -119,15 +119,12 @@ func (r *Runtime) loadDataplane(nodeDir string) (*dataplane, error) {
 	return r.dataplaneOf(nodeDir, a)
 }
 
-// routePods routes the node's pod range to it, once it has one.
-func (d *dataplane) routePods(cidr netip.Prefix) error {
+// routePods routes the node's pod range to it, once it has one, and
+// returns its attachment with the range (the caller records it).
+func (d *dataplane) routePods(cidr netip.Prefix) (vpcnet.Attachment, error) {
 	a := d.attachment
 	a.PodRange = cidr
-	if err := vpcnet.Attach(a); err != nil {
-		return err
-	}
-	d.attachment = a
-	return nil
+	return a, vpcnet.Attach(a)
 }
 
 // remove stops and removes every pod of the node, takes it off its

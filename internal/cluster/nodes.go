@@ -94,9 +94,13 @@ func (r *Runtime) EnsureNodes(ctx context.Context, s Spec, nodes []Node, token s
 			}
 			cfg.Pods, cfg.ApproveServingCSR = d.runtime, r.approveServing(s, n.Name)
 			cfg.OnPodCIDR = func(cidr netip.Prefix) error {
-				if err := d.routePods(cidr); err != nil {
+				a, err := d.routePods(cidr)
+				if err != nil {
 					return err
 				}
+				r.mu.Lock() // the firewall reads it
+				d.attachment = a
+				r.mu.Unlock()
 				// Its pods are the instance's too, for the firewall.
 				return r.applyFirewall(n.Network)
 			}
