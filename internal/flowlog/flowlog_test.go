@@ -1,0 +1,112 @@
+package flowlog
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kubeyard/kubeyard/internal/flows"
+	"github.com/kubeyard/kubeyard/internal/logging"
+)
+
+func network(sampling float64, metadata bool) Network {
+	return Network{
+		Instances: []Instance{
+			{Project: "demo", Zone: "us-central1-a", Name: "node-a", IP: netip.MustParseAddr("10.128.0.2"), Ranges: []netip.Prefix{netip.MustParsePrefix("10.4.0.0/24")},
+				Subnet: "default", VPC: "default", Cluster: "flow-log-test", ClusterLocation: "us-central1-a"},
+			{Project: "demo", Zone: "us-central1-a", Name: "node-b", IP: netip.MustParseAddr("10.128.0.3"), Ranges: []netip.Prefix{netip.MustParsePrefix("10.4.1.0/24")},
+				Subnet: "default", VPC: "default", Cluster: "flow-log-test", ClusterLocation: "us-central1-a"},
+		},
+		Subnets: map[string]Subnet{"default": {Project: "demo", Region: "us-central1", Name: "default", ID: "123", Network: "default", Sampling: sampling, Metadata: metadata}},
+		Pod: func(a netip.Addr) (Pod, bool) {
+			switch a.String() {
+			case "10.4.0.2":
+				return Pod{"pod-1", "default"}, true
+			case "10.4.1.2":
+				return Pod{"pod-2", "default"}, true
+			}
+			return Pod{}, false
+		},
+	}
+}
+
+func payload(t *testing.T, e logging.Entry) map[string]any {
+	t.Helper()
+	b, _ := json.Marshal(e.JSONPayload)
+	var p map[string]any
+	json.Unmarshal(b, &p)
+	return p
+}
+
+var wget = flows.Flow{ID: 7, Protocol: 6, Src: netip.MustParseAddrPort("10.4.0.2:40112"), Dst: netip.MustParseAddrPort("10.4.1.2:8080"),
+	SentBytes: 400, SentPackets: 6, RepliedBytes: 600, RepliedPackets: 5}
+
+// Both ends report both directions; the next report has only what is new.
+func TestReport(t *testing.T) {
+	t0 := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
+	r := NewReporter(t0)
+	es := r.Report(t0.Add(5*time.Second), network(1, true), []flows.Flow{wget})
+	var got []string
+	for _, e := range es {
+		p := payload(t, e)
+		c := p["connection"].(map[string]any)
+		got = append(got, c["src_ip"].(string)+">"+c["dest_ip"].(string)+" "+p["reporter"].(string)+" "+p["bytes_sent"].(string))
+		if e.LogName != "projects/demo/logs/compute.googleapis.com%2Fvpc_flows" || e.Resource.Type != "gce_subnetwork" || e.Resource.Labels["subnetwork_name"] != "default" {
+			t.Errorf("entry: %+v", e)
+		}
+	}
+	if strings.Join(got, ", ") != "10.4.0.2>10.4.1.2 SRC 400, 10.4.0.2>10.4.1.2 DEST 400, 10.4.1.2>10.4.0.2 SRC 600, 10.4.1.2>10.4.0.2 DEST 600" {
+		t.Errorf("entries: %s", strings.Join(got, ", "))
+	}
+	p := payload(t, es[0])
+	if c := p["connection"].(map[string]any); c["dest_port"].(float64) != 8080 || c["protocol"].(float64) != 6 || c["src_port"].(float64) != 40112 {
+		t.Errorf("connection: %v", c)
+	}
+	if p["src_instance"].(map[string]any)["vm_name"] != "node-a" || p["dest_instance"].(map[string]any)["region"] != "us-central1" ||
+		p["src_gke_details"].(map[string]any)["pod"].(map[string]any)["pod_name"] != "pod-1" || p["dest_vpc"].(map[string]any)["vpc_name"] != "default" {
+		t.Errorf("metadata: %v", p)
+	}
+	if es := r.Report(t0.Add(10*time.Second), network(1, true), []flows.Flow{wget}); len(es) != 0 {
+		t.Errorf("%d entries for a connection with nothing new", len(es))
+	}
+	more := wget
+	more.SentBytes, more.SentPackets = 450, 7
+	es = r.Report(t0.Add(15*time.Second), network(1, true), []flows.Flow{more})
+	if len(es) != 2 || payload(t, es[0])["bytes_sent"] != "50" || payload(t, es[0])["packets_sent"] != "1" {
+		t.Errorf("what is new: %d entries, %v", len(es), es)
+	}
+	if es := r.Report(t0.Add(20*time.Second), network(1, false), []flows.Flow{func() flows.Flow { f := more; f.SentPackets++; return f }()}); len(es) == 0 || payload(t, es[0])["src_instance"] != nil {
+		t.Errorf("metadata excluded: %v", es)
+	}
+}
+
+// flowSampling keeps its share exactly; at one half each direction is
+// still logged by one of its ends.
+func TestSampling(t *testing.T) {
+	t0 := time.Now()
+	if es := NewReporter(t0).Report(t0, network(0, true), []flows.Flow{wget}); len(es) != 0 {
+		t.Errorf("sampling 0: %d entries", len(es))
+	}
+	r := NewReporter(t0)
+	var fs []flows.Flow
+	for i := range 10 {
+		f := wget
+		f.ID, f.Src = uint32(i), netip.AddrPortFrom(f.Src.Addr(), uint16(40000+i))
+		fs = append(fs, f)
+	}
+	es := r.Report(t0, network(0.5, true), fs)
+	if len(es) != 20 {
+		t.Errorf("sampling 0.5 of 40 entries: %d", len(es))
+	}
+	seen := map[string]bool{}
+	for _, e := range es {
+		c := payload(t, e)["connection"].(map[string]any)
+		seen[fmt.Sprint(c["src_ip"], c["src_port"], ">", c["dest_ip"], c["dest_port"])] = true
+	}
+	if len(seen) != 20 {
+		t.Errorf("directions logged at 0.5: %d of 20", len(seen))
+	}
+}
