@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -398,12 +399,21 @@ func TestCARotationSurvivesCrashes(t *testing.T) {
 				}
 				return nil
 			})
-			if out, err := e.Run("gcloud", "container", "clusters", "delete", "demo", "--zone", zone, "--quiet"); err == nil || !strings.Contains(out, "incompatible operation") {
-				t.Errorf("delete during a CA rotation: %v\n%s", err, out)
+			// Through the API gcloud calls, not gcloud: its seconds would
+			// outlast the first phase, where the engine is to crash next.
+			clusterPath := fmt.Sprintf("/v1/projects/%s/locations/%s/clusters/demo", e.Project, zone)
+			if code, out := e.API("DELETE", clusterPath, e.Token(), nil); code != 400 || !strings.Contains(fmt.Sprint(out), "incompatible operation") {
+				t.Errorf("delete during a CA rotation: HTTP %d %v", code, out)
 			}
-			op := strings.TrimSpace(e.Gcloud("container", "operations", "list", "--filter", "operationType=UPDATE_CLUSTER AND status=RUNNING", "--format", "value(name)"))
-			if out, err := e.Run("gcloud", "container", "operations", "cancel", op, "--zone", zone, "--quiet"); err == nil || !strings.Contains(out, "cannot be cancelled") {
-				t.Errorf("cancelling a CA rotation: %v\n%s", err, out)
+			_, ops := e.API("GET", fmt.Sprintf("/v1/projects/%s/locations/%s/operations", e.Project, zone), e.Token(), nil)
+			op := ""
+			for _, o := range ops["operations"].([]any) {
+				if o := o.(map[string]any); o["operationType"] == "UPDATE_CLUSTER" && o["status"] == "RUNNING" {
+					op = o["name"].(string)
+				}
+			}
+			if code, out := e.API("POST", fmt.Sprintf("/v1/projects/%s/locations/%s/operations/%s:cancel", e.Project, zone, op), e.Token(), map[string]any{}); code != 400 || !strings.Contains(fmt.Sprint(out), "cannot be cancelled") {
+				t.Errorf("cancelling a CA rotation %q: HTTP %d %v", op, code, out)
 			}
 		}
 		crashAt(stage)
