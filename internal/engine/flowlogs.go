@@ -17,16 +17,7 @@ import (
 // since the report before.
 func (e *Engine) followFlowLogs(ctx context.Context, every time.Duration) {
 	reporters := map[string]*flowlog.Reporter{} // by network ("P/N")
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		e.reportFlows(ctx, reporters)
-	}
+	follow(ctx, every, nil, func() { e.reportFlows(ctx, reporters) })
 }
 
 func (e *Engine) reportFlows(ctx context.Context, reporters map[string]*flowlog.Reporter) {
