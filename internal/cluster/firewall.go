@@ -1,13 +1,16 @@
 package cluster
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"slices"
 	"strings"
 	"syscall"
 
 	"github.com/kubeyard/kubeyard/internal/firewall"
+	"github.com/kubeyard/kubeyard/internal/flows"
 	"github.com/kubeyard/kubeyard/internal/netns"
 )
 
@@ -35,19 +38,8 @@ func (r *Runtime) applyFirewall(network string) error {
 	ns := r.networkNS(network)
 	r.mu.Lock()
 	rules, set := r.firewalls[network]
-	var instances []firewall.Instance
-	for _, d := range r.dataplanes {
-		a := d.attachment
-		if a.Network != ns || d.name == "" {
-			continue
-		}
-		in := firewall.Instance{Name: d.name, IP: a.IP, Tags: d.tags}
-		if a.PodRange.IsValid() {
-			in.Ranges = append(in.Ranges, a.PodRange)
-		}
-		instances = append(instances, in)
-	}
 	r.mu.Unlock()
+	instances := r.instances(ns)
 	if !set {
 		return nil
 	}
@@ -55,7 +47,6 @@ func (r *Runtime) applyFirewall(network string) error {
 	if err != nil {
 		return nil // no node on the network yet
 	}
-	slices.SortFunc(instances, func(a, b firewall.Instance) int { return strings.Compare(a.Name, b.Name) })
 	policy := firewall.Policy{Instances: instances, Rules: rules}
 	r.firewallMu.Lock()
 	defer r.firewallMu.Unlock()
@@ -72,4 +63,44 @@ func (r *Runtime) applyFirewall(network string) error {
 	}
 	r.applied[ns] = said
 	return nil
+}
+
+// instances are the real nodes on the network namespace ns.
+func (r *Runtime) instances(ns string) []firewall.Instance {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []firewall.Instance
+	for _, d := range r.dataplanes {
+		a := d.attachment
+		if a.Network != ns || d.name == "" {
+			continue
+		}
+		in := firewall.Instance{Name: d.name, IP: a.IP, Tags: d.tags}
+		if a.PodRange.IsValid() {
+			in.Ranges = append(in.Ranges, a.PodRange)
+		}
+		out = append(out, in)
+	}
+	slices.SortFunc(out, func(a, b firewall.Instance) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// Connections returns the connections crossing a VPC network now (network
+// as Node.Network), and its instances: each real node with its address
+// and pod range (named as nodes are).
+func (r *Runtime) Connections(network string) ([]flows.Flow, []firewall.Instance, error) {
+	if r.cfg.Pods == nil {
+		return nil, nil, nil
+	}
+	ns := r.networkNS(network)
+	instances := r.instances(ns)
+	if len(instances) == 0 || !netns.Exists(ns) {
+		return nil, instances, nil
+	}
+	// Counted from now on (conntrack is there once the firewall is).
+	if err := flows.EnableAccounting(ns); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, instances, err
+	}
+	conns, err := flows.Dump(ns)
+	return conns, instances, err
 }

@@ -255,6 +255,7 @@ func (e *Engine) Start(ctx context.Context) error {
 	}
 	e.wg.Go(func() { e.followRotations(e.ctx, 2*time.Second) })
 	e.wg.Go(func() { e.followFirewalls(e.ctx, 5*time.Second) })
+	e.wg.Go(func() { e.followFlowLogs(e.ctx, 5*time.Second) })
 	e.nudgeRotations() // rotations left by an earlier engine go on at once
 	for _, r := range clusters {
 		if busy[r.key()] || r.Cluster.Status != "RUNNING" {

@@ -12,17 +12,8 @@ import (
 // in it as its rules say: at once when rules change (the API call nudges
 // it), and every interval for the rest (a cluster's new network).
 func (e *Engine) followFirewalls(ctx context.Context, every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		e.applyFirewalls(ctx)
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		case <-e.firewallNudge:
-		}
-	}
+	e.applyFirewalls(ctx)
+	follow(ctx, every, e.firewallNudge, func() { e.applyFirewalls(ctx) })
 }
 
 // applyFirewalls gives the runtime each network's rules ("P/N").

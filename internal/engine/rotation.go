@@ -287,18 +287,10 @@ func (e *Engine) recreation(r *ClusterRecord, pool string, replace []string) *op
 // maintenance allows it, and completes rotations left for seven days. It
 // looks every interval, and at once when nudged.
 func (e *Engine) followRotations(ctx context.Context, every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		case <-e.rotationNudge:
-		}
+	follow(ctx, every, e.rotationNudge, func() {
 		clusters, err := e.listClusters(ctx, "clusters/")
 		if err != nil {
-			continue
+			return
 		}
 		for _, r := range clusters {
 			if r.IPRotation != nil && r.Operation == "" {
@@ -306,6 +298,22 @@ func (e *Engine) followRotations(ctx context.Context, every time.Duration) {
 				e.autoComplete(ctx, r.Project, r.Location, r.Cluster.Name)
 			}
 		}
+	})
+}
+
+// follow calls f every interval, and at once when nudged (nudge may be
+// nil), until ctx ends.
+func follow(ctx context.Context, every time.Duration, nudge <-chan struct{}, f func()) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-nudge:
+		}
+		f()
 	}
 }
 

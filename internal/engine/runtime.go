@@ -8,6 +8,7 @@ import (
 	"github.com/kubeyard/kubeyard/internal/cluster"
 	"github.com/kubeyard/kubeyard/internal/controlplane"
 	"github.com/kubeyard/kubeyard/internal/firewall"
+	"github.com/kubeyard/kubeyard/internal/flows"
 	"github.com/kubeyard/kubeyard/internal/join"
 )
 
@@ -51,6 +52,9 @@ type Runtime interface {
 	// SetFirewall enforces a VPC network's firewall rules ("P/N") on its
 	// nodes and pods.
 	SetFirewall(network string, rules []firewall.Rule) error
+	// Connections are the connections crossing a VPC network now, and
+	// its real nodes (address and pod range).
+	Connections(network string) ([]flows.Flow, []firewall.Instance, error)
 
 	CreateToken(ctx context.Context, s cluster.Spec, t join.Token) (join.BootstrapToken, error)
 	UploadCerts(ctx context.Context, s cluster.Spec, key string) error
