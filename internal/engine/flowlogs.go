@@ -33,6 +33,13 @@ func (e *Engine) reportFlows(ctx context.Context, reporters map[string]*flowlog.
 	now := e.cfg.Clock.Now()
 	for key, records := range byNetwork {
 		project, name, _ := strings.Cut(key, "/")
+		n := flowlog.Network{Subnets: e.flowLogSubnets(ctx, project, name)}
+		if len(n.Subnets) == 0 {
+			// Nothing to log: no conntrack dump, and a fresh start when
+			// flow logs come on.
+			delete(reporters, key)
+			continue
+		}
 		fs, nodes, err := e.runtime.Connections(key)
 		if err != nil {
 			e.cfg.Logger.Warn("flow logs", "network", key, "err", err)
@@ -43,10 +50,7 @@ func (e *Engine) reportFlows(ctx context.Context, reporters map[string]*flowlog.
 			rep = flowlog.NewReporter(now)
 			reporters[key] = rep
 		}
-		n := flowlog.Network{Subnets: e.flowLogSubnets(ctx, project, name)}
-		if len(n.Subnets) > 0 {
-			n.Instances = instancesOf(records, nodes)
-		}
+		n.Instances = instancesOf(records, nodes)
 		if entries := rep.Report(now, n, fs); len(entries) > 0 {
 			if err := e.logs.Write(ctx, project, entries...); err != nil {
 				e.cfg.Logger.Warn("flow logs", "network", key, "err", err)
