@@ -1,9 +1,7 @@
 package cluster
 
 import (
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"slices"
 	"strings"
@@ -55,6 +53,12 @@ func (r *Runtime) applyFirewall(network string) error {
 	if r.applied[ns] == said {
 		return nil
 	}
+	// Conntrack tracks the network's connections from the first rules on:
+	// counted from their first packet, flow logs turned on later see them
+	// whole.
+	if err := flows.EnableAccounting(ns); err != nil {
+		return err
+	}
 	if err := firewall.Apply(ns, policy); err != nil {
 		return err
 	}
@@ -96,10 +100,6 @@ func (r *Runtime) Connections(network string) ([]flows.Flow, []firewall.Instance
 	instances := r.instances(ns)
 	if len(instances) == 0 || !netns.Exists(ns) {
 		return nil, instances, nil
-	}
-	// Counted from now on (conntrack is there once the firewall is).
-	if err := flows.EnableAccounting(ns); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return nil, instances, err
 	}
 	conns, err := flows.Dump(ns)
 	return conns, instances, err
