@@ -14,9 +14,9 @@ BIN  := bin/kubeyard
 SHIM := bin/kubeyard-shim
 
 # The images kubeyard carries (internal/images/builtin): the hello-app
-# server, built here at both versions, and Debian's static busybox.
+# server, built here at both versions, netd, and Debian's static busybox.
 BUILTIN       := internal/images/builtin
-BUILTIN_FILES := $(BUILTIN)/busybox $(BUILTIN)/applets $(BUILTIN)/hello-app-1.0 $(BUILTIN)/hello-app-2.0
+BUILTIN_FILES := $(BUILTIN)/busybox $(BUILTIN)/applets $(BUILTIN)/hello-app-1.0 $(BUILTIN)/hello-app-2.0 $(BUILTIN)/netd
 
 .PHONY: build run test unit e2e bench clean $(BIN) $(SHIM)
 
@@ -33,6 +33,9 @@ $(SHIM):
 
 $(BUILTIN)/hello-app-%: images/hello-app/main.go
 	CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=$*.0" -o $@ ./images/hello-app
+
+$(BUILTIN)/netd: images/netd/main.go internal/netd/netd.go
+	CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o $@ ./images/netd
 
 # Debian's packages pods need: busybox-static for the built-in images, runc
 # to run containers (installed here when missing; apt-get needs root).

@@ -32,7 +32,7 @@ func TestImages(t *testing.T) {
 		}
 		return out
 	}
-	for _, want := range []string{"docker.io/library/busybox:latest", "us-docker.pkg.dev/google-samples/containers/gke/hello-app:1.0", "us-docker.pkg.dev/google-samples/containers/gke/hello-app:2.0"} {
+	for _, want := range []string{"docker.io/library/busybox:latest", "us-docker.pkg.dev/google-samples/containers/gke/hello-app:1.0", "us-docker.pkg.dev/google-samples/containers/gke/hello-app:2.0", "gke.gcr.io/netd:kubeyard"} {
 		if out := list(); !strings.Contains(out, want+" ") {
 			t.Errorf("the built-in %s is not listed:\n%s", want, out)
 		}

@@ -81,9 +81,6 @@ func (e *Engine) CreateCluster(ctx context.Context, project, location string, c 
 	if err := validateName("cluster.name", "Cluster", c.Name); err != nil {
 		return nil, err
 	}
-	if !validVersion(c.InitialClusterVersion) {
-		return nil, status.Invalid("cluster.initialClusterVersion", "Version %q is not supported; this engine runs %s.", c.InitialClusterVersion, Version)
-	}
 	if len(c.NodePools) > 0 && (c.InitialNodeCount != 0 || c.NodeConfig != nil) {
 		return nil, status.Invalid("cluster.nodePools", "Cannot specify both cluster.nodePools and cluster.initialNodeCount or cluster.nodeConfig.")
 	}
@@ -92,6 +89,16 @@ func (e *Engine) CreateCluster(ctx context.Context, project, location string, c 
 			return nil, status.Invalid("cluster.initialNodeCount", "A cluster needs at least one node pool or an initial node count above zero.")
 		}
 		c.NodePools = []*container.NodePool{{Name: "default-pool", InitialNodeCount: c.InitialNodeCount, Config: c.NodeConfig}}
+	}
+	// Before the version and the pools: what GKE says of these is about
+	// intra-node visibility.
+	if intraNodeVisibility(c) {
+		if err := checkIntraNodeVisibility(intraNodeField, c.InitialClusterVersion, c.NodePools); err != nil {
+			return nil, err
+		}
+	}
+	if !validVersion(c.InitialClusterVersion) {
+		return nil, status.Invalid("cluster.initialClusterVersion", "Version %q is not supported; this engine runs %s.", c.InitialClusterVersion, Version)
 	}
 	if len(c.Locations) > 0 {
 		for i, z := range c.Locations {
@@ -212,6 +219,7 @@ func (e *Engine) fillCluster(r *ClusterRecord, loc Location, pl *placement) {
 		Network:                   "projects/" + r.Project + "/global/networks/" + c.Network,
 		Subnetwork:                "projects/" + r.Project + "/regions/" + loc.Region + "/subnetworks/" + c.Subnetwork,
 		DefaultEnablePrivateNodes: pl.private,
+		EnableIntraNodeVisibility: intraNodeVisibility(c),
 	}
 	r.fillPrivate(pl)
 	r.reportEndpoints()
@@ -308,6 +316,11 @@ func (e *Engine) runCreateCluster(ctx context.Context, op *operations.Record) er
 			return err
 		}
 		e.cfg.Logger.Info("node pool ready", "cluster", r.Cluster.Name, "pool", p.Name, "took", time.Since(begin).Round(time.Millisecond))
+	}
+	if intraNodeVisibility(r.Cluster) {
+		if err := e.applyIntraNodeVisibility(ctx, op, r); err != nil {
+			return err
+		}
 	}
 	_, err = e.updateCluster(ctx, op.Project, op.Location, op.ClusterName, func(r *ClusterRecord) error {
 		r.Cluster.Status = "RUNNING"
@@ -431,7 +444,12 @@ func (e *Engine) UpdateCluster(ctx context.Context, project, location, name stri
 		return nil, err
 	}
 	networks := u != nil && (u.DesiredControlPlaneEndpointsConfig != nil || u.DesiredMasterAuthorizedNetworksConfig != nil)
+	visibility := u != nil && u.DesiredIntraNodeVisibilityConfig != nil
 	switch {
+	case visibility && (networks || u.DesiredMasterVersion != "" || u.DesiredNodeVersion != ""):
+		return nil, status.Invalid("update.desiredIntraNodeVisibilityConfig", "Intra-node visibility changes in an update of its own.")
+	case visibility:
+		return e.updateIntraNodeVisibility(ctx, r, rev, u.DesiredIntraNodeVisibilityConfig)
 	case networks && (u.DesiredMasterVersion != "" || u.DesiredNodeVersion != ""):
 		return nil, status.Invalid("update.desiredMasterVersion", "Authorized networks and versions change in separate updates.")
 	case networks:
@@ -495,22 +513,31 @@ func quorumError(name string, err error) error {
 	return err
 }
 
-// runUpgradeMaster recreates the control-plane replicas one after another;
-// op.Step counts those done, so a resumed operation goes on from there.
+// runUpgradeMaster recreates the control-plane replicas one after another.
 func (e *Engine) runUpgradeMaster(ctx context.Context, op *operations.Record) (err error) {
 	r, err := e.clusterOf(ctx, op)
 	if err != nil {
 		return err
 	}
-	defer func() {
-		// Success or not, the cluster serves on with what it has.
-		if _, uerr := e.updateCluster(context.Background(), op.Project, op.Location, op.ClusterName, func(r *ClusterRecord) error {
-			r.Cluster.Status = "RUNNING"
-			return nil
-		}); err == nil {
-			err = uerr
-		}
-	}()
+	defer e.backToRunning(op, &err)
+	return e.restartControlPlane(ctx, op, r)
+}
+
+// backToRunning marks the cluster RUNNING again once the operation ends:
+// success or not, the cluster serves on with what it has.
+func (e *Engine) backToRunning(op *operations.Record, err *error) {
+	if _, uerr := e.updateCluster(context.Background(), op.Project, op.Location, op.ClusterName, func(r *ClusterRecord) error {
+		r.Cluster.Status = "RUNNING"
+		return nil
+	}); *err == nil {
+		*err = uerr
+	}
+}
+
+// restartControlPlane recreates the control-plane replicas one after
+// another; op.Step counts those done, so a resumed operation goes on from
+// there.
+func (e *Engine) restartControlPlane(ctx context.Context, op *operations.Record, r *ClusterRecord) error {
 	s := e.spec(r)
 	for op.Step < len(s.Hosts) {
 		e.ops.Stage(ctx, op, fmt.Sprintf("Recreating control-plane replica %d of %d", op.Step+1, len(s.Hosts)))
@@ -531,8 +558,8 @@ func (e *Engine) ServerConfig(location string) (*container.ServerConfig, error) 
 	}
 	return &container.ServerConfig{
 		DefaultClusterVersion: Version,
-		DefaultImageType:      "COS_CONTAINERD",
-		ValidImageTypes:       []string{"COS_CONTAINERD"},
+		DefaultImageType:      defaultImageType,
+		ValidImageTypes:       []string{defaultImageType},
 		ValidMasterVersions:   []string{Version},
 		ValidNodeVersions:     []string{Version},
 		Channels: []*container.ReleaseChannelConfig{

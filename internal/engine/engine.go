@@ -19,6 +19,7 @@ import (
 	"github.com/kubeyard/kubeyard/internal/clock"
 	"github.com/kubeyard/kubeyard/internal/clouddns"
 	"github.com/kubeyard/kubeyard/internal/cluster"
+	"github.com/kubeyard/kubeyard/internal/flowlog"
 	"github.com/kubeyard/kubeyard/internal/images"
 	"github.com/kubeyard/kubeyard/internal/logging"
 	"github.com/kubeyard/kubeyard/internal/operations"
@@ -100,6 +101,10 @@ type Engine struct {
 	// file systems.
 	snapshots *images.Snapshots
 	logs      *logging.Store
+	// flowReporters are the flow-log reporters in use, by network
+	// ("P/N"); flowMu makes one report at a time.
+	flowMu        sync.Mutex
+	flowReporters map[string]*flowlog.Reporter
 }
 
 // New opens the store and prepares the runtime; Start resumes work.

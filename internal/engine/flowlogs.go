@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/kubeyard/kubeyard/internal/firewall"
 	"github.com/kubeyard/kubeyard/internal/flowlog"
+	"github.com/kubeyard/kubeyard/internal/store"
 	"github.com/kubeyard/kubeyard/internal/vpc"
 )
 
@@ -16,11 +18,23 @@ import (
 // on, every interval: what crossed each connection of their networks
 // since the report before.
 func (e *Engine) followFlowLogs(ctx context.Context, every time.Duration) {
-	reporters := map[string]*flowlog.Reporter{} // by network ("P/N")
-	follow(ctx, every, nil, func() { e.reportFlows(ctx, reporters) })
+	follow(ctx, every, nil, func() { e.reportFlows(ctx) })
 }
 
-func (e *Engine) reportFlows(ctx context.Context, reporters map[string]*flowlog.Reporter) {
+// flowCursorKey is where a network's ("P/N") reporter is stored, with the
+// entries of its last report.
+func flowCursorKey(network string) string { return "flowlogs/" + network }
+
+// reportFlows writes one report of every network with flow logs on. Each
+// network's reporter is stored in the transaction that writes its entries,
+// so that an engine killed at any point leaves the next one to report
+// exactly what was not reported yet.
+func (e *Engine) reportFlows(ctx context.Context) {
+	e.flowMu.Lock()
+	defer e.flowMu.Unlock()
+	if e.flowReporters == nil {
+		e.flowReporters = map[string]*flowlog.Reporter{}
+	}
 	clusters, err := e.listClusters(ctx, "clusters/")
 	if err != nil {
 		return
@@ -37,7 +51,12 @@ func (e *Engine) reportFlows(ctx context.Context, reporters map[string]*flowlog.
 		if len(n.Subnets) == 0 {
 			// Nothing to log: no conntrack dump, and a fresh start when
 			// flow logs come on.
-			delete(reporters, key)
+			if _, ok := e.flowReporters[key]; ok {
+				if err := e.store.Commit(ctx, store.Write{Key: flowCursorKey(key), Revision: store.Any}); err != nil {
+					continue
+				}
+				delete(e.flowReporters, key)
+			}
 			continue
 		}
 		fs, nodes, err := e.runtime.Connections(key)
@@ -45,18 +64,37 @@ func (e *Engine) reportFlows(ctx context.Context, reporters map[string]*flowlog.
 			e.cfg.Logger.Warn("flow logs", "network", key, "err", err)
 			continue
 		}
-		rep := reporters[key]
-		if rep == nil {
-			rep = flowlog.NewReporter(now)
-			reporters[key] = rep
+		rep, err := e.flowReporter(ctx, key, now)
+		if err != nil {
+			e.cfg.Logger.Warn("flow logs", "network", key, "err", err)
+			continue
 		}
 		n.Instances = instancesOf(records, nodes)
-		if entries := rep.Report(now, n, fs); len(entries) > 0 {
-			if err := e.logs.Write(ctx, project, entries...); err != nil {
-				e.cfg.Logger.Warn("flow logs", "network", key, "err", err)
-			}
+		n.Pod = e.podsOf(ctx, records)
+		entries := rep.Report(now, n, fs)
+		if err := e.logs.WriteWith(ctx, project, []store.Write{{Key: flowCursorKey(key), Value: rep, Revision: store.Any}}, entries...); err != nil {
+			// Not written: the stored reporter is where to go on from.
+			delete(e.flowReporters, key)
+			e.cfg.Logger.Warn("flow logs", "network", key, "err", err)
 		}
 	}
+}
+
+// flowReporter is the network's reporter: the one in use, the one an
+// earlier engine stored, or a new one that reports from now on.
+func (e *Engine) flowReporter(ctx context.Context, network string, now time.Time) (*flowlog.Reporter, error) {
+	if rep := e.flowReporters[network]; rep != nil {
+		return rep, nil
+	}
+	rep := flowlog.NewReporter(now)
+	if _, err := e.store.Get(ctx, flowCursorKey(network), rep); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return nil, err
+	}
+	if rep.Reported == nil || rep.Remainders == nil {
+		rep = flowlog.NewReporter(rep.Last)
+	}
+	e.flowReporters[network] = rep
+	return rep, nil
 }
 
 // flowLogSubnets are the network's subnetworks with flow logs on, by name.
@@ -103,4 +141,26 @@ func instancesOf(records []*ClusterRecord, nodes []firewall.Instance) []flowlog.
 			Cluster: pl.r.Cluster.Name, ClusterLocation: pl.r.Location})
 	}
 	return out
+}
+
+// podsOf names the pods of the clusters by address, for the entries'
+// gke_details; a cluster whose pods cannot be listed now goes without.
+func (e *Engine) podsOf(ctx context.Context, records []*ClusterRecord) func(netip.Addr) (flowlog.Pod, bool) {
+	pods := map[netip.Addr]flowlog.Pod{}
+	for _, r := range records {
+		if r.Cluster.Status != "RUNNING" && r.Cluster.Status != "RECONCILING" {
+			continue
+		}
+		named, err := e.runtime.PodAddresses(ctx, e.spec(r))
+		if err != nil {
+			continue
+		}
+		for a, p := range named {
+			pods[a] = flowlog.Pod{Name: p.Name, Namespace: p.Namespace}
+		}
+	}
+	return func(a netip.Addr) (flowlog.Pod, bool) {
+		p, ok := pods[a]
+		return p, ok
+	}
 }

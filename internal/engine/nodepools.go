@@ -47,11 +47,17 @@ func validatePool(field string, p *container.NodePool) error {
 			return status.Invalid(field+".config.machineType", "Machine type %q is not supported.", p.Config.MachineType)
 		}
 	}
+	// Nodes run Linux containers with runc, as COS_CONTAINERD nodes do.
+	if p.Config != nil && p.Config.ImageType != "" && p.Config.ImageType != defaultImageType {
+		return status.Invalid(field+".config.imageType", "Image type %q is not supported; kubeyard nodes are %s.", p.Config.ImageType, defaultImageType)
+	}
 	if p.Version != "" && !validVersion(p.Version) {
 		return status.Invalid(field+".version", "Version %q is not supported; this engine runs %s.", p.Version, Version)
 	}
 	return nil
 }
+
+const defaultImageType = "COS_CONTAINERD"
 
 // fillPool sets everything GKE reports about a new node pool.
 func (e *Engine) fillPool(r *ClusterRecord, loc Location, p *container.NodePool) {
@@ -69,7 +75,7 @@ func (e *Engine) fillPool(r *ClusterRecord, loc Location, p *container.NodePool)
 		cfg.DiskType = "pd-balanced"
 	}
 	if cfg.ImageType == "" {
-		cfg.ImageType = "COS_CONTAINERD"
+		cfg.ImageType = defaultImageType
 	}
 	if cfg.ServiceAccount == "" {
 		cfg.ServiceAccount = "default"

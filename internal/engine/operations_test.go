@@ -116,6 +116,14 @@ var scenarios = []scenario{
 		check: func(g *rig) {
 			expect(g, len(g.rt.Cluster("c1").Allow) == 1, "the endpoints admit %v", g.rt.Cluster("c1").Allow)
 		}},
+	{name: "UPDATE_CLUSTER " + actionUpdateIntraNodeVisibility, hold: "SetIntraNodeVisibility", cancellable: true,
+		start: func(ctx context.Context, e *Engine) (*container.Operation, error) {
+			return e.UpdateCluster(ctx, project, zone, "c1", &container.ClusterUpdate{DesiredIntraNodeVisibilityConfig: &container.IntraNodeVisibilityConfig{Enabled: true}})
+		},
+		check: func(g *rig) {
+			c := g.rt.Cluster("c1")
+			expect(g, c.IntraNodeVisibility && c.Replaced[0] >= 1 && g.cluster("c1").Cluster.Status == "RUNNING", "netd %v, replica replaced %d times", c.IntraNodeVisibility, c.Replaced[0])
+		}},
 	{name: "UPDATE_CLUSTER " + actionStartIPRotation, hold: "EnsureControlPlane", cancellable: true,
 		start: func(ctx context.Context, e *Engine) (*container.Operation, error) {
 			return e.StartIPRotation(ctx, project, zone, "c1", false)

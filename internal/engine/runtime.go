@@ -52,6 +52,12 @@ type Runtime interface {
 	// SetFirewall enforces a VPC network's firewall rules ("P/N") on its
 	// nodes and pods.
 	SetFirewall(network string, rules []firewall.Rule) error
+	// SetIntraNodeVisibility runs netd on every node of the cluster (on)
+	// or none, and waits until each node routes as it says.
+	SetIntraNodeVisibility(ctx context.Context, s cluster.Spec, on bool) error
+	// PodAddresses names the cluster's pods by address (host-network pods
+	// left out: theirs is their node's).
+	PodAddresses(ctx context.Context, s cluster.Spec) (map[netip.Addr]cluster.PodName, error)
 	// Connections are the connections crossing a VPC network now, and
 	// its real nodes (address and pod range).
 	Connections(network string) ([]flows.Flow, []firewall.Instance, error)

@@ -72,19 +72,28 @@ type Network struct {
 	Pod func(netip.Addr) (Pod, bool)
 }
 
-// Reporter remembers what it reported of each connection.
+// Reporter remembers what it reported of each connection. It is its own
+// cursor: stored (as JSON) with the entries of each report, it lets the
+// next engine go on where this one stopped, the connections' counters
+// still in the kernel, without losing or repeating a byte.
 type Reporter struct {
-	reported map[string]counts
-	// remainders carry each subnetwork's sampling over.
-	remainders map[string]float64
-	last       time.Time
+	Reported map[string]Counts `json:"reported"`
+	// Remainders carry each subnetwork's sampling over.
+	Remainders map[string]float64 `json:"remainders"`
+	Last       time.Time          `json:"last"`
 }
 
-type counts struct{ sentBytes, sentPackets, repliedBytes, repliedPackets uint64 }
+// Counts are a connection's counters as last reported.
+type Counts struct {
+	SentBytes      uint64 `json:"sentBytes"`
+	SentPackets    uint64 `json:"sentPackets"`
+	RepliedBytes   uint64 `json:"repliedBytes"`
+	RepliedPackets uint64 `json:"repliedPackets"`
+}
 
 // NewReporter returns a Reporter that reports connections from now on.
 func NewReporter(start time.Time) *Reporter {
-	return &Reporter{reported: map[string]counts{}, remainders: map[string]float64{}, last: start}
+	return &Reporter{Reported: map[string]Counts{}, Remainders: map[string]float64{}, Last: start}
 }
 
 func key(f flows.Flow) string {
@@ -100,8 +109,8 @@ func (r *Reporter) Report(now time.Time, n Network, fs []flows.Flow) []logging.E
 	for _, f := range fs {
 		k := key(f)
 		live[k] = true
-		before := r.reported[k]
-		r.reported[k] = counts{f.SentBytes, f.SentPackets, f.RepliedBytes, f.RepliedPackets}
+		before := r.Reported[k]
+		r.Reported[k] = Counts{f.SentBytes, f.SentPackets, f.RepliedBytes, f.RepliedPackets}
 		src, dst := n.instance(f.Src.Addr()), n.instance(f.Dst.Addr())
 		if src == nil && dst == nil {
 			continue
@@ -111,8 +120,8 @@ func (r *Reporter) Report(now time.Time, n Network, fs []flows.Flow) []logging.E
 			fromIn, toIn   *Instance
 			bytes, packets uint64
 		}{
-			{f.Src, f.Dst, src, dst, f.SentBytes - before.sentBytes, f.SentPackets - before.sentPackets},
-			{f.Dst, f.Src, dst, src, f.RepliedBytes - before.repliedBytes, f.RepliedPackets - before.repliedPackets},
+			{f.Src, f.Dst, src, dst, f.SentBytes - before.SentBytes, f.SentPackets - before.SentPackets},
+			{f.Dst, f.Src, dst, src, f.RepliedBytes - before.RepliedBytes, f.RepliedPackets - before.RepliedPackets},
 		}
 		for _, d := range directions {
 			if d.packets == 0 {
@@ -130,7 +139,7 @@ func (r *Reporter) Report(now time.Time, n Network, fs []flows.Flow) []logging.E
 				if !on || !r.sampled(sub) {
 					continue
 				}
-				start := r.last
+				start := r.Last
 				if f.Start.After(start) {
 					start = f.Start
 				}
@@ -138,24 +147,24 @@ func (r *Reporter) Report(now time.Time, n Network, fs []flows.Flow) []logging.E
 			}
 		}
 	}
-	for k := range r.reported {
+	for k := range r.Reported {
 		if !live[k] {
-			delete(r.reported, k)
+			delete(r.Reported, k)
 		}
 	}
-	r.last = now
+	r.Last = now
 	return out
 }
 
 // sampled keeps the subnetwork's share of its entries.
 func (r *Reporter) sampled(s Subnet) bool {
 	k := s.Project + "/" + s.Region + "/" + s.Name
-	acc := r.remainders[k] + s.Sampling
+	acc := r.Remainders[k] + s.Sampling
 	keep := acc >= 1-1e-9
 	if keep {
 		acc--
 	}
-	r.remainders[k] = acc
+	r.Remainders[k] = acc
 	return keep
 }
 

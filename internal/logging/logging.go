@@ -146,6 +146,13 @@ const writeChunk = 64
 // Write stores entries of a project, filling in their insertId,
 // timestamp (when unset) and receiveTimestamp.
 func (s *Store) Write(ctx context.Context, project string, entries ...Entry) error {
+	return s.WriteWith(ctx, project, nil, entries...)
+}
+
+// WriteWith writes entries as Write does, and the writes also in the same
+// transaction as the last of them (a writer's cursor, so that what it
+// wrote and where it is are never told apart by a crash).
+func (s *Store) WriteWith(ctx context.Context, project string, also []store.Write, entries ...Entry) error {
 	now := s.cfg.Clock.Now().UTC()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -166,10 +173,14 @@ func (s *Store) Write(ctx context.Context, project string, entries ...Entry) err
 		sort := fmt.Sprintf("%019d-%s", e.Timestamp.UnixNano(), e.InsertID)
 		recs = append(recs, &record{key: prefix + project + "/" + sort, sort: sort, project: project, logName: e.LogName, at: e.Timestamp, raw: raw})
 	}
-	for chunk := range slices.Chunk(recs, writeChunk) {
-		writes := make([]store.Write, len(chunk))
-		for i, r := range chunk {
-			writes[i] = store.Write{Key: r.key, Value: json.RawMessage(r.raw), Revision: store.Any}
+	for i := 0; i < len(recs) || i == 0 && len(also) > 0; i += writeChunk {
+		chunk := recs[i:min(i+writeChunk, len(recs))]
+		writes := make([]store.Write, 0, len(chunk)+len(also))
+		for _, r := range chunk {
+			writes = append(writes, store.Write{Key: r.key, Value: json.RawMessage(r.raw), Revision: store.Any})
+		}
+		if i+writeChunk >= len(recs) {
+			writes = append(writes, also...)
 		}
 		if err := s.cfg.KV.Commit(ctx, writes...); err != nil {
 			return fmt.Errorf("logging: %w", err)

@@ -1,12 +1,10 @@
 package netns
 
 import (
-	"errors"
 	"fmt"
 	"hash/fnv"
 	"net"
 	"net/netip"
-	"os"
 
 	"github.com/vishvananda/netlink"
 )
@@ -19,27 +17,10 @@ func IfName(prefix, s string) string {
 	return fmt.Sprintf("%s%08x", prefix, h.Sum32())
 }
 
-// EnsureBridge returns the bridge called name, created if missing, up.
-func EnsureBridge(h *netlink.Handle, name string) (netlink.Link, error) {
-	br, err := h.LinkByName(name)
-	if err != nil {
-		if err := h.LinkAdd(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: name}}); err != nil && !errors.Is(err, os.ErrExist) {
-			return nil, fmt.Errorf("bridge %s: %w", name, err)
-		}
-		if br, err = h.LinkByName(name); err != nil {
-			return nil, fmt.Errorf("bridge %s: %w", name, err)
-		}
-	}
-	if err := h.LinkSetUp(br); err != nil {
-		return nil, fmt.Errorf("bridge %s up: %w", name, err)
-	}
-	return br, nil
-}
-
-// AddVeth creates a veth pair: name in h's namespace, on bridge br unless
-// br is nil, its peer eth0 in the namespace peerNS; both up. A leftover of an earlier,
-// half-done attempt is replaced.
-func AddVeth(h *netlink.Handle, name string, br netlink.Link, peerNS string) (eth0 netlink.Link, err error) {
+// AddVeth creates a veth pair: name in h's namespace, its peer eth0 in
+// the namespace peerNS; both up. A leftover of an earlier, half-done
+// attempt is replaced.
+func AddVeth(h *netlink.Handle, name string, peerNS string) (eth0 netlink.Link, err error) {
 	peerFile, err := Open(peerNS)
 	if err != nil {
 		return nil, err
@@ -48,12 +29,8 @@ func AddVeth(h *netlink.Handle, name string, br netlink.Link, peerNS string) (et
 	if old, err := h.LinkByName(name); err == nil {
 		_ = h.LinkDel(old)
 	}
-	attrs := netlink.LinkAttrs{Name: name}
-	if br != nil {
-		attrs.MasterIndex = br.Attrs().Index
-	}
 	veth := &netlink.Veth{
-		LinkAttrs:     attrs,
+		LinkAttrs:     netlink.LinkAttrs{Name: name},
 		PeerName:      "eth0",
 		PeerNamespace: netlink.NsFd(int(peerFile)),
 	}

@@ -1,8 +1,11 @@
-// Package podnet wires pods to their node, as a CNI bridge plugin does: in
-// the node's network namespace a bridge (cbr0) holds the first address of
-// the node's pod range; each pod's namespace gets an eth0 (a veth whose
-// peer hangs from the bridge) with the pod's address and a default route
-// through the bridge.
+// Package podnet wires pods to their node point to point, as GKE's CNI
+// (the ptp plugin) does: each pod's namespace gets an eth0, a veth whose
+// peer stays in the node's namespace. The pod has its address as a /32
+// and the first address of the node's pod range as its gateway, which the
+// node's end of every veth holds; the node routes each pod's /32 to its
+// veth. Every packet a pod sends is routed by the node, to another pod of
+// the node included: that is where intra-node visibility (package netd)
+// takes same-node traffic out to the VPC network instead.
 package podnet
 
 import (
@@ -10,37 +13,32 @@ import (
 	"net/netip"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/kubeyard/kubeyard/internal/netns"
 )
 
-// Bridge is the name of the node's pod bridge.
-const Bridge = "cbr0"
-
-// Gateway is the bridge's address in a pod range: its first host.
+// Gateway is the pods' gateway in a pod range: its first host.
 func Gateway(podCIDR netip.Prefix) netip.Addr { return podCIDR.Masked().Addr().Next() }
 
-// EnsureNode sets up the node's side: the bridge with the gateway address
-// of its pod range, and forwarding on. It is idempotent.
+// EnsureNode sets up the node's side: forwarding on, and the pod range
+// unreachable but for the pods' own routes (a packet for an address no
+// pod has is refused here, not sent back to the network). It is
+// idempotent.
 func EnsureNode(nodeNS string, podCIDR netip.Prefix) error {
 	h, err := netns.Handle(nodeNS)
 	if err != nil {
 		return err
 	}
 	defer h.Close()
-	br, err := netns.EnsureBridge(h, Bridge)
-	if err == nil {
-		err = netns.EnsureAddr(h, br, netip.PrefixFrom(Gateway(podCIDR), podCIDR.Bits()))
-	}
-	if err != nil {
-		return fmt.Errorf("podnet: %s: %w", nodeNS, err)
+	if err := h.RouteReplace(&netlink.Route{Dst: netns.IPNet(podCIDR.Masked()), Type: unix.RTN_UNREACHABLE}); err != nil {
+		return fmt.Errorf("podnet: %s: route %s: %w", nodeNS, podCIDR, err)
 	}
 	return netns.SetSysctl(nodeNS, "net/ipv4/ip_forward", "1")
 }
 
 // AddPod gives the pod's namespace its eth0 with ip in the node's pod
-// range, attached to the node's bridge. Adding a pod twice is adding it
-// once.
+// range, routed by the node. Adding a pod twice is adding it once.
 func AddPod(nodeNS, podNS string, ip netip.Addr, podCIDR netip.Prefix) error {
 	if Address(podNS).IsValid() {
 		return nil
@@ -50,22 +48,35 @@ func AddPod(nodeNS, podNS string, ip netip.Addr, podCIDR netip.Prefix) error {
 		return err
 	}
 	defer nh.Close()
-	br, err := nh.LinkByName(Bridge)
-	if err != nil {
-		return fmt.Errorf("podnet: %s has no bridge: %w", nodeNS, err)
-	}
-	eth0, err := netns.AddVeth(nh, PeerName(podNS), br, podNS)
+	eth0, err := netns.AddVeth(nh, PeerName(podNS), podNS)
 	if err != nil {
 		return fmt.Errorf("podnet: %w", err)
+	}
+	peer, err := nh.LinkByName(PeerName(podNS))
+	if err != nil {
+		return fmt.Errorf("podnet: %w", err)
+	}
+	gw := Gateway(podCIDR)
+	// The node's end answers for the gateway; the pod's address is
+	// routed to it.
+	err = netns.EnsureAddr(nh, peer, netip.PrefixFrom(gw, 32))
+	if err == nil {
+		err = netns.LinkRoute(nh, peer, netip.PrefixFrom(ip, 32))
+	}
+	if err != nil {
+		return fmt.Errorf("podnet: %s: %w", nodeNS, err)
 	}
 	ph, err := netns.Handle(podNS)
 	if err != nil {
 		return err
 	}
 	defer ph.Close()
-	err = netns.EnsureAddr(ph, eth0, netip.PrefixFrom(ip, podCIDR.Bits()))
+	err = netns.EnsureAddr(ph, eth0, netip.PrefixFrom(ip, 32))
 	if err == nil {
-		err = netns.DefaultRoute(ph, eth0, Gateway(podCIDR))
+		err = netns.LinkRoute(ph, eth0, netip.PrefixFrom(gw, 32))
+	}
+	if err == nil {
+		err = netns.DefaultRoute(ph, eth0, gw)
 	}
 	if err != nil {
 		return fmt.Errorf("podnet: %s: %w", podNS, err)

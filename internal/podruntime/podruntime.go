@@ -46,8 +46,8 @@ type Config struct {
 type Runtime struct {
 	cfg Config
 
-	mu      sync.Mutex
-	bridged netip.Prefix // the pod range the node's bridge was set up for
+	mu    sync.Mutex
+	wired netip.Prefix // the pod range the node's side was set up for
 }
 
 // New returns a node's Runtime.

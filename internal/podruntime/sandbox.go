@@ -73,7 +73,7 @@ func (r *Runtime) RunSandbox(cfg SandboxConfig) (*Sandbox, error) {
 		if err := netns.Create(sb.NetNS); err != nil {
 			return nil, err
 		}
-		if err := r.ensureBridge(cfg.PodCIDR); err != nil {
+		if err := r.ensureNodeNet(cfg.PodCIDR); err != nil {
 			return nil, err
 		}
 		if err := podnet.AddPod(r.cfg.NodeNS, sb.NetNS, cfg.IP, cfg.PodCIDR); err != nil {
@@ -93,18 +93,18 @@ func (r *Runtime) RunSandbox(cfg SandboxConfig) (*Sandbox, error) {
 	return sb, nil
 }
 
-// ensureBridge sets up the node's pod bridge for its range, once per
-// range this runtime sees rather than for every pod.
-func (r *Runtime) ensureBridge(podCIDR netip.Prefix) error {
+// ensureNodeNet sets up the node's side of pod networking for its range,
+// once per range this runtime sees rather than for every pod.
+func (r *Runtime) ensureNodeNet(podCIDR netip.Prefix) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.bridged == podCIDR {
+	if r.wired == podCIDR {
 		return nil
 	}
 	if err := podnet.EnsureNode(r.cfg.NodeNS, podCIDR); err != nil {
 		return err
 	}
-	r.bridged = podCIDR
+	r.wired = podCIDR
 	return nil
 }
 

@@ -32,12 +32,23 @@ type Attachment struct {
 // Gateway is a subnet's gateway address: its first host.
 func Gateway(subnet netip.Prefix) netip.Addr { return subnet.Masked().Addr().Next() }
 
-// EnsureNetwork creates a network's namespace, forwarding on.
+// EnsureNetwork creates a network's namespace, forwarding on. A packet
+// between two pods of one node (intra-node visibility) leaves by the port
+// it came in: routed so, not redirected (no ICMP redirect to the sender).
 func EnsureNetwork(network string) error {
 	if err := netns.Create(network); err != nil {
 		return err
 	}
-	return netns.SetSysctl(network, "net/ipv4/ip_forward", "1")
+	for key, value := range map[string]string{
+		"net/ipv4/ip_forward":                  "1",
+		"net/ipv4/conf/all/send_redirects":     "0",
+		"net/ipv4/conf/default/send_redirects": "0",
+	} {
+		if err := netns.SetSysctl(network, key, value); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Attach attaches a node to its subnet and routes its pod range to it.
@@ -62,7 +73,7 @@ func Attach(a Attachment) error {
 	eth0, err := nh.LinkByName("eth0")
 	port, portErr := vh.LinkByName(Port(a.Node))
 	if err != nil || portErr != nil {
-		if eth0, err = netns.AddVeth(vh, Port(a.Node), nil, a.Node); err != nil {
+		if eth0, err = netns.AddVeth(vh, Port(a.Node), a.Node); err != nil {
 			return fmt.Errorf("vpcnet: %w", err)
 		}
 		if port, err = vh.LinkByName(Port(a.Node)); err != nil {

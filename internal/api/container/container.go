@@ -78,6 +78,7 @@ var (
 			"cluster.name", "cluster.description", "cluster.resourceLabels.*", "cluster.initialNodeCount",
 			"cluster.initialClusterVersion", "cluster.locations", "cluster.network", "cluster.subnetwork",
 			"cluster.networkConfig.network", "cluster.networkConfig.subnetwork", "cluster.networkConfig.defaultEnablePrivateNodes",
+			"cluster.networkConfig.enableIntraNodeVisibility",
 			"cluster.ipAllocationPolicy.useIpAliases", "cluster.ipAllocationPolicy.useRoutes", "cluster.ipAllocationPolicy.createSubnetwork",
 			"cluster.ipAllocationPolicy.clusterSecondaryRangeName", "cluster.ipAllocationPolicy.servicesSecondaryRangeName",
 			"cluster.ipAllocationPolicy.clusterIpv4CidrBlock", "cluster.ipAllocationPolicy.servicesIpv4CidrBlock",
@@ -100,7 +101,8 @@ var (
 	createPoolFields = codec.Fields(append(prefixed("nodePool.", poolFields), "parent", "projectId", "zone", "clusterId"))
 	setSizeFields    = codec.Fields(append([]string{"nodeCount", "nodePoolId"}, clusterFields...))
 	setLabelsFields  = codec.Fields(append([]string{"resourceLabels.*", "labelFingerprint"}, clusterFields...))
-	updateFields     = codec.Fields(concat([]string{"update.desiredMasterVersion", "update.desiredNodeVersion", "update.desiredNodePoolId"}, clusterFields,
+	updateFields     = codec.Fields(concat([]string{"update.desiredMasterVersion", "update.desiredNodeVersion", "update.desiredNodePoolId",
+		"update.desiredIntraNodeVisibilityConfig.enabled"}, clusterFields,
 		prefixed("update.", desired(endpointsFields))))
 	maintenanceFields      = codec.Fields(append(maintenancePolicyFields, clusterFields...))
 	startRotationFields    = codec.Fields(append([]string{"rotateCredentials"}, clusterFields...))

@@ -39,7 +39,9 @@ type Cluster struct {
 	// CAPhase is the last CA rotation phase applied.
 	CAPhase     cluster.CAPhase
 	UploadedKey string
-	podBlocks   int
+	// IntraNodeVisibility says whether netd runs on the nodes.
+	IntraNodeVisibility bool
+	podBlocks           int
 }
 
 // Runtime is a fake engine.Runtime.
@@ -51,15 +53,18 @@ type Runtime struct {
 	// Unhealthy makes CheckHealthy fail for the clusters named.
 	Unhealthy map[string]bool
 
-	mu        sync.Mutex
-	clusters  map[string]*Cluster // by cluster ID
-	calls     []string
-	firewalls map[string][]firewall.Rule
+	mu          sync.Mutex
+	clusters    map[string]*Cluster // by cluster ID
+	calls       []string
+	firewalls   map[string][]firewall.Rule
+	connections map[string]connections
+	pods        map[string]map[netip.Addr]cluster.PodName
 }
 
 // New returns an empty fake runtime.
 func New() *Runtime {
-	return &Runtime{clusters: map[string]*Cluster{}, Unhealthy: map[string]bool{}, firewalls: map[string][]firewall.Rule{}}
+	return &Runtime{clusters: map[string]*Cluster{}, Unhealthy: map[string]bool{}, firewalls: map[string][]firewall.Rule{},
+		connections: map[string]connections{}, pods: map[string]map[netip.Addr]cluster.PodName{}}
 }
 
 // SetFirewall records a network's rules.
@@ -70,9 +75,42 @@ func (r *Runtime) SetFirewall(network string, rules []firewall.Rule) error {
 	return nil
 }
 
-// Connections: no packet crosses a fake network.
-func (r *Runtime) Connections(string) ([]flows.Flow, []firewall.Instance, error) {
-	return nil, nil, nil
+// Connections are what SetConnections said of the network.
+func (r *Runtime) Connections(network string) ([]flows.Flow, []firewall.Instance, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c := r.connections[network]
+	return slices.Clone(c.flows), slices.Clone(c.instances), nil
+}
+
+// SetConnections says what crosses a network ("P/N") now, and its
+// instances.
+func (r *Runtime) SetConnections(network string, fs []flows.Flow, instances []firewall.Instance) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.connections[network] = connections{fs, instances}
+}
+
+type connections struct {
+	flows     []flows.Flow
+	instances []firewall.Instance
+}
+
+// PodAddresses are what SetPods said of the cluster.
+func (r *Runtime) PodAddresses(ctx context.Context, s cluster.Spec) (map[netip.Addr]cluster.PodName, error) {
+	if err := r.enter(ctx, "PodAddresses", s); err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return maps.Clone(r.pods[s.Name]), nil
+}
+
+// SetPods names a cluster's pods by address.
+func (r *Runtime) SetPods(clusterName string, pods map[netip.Addr]cluster.PodName) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.pods[clusterName] = pods
 }
 
 // Firewall is the rules last set for a network ("P/N"), and whether any
@@ -189,6 +227,13 @@ func (r *Runtime) CheckHealthy(ctx context.Context, s cluster.Spec) error {
 func (r *Runtime) ReplaceHost(ctx context.Context, s cluster.Spec, h controlplane.Host) error {
 	return r.change(ctx, "ReplaceHost", s, func(c *Cluster) error {
 		c.Replaced[h.Index]++
+		return nil
+	})
+}
+
+func (r *Runtime) SetIntraNodeVisibility(ctx context.Context, s cluster.Spec, on bool) error {
+	return r.change(ctx, "SetIntraNodeVisibility", s, func(c *Cluster) error {
+		c.IntraNodeVisibility = on
 		return nil
 	})
 }

@@ -2,7 +2,9 @@
 // hello-app images of seeds/003 (us-docker.pkg.dev/google-samples/
 // containers/gke/hello-app:1.0 and :2.0), built by the project from its
 // own source: the hello-app server (images/hello-app) on busybox, which
-// gives them a shell, wget and tar as the originals have.
+// gives them a shell, wget and tar as the originals have. And netd
+// (images/netd), which the netd DaemonSet of a cluster with intra-node
+// visibility runs.
 //
 // `make build` compiles the server and takes Debian's static busybox
 // (package busybox-static) into this folder, and builds kubeyard with the
@@ -19,6 +21,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/kubeyard/kubeyard/internal/images"
+	"github.com/kubeyard/kubeyard/internal/netd"
 )
 
 // Names of the images, as pods name them.
@@ -26,6 +29,7 @@ const (
 	Busybox    = "docker.io/library/busybox:latest"
 	HelloApp1  = "us-docker.pkg.dev/google-samples/containers/gke/hello-app:1.0"
 	HelloApp2  = "us-docker.pkg.dev/google-samples/containers/gke/hello-app:2.0"
+	Netd       = netd.Image
 	searchPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 )
 
@@ -34,8 +38,8 @@ const (
 var created = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // Images builds the images from the files in fsys: busybox, its applet
-// list (applets: what `busybox --list` prints), and hello-app-1.0 and
-// hello-app-2.0, the server built at those versions.
+// list (applets: what `busybox --list` prints), hello-app-1.0 and
+// hello-app-2.0, the server built at those versions, and netd.
 func Images(fsys fs.FS) (map[string]v1.Image, error) {
 	read := func(name string) ([]byte, error) {
 		data, err := fs.ReadFile(fsys, name)
@@ -80,6 +84,14 @@ func Images(fsys fs.FS) (map[string]v1.Image, error) {
 		if out[name], err = images.Build(files, cfg, created); err != nil {
 			return nil, err
 		}
+	}
+	program, err := read("netd")
+	if err != nil {
+		return nil, err
+	}
+	netdFiles := map[string]images.File{"netd": {Data: program, Mode: 0o755}}
+	if out[Netd], err = images.Build(netdFiles, v1.Config{Cmd: []string{"/netd"}}, created); err != nil {
+		return nil, err
 	}
 	return out, nil
 }

@@ -1,0 +1,35 @@
+package cluster
+
+import (
+	"context"
+	"net/netip"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// PodName is a pod's namespace and name.
+type PodName struct{ Namespace, Name string }
+
+// PodAddresses names the cluster's pods by address, as the API server's
+// watch cache has them; host-network pods are left out (their address is
+// their node's).
+func (r *Runtime) PodAddresses(ctx context.Context, s Spec) (map[netip.Addr]PodName, error) {
+	client, err := r.AdminClient(s)
+	if err != nil {
+		return nil, err
+	}
+	pods, err := client.CoreV1().Pods(metav1.NamespaceAll).List(ctx, metav1.ListOptions{ResourceVersion: "0"})
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[netip.Addr]PodName, len(pods.Items))
+	for _, p := range pods.Items {
+		if p.Spec.HostNetwork {
+			continue
+		}
+		if a, err := netip.ParseAddr(p.Status.PodIP); err == nil {
+			out[a] = PodName{Namespace: p.Namespace, Name: p.Name}
+		}
+	}
+	return out, nil
+}
