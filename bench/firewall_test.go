@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kubeyard/kubeyard/e2e/harness"
@@ -29,26 +28,7 @@ func BenchmarkFirewallEnforcement(b *testing.B) {
 	if err != nil || len(nodes.Items) != 2 {
 		b.Fatalf("nodes: %v", err)
 	}
-	var pods []*corev1.Pod
-	for i, n := range nodes.Items {
-		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprint("p", i)}, Spec: corev1.PodSpec{NodeName: n.Name,
-			Containers: []corev1.Container{{Name: "hello", Image: "us-docker.pkg.dev/google-samples/containers/gke/hello-app:1.0"}}}}
-		if _, err := client.CoreV1().Pods("default").Create(ctx, p, metav1.CreateOptions{}); err != nil {
-			b.Fatal(err)
-		}
-	}
-	for i := range nodes.Items {
-		if err := harness.Poll(time.Minute, 100*time.Millisecond, func() error {
-			p, err := client.CoreV1().Pods("default").Get(ctx, fmt.Sprint("p", i), metav1.GetOptions{})
-			if err != nil || !ready(p) {
-				return fmt.Errorf("p%d not ready: %v", i, err)
-			}
-			pods = append(pods, p)
-			return nil
-		}); err != nil {
-			b.Fatal(err)
-		}
-	}
+	pods := podsOn(b, client, nodes.Items[0].Name, nodes.Items[1].Name)
 	from := e.Prefix() + "-" + pods[0].Spec.NodeName + "-" + string(pods[0].UID)
 	to := net.JoinHostPort(pods[1].Status.PodIP, "8080")
 	connects := func() bool {
