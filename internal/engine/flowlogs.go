@@ -90,9 +90,6 @@ func (e *Engine) flowReporter(ctx context.Context, network string, now time.Time
 	if _, err := e.store.Get(ctx, flowCursorKey(network), rep); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return nil, err
 	}
-	if rep.Reported == nil || rep.Remainders == nil {
-		rep = flowlog.NewReporter(rep.Last)
-	}
 	e.flowReporters[network] = rep
 	return rep, nil
 }
@@ -110,7 +107,8 @@ func (e *Engine) flowLogSubnets(ctx context.Context, project, network string) ma
 		}
 		r, _ := netip.ParsePrefix(s.IpCidrRange)
 		out[s.Name] = flowlog.Subnet{Project: project, Region: vpc.ResourceName(s.Region), Name: s.Name, ID: strconv.FormatUint(s.Id, 10),
-			Network: network, Range: r, Sampling: s.LogConfig.FlowSampling, Metadata: s.LogConfig.Metadata != "EXCLUDE_ALL_METADATA"}
+			Network: network, Range: r, Sampling: s.LogConfig.FlowSampling, Metadata: s.LogConfig.Metadata != "EXCLUDE_ALL_METADATA",
+			Interval: flowlog.Intervals[s.LogConfig.AggregationInterval]}
 	}
 	return out
 }

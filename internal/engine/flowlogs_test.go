@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"strconv"
 	"testing"
+	"time"
 
 	compute "google.golang.org/api/compute/v1"
 
@@ -64,19 +65,28 @@ func TestFlowLogsPickUpAfterACrash(t *testing.T) {
 		}
 		return total
 	}
+	// report makes a report at the end of the next 5 s interval.
+	report := func() {
+		t.Helper()
+		if _, err := g.e.AdvanceClock(ctx, 5*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		g.e.reportFlows(ctx)
+	}
 	conn(100)
 	g.e.reportFlows(ctx)
-	g.e.reportFlows(ctx)
+	report()
+	report()
 	if got := sent(); got != 100 {
 		t.Fatalf("pod-1 sent 100 bytes; the entries say %d", got)
 	}
 	g.restart()
-	g.e.reportFlows(ctx)
+	report()
 	if got := sent(); got != 100 {
 		t.Errorf("after a restart, with nothing new: the entries say %d bytes", got)
 	}
 	conn(250)
-	g.e.reportFlows(ctx)
+	report()
 	if got := sent(); got != 250 {
 		t.Errorf("pod-1 sent 250 bytes in all; the entries say %d", got)
 	}

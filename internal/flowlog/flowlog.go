@@ -34,6 +34,20 @@ type Subnet struct {
 	// whether instance, VPC and GKE details are included.
 	Sampling float64
 	Metadata bool
+	// Interval is the aggregation interval (none: 5 s, the shortest).
+	Interval time.Duration
+}
+
+func (s Subnet) key() string { return s.Project + "/" + s.Region + "/" + s.Name }
+
+func (s Subnet) interval() time.Duration {
+	return max(s.Interval, 5*time.Second)
+}
+
+// Intervals are the aggregation intervals Compute Engine offers, by name.
+var Intervals = map[string]time.Duration{
+	"INTERVAL_5_SEC": 5 * time.Second, "INTERVAL_30_SEC": 30 * time.Second, "INTERVAL_1_MIN": time.Minute,
+	"INTERVAL_5_MIN": 5 * time.Minute, "INTERVAL_10_MIN": 10 * time.Minute, "INTERVAL_15_MIN": 15 * time.Minute,
 }
 
 // Instance is a VM on the network: its address and alias ranges (a
@@ -77,10 +91,19 @@ type Network struct {
 // next engine go on where this one stopped, the connections' counters
 // still in the kernel, without losing or repeating a byte.
 type Reporter struct {
+	// Reported are a connection's counters as last reported by one of its
+	// ends, by connection and instance ("key@instance").
 	Reported map[string]Counts `json:"reported"`
+	// Seen are the connections as last seen, kept after they are gone
+	// until each end has reported the rest.
+	Seen map[string]flows.Flow `json:"seen"`
 	// Remainders carry each subnetwork's sampling over.
 	Remainders map[string]float64 `json:"remainders"`
-	Last       time.Time          `json:"last"`
+	// Intervals are when each subnetwork's aggregation interval began (its
+	// last report).
+	Intervals map[string]time.Time `json:"intervals"`
+	// Last is when the reporter last looked.
+	Last time.Time `json:"last"`
 }
 
 // Counts are a connection's counters as last reported.
@@ -93,63 +116,140 @@ type Counts struct {
 
 // NewReporter returns a Reporter that reports connections from now on.
 func NewReporter(start time.Time) *Reporter {
-	return &Reporter{Reported: map[string]Counts{}, Remainders: map[string]float64{}, Last: start}
+	r := &Reporter{Last: start}
+	r.init()
+	return r
+}
+
+// init makes what a stored reporter may lack.
+func (r *Reporter) init() {
+	if r.Reported == nil {
+		r.Reported = map[string]Counts{}
+	}
+	if r.Seen == nil {
+		r.Seen = map[string]flows.Flow{}
+	}
+	if r.Remainders == nil {
+		r.Remainders = map[string]float64{}
+	}
+	if r.Intervals == nil {
+		r.Intervals = map[string]time.Time{}
+	}
 }
 
 func key(f flows.Flow) string {
 	return fmt.Sprintf("%d/%d/%s/%s", f.ID, f.Protocol, f.Src, f.Dst)
 }
 
-// Report returns the entries of what crossed the connections since the
-// last report (at now), and forgets connections that are gone.
+// slack lets a report a little early count as the end of an aggregation
+// interval: reports come every interval of the shortest (5 s), give or
+// take.
+const slack = time.Second
+
+// Report returns the entries of what crossed the connections since each
+// end's subnetwork last reported, for the subnetworks whose aggregation
+// interval ends at now; connections that are gone are forgotten once
+// both ends have told the rest.
 func (r *Reporter) Report(now time.Time, n Network, fs []flows.Flow) []logging.Entry {
-	sort.Slice(fs, func(i, j int) bool { return key(fs[i]) < key(fs[j]) })
+	r.init()
 	live := map[string]bool{}
-	var out []logging.Entry
 	for _, f := range fs {
 		k := key(f)
 		live[k] = true
-		before := r.Reported[k]
-		r.Reported[k] = Counts{f.SentBytes, f.SentPackets, f.RepliedBytes, f.RepliedPackets}
+		r.Seen[k] = f
+	}
+	keys := make([]string, 0, len(r.Seen))
+	for k := range r.Seen {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	due := map[string]bool{} // by subnetwork, decided once per report
+	isDue := func(s Subnet) bool {
+		k := s.key()
+		if d, ok := due[k]; ok {
+			return d
+		}
+		began, ok := r.Intervals[k]
+		if !ok {
+			began = r.Last
+			r.Intervals[k] = began
+		}
+		due[k] = now.Sub(began)+slack >= s.interval()
+		return due[k]
+	}
+	var out []logging.Entry
+	for _, k := range keys {
+		f := r.Seen[k]
 		src, dst := n.instance(f.Src.Addr()), n.instance(f.Dst.Addr())
-		if src == nil && dst == nil {
-			continue
+		// Each end reports if its subnetwork has flow logs on and its
+		// interval ends now.
+		type end struct {
+			sub    Subnet
+			due    bool
+			before Counts
+		}
+		ends := map[*Instance]*end{}
+		pending := false
+		for _, in := range []*Instance{src, dst} {
+			if in == nil || ends[in] != nil {
+				continue
+			}
+			sub, on := n.Subnets[in.Subnet]
+			if !on {
+				continue
+			}
+			e := &end{sub: sub, due: isDue(sub), before: r.Reported[k+"@"+in.Name]}
+			ends[in] = e
+			pending = pending || !e.due
 		}
 		directions := []struct {
 			from, to       netip.AddrPort
 			fromIn, toIn   *Instance
-			bytes, packets uint64
+			bytes, packets func(Counts) uint64
+			nowB, nowP     uint64
 		}{
-			{f.Src, f.Dst, src, dst, f.SentBytes - before.SentBytes, f.SentPackets - before.SentPackets},
-			{f.Dst, f.Src, dst, src, f.RepliedBytes - before.RepliedBytes, f.RepliedPackets - before.RepliedPackets},
+			{f.Src, f.Dst, src, dst, func(c Counts) uint64 { return c.SentBytes }, func(c Counts) uint64 { return c.SentPackets }, f.SentBytes, f.SentPackets},
+			{f.Dst, f.Src, dst, src, func(c Counts) uint64 { return c.RepliedBytes }, func(c Counts) uint64 { return c.RepliedPackets }, f.RepliedBytes, f.RepliedPackets},
 		}
+		// Direction by direction, SRC then DEST: see flowSampling above.
 		for _, d := range directions {
-			if d.packets == 0 {
-				continue
-			}
 			for _, reporter := range []string{"SRC", "DEST"} {
 				at := d.fromIn
 				if reporter == "DEST" {
 					at = d.toIn
 				}
-				if at == nil {
+				e := ends[at]
+				if at == nil || e == nil || !e.due {
 					continue
 				}
-				sub, on := n.Subnets[at.Subnet]
-				if !on || !r.sampled(sub) {
+				packets := d.nowP - d.packets(e.before)
+				if packets == 0 || !r.sampled(e.sub) {
 					continue
 				}
-				start := r.Last
+				start := r.Intervals[e.sub.key()]
 				if f.Start.After(start) {
 					start = f.Start
 				}
-				out = append(out, entry(sub, at, reporter, f.Protocol, d.from, d.to, d.fromIn, d.toIn, d.bytes, d.packets, start, now, n.Pod))
+				out = append(out, entry(e.sub, at, reporter, f.Protocol, d.from, d.to, d.fromIn, d.toIn, d.nowB-d.bytes(e.before), packets, start, now, n.Pod))
+			}
+		}
+		for in, e := range ends {
+			if e.due {
+				r.Reported[k+"@"+in.Name] = Counts{f.SentBytes, f.SentPackets, f.RepliedBytes, f.RepliedPackets}
+			}
+		}
+		if !live[k] && !pending {
+			delete(r.Seen, k)
+			for _, in := range []*Instance{src, dst} {
+				if in != nil {
+					delete(r.Reported, k+"@"+in.Name)
+				}
 			}
 		}
 	}
-	for k := range r.Reported {
-		if !live[k] {
-			delete(r.Reported, k)
+	for k, d := range due {
+		if d {
+			r.Intervals[k] = now
 		}
 	}
 	r.Last = now
@@ -158,7 +258,7 @@ func (r *Reporter) Report(now time.Time, n Network, fs []flows.Flow) []logging.E
 
 // sampled keeps the subnetwork's share of its entries.
 func (r *Reporter) sampled(s Subnet) bool {
-	k := s.Project + "/" + s.Region + "/" + s.Name
+	k := s.key()
 	acc := r.Remainders[k] + s.Sampling
 	keep := acc >= 1-1e-9
 	if keep {

@@ -87,7 +87,8 @@ func TestReport(t *testing.T) {
 // still logged by one of its ends.
 func TestSampling(t *testing.T) {
 	t0 := time.Now()
-	if es := NewReporter(t0).Report(t0, network(0, true), []flows.Flow{wget}); len(es) != 0 {
+	t5 := t0.Add(5 * time.Second)
+	if es := NewReporter(t0).Report(t5, network(0, true), []flows.Flow{wget}); len(es) != 0 {
 		t.Errorf("sampling 0: %d entries", len(es))
 	}
 	r := NewReporter(t0)
@@ -97,7 +98,7 @@ func TestSampling(t *testing.T) {
 		f.ID, f.Src = uint32(i), netip.AddrPortFrom(f.Src.Addr(), uint16(40000+i))
 		fs = append(fs, f)
 	}
-	es := r.Report(t0, network(0.5, true), fs)
+	es := r.Report(t5, network(0.5, true), fs)
 	if len(es) != 20 {
 		t.Errorf("sampling 0.5 of 40 entries: %d", len(es))
 	}
@@ -108,5 +109,49 @@ func TestSampling(t *testing.T) {
 	}
 	if len(seen) != 20 {
 		t.Errorf("directions logged at 0.5: %d of 20", len(seen))
+	}
+}
+
+// A subnetwork with a longer aggregation interval reports at its end what
+// crossed since its last report, a connection that ended meanwhile
+// included; the other end, every 5 s, reports as before.
+func TestAggregationInterval(t *testing.T) {
+	t0 := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
+	n := network(1, true)
+	n.Instances[1].Subnet = "slow"
+	n.Subnets["slow"] = Subnet{Project: "demo", Region: "us-central1", Name: "slow", ID: "456", Network: "default", Sampling: 1, Interval: 30 * time.Second}
+	r := NewReporter(t0)
+	reporters := func(es []logging.Entry) (src, dest []string) {
+		for _, e := range es {
+			p := payload(t, e)
+			c := p["connection"].(map[string]any)
+			what := fmt.Sprint(c["src_ip"], ">", c["dest_ip"], " ", p["bytes_sent"])
+			if e.Resource.Labels["subnetwork_name"] == "slow" {
+				dest = append(dest, what)
+			} else {
+				src = append(src, what)
+			}
+		}
+		return src, dest
+	}
+	fast, slow := reporters(r.Report(t0.Add(5*time.Second), n, []flows.Flow{wget}))
+	if len(fast) != 2 || len(slow) != 0 {
+		t.Errorf("at 5 s: %v from default, %v from slow", fast, slow)
+	}
+	more := wget
+	more.SentBytes, more.SentPackets = 450, 7
+	for at := 10 * time.Second; at < 30*time.Second; at += 5 * time.Second {
+		live := []flows.Flow{more}
+		if at > 15*time.Second {
+			live = nil // the connection is gone
+		}
+		r.Report(t0.Add(at), n, live)
+	}
+	_, slow = reporters(r.Report(t0.Add(30*time.Second), n, nil))
+	if strings.Join(slow, ", ") != "10.4.0.2>10.4.1.2 450, 10.4.1.2>10.4.0.2 600" {
+		t.Errorf("at 30 s, the slow subnetwork's end reports %v", slow)
+	}
+	if len(r.Seen) != 0 || len(r.Reported) != 0 {
+		t.Errorf("the connection is still remembered: %v %v", r.Seen, r.Reported)
 	}
 }

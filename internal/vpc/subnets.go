@@ -341,6 +341,11 @@ func checkLogConfig(c *compute.SubnetworkLogConfig) error {
 	if c.Metadata != "" && !slices.Contains(flowLogMetadata, c.Metadata) {
 		return status.Invalid("resource.logConfig.metadata", "Invalid value for field 'resource.logConfig.metadata': '%s'. One of %v.", c.Metadata, flowLogMetadata)
 	}
+	// Compute Engine's, but not kubeyard's yet: metadataFields would be
+	// stored and not honoured.
+	if c.Metadata == "CUSTOM_METADATA" {
+		return status.Invalid("resource.logConfig.metadata", "CUSTOM_METADATA is not supported by kubeyard yet: flow log entries carry all metadata (INCLUDE_ALL_METADATA) or none (EXCLUDE_ALL_METADATA).")
+	}
 	return nil
 }
 

@@ -150,3 +150,33 @@ func TestClusterSecondaryRanges(t *testing.T) {
 		t.Fatalf("secondary ranges: %+v", sub.SecondaryIpRanges)
 	}
 }
+
+// Flow log settings: Compute Engine's values are checked by name, and
+// CUSTOM_METADATA, which would not be honoured, is refused; a refused
+// patch changes nothing.
+func TestFlowLogConfig(t *testing.T) {
+	s := newService(t)
+	ctx := context.Background()
+	on := true
+	for _, tc := range []struct {
+		name  string
+		cfg   compute.SubnetworkLogConfig
+		field string
+	}{
+		{"interval", compute.SubnetworkLogConfig{Enable: true, AggregationInterval: "INTERVAL_2_SEC"}, "resource.logConfig.aggregationInterval"},
+		{"sampling", compute.SubnetworkLogConfig{Enable: true, FlowSampling: 1.5}, "resource.logConfig.flowSampling"},
+		{"custom metadata", compute.SubnetworkLogConfig{Enable: true, Metadata: "CUSTOM_METADATA", MetadataFields: []string{"src_instance"}}, "resource.logConfig.metadata"},
+	} {
+		_, err := s.PatchSubnet(ctx, "p", "us-central1", "sub1", SubnetPatch{EnableFlowLogs: &on, LogConfig: &tc.cfg})
+		wantField(t, tc.name, err, tc.field)
+	}
+	if sub, err := s.GetSubnet(ctx, "p", "us-central1", "sub1"); err != nil || sub.EnableFlowLogs {
+		t.Errorf("after refused patches: flow logs %v (%v)", sub.EnableFlowLogs, err)
+	}
+	if _, err := s.PatchSubnet(ctx, "p", "us-central1", "sub1", SubnetPatch{EnableFlowLogs: &on, LogConfig: &compute.SubnetworkLogConfig{Enable: true, AggregationInterval: "INTERVAL_30_SEC"}}); err != nil {
+		t.Fatal(err)
+	}
+	if sub, _ := s.GetSubnet(ctx, "p", "us-central1", "sub1"); sub.LogConfig.AggregationInterval != "INTERVAL_30_SEC" || sub.LogConfig.FlowSampling != 0.5 {
+		t.Errorf("log config: %+v", sub.LogConfig)
+	}
+}
