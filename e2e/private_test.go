@@ -458,6 +458,9 @@ func TestRoutesBasedCluster(t *testing.T) {
 		if size != "" {
 			e.Gcloud("container", "clusters", "resize", "rb", "--zone", zone, "--num-nodes", size, "--quiet")
 		}
+		if size == "3" {
+			nodeRoutesCarryTraffic(t, e)
+		}
 		got, nodes := routes()
 		want := 2
 		if size != "" {
@@ -471,4 +474,42 @@ func TestRoutesBasedCluster(t *testing.T) {
 	if got, _ := e.Run("gcloud", "compute", "routes", "list", "--filter", "description=k8s-node-route", "--format", "value(name)"); strings.TrimSpace(got) != "" {
 		t.Errorf("routes left after the cluster: %q", got)
 	}
+}
+
+// nodeRoutesCarryTraffic checks, on a routes-based cluster, that a node's
+// route is how its pods are reached from the other nodes: deleted, a pod
+// there is unreachable from a pod on another node; made again, reachable.
+func nodeRoutesCarryTraffic(t *testing.T, e *harness.Engine) {
+	t.Helper()
+	nodes := strings.Fields(e.Kubectl("get", "nodes", "-o", `jsonpath={range .items[*]}{.metadata.name} {.spec.podCIDR} {.status.addresses[?(@.type=="InternalIP")].address}{"\n"}{end}`))
+	if len(nodes) < 6 {
+		t.Fatalf("nodes: %v", nodes)
+	}
+	for i, name := range []string{"server", "client"} {
+		e.Kubectl("run", name, "--image=us-docker.pkg.dev/google-samples/containers/gke/hello-app:1.0",
+			"--overrides", fmt.Sprintf(`{"apiVersion": "v1", "spec": {"nodeName": %q}}`, nodes[3*i]))
+	}
+	e.Kubectl("wait", "--for=condition=Ready", "pod/server", "pod/client", "--timeout=60s")
+	defer e.Kubectl("delete", "pod", "server", "client", "--now")
+	server := getPod(t, e, "server")
+	reach := func() error {
+		out, err := e.Run("kubectl", "exec", "client", "--", "timeout", "3", "wget", "-qO-", server.Status.PodIP+":8080")
+		if err != nil || !strings.Contains(out, "Hostname: server") {
+			return fmt.Errorf("the client does not reach the server: %v %s", err, out)
+		}
+		return nil
+	}
+	if err := reach(); err != nil {
+		t.Fatal(err)
+	}
+	route := strings.TrimSpace(e.Gcloud("compute", "routes", "list", "--filter", "nextHopIp="+nodes[2], "--format", "value(name)"))
+	e.Gcloud("compute", "routes", "delete", route, "--quiet")
+	e.Eventually(10*time.Second, func() error {
+		if reach() == nil {
+			return fmt.Errorf("the server's node has no route, and its pod is still reachable")
+		}
+		return nil
+	})
+	e.Gcloud("compute", "routes", "create", route, "--network", "default", "--destination-range", nodes[1], "--next-hop-address", nodes[2], "--description", "k8s-node-route")
+	e.Eventually(10*time.Second, reach)
 }

@@ -34,6 +34,7 @@ import (
 	"github.com/kubeyard/kubeyard/internal/pki"
 	"github.com/kubeyard/kubeyard/internal/poll"
 	"github.com/kubeyard/kubeyard/internal/supervisor"
+	"github.com/kubeyard/kubeyard/internal/vpcnet"
 )
 
 // Spec is everything needed to run one cluster.
@@ -186,6 +187,8 @@ type Runtime struct {
 	firewalls  map[string][]firewall.Rule
 	firewallMu sync.Mutex
 	applied    map[string]string
+	// routes are each VPC network's routes (its Compute routes).
+	routes map[string][]vpcnet.Route
 }
 
 // New returns a Runtime with defaults filled in.

@@ -74,7 +74,7 @@ func (r *Runtime) ensureDataplane(s Spec, n Node) (*dataplane, error) {
 	if !ok || !n.Subnet.IsValid() || n.Network == "" {
 		return nil, fmt.Errorf("node %s: a real node needs its network, subnet and InternalIP", n.Name)
 	}
-	a := vpcnet.Attachment{Network: r.networkNS(n.Network), Node: r.nodeNS(n), Subnet: n.Subnet, IP: ip}
+	a := vpcnet.Attachment{Network: r.networkNS(n.Network), Node: r.nodeNS(n), Subnet: n.Subnet, IP: ip, RoutesBased: n.RoutesBased}
 	if err := vpcnet.Attach(a); err != nil {
 		return nil, fmt.Errorf("node %s: %w", n.Name, err)
 	}
@@ -161,7 +161,7 @@ func (r *Runtime) removeDataplanes(ctx context.Context, prefix string, s Spec) e
 	var errs []error
 	removed := map[string]bool{}
 	for _, d := range ds {
-		errs = append(errs, d.remove(ctx), r.applyFirewall(d.network))
+		errs = append(errs, d.remove(ctx), r.applyNetwork(d.network))
 		removed[d.dir] = true
 	}
 	if s.Dir != "" && r.cfg.Pods != nil {
@@ -184,7 +184,7 @@ func (r *Runtime) removeNodeDataplane(ctx context.Context, s Spec, name string) 
 	delete(r.dataplanes, key)
 	r.mu.Unlock()
 	if d != nil {
-		return errors.Join(d.remove(ctx), r.applyFirewall(d.network))
+		return errors.Join(d.remove(ctx), r.applyNetwork(d.network))
 	}
 	if r.cfg.Pods == nil {
 		return nil

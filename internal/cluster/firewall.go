@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -10,6 +11,7 @@ import (
 	"github.com/kubeyard/kubeyard/internal/firewall"
 	"github.com/kubeyard/kubeyard/internal/flows"
 	"github.com/kubeyard/kubeyard/internal/netns"
+	"github.com/kubeyard/kubeyard/internal/vpcnet"
 )
 
 // SetFirewall enforces a VPC network's firewall rules (network as
@@ -28,6 +30,30 @@ func (r *Runtime) SetFirewall(network string, rules []firewall.Rule) error {
 	r.firewalls[network] = rules
 	r.mu.Unlock()
 	return r.applyFirewall(network)
+}
+
+// SetRoutes gives a VPC network (as Node.Network) its routes, to its real
+// nodes: at once, and again whenever a node joins or leaves.
+func (r *Runtime) SetRoutes(network string, routes []vpcnet.Route) error {
+	if r.cfg.Pods == nil {
+		return nil
+	}
+	r.mu.Lock()
+	if r.routes == nil {
+		r.routes = map[string][]vpcnet.Route{}
+	}
+	r.routes[network] = routes
+	r.mu.Unlock()
+	return vpcnet.SetRoutes(r.networkNS(network), routes)
+}
+
+// applyNetwork brings a network's namespace to its firewall rules and
+// routes, after a node joined or left (the namespace may be new).
+func (r *Runtime) applyNetwork(network string) error {
+	r.mu.Lock()
+	routes := r.routes[network]
+	r.mu.Unlock()
+	return errors.Join(r.applyFirewall(network), vpcnet.SetRoutes(r.networkNS(network), routes))
 }
 
 // applyFirewall compiles the network's rules for the instances on it now,

@@ -41,6 +41,9 @@ type Node struct {
 	Subnet  netip.Prefix
 	// Tags are the instance's network tags, which firewall rules target.
 	Tags []string
+	// RoutesBased says the node's pod range is reached through the
+	// network's routes (SetRoutes), not as its alias range.
+	RoutesBased bool
 	// Simulated nodes run no containers: their pods are Running at once
 	// (for scale tests). Without Config.Pods every node is.
 	Simulated bool
@@ -89,7 +92,7 @@ func (r *Runtime) EnsureNodes(ctx context.Context, s Spec, nodes []Node, token s
 			r.mu.Lock()
 			r.dataplanes[key] = d
 			r.mu.Unlock()
-			if err := r.applyFirewall(n.Network); err != nil {
+			if err := r.applyNetwork(n.Network); err != nil {
 				return err
 			}
 			cfg.Pods, cfg.ApproveServingCSR = d.runtime, r.approveServing(s, n.Name)
@@ -102,7 +105,7 @@ func (r *Runtime) EnsureNodes(ctx context.Context, s Spec, nodes []Node, token s
 				d.attachment = a
 				r.mu.Unlock()
 				// Its pods are the instance's too, for the firewall.
-				return r.applyFirewall(n.Network)
+				return r.applyNetwork(n.Network)
 			}
 			cfg.ClusterDNS, cfg.AllowPrivileged = clusterDNS(s), r.cfg.Pods.AllowPrivileged
 		}

@@ -90,13 +90,13 @@ type Engine struct {
 	// held is why the recreation of a pool is held back, by cluster key
 	// and pool: what was last reported.
 	held map[string]string
-	// rotationNudge wakes the IP rotation follower early, firewallNudge
-	// the firewall follower.
-	rotationNudge chan struct{}
-	firewallNudge chan struct{}
-	vpc           *vpc.Service
-	dns           *clouddns.Service
-	images        *images.Store
+	// rotationNudge wakes the IP rotation follower early, dataplaneNudge
+	// the one of firewall rules and routes.
+	rotationNudge  chan struct{}
+	dataplaneNudge chan struct{}
+	vpc            *vpc.Service
+	dns            *clouddns.Service
+	images         *images.Store
 	// snapshots are the store's images unpacked, for containers' root
 	// file systems.
 	snapshots *images.Snapshots
@@ -127,7 +127,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	if cfg.EndpointPort == 0 {
 		cfg.EndpointPort = 443
 	}
-	e := &Engine{cfg: cfg, store: cfg.Store, runtime: cfg.Runtime, rotationNudge: make(chan struct{}, 1), firewallNudge: make(chan struct{}, 1), held: map[string]string{}}
+	e := &Engine{cfg: cfg, store: cfg.Store, runtime: cfg.Runtime, rotationNudge: make(chan struct{}, 1), dataplaneNudge: make(chan struct{}, 1), held: map[string]string{}}
 	if e.store == nil {
 		// One engine works on a store at a time: two would both supervise
 		// every cluster.
@@ -176,7 +176,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	}
 	e.ops = ops
 	e.vpc = vpc.New(vpc.Config{Store: e.store, Clock: cfg.Clock, BaseURL: cfg.BaseURL + "/compute/v1/", Regions: Regions(), InUse: e.networkUser,
-		FirewallsChanged: func(string) { nudge(e.firewallNudge) }})
+		DataplaneChanged: func(string) { nudge(e.dataplaneNudge) }})
 	e.dns = clouddns.New(clouddns.Config{Store: e.store, Clock: cfg.Clock, NetworkExists: func(ctx context.Context, project, name string) bool {
 		_, err := e.vpc.GetNetwork(ctx, project, name)
 		return err == nil
@@ -259,7 +259,7 @@ func (e *Engine) Start(ctx context.Context) error {
 		e.unpack(all...)
 	}
 	e.wg.Go(func() { e.followRotations(e.ctx, 2*time.Second) })
-	e.wg.Go(func() { e.followFirewalls(e.ctx, 5*time.Second) })
+	e.wg.Go(func() { e.followDataplane(e.ctx, 5*time.Second) })
 	e.wg.Go(func() { e.followFlowLogs(e.ctx, 5*time.Second) })
 	e.nudgeRotations() // rotations left by an earlier engine go on at once
 	for _, r := range clusters {

@@ -65,3 +65,45 @@ func TestFirewallRulesReachTheRuntime(t *testing.T) {
 	}
 	within("the deletion", func(rules []firewall.Rule) bool { return !has(rules) })
 }
+
+// A routes-based cluster's routes to its nodes' pod ranges reach the
+// runtime; one deleted through the Compute API is gone from it within a
+// second.
+func TestRoutesReachTheRuntime(t *testing.T) {
+	g := newRig(t)
+	g.createCluster("rb", 2, routesBased)
+	r := g.cluster("rb")
+	hops := func() []string {
+		var out []string
+		for _, rt := range g.rt.Routes(project + "/default") {
+			out = append(out, rt.NextHop.String())
+		}
+		slices.Sort(out)
+		return out
+	}
+	var want []string
+	for _, n := range r.Nodes["default-pool"] {
+		want = append(want, n.InternalIP)
+	}
+	slices.Sort(want)
+	g.eventually("the nodes' routes", func() error {
+		if got := hops(); !slices.Equal(got, want) {
+			return fmt.Errorf("routes to %v, want %v", got, want)
+		}
+		return nil
+	})
+	gone := r.Nodes["default-pool"][0]
+	if _, err := g.e.VPC().DeleteRoute(context.Background(), project, r.nodeRouteName(gone.Name)); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if err := poll.Until(ctx, func(context.Context) error {
+		if got := hops(); slices.Contains(got, gone.InternalIP) || len(got) != 1 {
+			return fmt.Errorf("routes to %v", got)
+		}
+		return nil
+	}); err != nil {
+		t.Errorf("a deleted route within a second: %v", err)
+	}
+}

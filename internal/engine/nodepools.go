@@ -198,7 +198,7 @@ func (e *Engine) nodes(r *ClusterRecord, p *container.NodePool) []cluster.Node {
 			labels[k] = v
 		}
 		node := cluster.Node{Name: n.Name, InternalIP: net.ParseIP(n.InternalIP), KubeletIP: net.ParseIP(n.KubeletIP), Labels: labels, CPU: res[0], Memory: res[1], MaxPods: int(p.MaxPodsConstraint.MaxPodsPerNode),
-			Network: r.Project + "/" + vpc.ResourceName(r.Cluster.Network), Subnet: subnet, Tags: []string{r.nodeTag()},
+			Network: r.Project + "/" + vpc.ResourceName(r.Cluster.Network), Subnet: subnet, Tags: []string{r.nodeTag()}, RoutesBased: r.routesBased(),
 			Simulated: p.Config.Labels[SimulatedLabel] == "true"}
 		// A node's external address is the one this machine reaches it
 		// at; private nodes have none.

@@ -10,6 +10,7 @@ import (
 	"github.com/kubeyard/kubeyard/internal/firewall"
 	"github.com/kubeyard/kubeyard/internal/flows"
 	"github.com/kubeyard/kubeyard/internal/join"
+	"github.com/kubeyard/kubeyard/internal/vpcnet"
 )
 
 // Runtime is everything the engine asks of the machines its clusters run
@@ -55,6 +56,8 @@ type Runtime interface {
 	// SetIntraNodeVisibility runs netd on every node of the cluster (on)
 	// or none, and waits until each node routes as it says.
 	SetIntraNodeVisibility(ctx context.Context, s cluster.Spec, on bool) error
+	// SetRoutes gives a VPC network ("P/N") its routes to instances.
+	SetRoutes(network string, routes []vpcnet.Route) error
 	// PodAddresses names the cluster's pods by address (host-network pods
 	// left out: theirs is their node's).
 	PodAddresses(ctx context.Context, s cluster.Spec) (map[netip.Addr]cluster.PodName, error)

@@ -60,7 +60,7 @@ func (s *Service) InsertFirewall(ctx context.Context, project string, fw *comput
 	} else if err != nil {
 		return nil, err
 	}
-	s.firewallsChanged(project)
+	s.dataplaneChanged(project)
 	return s.operation(ctx, project, "", "insert", fw.SelfLink, fw.Id)
 }
 
@@ -181,7 +181,7 @@ func (s *Service) DeleteFirewall(ctx context.Context, project, name string) (*co
 	if err := s.cfg.Store.Commit(ctx, store.Write{Key: firewallKey(project, name), Revision: rev}); err != nil {
 		return nil, err
 	}
-	s.firewallsChanged(project)
+	s.dataplaneChanged(project)
 	return s.operation(ctx, project, "", "delete", fw.SelfLink, fw.Id)
 }
 
@@ -257,12 +257,12 @@ func (s *Service) PatchFirewall(ctx context.Context, project, name string, p Fir
 	if err := s.cfg.Store.Commit(ctx, store.Write{Key: firewallKey(project, name), Value: fw, Revision: rev}); err != nil {
 		return nil, err
 	}
-	s.firewallsChanged(project)
+	s.dataplaneChanged(project)
 	return s.operation(ctx, project, "", "patch", fw.SelfLink, fw.Id)
 }
 
-func (s *Service) firewallsChanged(project string) {
-	if s.cfg.FirewallsChanged != nil {
-		s.cfg.FirewallsChanged(project)
+func (s *Service) dataplaneChanged(project string) {
+	if s.cfg.DataplaneChanged != nil {
+		s.cfg.DataplaneChanged(project)
 	}
 }

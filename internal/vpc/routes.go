@@ -88,6 +88,7 @@ func (s *Service) InsertRoute(ctx context.Context, project string, r *compute.Ro
 	} else if err != nil {
 		return nil, err
 	}
+	s.dataplaneChanged(project)
 	return s.operation(ctx, project, "", "insert", r.SelfLink, r.Id)
 }
 
@@ -128,5 +129,6 @@ func (s *Service) DeleteRoute(ctx context.Context, project, name string) (*compu
 	if err := s.cfg.Store.Commit(ctx, store.Write{Key: routeKey(project, name), Revision: rev}); err != nil {
 		return nil, err
 	}
+	s.dataplaneChanged(project)
 	return s.operation(ctx, project, "", "delete", r.SelfLink, r.Id)
 }

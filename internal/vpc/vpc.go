@@ -39,9 +39,9 @@ type Config struct {
 	// InUse names a cluster that uses the network (or, with a subnetwork
 	// name, the subnetwork), or "": such a resource cannot be deleted.
 	InUse func(ctx context.Context, project, network, subnetwork string) (string, error)
-	// FirewallsChanged, if set, is told when a project's firewall rules
-	// change.
-	FirewallsChanged func(project string)
+	// DataplaneChanged, if set, is told when what a project's networks
+	// enforce on packets changes: firewall rules and routes.
+	DataplaneChanged func(project string)
 }
 
 // Service keeps the VPC networks.

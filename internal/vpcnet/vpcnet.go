@@ -10,10 +10,12 @@
 package vpcnet
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/kubeyard/kubeyard/internal/netns"
 )
@@ -25,8 +27,11 @@ type Attachment struct {
 	// Subnet is the subnet's primary range; IP the node's address in it.
 	Subnet netip.Prefix
 	IP     netip.Addr
-	// PodRange is routed to the node (none: a node without pods).
-	PodRange netip.Prefix
+	// PodRange is routed to the node (none: a node without pods), as its
+	// alias range, unless RoutesBased: then only the network's routes
+	// (SetRoutes: the cluster's Compute routes) lead there.
+	PodRange    netip.Prefix
+	RoutesBased bool
 }
 
 // Gateway is a subnet's gateway address: its first host.
@@ -98,7 +103,7 @@ func Attach(a Attachment) error {
 	if err != nil {
 		return fmt.Errorf("vpcnet: %s: %w", a.Node, err)
 	}
-	if a.PodRange.IsValid() {
+	if a.PodRange.IsValid() && !a.RoutesBased {
 		if err := vh.RouteReplace(podRoute(port, a)); err != nil {
 			return fmt.Errorf("vpcnet: %s: route %s to %s: %w", a.Network, a.PodRange, a.IP, err)
 		}
@@ -158,4 +163,57 @@ func Attached(network string) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// Route is a route of the network: Dst through the instance at NextHop.
+type Route struct {
+	Dst     netip.Prefix
+	NextHop netip.Addr
+}
+
+// routeProtocol marks the routes SetRoutes installs (rtnetlink's protocol
+// field; the kernel's own are below 20).
+const routeProtocol = 77
+
+// SetRoutes makes routes the network's routes, besides its subnets' and
+// its nodes' alias ranges: missing ones are added, others removed. A route
+// whose next hop is no instance on the network carries nothing, as on
+// Compute Engine, and is left out.
+func SetRoutes(network string, routes []Route) error {
+	if !netns.Exists(network) {
+		return nil
+	}
+	vh, err := netns.Handle(network)
+	if err != nil {
+		return err
+	}
+	defer vh.Close()
+	have, err := vh.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Protocol: routeProtocol}, netlink.RT_FILTER_PROTOCOL)
+	if err != nil {
+		return fmt.Errorf("vpcnet: %s: %w", network, err)
+	}
+	want := map[string]Route{}
+	for _, r := range routes {
+		want[r.Dst.Masked().String()] = r
+	}
+	var errs []error
+	for _, h := range have {
+		w, ok := want[h.Dst.String()]
+		if ok && h.Gw.Equal(netns.IP(w.NextHop)) {
+			delete(want, h.Dst.String())
+			continue
+		}
+		if err := vh.RouteDel(&h); err != nil {
+			errs = append(errs, fmt.Errorf("vpcnet: %s: route %s: %w", network, h.Dst, err))
+		}
+	}
+	for _, r := range want {
+		route := &netlink.Route{Dst: netns.IPNet(r.Dst.Masked()), Gw: netns.IP(r.NextHop), Protocol: routeProtocol}
+		if err := vh.RouteReplace(route); errors.Is(err, unix.ENETUNREACH) {
+			continue
+		} else if err != nil {
+			errs = append(errs, fmt.Errorf("vpcnet: %s: route %s via %s: %w", network, r.Dst, r.NextHop, err))
+		}
+	}
+	return errors.Join(errs...)
 }

@@ -149,3 +149,55 @@ func dialFrom(ns string, ip netip.Addr, from netip.Addr) error {
 	}
 	return nil
 }
+
+// A routes-based node's pod range is reached only through the network's
+// routes: none, no way there; a route to it, the way; the route gone, no
+// way again. A route to an address no instance has is left out.
+func TestRoutes(t *testing.T) {
+	network := netnstest.Name(t, "vpc")
+	subnet := netip.MustParsePrefix("10.128.0.0/20")
+	var nodes []vpcnet.Attachment
+	var pods []string
+	for i := range 2 {
+		a := vpcnet.Attachment{Network: network, Node: netnstest.Name(t, fmt.Sprint("node", i)), Subnet: subnet,
+			IP: netip.MustParseAddr(fmt.Sprintf("10.128.0.%d", 2+i)), PodRange: netip.MustParsePrefix(fmt.Sprintf("10.4.%d.0/24", i)), RoutesBased: true}
+		if err := vpcnet.Attach(a); err != nil {
+			t.Fatal(err)
+		}
+		if err := podnet.EnsureNode(a.Node, a.PodRange); err != nil {
+			t.Fatal(err)
+		}
+		pod := netnstest.Name(t, fmt.Sprint("pod", i))
+		if err := netns.Create(pod); err != nil {
+			t.Fatal(err)
+		}
+		if err := podnet.AddPod(a.Node, pod, a.PodRange.Addr().Next().Next(), a.PodRange); err != nil {
+			t.Fatal(err)
+		}
+		nodes, pods = append(nodes, a), append(pods, pod)
+	}
+	to := nodes[1].PodRange.Addr().Next().Next()
+	from := nodes[0].PodRange.Addr().Next().Next()
+	listen(t, pods[1], to)
+	if err := dialFrom(pods[0], to, from); err == nil {
+		t.Fatal("a routes-based node's pods are reachable without a route")
+	}
+	routes := []vpcnet.Route{
+		{Dst: nodes[0].PodRange, NextHop: nodes[0].IP}, {Dst: nodes[1].PodRange, NextHop: nodes[1].IP},
+		{Dst: netip.MustParsePrefix("10.9.0.0/24"), NextHop: netip.MustParseAddr("10.200.0.9")},
+	}
+	for range 2 {
+		if err := vpcnet.SetRoutes(network, routes); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := dialFrom(pods[0], to, from); err != nil {
+		t.Fatalf("with the routes: %v", err)
+	}
+	if err := vpcnet.SetRoutes(network, routes[:1]); err != nil {
+		t.Fatal(err)
+	}
+	if err := dialFrom(pods[0], to, from); err == nil {
+		t.Error("node 1's route is gone, and its pod is still reachable")
+	}
+}

@@ -20,6 +20,7 @@ import (
 	"github.com/kubeyard/kubeyard/internal/firewall"
 	"github.com/kubeyard/kubeyard/internal/flows"
 	"github.com/kubeyard/kubeyard/internal/join"
+	"github.com/kubeyard/kubeyard/internal/vpcnet"
 )
 
 // Cluster is what runs of one cluster.
@@ -59,12 +60,13 @@ type Runtime struct {
 	firewalls   map[string][]firewall.Rule
 	connections map[string]connections
 	pods        map[string]map[netip.Addr]cluster.PodName
+	routes      map[string][]vpcnet.Route
 }
 
 // New returns an empty fake runtime.
 func New() *Runtime {
 	return &Runtime{clusters: map[string]*Cluster{}, Unhealthy: map[string]bool{}, firewalls: map[string][]firewall.Rule{},
-		connections: map[string]connections{}, pods: map[string]map[netip.Addr]cluster.PodName{}}
+		connections: map[string]connections{}, pods: map[string]map[netip.Addr]cluster.PodName{}, routes: map[string][]vpcnet.Route{}}
 }
 
 // SetFirewall records a network's rules.
@@ -73,6 +75,21 @@ func (r *Runtime) SetFirewall(network string, rules []firewall.Rule) error {
 	defer r.mu.Unlock()
 	r.firewalls[network] = rules
 	return nil
+}
+
+// SetRoutes records a network's routes.
+func (r *Runtime) SetRoutes(network string, routes []vpcnet.Route) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.routes[network] = slices.Clone(routes)
+	return nil
+}
+
+// Routes are the routes last set for a network ("P/N").
+func (r *Runtime) Routes(network string) []vpcnet.Route {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.routes[network])
 }
 
 // Connections are what SetConnections said of the network.
