@@ -111,11 +111,21 @@ func TestIntraNodeVisibility(t *testing.T) {
 		return nil
 	}
 	e.Gcloud("compute", "firewall-rules", "create", "deny-pod-1", "--network", "default", "--action", "DENY",
-		"--rules", "tcp:8080", "--source-ranges", p1.Status.PodIP+"/32", "--priority", "100")
+		"--rules", "tcp:8080", "--source-ranges", p1.Status.PodIP+"/32", "--priority", "100", "--enable-logging")
 	defer e.Gcloud("compute", "firewall-rules", "delete", "deny-pod-1", "--quiet")
 	e.Eventually(10*time.Second, func() error {
 		if reach() == nil {
 			return fmt.Errorf("pod-1 still reaches pod-2 through the deny rule")
+		}
+		return nil
+	})
+	// The rule logs what it denied.
+	denied := fmt.Sprintf(`logName="projects/%s/logs/compute.googleapis.com%%2Ffirewall" AND jsonPayload.disposition="DENIED" AND jsonPayload.connection.src_ip="%s" AND jsonPayload.connection.dest_ip="%s"`,
+		e.Project, p1.Status.PodIP, p2.Status.PodIP)
+	e.Eventually(15*time.Second, func() error {
+		out := e.Gcloud("logging", "read", denied, "--format=value(jsonPayload.rule_details.reference,jsonPayload.connection.dest_port)")
+		if !strings.Contains(out, "network:default/firewall:deny-pod-1\t8080") {
+			return fmt.Errorf("no firewall log entry of the denied connection yet: %q", out)
 		}
 		return nil
 	})

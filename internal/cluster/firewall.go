@@ -115,6 +115,22 @@ func (r *Runtime) instances(ns string) []firewall.Instance {
 	return out
 }
 
+// FirewallHits are the connections the network's logging rules decided
+// lately (none before its first rules).
+func (r *Runtime) FirewallHits(network string) ([]firewall.Hit, error) {
+	if r.cfg.Pods == nil {
+		return nil, nil
+	}
+	ns := r.networkNS(network)
+	r.firewallMu.Lock()
+	_, applied := r.applied[ns]
+	r.firewallMu.Unlock()
+	if !applied || !netns.Exists(ns) {
+		return nil, nil
+	}
+	return firewall.Logged(ns)
+}
+
 // Connections returns the connections crossing a VPC network now (network
 // as Node.Network), and its instances: each real node with its address
 // and pod range (named as nodes are).

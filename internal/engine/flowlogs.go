@@ -47,8 +47,9 @@ func (e *Engine) reportFlows(ctx context.Context) {
 	now := e.cfg.Clock.Now()
 	for key, records := range byNetwork {
 		project, name, _ := strings.Cut(key, "/")
-		n := flowlog.Network{Subnets: e.flowLogSubnets(ctx, project, name)}
-		if len(n.Subnets) == 0 {
+		subnets, flowLogs := e.subnetsOf(ctx, project, name)
+		n := flowlog.Network{Subnets: subnets, Rules: e.loggedRules(ctx, project, name)}
+		if !flowLogs && len(n.Rules) == 0 {
 			// Nothing to log: no conntrack dump, and a fresh start when
 			// flow logs come on.
 			if _, ok := e.flowReporters[key]; ok {
@@ -60,6 +61,10 @@ func (e *Engine) reportFlows(ctx context.Context) {
 			continue
 		}
 		fs, nodes, err := e.runtime.Connections(key)
+		var hits []firewall.Hit
+		if err == nil && len(n.Rules) > 0 {
+			hits, err = e.runtime.FirewallHits(key)
+		}
 		if err != nil {
 			e.cfg.Logger.Warn("flow logs", "network", key, "err", err)
 			continue
@@ -71,7 +76,7 @@ func (e *Engine) reportFlows(ctx context.Context) {
 		}
 		n.Instances = instancesOf(records, nodes)
 		n.Pod = e.podsOf(ctx, records)
-		entries := rep.Report(now, n, fs)
+		entries := append(rep.Report(now, n, fs), rep.Firewall(now, n, hits)...)
 		if err := e.logs.WriteWith(ctx, project, []store.Write{{Key: flowCursorKey(key), Value: rep, Revision: store.Any}}, entries...); err != nil {
 			// Not written: the stored reporter is where to go on from.
 			delete(e.flowReporters, key)
@@ -94,21 +99,53 @@ func (e *Engine) flowReporter(ctx context.Context, network string, now time.Time
 	return rep, nil
 }
 
-// flowLogSubnets are the network's subnetworks with flow logs on, by name.
-func (e *Engine) flowLogSubnets(ctx context.Context, project, network string) map[string]flowlog.Subnet {
+// subnetsOf are the network's subnetworks (flowlog.SubnetKey), with their flow log
+// settings; flowLogs says whether one has flow logs on.
+func (e *Engine) subnetsOf(ctx context.Context, project, network string) (subnets map[string]flowlog.Subnet, flowLogs bool) {
 	subs, err := e.vpc.ListSubnets(ctx, project, "")
 	if err != nil {
-		return nil
+		return nil, false
 	}
 	out := map[string]flowlog.Subnet{}
 	for _, s := range subs {
-		if vpc.ResourceName(s.Network) != network || !s.EnableFlowLogs || s.LogConfig == nil {
+		if vpc.ResourceName(s.Network) != network {
 			continue
 		}
 		r, _ := netip.ParsePrefix(s.IpCidrRange)
-		out[s.Name] = flowlog.Subnet{Project: project, Region: vpc.ResourceName(s.Region), Name: s.Name, ID: strconv.FormatUint(s.Id, 10),
-			Network: network, Range: r, Sampling: s.LogConfig.FlowSampling, Metadata: s.LogConfig.Metadata != "EXCLUDE_ALL_METADATA",
-			Interval: flowlog.Intervals[s.LogConfig.AggregationInterval]}
+		sub := flowlog.Subnet{Project: project, Region: vpc.ResourceName(s.Region), Name: s.Name, ID: strconv.FormatUint(s.Id, 10), Network: network, Range: r}
+		if c := s.LogConfig; s.EnableFlowLogs && c != nil {
+			sub.FlowLogs, sub.Sampling, sub.Metadata, sub.Interval = true, c.FlowSampling, c.Metadata != "EXCLUDE_ALL_METADATA", flowlog.Intervals[c.AggregationInterval]
+			flowLogs = true
+		}
+		out[flowlog.SubnetKey(sub.Region, s.Name)] = sub
+	}
+	return out, flowLogs
+}
+
+// loggedRules are the network's enabled firewall rules with logging on,
+// by firewall.RuleID.
+func (e *Engine) loggedRules(ctx context.Context, project, network string) map[uint32]flowlog.LoggedRule {
+	fws, err := e.vpc.ListFirewalls(ctx, project)
+	if err != nil {
+		return nil
+	}
+	out := map[uint32]flowlog.LoggedRule{}
+	for _, fw := range fws {
+		if vpc.ResourceName(fw.Network) != network || fw.Disabled || fw.LogConfig == nil || !fw.LogConfig.Enable {
+			continue
+		}
+		r := flowlog.LoggedRule{Name: fw.Name, VPC: network, Priority: fw.Priority, Deny: len(fw.Denied) > 0, Ingress: fw.Direction != "EGRESS",
+			Ranges: fw.SourceRanges, SourceTags: fw.SourceTags, TargetTags: fw.TargetTags, ExcludeMetadata: fw.LogConfig.Metadata == "EXCLUDE_ALL_METADATA"}
+		if !r.Ingress {
+			r.Ranges = fw.DestinationRanges
+		}
+		for _, a := range fw.Allowed {
+			r.Protocols = append(r.Protocols, flowlog.RuleProtocol{Protocol: a.IPProtocol, Ports: a.Ports})
+		}
+		for _, d := range fw.Denied {
+			r.Protocols = append(r.Protocols, flowlog.RuleProtocol{Protocol: d.IPProtocol, Ports: d.Ports})
+		}
+		out[firewall.RuleID(fw.Name)] = r
 	}
 	return out
 }

@@ -91,3 +91,50 @@ func TestFlowLogsPickUpAfterACrash(t *testing.T) {
 		t.Errorf("pod-1 sent 250 bytes in all; the entries say %d", got)
 	}
 }
+
+// A firewall rule with logging on has each connection it decided written
+// once to compute.googleapis.com%2Ffirewall, with flow logs off, across
+// engines.
+func TestFirewallLogging(t *testing.T) {
+	g := newRig(t)
+	ctx := context.Background()
+	g.createCluster("fw", 1)
+	node := g.cluster("fw").Nodes["default-pool"][0]
+	fw := &compute.Firewall{Name: "deny-8080", Network: "default", Priority: 100, Denied: []*compute.FirewallDenied{{IPProtocol: "tcp", Ports: []string{"8080"}}},
+		SourceRanges: []string{"10.128.0.200/32"}, LogConfig: &compute.FirewallLogConfig{Enable: true}}
+	if _, err := g.e.VPC().InsertFirewall(ctx, project, fw, nil); err != nil {
+		t.Fatal(err)
+	}
+	network := project + "/default"
+	g.rt.SetConnections(network, nil, []firewall.Instance{{Name: node.Name, IP: netip.MustParseAddr(node.InternalIP)}})
+	g.rt.SetFirewallHits(network, []firewall.Hit{{Rule: firewall.RuleID("deny-8080"), Protocol: 6,
+		Src: netip.MustParseAddrPort("10.128.0.200:40000"), Dst: netip.AddrPortFrom(netip.MustParseAddr(node.InternalIP), 8080)}})
+	logged := func() []string {
+		f, _ := logging.ParseFilter(`logName="projects/p/logs/compute.googleapis.com%2Ffirewall"`)
+		raw, _, err := g.e.Logs().List(logging.Query{Projects: []string{project}, Filter: f, PageSize: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, r := range raw {
+			var e struct {
+				JSONPayload struct {
+					Disposition string `json:"disposition"`
+					Instance    struct {
+						VMName string `json:"vm_name"`
+					} `json:"instance"`
+				} `json:"jsonPayload"`
+			}
+			json.Unmarshal(r, &e)
+			out = append(out, e.JSONPayload.Disposition+" at "+e.JSONPayload.Instance.VMName)
+		}
+		return out
+	}
+	g.e.reportFlows(ctx)
+	g.e.reportFlows(ctx)
+	g.restart()
+	g.e.reportFlows(ctx)
+	if got := logged(); len(got) != 1 || got[0] != "DENIED at "+node.Name {
+		t.Errorf("firewall log: %v", got)
+	}
+}

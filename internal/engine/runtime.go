@@ -58,6 +58,9 @@ type Runtime interface {
 	SetIntraNodeVisibility(ctx context.Context, s cluster.Spec, on bool) error
 	// SetRoutes gives a VPC network ("P/N") its routes to instances.
 	SetRoutes(network string, routes []vpcnet.Route) error
+	// FirewallHits are the connections the network's logging firewall
+	// rules decided lately (firewall.LoggedFor).
+	FirewallHits(network string) ([]firewall.Hit, error)
 	// PodAddresses names the cluster's pods by address (host-network pods
 	// left out: theirs is their node's).
 	PodAddresses(ctx context.Context, s cluster.Spec) (map[netip.Addr]cluster.PodName, error)

@@ -58,6 +58,8 @@ type Rule struct {
 	Destinations []netip.Prefix
 	// TargetTags limit the instances it applies to (none: all).
 	TargetTags []string
+	// Log records the connections the rule decides (see Logged).
+	Log bool
 }
 
 // Protocol is an IP protocol (number), with ports for those that have
@@ -171,6 +173,9 @@ func compile(c *nftables.Conn, table *nftables.Table, p Policy) {
 		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: native(0)},
 		&expr.Verdict{Kind: expr.VerdictAccept})
 
+	logged := &nftables.Set{Table: table, Name: loggedSet, KeyType: loggedKey, Concatenation: true,
+		Dynamic: true, HasTimeout: true, Timeout: LoggedFor}
+	c.AddSet(logged, nil)
 	rules := slices.Clone(p.Rules)
 	slices.SortStableFunc(rules, func(a, b Rule) int {
 		if a.Priority != b.Priority {
@@ -204,7 +209,7 @@ func compile(c *nftables.Conn, table *nftables.Table, p Policy) {
 					verdict = expr.VerdictDrop
 				}
 				for _, m := range matches(r.Protocols, sources, saddrOffset) {
-					add(ingress, append(m, &expr.Verdict{Kind: verdict})...)
+					add(ingress, append(append(m, r.logExprs(logged)...), &expr.Verdict{Kind: verdict})...)
 				}
 			} else {
 				verdict := expr.VerdictReturn // on to the receiver's ingress
@@ -212,7 +217,7 @@ func compile(c *nftables.Conn, table *nftables.Table, p Policy) {
 					verdict = expr.VerdictDrop
 				}
 				for _, m := range matches(r.Protocols, r.Destinations, daddrOffset) {
-					add(egress, append(m, &expr.Verdict{Kind: verdict})...)
+					add(egress, append(append(m, r.logExprs(logged)...), &expr.Verdict{Kind: verdict})...)
 				}
 			}
 		}
@@ -364,7 +369,7 @@ func FromCompute(fw *compute.Firewall) (rule Rule, ok bool, err error) {
 		return Rule{}, false, nil
 	}
 	r := Rule{Name: fw.Name, Priority: fw.Priority, Ingress: fw.Direction != "EGRESS", Deny: len(fw.Denied) > 0,
-		SourceTags: fw.SourceTags, TargetTags: fw.TargetTags}
+		SourceTags: fw.SourceTags, TargetTags: fw.TargetTags, Log: fw.LogConfig != nil && fw.LogConfig.Enable}
 	for _, a := range fw.Allowed {
 		p, err := ParseProtocol(a.IPProtocol, a.Ports)
 		if err != nil {

@@ -164,3 +164,46 @@ func TestFromCompute(t *testing.T) {
 		t.Errorf("an IPv6 rule: %+v %v", v6, err)
 	}
 }
+
+// A rule with logging on records the connections it decides, allowed or
+// denied, with their ports; a rule without logs nothing.
+func TestLogged(t *testing.T) {
+	ns, vms, instances := network(t)
+	rules := []firewall.Rule{
+		{Name: "allow-8080", Priority: 1000, Ingress: true, Protocols: tcp("8080"), Sources: everywhere, Log: true},
+		{Name: "deny-9090", Priority: 900, Ingress: true, Deny: true, Protocols: tcp("9090"), Sources: everywhere, TargetTags: []string{"db"}, Log: true},
+		{Name: "allow-9090", Priority: 1000, Ingress: true, Protocols: tcp("9090"), Sources: everywhere},
+	}
+	if err := firewall.Apply(ns, firewall.Policy{Instances: instances, Rules: rules}); err != nil {
+		t.Fatal(err)
+	}
+	if hits, err := firewall.Logged(ns); err != nil || len(hits) != 0 {
+		t.Fatalf("before any connection: %v %v", hits, err)
+	}
+	db, web, plain := vms["db"], vms["web"], vms["plain"]
+	if err := dial(web.ns, netip.AddrPortFrom(db.ip, 8080)); err != nil {
+		t.Fatal(err)
+	}
+	if err := dial(web.ns, netip.AddrPortFrom(db.ip, 9090)); err == nil {
+		t.Fatal("the deny rule let web reach db:9090")
+	}
+	if err := dial(web.ns, netip.AddrPortFrom(plain.ip, 9090)); err != nil {
+		t.Fatal(err)
+	}
+	hits, err := firewall.Logged(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for _, h := range hits {
+		name := map[uint32]string{firewall.RuleID("allow-8080"): "allow-8080", firewall.RuleID("deny-9090"): "deny-9090"}[h.Rule]
+		if h.Protocol != 6 || h.Src.Addr() != web.ip || h.Src.Port() == 0 {
+			t.Errorf("hit %+v", h)
+		}
+		got[fmt.Sprintf("%s %s", name, h.Dst)] = true
+	}
+	want := map[string]bool{"allow-8080 " + db.ip.String() + ":8080": true, "deny-9090 " + db.ip.String() + ":9090": true}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("logged %v, want %v", got, want)
+	}
+}

@@ -10,6 +10,10 @@
 // one connection come one after another (SRC then DEST), so that at any
 // rate of one half or more each direction of a connection that both ends
 // report is logged by at least one of them.
+//
+// It also makes the entries of firewall rules logging
+// (compute.googleapis.com%2Ffirewall, firewall.go): a connection a logging
+// rule decided, once.
 package flowlog
 
 import (
@@ -26,8 +30,11 @@ import (
 // LogID is the flow logs' log, URL-encoded as in logName.
 const LogID = "compute.googleapis.com%2Fvpc_flows"
 
-// Subnet is a subnetwork with flow logs on.
+// Subnet is a subnetwork, with its flow log settings.
 type Subnet struct {
+	// FlowLogs says whether it has flow logs on; the rest is their
+	// settings.
+	FlowLogs                           bool
 	Project, Region, Name, ID, Network string
 	Range                              netip.Prefix
 	// Sampling is the share of entries kept (0 to 1); Metadata says
@@ -80,8 +87,11 @@ type Pod struct{ Name, Namespace string }
 // Network is what a report needs of a network besides its connections.
 type Network struct {
 	Instances []Instance
-	// Subnets with flow logs on, by name.
+	// Subnets are the network's subnetworks, by region and name
+	// ("us-central1/default": SubnetKey).
 	Subnets map[string]Subnet
+	// Rules are the firewall rules with logging on, by firewall.RuleID.
+	Rules map[uint32]LoggedRule
 	// Pod, if set, names the pod at an address.
 	Pod func(netip.Addr) (Pod, bool)
 }
@@ -102,6 +112,9 @@ type Reporter struct {
 	// Intervals are when each subnetwork's aggregation interval began (its
 	// last report).
 	Intervals map[string]time.Time `json:"intervals"`
+	// Decided are the connections firewall rules logging reported (see
+	// Firewall), until they leave the rules' log.
+	Decided map[string]bool `json:"decided"`
 	// Last is when the reporter last looked.
 	Last time.Time `json:"last"`
 }
@@ -134,6 +147,9 @@ func (r *Reporter) init() {
 	}
 	if r.Intervals == nil {
 		r.Intervals = map[string]time.Time{}
+	}
+	if r.Decided == nil {
+		r.Decided = map[string]bool{}
 	}
 }
 
@@ -194,8 +210,8 @@ func (r *Reporter) Report(now time.Time, n Network, fs []flows.Flow) []logging.E
 			if in == nil || ends[in] != nil {
 				continue
 			}
-			sub, on := n.Subnets[in.Subnet]
-			if !on {
+			sub, on := n.Subnets[in.subnet()]
+			if !on || !sub.FlowLogs {
 				continue
 			}
 			e := &end{sub: sub, due: isDue(sub), before: r.Reported[k+"@"+in.Name]}
@@ -296,12 +312,7 @@ func entry(sub Subnet, at *Instance, reporter string, proto uint8, from, to neti
 			if side == "dest" {
 				addr = to.Addr()
 			}
-			region := in.Zone
-			if i := len(region) - 2; i > 0 {
-				region = region[:i]
-			}
-			payload[side+"_instance"] = map[string]any{"project_id": in.Project, "region": region, "vm_name": in.Name, "zone": in.Zone}
-			payload[side+"_vpc"] = map[string]any{"project_id": in.Project, "vpc_name": in.VPC, "subnetwork_name": in.Subnet}
+			payload[side+"_instance"], payload[side+"_vpc"] = in.details(), in.vpcDetails()
 			if in.Cluster != "" {
 				gke := map[string]any{"cluster": map[string]any{"cluster_name": in.Cluster, "cluster_location": in.ClusterLocation}}
 				if pod != nil {
@@ -313,10 +324,34 @@ func entry(sub Subnet, at *Instance, reporter string, proto uint8, from, to neti
 			}
 		}
 	}
-	return logging.Entry{
-		LogName: "projects/" + sub.Project + "/logs/" + LogID,
-		Resource: logging.Resource{Type: "gce_subnetwork", Labels: map[string]string{
-			"location": at.Zone, "project_id": sub.Project, "subnetwork_id": sub.ID, "subnetwork_name": sub.Name}},
-		Timestamp: end, Severity: "DEFAULT", JSONPayload: payload,
+	return logging.Entry{LogName: "projects/" + sub.Project + "/logs/" + LogID, Resource: sub.resource(at),
+		Timestamp: end, Severity: "DEFAULT", JSONPayload: payload}
+}
+
+// resource is the subnetwork as the entries of an instance in it name it.
+func (s Subnet) resource(at *Instance) logging.Resource {
+	return logging.Resource{Type: "gce_subnetwork", Labels: map[string]string{
+		"location": at.Zone, "project_id": s.Project, "subnetwork_id": s.ID, "subnetwork_name": s.Name}}
+}
+
+// details and vpcDetails are the instance as entries describe it.
+func (in *Instance) details() map[string]any {
+	return map[string]any{"project_id": in.Project, "region": in.region(), "vm_name": in.Name, "zone": in.Zone}
+}
+
+// SubnetKey is how Network.Subnets names a subnetwork.
+func SubnetKey(region, name string) string { return region + "/" + name }
+
+// subnet is the instance's subnetwork as Network.Subnets names it.
+func (in *Instance) subnet() string { return SubnetKey(in.region(), in.Subnet) }
+
+func (in *Instance) region() string {
+	if i := len(in.Zone) - 2; i > 0 {
+		return in.Zone[:i]
 	}
+	return in.Zone
+}
+
+func (in *Instance) vpcDetails() map[string]any {
+	return map[string]any{"project_id": in.Project, "vpc_name": in.VPC, "subnetwork_name": in.Subnet}
 }

@@ -20,7 +20,7 @@ func network(sampling float64, metadata bool) Network {
 			{Project: "demo", Zone: "us-central1-a", Name: "node-b", IP: netip.MustParseAddr("10.128.0.3"), Ranges: []netip.Prefix{netip.MustParsePrefix("10.4.1.0/24")},
 				Subnet: "default", VPC: "default", Cluster: "flow-log-test", ClusterLocation: "us-central1-a"},
 		},
-		Subnets: map[string]Subnet{"default": {Project: "demo", Region: "us-central1", Name: "default", ID: "123", Network: "default", Sampling: sampling, Metadata: metadata}},
+		Subnets: map[string]Subnet{"us-central1/default": {FlowLogs: true, Project: "demo", Region: "us-central1", Name: "default", ID: "123", Network: "default", Sampling: sampling, Metadata: metadata}},
 		Pod: func(a netip.Addr) (Pod, bool) {
 			switch a.String() {
 			case "10.4.0.2":
@@ -119,7 +119,7 @@ func TestAggregationInterval(t *testing.T) {
 	t0 := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
 	n := network(1, true)
 	n.Instances[1].Subnet = "slow"
-	n.Subnets["slow"] = Subnet{Project: "demo", Region: "us-central1", Name: "slow", ID: "456", Network: "default", Sampling: 1, Interval: 30 * time.Second}
+	n.Subnets["us-central1/slow"] = Subnet{FlowLogs: true, Project: "demo", Region: "us-central1", Name: "slow", ID: "456", Network: "default", Sampling: 1, Interval: 30 * time.Second}
 	r := NewReporter(t0)
 	reporters := func(es []logging.Entry) (src, dest []string) {
 		for _, e := range es {

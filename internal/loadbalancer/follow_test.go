@@ -31,12 +31,16 @@ func TestFollowAppliesTheConfigFolder(t *testing.T) {
 	dir := follow(t)
 
 	addr := frontendAddr(t)
-	wait, stop := context.WithTimeout(context.Background(), 5*time.Second)
-	defer stop()
+	// Each step has its own 5 s: the suite runs packages side by side.
+	wait := func() context.Context {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		t.Cleanup(cancel)
+		return ctx
+	}
 	if err := WriteFrontend(dir, "c1", Frontend{Addr: addr, Backends: []Backend{one}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := WaitListening(wait, addr, true); err != nil {
+	if err := WaitListening(wait(), addr, true); err != nil {
 		t.Fatal(err)
 	}
 	eventuallyGet(t, addr, "one")
@@ -51,7 +55,7 @@ func TestFollowAppliesTheConfigFolder(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "c1.json"), []byte("{not json"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := WaitRefused(wait, dir, "c1"); err != nil {
+	if err := WaitRefused(wait(), dir, "c1"); err != nil {
 		t.Fatal(err)
 	}
 	if body, err := get(addr); err != nil || body != "two" {
@@ -61,7 +65,7 @@ func TestFollowAppliesTheConfigFolder(t *testing.T) {
 	if err := WriteFrontend(dir, "c1", Frontend{Addr: addr, Backends: []Backend{one}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := WaitApplied(wait, dir, "c1"); err != nil {
+	if err := WaitApplied(wait(), dir, "c1"); err != nil {
 		t.Fatal(err)
 	}
 	eventuallyGet(t, addr, "one")
@@ -69,7 +73,7 @@ func TestFollowAppliesTheConfigFolder(t *testing.T) {
 	if err := RemoveFrontend(dir, "c1"); err != nil {
 		t.Fatal(err)
 	}
-	if err := WaitListening(wait, addr, false); err != nil {
+	if err := WaitListening(wait(), addr, false); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -61,12 +61,14 @@ type Runtime struct {
 	connections map[string]connections
 	pods        map[string]map[netip.Addr]cluster.PodName
 	routes      map[string][]vpcnet.Route
+	hits        map[string][]firewall.Hit
 }
 
 // New returns an empty fake runtime.
 func New() *Runtime {
 	return &Runtime{clusters: map[string]*Cluster{}, Unhealthy: map[string]bool{}, firewalls: map[string][]firewall.Rule{},
-		connections: map[string]connections{}, pods: map[string]map[netip.Addr]cluster.PodName{}, routes: map[string][]vpcnet.Route{}}
+		connections: map[string]connections{}, pods: map[string]map[netip.Addr]cluster.PodName{}, routes: map[string][]vpcnet.Route{},
+		hits: map[string][]firewall.Hit{}}
 }
 
 // SetFirewall records a network's rules.
@@ -75,6 +77,20 @@ func (r *Runtime) SetFirewall(network string, rules []firewall.Rule) error {
 	defer r.mu.Unlock()
 	r.firewalls[network] = rules
 	return nil
+}
+
+// FirewallHits are what SetFirewallHits said of the network.
+func (r *Runtime) FirewallHits(network string) ([]firewall.Hit, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.hits[network]), nil
+}
+
+// SetFirewallHits says what the network's logging rules decided lately.
+func (r *Runtime) SetFirewallHits(network string, hits []firewall.Hit) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.hits[network] = hits
 }
 
 // SetRoutes records a network's routes.
