@@ -143,7 +143,7 @@ func WaitListening(ctx context.Context, addr string, listening bool) error {
 func (lb *LoadBalancer) Follow(ctx context.Context, dir string, interval time.Duration) error {
 	applied := map[string]string{}        // address -> frontend applied, as JSON
 	lastGood := map[string]frontendFile{} // file -> its last content that parsed
-	reported := map[string]bool{}         // files whose parse error was logged
+	refused := map[string]string{}        // files whose parse error was logged -> their content then
 	acked := map[string]string{}          // file -> content acknowledged
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -155,7 +155,7 @@ func (lb *LoadBalancer) Follow(ctx context.Context, dir string, interval time.Du
 			for file := range lastGood {
 				if _, ok := files[file]; !ok {
 					delete(lastGood, file)
-					delete(reported, file)
+					delete(refused, file)
 					delete(acked, file)
 					os.Remove(filepath.Join(dir, appliedDir, file))
 					os.Remove(filepath.Join(dir, appliedDir, file+refusedExt))
@@ -165,16 +165,19 @@ func (lb *LoadBalancer) Follow(ctx context.Context, dir string, interval time.Du
 			for file, f := range files {
 				switch {
 				case f.err == nil:
-					if reported[file] {
+					if _, ok := refused[file]; ok {
 						os.Remove(filepath.Join(dir, appliedDir, file+refusedExt))
+						delete(refused, file)
 					}
-					lastGood[file], reported[file] = f, false
-				case !reported[file]:
+					lastGood[file] = f
+				case !seen(refused, file) || refused[file] != f.raw:
+					// Each content that does not parse, once: a file read
+					// half written is refused, and then what it became.
 					lb.cfg.Logger.Error("frontend", "file", file, "err", f.err)
 					if err := ack(dir, file+refusedExt, f.raw); err != nil {
 						lb.cfg.Logger.Error("frontend", "file", file, "err", err)
 					}
-					reported[file] = true
+					refused[file] = f.raw
 				}
 				if good, ok := lastGood[file]; ok {
 					want[good.Addr] = good.Frontend
@@ -218,6 +221,11 @@ func (lb *LoadBalancer) Follow(ctx context.Context, dir string, interval time.Du
 		case <-t.C:
 		}
 	}
+}
+
+func seen(m map[string]string, k string) bool {
+	_, ok := m[k]
+	return ok
 }
 
 type frontendFile struct {

@@ -147,3 +147,19 @@ func TestFollowAppliesAllowedSources(t *testing.T) {
 		}
 	}
 }
+
+// A file read half written (here: empty) is refused, and so is what it
+// then becomes if that does not parse either: each content once.
+func TestFollowRefusesWhatAFileBecomes(t *testing.T) {
+	dir := follow(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, content := range []string{"", "{not json"} {
+		if err := os.WriteFile(filepath.Join(dir, "c1.json"), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := WaitRefused(ctx, dir, "c1"); err != nil {
+			t.Fatalf("%q: %v", content, err)
+		}
+	}
+}
