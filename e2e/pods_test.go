@@ -332,12 +332,32 @@ func TestRealPods(t *testing.T) {
 			before[w.Metadata.Name] = containerPIDs(t, e, w, 0)
 			ids[w.Metadata.Name] = w.Status.ContainerStatuses[0].ContainerID
 		}
+		// A deny rule from pod-1, enforced before the crash.
+		e.Gcloud("compute", "firewall-rules", "create", "deny-pod-1-crash", "--network", "default", "--action", "DENY",
+			"--rules", "tcp:8080", "--source-ranges", p1.Status.PodIP+"/32", "--priority", "100")
+		defer e.Gcloud("compute", "firewall-rules", "delete", "deny-pod-1-crash", "--quiet")
+		wget := func(ns string) error {
+			out, err := exec.Command("nsenter", "--net=/run/netns/"+ns, "timeout", "3", "busybox", "wget", "-qO-", other.Status.PodIP+":8080").CombinedOutput()
+			if err != nil || !strings.Contains(string(out), "Hostname: "+other.Metadata.Name) {
+				return fmt.Errorf("%v %q", err, out)
+			}
+			return nil
+		}
+		e.Eventually(10*time.Second, func() error {
+			if wget(podNS(e, p1)) == nil {
+				return fmt.Errorf("pod-1 still reaches %s through the deny rule", other.Metadata.Name)
+			}
+			return nil
+		})
 		e.Kill()
-		// While the engine is down: pod-1 asks the web pod on the other
-		// node, from its own network namespace.
-		out, err := exec.Command("nsenter", "--net=/run/netns/"+podNS(e, p1), "busybox", "wget", "-qO-", other.Status.PodIP+":8080").CombinedOutput()
-		if err != nil || !strings.Contains(string(out), "Hostname: "+other.Metadata.Name) {
-			t.Errorf("a request between pods with the engine down: %v %q", err, out)
+		// While the engine is down, the network forwards and filters as it
+		// did: pod-1's node reaches the web pod on the other node, pod-1
+		// itself does not.
+		if err := wget(e.Prefix() + "-" + p1.Spec.NodeName); err != nil {
+			t.Errorf("a request from pod-1's node to the other node's pod with the engine down: %v", err)
+		}
+		if wget(podNS(e, p1)) == nil {
+			t.Error("with the engine down, the deny rule no longer applies")
 		}
 		e.Restart()
 		e.Eventually(60*time.Second, func() error {

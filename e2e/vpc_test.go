@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kubeyard/kubeyard/e2e/harness"
 )
@@ -224,5 +225,63 @@ func TestVPCNetworks(t *testing.T) {
 	}
 	if nets := strings.TrimSpace(e.Gcloud("compute", "networks", "list", "--format", "value(name)")); nets != "default" {
 		t.Errorf("networks after deleting vpc1: %q", nets)
+	}
+}
+
+// TestPeeredNetworks: pods of clusters in two networks reach each other
+// only through a peering, and as the receiving network's firewall allows;
+// the peering removed, they do not.
+func TestPeeredNetworks(t *testing.T) {
+	e := harness.Start(t, harness.Options{})
+	e.Gcloud("compute", "networks", "create", "vpc2", "--subnet-mode", "custom")
+	e.Gcloud("compute", "networks", "subnets", "create", "sub2", "--network", "vpc2", "--region", "us-central1", "--range", "172.20.0.0/20")
+	e.Gcloud("container", "clusters", "create", "two", "--zone", zone, "--num-nodes", "1", "--network", "vpc2", "--subnetwork", "sub2",
+		"--enable-ip-alias", "--cluster-ipv4-cidr", "10.60.0.0/14", "--services-ipv4-cidr", "10.64.0.0/20")
+	e.Gcloud("container", "clusters", "get-credentials", "two", "--zone", zone)
+	e.Kubectl("run", "server", "--image=us-docker.pkg.dev/google-samples/containers/gke/hello-app:1.0")
+	e.Kubectl("wait", "--for=condition=Ready", "pod/server", "--timeout=60s")
+	server := getPod(t, e, "server")
+	e.Gcloud("container", "clusters", "create", "one", "--zone", zone, "--num-nodes", "1")
+	e.Gcloud("container", "clusters", "get-credentials", "one", "--zone", zone)
+	e.Kubectl("run", "client", "--image=us-docker.pkg.dev/google-samples/containers/gke/hello-app:1.0")
+	e.Kubectl("wait", "--for=condition=Ready", "pod/client", "--timeout=60s")
+	reach := func() error {
+		out, err := e.Run("kubectl", "exec", "client", "--", "timeout", "3", "wget", "-qO-", server.Status.PodIP+":8080")
+		if err != nil || !strings.Contains(out, "Hostname: server") {
+			return fmt.Errorf("the client in default does not reach the server in vpc2: %v %s", err, out)
+		}
+		return nil
+	}
+	unreachable := func(why string) func() error {
+		return func() error {
+			if reach() == nil {
+				return fmt.Errorf("%s, and the client reaches the server", why)
+			}
+			return nil
+		}
+	}
+	e.Gcloud("compute", "firewall-rules", "create", "vpc2-from-default", "--network", "vpc2", "--allow", "tcp:8080", "--source-ranges", "10.0.0.0/8")
+	if err := unreachable("the networks are not peered")(); err != nil {
+		t.Fatal(err)
+	}
+	e.Gcloud("compute", "networks", "peerings", "create", "default-vpc2", "--network", "default", "--peer-network", "vpc2")
+	e.Gcloud("compute", "networks", "peerings", "create", "vpc2-default", "--network", "vpc2", "--peer-network", "default")
+	e.Eventually(10*time.Second, reach)
+	// The receiving network's firewall decides: without the rule, its
+	// implied deny.
+	e.Gcloud("compute", "firewall-rules", "delete", "vpc2-from-default", "--quiet")
+	e.Eventually(10*time.Second, unreachable("vpc2 has no rule for the client"))
+	e.Gcloud("compute", "firewall-rules", "create", "vpc2-from-default", "--network", "vpc2", "--allow", "tcp:8080", "--source-ranges", "10.0.0.0/8")
+	e.Eventually(10*time.Second, reach)
+	e.Gcloud("compute", "networks", "peerings", "delete", "default-vpc2", "--network", "default", "--quiet")
+	e.Eventually(10*time.Second, unreachable("the peering is deleted"))
+
+	e.Gcloud("compute", "networks", "peerings", "delete", "vpc2-default", "--network", "vpc2", "--quiet")
+	e.Gcloud("compute", "firewall-rules", "delete", "vpc2-from-default", "--quiet")
+	for _, c := range []string{"one", "two"} {
+		e.Gcloud("container", "clusters", "delete", c, "--zone", zone, "--quiet")
+	}
+	if left := e.Leftovers(); len(left) > 0 {
+		t.Errorf("after the clusters' deletion: %s", strings.Join(left, ", "))
 	}
 }

@@ -3,6 +3,7 @@ package cluster
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"slices"
 	"strings"
@@ -44,16 +45,36 @@ func (r *Runtime) SetRoutes(network string, routes []vpcnet.Route) error {
 	}
 	r.routes[network] = routes
 	r.mu.Unlock()
-	return vpcnet.SetRoutes(r.networkNS(network), routes)
+	return r.applyNetwork(network)
 }
 
 // applyNetwork brings a network's namespace to its firewall rules and
-// routes, after a node joined or left (the namespace may be new).
+// routes, after a node joined or left (the namespace may be new), or they
+// changed.
 func (r *Runtime) applyNetwork(network string) error {
 	r.mu.Lock()
-	routes := r.routes[network]
+	var routes []vpcnet.Route
+	for _, rt := range r.routes[network] {
+		if rt.Peer != "" {
+			rt.Peer = r.networkNS(rt.Peer)
+		}
+		routes = append(routes, rt)
+	}
 	r.mu.Unlock()
 	return errors.Join(r.applyFirewall(network), vpcnet.SetRoutes(r.networkNS(network), routes))
+}
+
+// peered are the ranges the network routes to peered networks.
+func (r *Runtime) peered(network string) []netip.Prefix {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []netip.Prefix
+	for _, rt := range r.routes[network] {
+		if rt.Peer != "" {
+			out = append(out, rt.Dst)
+		}
+	}
+	return out
 }
 
 // applyFirewall compiles the network's rules for the instances on it now,
@@ -71,7 +92,7 @@ func (r *Runtime) applyFirewall(network string) error {
 	if err != nil {
 		return nil // no node on the network yet
 	}
-	policy := firewall.Policy{Instances: instances, Rules: rules}
+	policy := firewall.Policy{Instances: instances, Rules: rules, Peered: r.peered(network)}
 	r.firewallMu.Lock()
 	defer r.firewallMu.Unlock()
 	// The namespace's inode too: a network made again gets its rules.

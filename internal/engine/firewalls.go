@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"net/netip"
+	"strings"
 	"time"
 
 	compute "google.golang.org/api/compute/v1"
@@ -106,8 +107,72 @@ func (e *Engine) applyRoutes(ctx context.Context, networks, projects map[string]
 		for dst, r := range best[network] {
 			routes = append(routes, vpcnet.Route{Dst: dst, NextHop: netip.MustParseAddr(r.NextHopIp)})
 		}
+		for _, r := range e.peeringRoutes(ctx, network, best) {
+			if best[network][r.Dst] == nil { // the network's own route wins
+				routes = append(routes, r)
+			}
+		}
 		if err := e.runtime.SetRoutes(network, routes); err != nil && ctx.Err() == nil {
 			e.cfg.Logger.Warn("routes", "network", network, "err", err)
 		}
 	}
+}
+
+// peeringRoutes are what a network ("P/N") reaches through its active
+// peerings: each peer's subnetwork ranges (primary and secondary), and its
+// routes to instances where the peer exports custom routes and the network
+// imports them. best holds the networks' own routes to instances.
+func (e *Engine) peeringRoutes(ctx context.Context, network string, best map[string]map[netip.Prefix]*compute.Route) []vpcnet.Route {
+	project, name, _ := strings.Cut(network, "/")
+	n, err := e.vpc.GetNetwork(ctx, project, name)
+	if err != nil {
+		return nil
+	}
+	var out []vpcnet.Route
+	for _, q := range n.Peerings {
+		peerProject, peerName, ok := vpc.NetworkRef(project, q.Network)
+		if q.State != "ACTIVE" || !ok {
+			continue
+		}
+		peer := peerProject + "/" + peerName
+		subs, err := e.vpc.ListSubnets(ctx, peerProject, "")
+		if err != nil {
+			continue
+		}
+		for _, s := range subs {
+			if vpc.ResourceName(s.Network) != peerName {
+				continue
+			}
+			ranges := []string{s.IpCidrRange}
+			for _, sec := range s.SecondaryIpRanges {
+				ranges = append(ranges, sec.IpCidrRange)
+			}
+			for _, r := range ranges {
+				if p, err := netip.ParsePrefix(r); err == nil {
+					out = append(out, vpcnet.Route{Dst: p.Masked(), Peer: peer})
+				}
+			}
+		}
+		if q.ImportCustomRoutes && e.exportsCustomRoutes(ctx, peerProject, peerName, n.SelfLink) {
+			for dst := range best[peer] {
+				out = append(out, vpcnet.Route{Dst: dst, Peer: peer})
+			}
+		}
+	}
+	return out
+}
+
+// exportsCustomRoutes says whether the peer network's peering back to
+// selfLink exports its custom routes.
+func (e *Engine) exportsCustomRoutes(ctx context.Context, project, name, selfLink string) bool {
+	peer, err := e.vpc.GetNetwork(ctx, project, name)
+	if err != nil {
+		return false
+	}
+	for _, q := range peer.Peerings {
+		if q.Network == selfLink {
+			return q.ExportCustomRoutes
+		}
+	}
+	return false
 }

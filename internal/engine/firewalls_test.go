@@ -8,9 +8,11 @@ import (
 	"time"
 
 	compute "google.golang.org/api/compute/v1"
+	container "google.golang.org/api/container/v1"
 
 	"github.com/kubeyard/kubeyard/internal/firewall"
 	"github.com/kubeyard/kubeyard/internal/poll"
+	"github.com/kubeyard/kubeyard/internal/vpc"
 )
 
 // A network with a cluster gets its firewall rules, GKE's for the cluster
@@ -106,4 +108,58 @@ func TestRoutesReachTheRuntime(t *testing.T) {
 	}); err != nil {
 		t.Errorf("a deleted route within a second: %v", err)
 	}
+}
+
+// Peered networks with clusters reach each other's subnetwork ranges
+// (primary and secondary: the pods') through the peering, once both sides
+// peered; a peering removed takes the routes away.
+func TestPeeringRoutesReachTheRuntime(t *testing.T) {
+	g := newRig(t)
+	ctx := context.Background()
+	if _, err := g.e.VPC().InsertNetwork(ctx, project, &compute.Network{Name: "vpc2"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.e.VPC().InsertSubnet(ctx, project, "us-central1", &compute.Subnetwork{Name: "sub2", Network: "vpc2", IpCidrRange: "172.20.0.0/20"}); err != nil {
+		t.Fatal(err)
+	}
+	g.createCluster("one", 1)
+	g.createCluster("two", 1, func(c *container.Cluster) {
+		c.Network, c.Subnetwork = "vpc2", "sub2"
+		c.IpAllocationPolicy = &container.IPAllocationPolicy{UseIpAliases: true, ClusterIpv4CidrBlock: "10.60.0.0/14", ServicesIpv4CidrBlock: "10.64.0.0/20"}
+	})
+	peered := func(network, dst, peer string) bool {
+		for _, r := range g.rt.Routes(project + "/" + network) {
+			if r.Dst.String() == dst && r.Peer == project+"/"+peer {
+				return true
+			}
+		}
+		return false
+	}
+	peer := func(network, to string) {
+		t.Helper()
+		if _, err := g.e.VPC().AddPeering(ctx, project, network, &compute.NetworkPeering{Name: "to-" + to, Network: "projects/" + project + "/global/networks/" + to}, vpc.PeeringChange{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	peer("default", "vpc2")
+	time.Sleep(100 * time.Millisecond)
+	if peered("default", "172.20.0.0/20", "vpc2") {
+		t.Error("routes through a peering the other side has not made")
+	}
+	peer("vpc2", "default")
+	g.eventually("routes through the peering", func() error {
+		if !peered("default", "172.20.0.0/20", "vpc2") || !peered("default", "10.60.0.0/14", "vpc2") || !peered("vpc2", "10.128.0.0/20", "default") {
+			return fmt.Errorf("default %v, vpc2 %v", g.rt.Routes(project+"/default"), g.rt.Routes(project+"/vpc2"))
+		}
+		return nil
+	})
+	if _, err := g.e.VPC().RemovePeering(ctx, project, "default", "to-vpc2"); err != nil {
+		t.Fatal(err)
+	}
+	g.eventually("the peering's routes gone", func() error {
+		if peered("default", "172.20.0.0/20", "vpc2") || peered("vpc2", "10.128.0.0/20", "default") {
+			return fmt.Errorf("default %v, vpc2 %v", g.rt.Routes(project+"/default"), g.rt.Routes(project+"/vpc2"))
+		}
+		return nil
+	})
 }

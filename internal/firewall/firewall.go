@@ -72,10 +72,12 @@ type Protocol struct {
 // PortRange is an inclusive range of ports.
 type PortRange struct{ From, To uint16 }
 
-// Policy is a network's instances and rules.
+// Policy is a network's instances and rules, and the ranges of the
+// networks it is peered with (not dropped at its edge: routed there).
 type Policy struct {
 	Instances []Instance
 	Rules     []Rule
+	Peered    []netip.Prefix
 }
 
 // TableName is the firewall's table in a network's namespace.
@@ -244,6 +246,9 @@ func compile(c *nftables.Conn, table *nftables.Table, p Policy) {
 		for _, a := range in.addresses() {
 			add(edge, append(address(daddrOffset, a), &expr.Verdict{Kind: expr.VerdictAccept})...)
 		}
+	}
+	for _, r := range p.Peered {
+		add(edge, append(address(daddrOffset, r), &expr.Verdict{Kind: expr.VerdictAccept})...)
 	}
 	add(edge, &expr.Fib{Register: 1, FlagDADDR: true, ResultADDRTYPE: true},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: native(unix.RTN_LOCAL)},

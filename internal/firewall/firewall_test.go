@@ -119,8 +119,18 @@ func TestEdgeAndRemove(t *testing.T) {
 	}
 	// An address of the subnet that no instance has.
 	_ = dial(vms["web"].ns, netip.MustParseAddrPort("10.128.0.99:8080"))
-	if after, _ := firewall.EdgeDrops(ns); after <= before {
+	after, _ := firewall.EdgeDrops(ns)
+	if after <= before {
 		t.Errorf("edge drops: %d, then %d", before, after)
+	}
+	// A peered network's range is no edge: routed there (here nowhere).
+	if err := firewall.Apply(ns, firewall.Policy{Instances: instances, Peered: []netip.Prefix{netip.MustParsePrefix("10.200.0.0/16")}}); err != nil {
+		t.Fatal(err)
+	}
+	before, _ = firewall.EdgeDrops(ns)
+	_ = dial(vms["web"].ns, netip.MustParseAddrPort("10.200.0.5:8080"))
+	if after, _ := firewall.EdgeDrops(ns); after != before {
+		t.Errorf("edge drops for a peered range: %d, then %d", before, after)
 	}
 	if err := firewall.Remove(ns); err != nil {
 		t.Fatal(err)

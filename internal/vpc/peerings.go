@@ -31,6 +31,15 @@ func (c PeeringChange) apply(p *compute.NetworkPeering) {
 	set(&p.ImportSubnetRoutesWithPublicIp, c.ImportSubnetRoutesWithPublicIP)
 }
 
+// NetworkRef splits a peering's network (as parseNetworkRef) into
+// project and name.
+func NetworkRef(project, ref string) (string, string, bool) {
+	if i := strings.Index(ref, "projects/"); i > 0 {
+		ref = ref[i:]
+	}
+	return parseNetworkRef(project, ref)
+}
+
 // parseNetworkRef splits "projects/P/global/networks/N" (or a URL ending
 // so, or a bare name in project) into project and name.
 func parseNetworkRef(project, ref string) (string, string, bool) {
@@ -101,6 +110,7 @@ func (s *Service) AddPeering(ctx context.Context, project, network string, p *co
 	if err := s.cfg.Store.Commit(ctx, writes...); err != nil {
 		return nil, err
 	}
+	s.dataplaneChanged(project)
 	return s.operation(ctx, project, "", "addPeering", n.SelfLink, n.Id)
 }
 
@@ -135,6 +145,7 @@ func (s *Service) UpdatePeering(ctx context.Context, project, network, name stri
 	if err := s.cfg.Store.Commit(ctx, store.Write{Key: networkKey(project, network), Value: n, Revision: rev}); err != nil {
 		return nil, err
 	}
+	s.dataplaneChanged(project)
 	return s.operation(ctx, project, "", "updatePeering", n.SelfLink, n.Id)
 }
 
@@ -176,6 +187,7 @@ func (s *Service) RemovePeering(ctx context.Context, project, network, name stri
 	if err := s.cfg.Store.Commit(ctx, writes...); err != nil {
 		return nil, err
 	}
+	s.dataplaneChanged(project)
 	return s.operation(ctx, project, "", "removePeering", n.SelfLink, n.Id)
 }
 

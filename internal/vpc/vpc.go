@@ -40,7 +40,7 @@ type Config struct {
 	// name, the subnetwork), or "": such a resource cannot be deleted.
 	InUse func(ctx context.Context, project, network, subnetwork string) (string, error)
 	// DataplaneChanged, if set, is told when what a project's networks
-	// enforce on packets changes: firewall rules and routes.
+	// do with packets changes: firewall rules, routes, peerings.
 	DataplaneChanged func(project string)
 }
 

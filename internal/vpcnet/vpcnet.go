@@ -12,7 +12,9 @@ package vpcnet
 import (
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"net/netip"
+	"strings"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -158,17 +160,20 @@ func Attached(network string) (int, error) {
 	}
 	n := 0
 	for _, l := range links {
-		if l.Type() == "veth" {
+		// Nodes' ports, not peerings' links.
+		if l.Type() == "veth" && strings.HasPrefix(l.Attrs().Name, "n") {
 			n++
 		}
 	}
 	return n, nil
 }
 
-// Route is a route of the network: Dst through the instance at NextHop.
+// Route is a route of the network: Dst through the instance at NextHop,
+// or, with Peer (a peered network's namespace), through the peering.
 type Route struct {
 	Dst     netip.Prefix
 	NextHop netip.Addr
+	Peer    string
 }
 
 // routeProtocol marks the routes SetRoutes installs (rtnetlink's protocol
@@ -178,7 +183,10 @@ const routeProtocol = 77
 // SetRoutes makes routes the network's routes, besides its subnets' and
 // its nodes' alias ranges: missing ones are added, others removed. A route
 // whose next hop is no instance on the network carries nothing, as on
-// Compute Engine, and is left out.
+// Compute Engine, and is left out, as is one through a peering with a
+// network that has no namespace (nothing to reach there). The peerings
+// routes go through are links between the two namespaces, made as
+// needed; links to networks no route goes to are taken away.
 func SetRoutes(network string, routes []Route) error {
 	if !netns.Exists(network) {
 		return nil
@@ -188,18 +196,38 @@ func SetRoutes(network string, routes []Route) error {
 		return err
 	}
 	defer vh.Close()
+	peers := map[string]bool{}
+	for _, r := range routes {
+		if r.Peer != "" && netns.Exists(r.Peer) {
+			peers[r.Peer] = true
+		}
+	}
+	if err := setPeers(vh, network, peers); err != nil {
+		return err
+	}
 	have, err := vh.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Protocol: routeProtocol}, netlink.RT_FILTER_PROTOCOL)
 	if err != nil {
 		return fmt.Errorf("vpcnet: %s: %w", network, err)
 	}
-	want := map[string]Route{}
+	want := map[string]*netlink.Route{}
 	for _, r := range routes {
-		want[r.Dst.Masked().String()] = r
+		route := &netlink.Route{Dst: netns.IPNet(r.Dst.Masked()), Gw: netns.IP(r.NextHop), Protocol: routeProtocol}
+		if r.Peer != "" {
+			if !peers[r.Peer] {
+				continue
+			}
+			link, err := vh.LinkByName(peerLink(r.Peer))
+			if err != nil {
+				return fmt.Errorf("vpcnet: %s: the peering with %s: %w", network, r.Peer, err)
+			}
+			route.LinkIndex, route.Gw, route.Flags = link.Attrs().Index, netns.IP(peerAddr(r.Peer, network)), int(netlink.FLAG_ONLINK)
+		}
+		want[r.Dst.Masked().String()] = route
 	}
 	var errs []error
 	for _, h := range have {
 		w, ok := want[h.Dst.String()]
-		if ok && h.Gw.Equal(netns.IP(w.NextHop)) {
+		if ok && h.Gw.Equal(w.Gw) && (w.LinkIndex == 0 || w.LinkIndex == h.LinkIndex) {
 			delete(want, h.Dst.String())
 			continue
 		}
@@ -207,13 +235,96 @@ func SetRoutes(network string, routes []Route) error {
 			errs = append(errs, fmt.Errorf("vpcnet: %s: route %s: %w", network, h.Dst, err))
 		}
 	}
-	for _, r := range want {
-		route := &netlink.Route{Dst: netns.IPNet(r.Dst.Masked()), Gw: netns.IP(r.NextHop), Protocol: routeProtocol}
+	for _, route := range want {
 		if err := vh.RouteReplace(route); errors.Is(err, unix.ENETUNREACH) {
 			continue
 		} else if err != nil {
-			errs = append(errs, fmt.Errorf("vpcnet: %s: route %s via %s: %w", network, r.Dst, r.NextHop, err))
+			errs = append(errs, fmt.Errorf("vpcnet: %s: route %s via %s: %w", network, route.Dst, route.Gw, err))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// A peering between two networks is a veth pair between their namespaces:
+// in each, the end named after the other network (peerLink), holding an
+// address of its own in 169.254.0.0/16 (peerAddr), which the other side's
+// routes through the peering have as their gateway.
+
+// peerLink names, in a network's namespace, its end of the link to peer.
+func peerLink(peer string) string { return netns.IfName("p", peer) }
+
+// peerAddr is the address of network's end of its link to peer.
+func peerAddr(network, peer string) netip.Addr {
+	h := fnv.New32a()
+	h.Write([]byte(network + "\x00" + peer))
+	v := h.Sum32()
+	return netip.AddrFrom4([4]byte{169, 254, byte(v >> 8), byte(v)})
+}
+
+// setPeers makes the links from network (vh) to peers, and takes away its
+// links to other networks.
+func setPeers(vh *netlink.Handle, network string, peers map[string]bool) error {
+	links, err := vh.LinkList()
+	if err != nil {
+		return fmt.Errorf("vpcnet: %s: %w", network, err)
+	}
+	have := map[string]bool{}
+	for _, l := range links {
+		name := l.Attrs().Name
+		if l.Type() != "veth" || !strings.HasPrefix(name, "p") {
+			continue
+		}
+		have[name] = true
+	}
+	for peer := range peers {
+		if have[peerLink(peer)] {
+			delete(have, peerLink(peer))
+			continue
+		}
+		if err := addPeerLink(vh, network, peer); err != nil {
+			return err
+		}
+	}
+	for name := range have { // links to networks no longer peered
+		if l, err := vh.LinkByName(name); err == nil {
+			_ = vh.LinkDel(l)
+		}
+	}
+	return nil
+}
+
+// addPeerLink links network (vh) with peer: the pair, up, an address at
+// each end.
+func addPeerLink(vh *netlink.Handle, network, peer string) error {
+	peerFile, err := netns.Open(peer)
+	if err != nil {
+		return err
+	}
+	defer peerFile.Close()
+	veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: peerLink(peer)}, PeerName: peerLink(network), PeerNamespace: netlink.NsFd(int(peerFile))}
+	if err := vh.LinkAdd(veth); err != nil && !errors.Is(err, unix.EEXIST) {
+		return fmt.Errorf("vpcnet: peering %s with %s: %w", network, peer, err)
+	}
+	ph, err := netns.Handle(peer)
+	if err != nil {
+		return err
+	}
+	defer ph.Close()
+	for _, end := range []struct {
+		h          *netlink.Handle
+		name, self string
+		other      string
+	}{{vh, peerLink(peer), network, peer}, {ph, peerLink(network), peer, network}} {
+		link, err := end.h.LinkByName(end.name)
+		if err == nil {
+			err = end.h.LinkSetUp(link)
+		}
+		if err == nil {
+			err = netns.EnsureAddr(end.h, link, netip.PrefixFrom(peerAddr(end.self, end.other), 32))
+		}
+		if err != nil {
+			return fmt.Errorf("vpcnet: peering %s with %s: %w", network, peer, err)
+		}
+	}
+	return nil
 }

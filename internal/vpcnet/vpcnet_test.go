@@ -201,3 +201,45 @@ func TestRoutes(t *testing.T) {
 		t.Error("node 1's route is gone, and its pod is still reachable")
 	}
 }
+
+// Two networks reach each other only through a peering: routes through it
+// make the link between their namespaces; without them there is none.
+// A peering's link does not count as a node.
+func TestPeering(t *testing.T) {
+	var nets []vpcnet.Attachment
+	for i := range 2 {
+		a := vpcnet.Attachment{Network: netnstest.Name(t, fmt.Sprint("vpc", i)), Node: netnstest.Name(t, fmt.Sprint("node", i)),
+			Subnet: netip.MustParsePrefix(fmt.Sprintf("10.%d.0.0/20", 10+i)), IP: netip.MustParseAddr(fmt.Sprintf("10.%d.0.2", 10+i))}
+		if err := vpcnet.Attach(a); err != nil {
+			t.Fatal(err)
+		}
+		nets = append(nets, a)
+	}
+	a, b := nets[0], nets[1]
+	listen(t, b.Node, b.IP)
+	if err := dialFrom(a.Node, b.IP, a.IP); err == nil {
+		t.Fatal("networks that are not peered reach each other")
+	}
+	peer := func(from, to vpcnet.Attachment) {
+		t.Helper()
+		if err := vpcnet.SetRoutes(from.Network, []vpcnet.Route{{Dst: to.Subnet, Peer: to.Network}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 2 {
+		peer(a, b)
+		peer(b, a)
+	}
+	if err := dialFrom(a.Node, b.IP, a.IP); err != nil {
+		t.Fatalf("peered: %v", err)
+	}
+	if n, err := vpcnet.Attached(a.Network); n != 1 || err != nil {
+		t.Errorf("attached with a peering: %d %v", n, err)
+	}
+	if err := vpcnet.SetRoutes(a.Network, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := dialFrom(a.Node, b.IP, a.IP); err == nil {
+		t.Error("the peering is gone, and the networks still reach each other")
+	}
+}
