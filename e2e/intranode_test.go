@@ -58,6 +58,10 @@ func flowEntries(t *testing.T, e *harness.Engine, src, dest string) []flowEntry 
 // on the node, out of the rule's and the flow logs' sight.
 func TestIntraNodeVisibility(t *testing.T) {
 	e := harness.Start(t, harness.Options{})
+	// As `gcloud init` leaves it: the document's cleanup names no zone or
+	// region.
+	e.Gcloud("config", "set", "compute/zone", "us-central1-a")
+	e.Gcloud("config", "set", "compute/region", "us-central1")
 	e.Gcloud("compute", "networks", "subnets", "update", "default", "--region=us-central1", "--enable-flow-logs")
 	if out := e.Gcloud("compute", "networks", "subnets", "describe", "default", "--region=us-central1"); !strings.Contains(out, "enableFlowLogs: true") {
 		t.Fatalf("subnets describe default:\n%s", out)
@@ -133,7 +137,7 @@ func TestIntraNodeVisibility(t *testing.T) {
 	// Off: the update restarts the control plane and stops netd; the
 	// pods' traffic stays on the node, where the rule does not apply and
 	// flow logs see nothing.
-	e.Gcloud("container", "clusters", "update", "flow-log-test", "--zone=us-central1-a", "--no-enable-intra-node-visibility")
+	e.Gcloud("container", "clusters", "update", "flow-log-test", "--no-enable-intra-node-visibility")
 	// Off is left out, as GKE leaves it.
 	if v := visible(); v != "" {
 		t.Errorf("after the update, describe says enableIntraNodeVisibility %q", v)
@@ -151,8 +155,11 @@ func TestIntraNodeVisibility(t *testing.T) {
 		t.Errorf("with intra-node visibility off, flow logs saw pod-1 to pod-2: %d entries, then %d", before, after)
 	}
 
-	e.Gcloud("container", "clusters", "delete", "-q", "flow-log-test", "--zone=us-central1-a")
-	e.Gcloud("compute", "networks", "subnets", "update", "default", "--region=us-central1", "--no-enable-flow-logs")
+	e.Gcloud("container", "clusters", "delete", "-q", "flow-log-test")
+	e.Gcloud("compute", "networks", "subnets", "update", "default", "--no-enable-flow-logs")
+	if out := e.Gcloud("compute", "networks", "subnets", "describe", "default", "--region=us-central1"); strings.Contains(out, "enableFlowLogs: true") {
+		t.Errorf("flow logs still on after the cleanup:\n%s", out)
+	}
 	if left := e.Leftovers(); len(left) > 0 {
 		t.Errorf("after the cluster's deletion: %s", strings.Join(left, ", "))
 	}

@@ -230,7 +230,8 @@ func TestVPCNetworks(t *testing.T) {
 
 // TestPeeredNetworks: pods of clusters in two networks reach each other
 // only through a peering, and as the receiving network's firewall allows;
-// the peering removed, they do not.
+// the peering removed, they do not. Pods of two clusters in one network
+// reach each other as its rules allow.
 func TestPeeredNetworks(t *testing.T) {
 	e := harness.Start(t, harness.Options{})
 	e.Gcloud("compute", "networks", "create", "vpc2", "--subnet-mode", "custom")
@@ -248,7 +249,7 @@ func TestPeeredNetworks(t *testing.T) {
 	reach := func() error {
 		out, err := e.Run("kubectl", "exec", "client", "--", "timeout", "3", "wget", "-qO-", server.Status.PodIP+":8080")
 		if err != nil || !strings.Contains(out, "Hostname: server") {
-			return fmt.Errorf("the client in default does not reach the server in vpc2: %v %s", err, out)
+			return fmt.Errorf("the client does not reach the server in vpc2: %v %s", err, out)
 		}
 		return nil
 	}
@@ -275,10 +276,21 @@ func TestPeeredNetworks(t *testing.T) {
 	e.Eventually(10*time.Second, reach)
 	e.Gcloud("compute", "networks", "peerings", "delete", "default-vpc2", "--network", "default", "--quiet")
 	e.Eventually(10*time.Second, unreachable("the peering is deleted"))
-
 	e.Gcloud("compute", "networks", "peerings", "delete", "vpc2-default", "--network", "vpc2", "--quiet")
+
+	// Two clusters in one network reach each other as its rules allow:
+	// a pod of a third cluster, in vpc2, reaches the server while the rule
+	// lets 10.0.0.0/8 in, and not without it (GKE's rules for cluster two
+	// admit its own ranges only).
+	e.Gcloud("container", "clusters", "create", "three", "--zone", zone, "--num-nodes", "1", "--network", "vpc2", "--subnetwork", "sub2", "--enable-ip-alias")
+	e.Gcloud("container", "clusters", "get-credentials", "three", "--zone", zone)
+	e.Kubectl("run", "client", "--image=us-docker.pkg.dev/google-samples/containers/gke/hello-app:1.0")
+	e.Kubectl("wait", "--for=condition=Ready", "pod/client", "--timeout=60s")
+	e.Eventually(10*time.Second, reach)
 	e.Gcloud("compute", "firewall-rules", "delete", "vpc2-from-default", "--quiet")
-	for _, c := range []string{"one", "two"} {
+	e.Eventually(10*time.Second, unreachable("vpc2 has no rule for cluster three's pods"))
+
+	for _, c := range []string{"one", "two", "three"} {
 		e.Gcloud("container", "clusters", "delete", c, "--zone", zone, "--quiet")
 	}
 	if left := e.Leftovers(); len(left) > 0 {

@@ -106,7 +106,10 @@ func TestFirewallLogging(t *testing.T) {
 		t.Fatal(err)
 	}
 	network := project + "/default"
-	g.rt.SetConnections(network, nil, []firewall.Instance{{Name: node.Name, IP: netip.MustParseAddr(node.InternalIP)}})
+	// A connection too: with no subnetwork's flow logs on, no flow entry.
+	g.rt.SetConnections(network, []flows.Flow{{ID: 9, Protocol: 6, Src: netip.MustParseAddrPort(node.InternalIP + ":40000"),
+		Dst: netip.MustParseAddrPort("10.128.0.201:80"), SentBytes: 100, SentPackets: 2}},
+		[]firewall.Instance{{Name: node.Name, IP: netip.MustParseAddr(node.InternalIP)}})
 	g.rt.SetFirewallHits(network, []firewall.Hit{{Rule: firewall.RuleID("deny-8080"), Protocol: 6,
 		Src: netip.MustParseAddrPort("10.128.0.200:40000"), Dst: netip.AddrPortFrom(netip.MustParseAddr(node.InternalIP), 8080)}})
 	logged := func() []string {
@@ -136,5 +139,9 @@ func TestFirewallLogging(t *testing.T) {
 	g.e.reportFlows(ctx)
 	if got := logged(); len(got) != 1 || got[0] != "DENIED at "+node.Name {
 		t.Errorf("firewall log: %v", got)
+	}
+	f, _ := logging.ParseFilter(`logName="projects/p/logs/compute.googleapis.com%2Fvpc_flows"`)
+	if raw, _, _ := g.e.Logs().List(logging.Query{Projects: []string{project}, Filter: f, PageSize: 10}); len(raw) != 0 {
+		t.Errorf("flow entries with flow logs off: %s", raw)
 	}
 }

@@ -185,12 +185,13 @@ func (r *Reporter) Report(now time.Time, n Network, fs []flows.Flow) []logging.E
 		if d, ok := due[k]; ok {
 			return d
 		}
+		// A subnetwork new to the reporter reports at once (what crossed
+		// since the reporter began), then at the end of each interval.
 		began, ok := r.Intervals[k]
 		if !ok {
-			began = r.Last
-			r.Intervals[k] = began
+			r.Intervals[k] = r.Last
 		}
-		due[k] = now.Sub(began)+slack >= s.interval()
+		due[k] = !ok || now.Sub(began)+slack >= s.interval()
 		return due[k]
 	}
 	var out []logging.Entry

@@ -134,22 +134,26 @@ func TestAggregationInterval(t *testing.T) {
 		}
 		return src, dest
 	}
+	// Both report at once, then each at the end of its interval.
 	fast, slow := reporters(r.Report(t0.Add(5*time.Second), n, []flows.Flow{wget}))
-	if len(fast) != 2 || len(slow) != 0 {
+	if len(fast) != 2 || len(slow) != 2 {
 		t.Errorf("at 5 s: %v from default, %v from slow", fast, slow)
 	}
 	more := wget
 	more.SentBytes, more.SentPackets = 450, 7
-	for at := 10 * time.Second; at < 30*time.Second; at += 5 * time.Second {
+	for at := 10 * time.Second; at < 35*time.Second; at += 5 * time.Second {
 		live := []flows.Flow{more}
 		if at > 15*time.Second {
 			live = nil // the connection is gone
 		}
-		r.Report(t0.Add(at), n, live)
+		fast, slow := reporters(r.Report(t0.Add(at), n, live))
+		if len(slow) != 0 || at == 10*time.Second && len(fast) != 1 {
+			t.Errorf("at %s: %v from default, %v from slow", at, fast, slow)
+		}
 	}
-	_, slow = reporters(r.Report(t0.Add(30*time.Second), n, nil))
-	if strings.Join(slow, ", ") != "10.4.0.2>10.4.1.2 450, 10.4.1.2>10.4.0.2 600" {
-		t.Errorf("at 30 s, the slow subnetwork's end reports %v", slow)
+	_, slow = reporters(r.Report(t0.Add(35*time.Second), n, nil))
+	if strings.Join(slow, ", ") != "10.4.0.2>10.4.1.2 50" {
+		t.Errorf("at 35 s, the slow subnetwork's end reports %v", slow)
 	}
 	if len(r.Seen) != 0 || len(r.Reported) != 0 {
 		t.Errorf("the connection is still remembered: %v %v", r.Seen, r.Reported)

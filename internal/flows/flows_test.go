@@ -38,6 +38,39 @@ func TestDump(t *testing.T) {
 	}
 	to := netip.AddrPortFrom(nodes[1].IP, 8080)
 	netnstest.Listen(t, nodes[1].Node, to)
+	// Denied, a connection is never a flow (as on GCP, denied ingress is
+	// not logged): conntrack forgets what was dropped before it was
+	// confirmed.
+	denied := netip.AddrPortFrom(nodes[1].IP, 9090)
+	netnstest.Listen(t, nodes[1].Node, denied)
+	if _, err := netnstest.Dial(nodes[0].Node, denied, 300*time.Millisecond); err != nil {
+		t.Fatalf("before the deny rule: %v", err)
+	}
+	flowsTo := func(dst netip.AddrPort) int {
+		fs, err := flows.Dump(network)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, f := range fs {
+			if f.Dst == dst {
+				n++
+			}
+		}
+		return n
+	}
+	tracked := flowsTo(denied)
+	deny := []firewall.Rule{{Name: "deny-9090", Priority: 900, Ingress: true, Deny: true, Protocols: []firewall.Protocol{{Number: 6, Ports: []firewall.PortRange{{9090, 9090}}}}, Sources: []netip.Prefix{subnet}},
+		{Name: "all", Priority: 1000, Ingress: true, Protocols: all, Sources: []netip.Prefix{subnet}}}
+	if err := firewall.Apply(network, firewall.Policy{Instances: instances, Rules: deny}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := netnstest.Dial(nodes[0].Node, denied, 300*time.Millisecond); err == nil {
+		t.Fatal("the deny rule let a through")
+	}
+	if n := flowsTo(denied); n != tracked {
+		t.Errorf("denied connections tracked: %d flows to %s, %d before the rule", n, denied, tracked)
+	}
 	if got, err := netnstest.Dial(nodes[0].Node, to, time.Second); err != nil || got != nodes[0].IP.String() {
 		t.Fatalf("a to b: %q %v", got, err)
 	}
