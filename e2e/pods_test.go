@@ -198,23 +198,11 @@ func TestRealPods(t *testing.T) {
 	t.Run("flow logs", func(t *testing.T) {
 		e.Gcloud("compute", "networks", "subnets", "update", "default", "--region=us-central1", "--enable-flow-logs")
 		defer e.Gcloud("compute", "networks", "subnets", "update", "default", "--region=us-central1", "--no-enable-flow-logs")
-		filter := fmt.Sprintf(`logName="projects/%s/logs/compute.googleapis.com%%2Fvpc_flows" AND jsonPayload.connection.src_ip="%s" AND jsonPayload.connection.dest_ip="%s"`,
-			e.Project, p1.Status.PodIP, other.Status.PodIP)
 		e.Kubectl("exec", "pod-1", "--", "wget", "-qO-", other.Status.PodIP+":8080")
 		e.Eventually(30*time.Second, func() error {
-			var entries []struct {
-				JSONPayload struct {
-					Connection struct {
-						DestPort int `json:"dest_port"`
-						Protocol int `json:"protocol"`
-					} `json:"connection"`
-					BytesSent string `json:"bytes_sent"`
-					Reporter  string `json:"reporter"`
-				} `json:"jsonPayload"`
-			}
-			out := e.Gcloud("logging", "read", filter, "--format=json")
-			if err := json.Unmarshal([]byte(out), &entries); err != nil || len(entries) == 0 {
-				return fmt.Errorf("no flow entry yet: %v %s", err, out)
+			entries := flowEntries(t, e, p1.Status.PodIP, other.Status.PodIP)
+			if len(entries) == 0 {
+				return fmt.Errorf("no flow entry yet")
 			}
 			c := entries[0].JSONPayload
 			if c.Connection.DestPort != 8080 || c.Connection.Protocol != 6 || c.BytesSent == "" || c.BytesSent == "0" {

@@ -77,6 +77,11 @@ func (e *Engine) reportFlows(ctx context.Context) {
 		n.Instances = instancesOf(records, nodes)
 		n.Pod = e.podsOf(ctx, records)
 		entries := append(rep.Report(now, n, fs), rep.Firewall(now, n, hits)...)
+		if len(entries) == 0 {
+			// Nothing told: the stored reporter still says what was, and
+			// an idle network writes nothing every 5 s.
+			continue
+		}
 		if err := e.logs.WriteWith(ctx, project, []store.Write{{Key: flowCursorKey(key), Value: rep, Revision: store.Any}}, entries...); err != nil {
 			// Not written: the stored reporter is where to go on from.
 			delete(e.flowReporters, key)
@@ -179,22 +184,27 @@ func instancesOf(records []*ClusterRecord, nodes []firewall.Instance) []flowlog.
 }
 
 // podsOf names the pods of the clusters by address, for the entries'
-// gke_details; a cluster whose pods cannot be listed now goes without.
+// gke_details: listed the first time an entry asks, so that a report with
+// nothing to tell lists nothing. A cluster whose pods cannot be listed now
+// goes without.
 func (e *Engine) podsOf(ctx context.Context, records []*ClusterRecord) func(netip.Addr) (flowlog.Pod, bool) {
-	pods := map[netip.Addr]flowlog.Pod{}
-	for _, r := range records {
-		if r.Cluster.Status != "RUNNING" && r.Cluster.Status != "RECONCILING" {
-			continue
-		}
-		named, err := e.runtime.PodAddresses(ctx, e.spec(r))
-		if err != nil {
-			continue
-		}
-		for a, p := range named {
-			pods[a] = flowlog.Pod{Name: p.Name, Namespace: p.Namespace}
-		}
-	}
+	var pods map[netip.Addr]flowlog.Pod
 	return func(a netip.Addr) (flowlog.Pod, bool) {
+		if pods == nil {
+			pods = map[netip.Addr]flowlog.Pod{}
+			for _, r := range records {
+				if r.Cluster.Status != "RUNNING" && r.Cluster.Status != "RECONCILING" {
+					continue
+				}
+				named, err := e.runtime.PodAddresses(ctx, e.spec(r))
+				if err != nil {
+					continue
+				}
+				for a, p := range named {
+					pods[a] = flowlog.Pod{Name: p.Name, Namespace: p.Namespace}
+				}
+			}
+		}
 		p, ok := pods[a]
 		return p, ok
 	}
