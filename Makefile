@@ -14,9 +14,10 @@ BIN  := bin/kubeyard
 SHIM := bin/kubeyard-shim
 
 # The images kubeyard carries (internal/images/builtin): the hello-app
-# server, built here at both versions, netd, and Debian's static busybox.
+# server, built here at both versions, netd, CoreDNS (a module of its own),
+# and Debian's static busybox.
 BUILTIN       := internal/images/builtin
-BUILTIN_FILES := $(BUILTIN)/busybox $(BUILTIN)/applets $(BUILTIN)/hello-app-1.0 $(BUILTIN)/hello-app-2.0 $(BUILTIN)/netd
+BUILTIN_FILES := $(BUILTIN)/busybox $(BUILTIN)/applets $(BUILTIN)/hello-app-1.0 $(BUILTIN)/hello-app-2.0 $(BUILTIN)/netd $(BUILTIN)/coredns
 
 .PHONY: build run test unit e2e bench clean $(BIN) $(SHIM)
 
@@ -37,10 +38,14 @@ $(BUILTIN)/hello-app-%: images/hello-app/main.go
 $(BUILTIN)/netd: images/netd/main.go internal/netd/netd.go
 	CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o $@ ./images/netd
 
-# Debian's packages pods need: busybox-static for the built-in images, runc
-# to run containers (installed here when missing; apt-get needs root).
+$(BUILTIN)/coredns: images/coredns/main.go images/coredns/go.mod images/coredns/go.sum
+	cd images/coredns && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o $(abspath $@) .
+
+# Debian's packages nodes need: busybox-static for the built-in images, runc
+# to run containers, nftables for kube-proxy's nft (installed here when
+# missing; apt-get needs root).
 $(BUILTIN)/busybox:
-	@test -x /bin/busybox -a -x "$$(command -v runc)" || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq runc busybox-static; }
+	@test -x /bin/busybox -a -x "$$(command -v runc)" -a -x "$$(command -v nft)" || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq runc busybox-static nftables; }
 	cp /bin/busybox $@
 
 $(BUILTIN)/applets: $(BUILTIN)/busybox

@@ -59,6 +59,8 @@ func bootstrapObjects(ctx context.Context, client kubernetes.Interface, s Spec) 
 		crb("kubeadm:kubelet-bootstrap", "system:node-bootstrapper", group(join.NodeBootstrapGroup)),
 		crb("kubeadm:node-autoapprove-bootstrap", "system:certificates.k8s.io:certificatesigningrequests:nodeclient", group(join.NodeBootstrapGroup)),
 		crb("kubeadm:node-autoapprove-certificate-rotation", "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient", group("system:nodes")),
+		// Each node's kube-proxy runs with the node's credentials.
+		crb("kubeyard:node-proxier", "system:node-proxier", group("system:nodes")),
 	}
 	if s.Creator != "" {
 		bindings = append(bindings, crb("kubeyard:creator-cluster-admin", "cluster-admin", rbacv1.Subject{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: s.Creator}))

@@ -299,9 +299,11 @@ func (r *Runtime) rotateNodes(ctx context.Context, s Spec, rot *CARotation, bund
 	}
 	r.mu.Lock()
 	var agents []*node.Agent
+	var names []string
 	for key, a := range r.agents {
 		if strings.HasPrefix(key, s.ID+"/") {
 			agents = append(agents, a)
+			names = append(names, strings.TrimPrefix(key, s.ID+"/"))
 		}
 	}
 	r.mu.Unlock()
@@ -314,6 +316,9 @@ func (r *Runtime) rotateNodes(ctx context.Context, s Spec, rot *CARotation, bund
 			// The new CA may not sign yet: kube-controller-manager reloads
 			// its signing CA from the file a moment after it changes.
 			errs[i] = poll.Until(ctx, func(ctx context.Context) error { return a.Rotate(ctx, bundle, rot.Phase != CATrustBoth, issuer) })
+			if errs[i] == nil {
+				errs[i] = r.ensureKubeProxy(s, names[i], a) // with the new credentials
+			}
 		})
 	}
 	wg.Wait()

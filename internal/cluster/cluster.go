@@ -62,6 +62,11 @@ type Spec struct {
 	AuthorizedNetworks []netip.Prefix
 	// NodeSources are the addresses the nodes' connections come from.
 	NodeSources []net.IP
+	// Network is the cluster's VPC network ("P/N"), where its internal
+	// endpoint (InternalEndpointIP) is served; NodeRange is its nodes'
+	// subnetwork's primary range.
+	Network   string
+	NodeRange netip.Prefix
 	// Creator gets cluster-admin.
 	Creator string
 }
@@ -142,6 +147,14 @@ func (s Spec) allow() []string {
 	}
 	for _, ip := range s.NodeSources {
 		out = append(out, ip.String()+"/32")
+	}
+	return out
+}
+
+func frontendNames(fs []lbFrontend) []string {
+	var out []string
+	for _, f := range fs {
+		out = append(out, f.name)
 	}
 	return out
 }
@@ -305,6 +318,9 @@ func (r *Runtime) ensureControlPlane(ctx context.Context, s Spec, j *joiner) err
 		if err := bootstrapObjects(ctx, client, s); err != nil {
 			return err
 		}
+		if err := ensureDNS(ctx, client, s); err != nil {
+			return err
+		}
 		return ensureRegistry(ctx, client, s)
 	}); err != nil {
 		return fmt.Errorf("cluster %s: bootstrap objects: %w", s.Name, err)
@@ -402,6 +418,11 @@ func (r *Runtime) ensureFrontend(ctx context.Context, s Spec) error {
 			return fmt.Errorf("cluster %s: endpoint: %w", s.Name, err)
 		}
 	}
+	for _, name := range r.internalFrontends(s) {
+		if err := loadbalancer.WaitApplied(ctx, r.cfg.LoadBalancerDir, name); err != nil {
+			return fmt.Errorf("cluster %s: internal endpoint: %w", s.Name, err)
+		}
+	}
 	if s.OldEndpointIP == nil && r.oldAddr(s) != "" {
 		old := r.oldAddr(s)
 		if err := loadbalancer.RemoveFrontend(r.cfg.LoadBalancerDir, s.oldFrontend()); err != nil {
@@ -439,7 +460,7 @@ func (r *Runtime) writeFrontend(s Spec) error {
 			return fmt.Errorf("cluster %s: %w", s.Name, err)
 		}
 	}
-	return nil
+	return r.writeInternalFrontends(s, backends)
 }
 
 // EnsureAccess applies the sources s admits to the cluster's endpoints
@@ -451,8 +472,8 @@ func (r *Runtime) EnsureAccess(ctx context.Context, s Spec) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.ReadyTimeout)
 	defer cancel()
-	for _, f := range s.frontends() {
-		if err := loadbalancer.WaitApplied(ctx, r.cfg.LoadBalancerDir, f.name); err != nil {
+	for _, name := range append(frontendNames(s.frontends()), r.internalFrontends(s)...) {
+		if err := loadbalancer.WaitApplied(ctx, r.cfg.LoadBalancerDir, name); err != nil {
 			return fmt.Errorf("cluster %s: %w", s.Name, err)
 		}
 	}
@@ -461,7 +482,11 @@ func (r *Runtime) EnsureAccess(ctx context.Context, s Spec) error {
 
 func (r *Runtime) ensureHostFiles(s Spec, h controlplane.Host, now time.Time) error {
 	pkiDir := s.PKIDir(h)
-	host := pki.Host{Name: s.HostName(h), IP: h.IP, EndpointIPs: s.endpointIPs(), ServiceIP: firstIP(s.ServiceCIDR)}
+	ips := s.endpointIPs()
+	if s.InternalEndpointIP != nil {
+		ips = append(ips, s.InternalEndpointIP)
+	}
+	host := pki.Host{Name: s.HostName(h), IP: h.IP, EndpointIPs: ips, ServiceIP: firstIP(s.ServiceCIDR)}
 	if s.ExternalEtcd() {
 		host.Role = pki.ControlPlaneOnly
 	}
@@ -660,6 +685,9 @@ func (r *Runtime) Destroy(s Spec) error {
 			return fmt.Errorf("cluster %s: %w", s.Name, err)
 		}
 	}
+	if err := r.removeInternalEndpoint(ctx, s); err != nil {
+		return fmt.Errorf("cluster %s: %w", s.Name, err)
+	}
 	r.StopProcesses(s.ID + "/")
 	if err := os.RemoveAll(s.Dir); err != nil {
 		return fmt.Errorf("cluster %s: remove files: %w", s.Name, err)
@@ -667,9 +695,9 @@ func (r *Runtime) Destroy(s Spec) error {
 	return nil
 }
 
-// stopOrder is the order in which a control plane stops: clients of the
-// apiserver first, then the apiserver (which drains), then etcd last.
-var stopOrder = []string{"kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd"}
+// stopOrder is the order in which a cluster's processes stop: clients of
+// the apiserver first (the nodes' kube-proxies among them), then the apiserver (which drains), then etcd last.
+var stopOrder = []string{"kube-proxy", "kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd"}
 
 // StopProcesses stops the control-plane processes whose supervisor name has
 // the prefix ("" for every cluster), in stopOrder.

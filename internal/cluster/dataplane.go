@@ -128,7 +128,7 @@ func (d *dataplane) routePods(cidr netip.Prefix) (vpcnet.Attachment, error) {
 }
 
 // remove stops and removes every pod of the node, takes it off its
-// network (the network's namespace goes with its last node), and removes
+// network (the network's namespace goes with its last user), and removes
 // its namespace and cgroups: the machine is switched off.
 func (d *dataplane) remove(ctx context.Context) error {
 	var errs []error
@@ -138,11 +138,19 @@ func (d *dataplane) remove(ctx context.Context) error {
 		errs = append(errs, d.runtime.RemoveSandbox(ctx, sb.UID))
 	}
 	errs = append(errs, vpcnet.Detach(d.attachment), netns.Delete(d.attachment.Node))
-	if n, err := vpcnet.Attached(d.attachment.Network); err == nil && n == 0 {
-		errs = append(errs, vpcnet.RemoveNetwork(d.attachment.Network))
-	}
+	errs = append(errs, removeIfUnused(d.attachment.Network))
 	errs = append(errs, cgroups.Remove(d.runtime.Config().CgroupParent))
 	return errors.Join(errs...)
+}
+
+// removeIfUnused removes a network's namespace once nothing uses it: no
+// node and no address it serves.
+func removeIfUnused(network string) error {
+	unused, err := vpcnet.Unused(network)
+	if err != nil || !unused {
+		return err
+	}
+	return vpcnet.RemoveNetwork(network)
 }
 
 // removeDataplanes removes the dataplanes of the agents' keys with the
@@ -151,13 +159,18 @@ func (d *dataplane) remove(ctx context.Context) error {
 func (r *Runtime) removeDataplanes(ctx context.Context, prefix string, s Spec) error {
 	r.mu.Lock()
 	var ds []*dataplane
+	var keys []string
 	for k, d := range r.dataplanes {
 		if strings.HasPrefix(k, prefix) {
 			ds = append(ds, d)
 			delete(r.dataplanes, k)
+			keys = append(keys, k)
 		}
 	}
 	r.mu.Unlock()
+	for _, k := range keys {
+		r.stopKubeProxy(k)
+	}
 	var errs []error
 	removed := map[string]bool{}
 	for _, d := range ds {
@@ -183,6 +196,7 @@ func (r *Runtime) removeNodeDataplane(ctx context.Context, s Spec, name string) 
 	d := r.dataplanes[key]
 	delete(r.dataplanes, key)
 	r.mu.Unlock()
+	r.stopKubeProxy(key)
 	if d != nil {
 		return errors.Join(d.remove(ctx), r.applyNetwork(d.network))
 	}

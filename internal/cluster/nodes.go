@@ -23,6 +23,10 @@ import (
 	"github.com/kubeyard/kubeyard/internal/poll"
 )
 
+// SimulatedLabel is the node label of a simulated pool's nodes
+// ("true").
+const SimulatedLabel = "kubeyard.dev/simulated"
+
 // Node describes one node of a pool.
 type Node struct {
 	Name       string
@@ -123,6 +127,7 @@ func (r *Runtime) EnsureNodes(ctx context.Context, s Spec, nodes []Node, token s
 			r.mu.Lock()
 			r.agents[key] = agent
 			r.mu.Unlock()
+			errs[i] = r.ensureKubeProxy(s, n.Name, agent)
 		})
 	}
 	wg.Wait()

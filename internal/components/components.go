@@ -14,6 +14,7 @@ import (
 	"k8s.io/component-base/cli"
 	apiserver "k8s.io/kubernetes/cmd/kube-apiserver/app"
 	controllermanager "k8s.io/kubernetes/cmd/kube-controller-manager/app"
+	proxy "k8s.io/kubernetes/cmd/kube-proxy/app"
 	scheduler "k8s.io/kubernetes/cmd/kube-scheduler/app"
 )
 
@@ -31,6 +32,11 @@ var runners = map[string]func(args []string) int{
 	},
 	"kube-controller-manager": func(args []string) int {
 		cmd := controllermanager.NewControllerManagerCommand()
+		cmd.SetArgs(args)
+		return cli.Run(cmd)
+	},
+	"kube-proxy": func(args []string) int {
+		cmd := proxy.NewProxyCommand()
 		cmd.SetArgs(args)
 		return cli.Run(cmd)
 	},

@@ -28,6 +28,10 @@ type Cluster struct {
 	Name       string // the GKE cluster name
 	Dir        string // the cluster's folder under the data dir
 	EndpointIP net.IP // the load balancer address clients use
+	// InternalEndpointIP is the cluster's endpoint inside its VPC network,
+	// where its nodes and pods reach the API: the "kubernetes" Service's
+	// endpoint (none: a cluster without one keeps that Service empty).
+	InternalEndpointIP net.IP
 	// ServiceCIDR and PodCIDR are the cluster's service and pod ranges;
 	// NodeMaskSize is the size of the pod range each node gets.
 	ServiceCIDR  string
@@ -144,11 +148,20 @@ func (c Cluster) WebhookConfigFile(h Host) string {
 func APIServer(c Cluster, h Host, etcdServers []string) Component {
 	pki := c.PKIDir(h)
 	f := func(name string) string { return filepath.Join(pki, name) }
+	// Every replica advertises the cluster's internal endpoint, which the
+	// load balancer serves in the VPC network: the lease reconciler keeps
+	// it as the "kubernetes" Service's endpoint while any replica runs
+	// (it never empties the Endpoints as the last lease goes). Replica
+	// addresses are loopback ones, which Endpoints may not hold.
+	advertise, reconciler := c.InternalEndpointIP, []string{"--endpoint-reconciler-type=lease"}
+	if advertise == nil {
+		advertise, reconciler = h.IP, []string{"--endpoint-reconciler-type=none"}
+	}
 	return Component{
 		Name:    fmt.Sprintf("kube-apiserver-%d", h.Index),
 		Program: "kube-apiserver",
-		Args: []string{
-			"--advertise-address=" + h.IP.String(),
+		Args: append([]string{
+			"--advertise-address=" + advertise.String(),
 			"--bind-address=" + h.IP.String(),
 			fmt.Sprintf("--secure-port=%d", APIServerPort),
 			"--allow-privileged=true",
@@ -181,14 +194,11 @@ func APIServer(c Cluster, h Host, etcdServers []string) Component {
 			"--authentication-token-webhook-config-file=" + c.WebhookConfigFile(h),
 			"--authentication-token-webhook-version=v1",
 			"--authentication-token-webhook-cache-ttl=30s",
-			// The Endpoints of the "kubernetes" Service may not hold loopback
-			// addresses, and every replica address here is a loopback one.
-			"--endpoint-reconciler-type=none",
 			// Graceful drain: /readyz fails first so that the load balancer
 			// stops sending, then in-flight requests finish.
 			"--shutdown-delay-duration=2s",
 			"--shutdown-send-retry-after=true",
-		},
+		}, reconciler...),
 		Env:       []string{"GOGC=50"},
 		HealthURL: h.APIServerURL() + "/readyz",
 	}

@@ -15,7 +15,7 @@ var update = flag.Bool("update", false, "rewrite the golden files")
 // how components are started shows up as a diff of testdata/zonal.golden.
 func TestZonalPlanGolden(t *testing.T) {
 	c := Cluster{
-		Name: "demo", Dir: "/data/clusters/uid", EndpointIP: net.ParseIP("127.10.0.2"),
+		Name: "demo", Dir: "/data/clusters/uid", EndpointIP: net.ParseIP("127.10.0.2"), InternalEndpointIP: net.ParseIP("10.128.0.3"),
 		ServiceCIDR: "34.118.224.0/20", PodCIDR: "10.0.0.0/14", NodeMaskSize: 24,
 		AuthnWebhookURL: "http://127.0.0.1:8080/internal/authn",
 	}
@@ -27,7 +27,8 @@ func TestZonalPlanGolden(t *testing.T) {
 		Scheduler(c, h),
 	}
 	got := golden(t, "testdata/zonal.golden", plan)
-	for _, must := range []string{"--authorization-mode=Node,RBAC", "--enable-admission-plugins=NodeRestriction", "--enable-bootstrap-token-auth=true", "--controllers=*,bootstrapsigner,tokencleaner", "--client-cert-auth=true"} {
+	for _, must := range []string{"--authorization-mode=Node,RBAC", "--enable-admission-plugins=NodeRestriction", "--enable-bootstrap-token-auth=true", "--controllers=*,bootstrapsigner,tokencleaner", "--client-cert-auth=true",
+		"--advertise-address=10.128.0.3", "--endpoint-reconciler-type=lease"} {
 		if !strings.Contains(got, must) {
 			t.Errorf("plan lacks %s", must)
 		}

@@ -194,7 +194,19 @@ func (e *Engine) allocate(a *allocator, r *ClusterRecord, loc Location, pl *plac
 			r.EtcdHostIPs = append(r.EtcdHostIPs, h.String())
 		}
 	}
-	return e.allocateRanges(a, r, pl)
+	if err := e.allocateRanges(a, r, pl); err != nil {
+		return err
+	}
+	subnet, err := r.nodeRange()
+	if err != nil {
+		return err
+	}
+	ip, err := a.ip(r.nodeIPKind(), subnet, 2)
+	if err != nil {
+		return status.Errorf(status.FailedPrecondition, "Subnetwork %s has no free address for the cluster's internal endpoint: %v", r.Cluster.Subnetwork, err)
+	}
+	r.InternalEndpointIP = ip.String()
+	return nil
 }
 
 // fillCluster sets everything GKE reports about a new cluster.

@@ -178,7 +178,7 @@ func (r *ClusterRecord) nodeRange() (netip.Prefix, error) {
 // (`--node-labels kubeyard.dev/simulated=true`), makes its nodes
 // simulated: real Node objects whose pods are Running at once with no
 // container, for scale tests. Pools are real otherwise.
-const SimulatedLabel = "kubeyard.dev/simulated"
+const SimulatedLabel = cluster.SimulatedLabel
 
 // nodes returns what the runtime needs to run the pool's nodes.
 func (e *Engine) nodes(r *ClusterRecord, p *container.NodePool) []cluster.Node {
@@ -198,7 +198,7 @@ func (e *Engine) nodes(r *ClusterRecord, p *container.NodePool) []cluster.Node {
 			labels[k] = v
 		}
 		node := cluster.Node{Name: n.Name, InternalIP: net.ParseIP(n.InternalIP), KubeletIP: net.ParseIP(n.KubeletIP), Labels: labels, CPU: res[0], Memory: res[1], MaxPods: int(p.MaxPodsConstraint.MaxPodsPerNode),
-			Network: r.Project + "/" + vpc.ResourceName(r.Cluster.Network), Subnet: subnet, Tags: []string{r.nodeTag()}, RoutesBased: r.routesBased(),
+			Network: r.networkName(), Subnet: subnet, Tags: []string{r.nodeTag()}, RoutesBased: r.routesBased(),
 			Simulated: p.Config.Labels[SimulatedLabel] == "true"}
 		// A node's external address is the one this machine reaches it
 		// at; private nodes have none.

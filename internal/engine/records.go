@@ -44,6 +44,10 @@ type ClusterRecord struct {
 	// NodeRange is the primary range of the cluster's subnetwork, where
 	// its nodes' internal addresses come from.
 	NodeRange string `json:"nodeRange,omitempty"`
+	// InternalEndpointIP is the cluster's endpoint inside its VPC network,
+	// an address of NodeRange: where nodes and pods reach the API (the
+	// "kubernetes" Service's endpoint).
+	InternalEndpointIP string `json:"internalEndpointIP,omitempty"`
 	// ManagedRanges are the secondary ranges GKE added to the subnetwork
 	// for the cluster; they go with it.
 	ManagedRanges []*compute.SubnetworkSecondaryRange `json:"managedRanges,omitempty"`
@@ -126,6 +130,11 @@ func (n NodeRecord) allocations(r *ClusterRecord) []string {
 	return []string{"allocations/" + r.nodeIPKind() + "/" + n.InternalIP, "allocations/host/" + n.KubeletIP}
 }
 
+// networkName is the cluster's VPC network as the runtime names it: "P/N".
+func (r *ClusterRecord) networkName() string {
+	return r.Project + "/" + vpc.ResourceName(r.Cluster.Network)
+}
+
 // nodeIPKind is the allocation kind of the cluster's node addresses: one
 // per network, as no two subnetworks of a network overlap.
 func (r *ClusterRecord) nodeIPKind() string {
@@ -163,15 +172,18 @@ func (e *Engine) spec(r *ClusterRecord) cluster.Spec {
 		etcdHosts = append(etcdHosts, controlplane.Host{Index: i, IP: net.ParseIP(ip), EtcdOnly: true})
 	}
 	c := r.Cluster
+	nodeRange, _ := r.nodeRange()
 	return cluster.Spec{
 		Cluster: controlplane.Cluster{
-			Name:            c.Name,
-			Dir:             filepath.Join(e.cfg.DataDir, "clusters", r.UID),
-			EndpointIP:      net.ParseIP(r.EndpointIP),
-			ServiceCIDR:     c.ServicesIpv4Cidr,
-			PodCIDR:         c.ClusterIpv4Cidr,
-			NodeMaskSize:    32 - podRangeBits(c.DefaultMaxPodsConstraint),
-			AuthnWebhookURL: e.cfg.BaseURL + "/internal/authn",
+			Name:       c.Name,
+			Dir:        filepath.Join(e.cfg.DataDir, "clusters", r.UID),
+			EndpointIP: net.ParseIP(r.EndpointIP),
+			// A record from before clusters had one has none (nil).
+			InternalEndpointIP: net.ParseIP(r.InternalEndpointIP),
+			ServiceCIDR:        c.ServicesIpv4Cidr,
+			PodCIDR:            c.ClusterIpv4Cidr,
+			NodeMaskSize:       32 - podRangeBits(c.DefaultMaxPodsConstraint),
+			AuthnWebhookURL:    e.cfg.BaseURL + "/internal/authn",
 		},
 		ID:                 r.UID,
 		Hosts:              hosts,
@@ -182,6 +194,8 @@ func (e *Engine) spec(r *ClusterRecord) cluster.Spec {
 		EtcdHosts:          etcdHosts,
 		EndpointPort:       r.EndpointPort,
 		Creator:            r.Creator,
+		Network:            r.networkName(),
+		NodeRange:          nodeRange,
 	}
 }
 

@@ -302,6 +302,7 @@ func inUse(r *ClusterRecord) []string {
 	for _, h := range append(slices.Clone(r.HostIPs), r.EtcdHostIPs...) {
 		add("host", h)
 	}
+	add(r.nodeIPKind(), r.InternalEndpointIP)
 	nodes := slices.Clone(r.Retiring)
 	for _, pool := range r.Nodes {
 		nodes = append(nodes, pool...)

@@ -17,11 +17,23 @@ import (
 // of its own that follows that folder, so cluster endpoints keep serving
 // while the engine is down or restarting.
 type Frontend struct {
-	Addr     string    `json:"addr"`
-	Backends []Backend `json:"backends"`
+	Addr string `json:"addr"`
+	// Namespace is the named network namespace the frontend listens in
+	// (empty: the load balancer's own): a cluster's internal endpoint is
+	// served inside its VPC network.
+	Namespace string    `json:"namespace,omitempty"`
+	Backends  []Backend `json:"backends"`
 	// Allow lists the source ranges admitted (CIDRs); absent admits every
 	// source (null), empty admits none.
 	Allow []string `json:"allow"`
+}
+
+// key tells frontends apart: by address within their namespace.
+func (f Frontend) key() string {
+	if f.Namespace == "" {
+		return f.Addr
+	}
+	return f.Namespace + "/" + f.Addr
 }
 
 const frontendExt = ".json"
@@ -99,6 +111,25 @@ func WaitRefused(ctx context.Context, dir, name string) error {
 	return waitAcked(ctx, dir, name, frontendExt+refusedExt, "refused")
 }
 
+// WaitRemoved waits until the load balancer following dir no longer
+// serves the frontends named (their files removed).
+func WaitRemoved(ctx context.Context, dir string, names ...string) error {
+	for _, name := range names {
+		for {
+			_, err := os.Stat(filepath.Join(dir, appliedDir, name+frontendExt))
+			if errors.Is(err, os.ErrNotExist) {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("loadbalancer: frontend %s is still served: %w", name, ctx.Err())
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}
+	return nil
+}
+
 func waitAcked(ctx context.Context, dir, name, ackExt, what string) error {
 	for {
 		want, err := os.ReadFile(filepath.Join(dir, name+frontendExt))
@@ -141,7 +172,7 @@ func WaitListening(ctx context.Context, addr string, listening bool) error {
 // still held, say) is tried again on the next round; a file that does not
 // parse keeps what it last said.
 func (lb *LoadBalancer) Follow(ctx context.Context, dir string, interval time.Duration) error {
-	applied := map[string]string{}        // address -> frontend applied, as JSON
+	applied := map[string]string{}        // frontend key -> frontend applied, as JSON
 	lastGood := map[string]frontendFile{} // file -> its last content that parsed
 	refused := map[string]string{}        // files whose parse error was logged -> their content then
 	acked := map[string]string{}          // file -> content acknowledged
@@ -152,13 +183,13 @@ func (lb *LoadBalancer) Follow(ctx context.Context, dir string, interval time.Du
 		if err != nil {
 			lb.cfg.Logger.Error("read frontends", "dir", dir, "err", err)
 		} else {
+			var gone []string // files removed: their acks go once their frontends have
 			for file := range lastGood {
 				if _, ok := files[file]; !ok {
 					delete(lastGood, file)
 					delete(refused, file)
 					delete(acked, file)
-					os.Remove(filepath.Join(dir, appliedDir, file))
-					os.Remove(filepath.Join(dir, appliedDir, file+refusedExt))
+					gone = append(gone, file)
 				}
 			}
 			want := map[string]Frontend{}
@@ -180,7 +211,7 @@ func (lb *LoadBalancer) Follow(ctx context.Context, dir string, interval time.Du
 					refused[file] = f.raw
 				}
 				if good, ok := lastGood[file]; ok {
-					want[good.Addr] = good.Frontend
+					want[good.key()] = good.Frontend
 				}
 			}
 			// Removals first: an address moved between files is then free.
@@ -190,6 +221,10 @@ func (lb *LoadBalancer) Follow(ctx context.Context, dir string, interval time.Du
 					delete(applied, addr)
 					lb.cfg.Logger.Info("frontend removed", "frontend", addr)
 				}
+			}
+			for _, file := range gone {
+				os.Remove(filepath.Join(dir, appliedDir, file))
+				os.Remove(filepath.Join(dir, appliedDir, file+refusedExt))
 			}
 			for addr, fe := range want {
 				key, _ := json.Marshal(fe)
@@ -205,7 +240,7 @@ func (lb *LoadBalancer) Follow(ctx context.Context, dir string, interval time.Du
 			}
 			for file, good := range lastGood {
 				key, _ := json.Marshal(good.Frontend)
-				if applied[good.Addr] == string(key) && acked[file] != good.raw {
+				if applied[good.key()] == string(key) && acked[file] != good.raw {
 					if err := ack(dir, file, good.raw); err != nil {
 						lb.cfg.Logger.Error("frontend", "file", file, "err", err)
 						continue

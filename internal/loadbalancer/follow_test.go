@@ -2,6 +2,7 @@ package loadbalancer
 
 import (
 	"context"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -161,5 +162,30 @@ func TestFollowRefusesWhatAFileBecomes(t *testing.T) {
 		if err := WaitRefused(ctx, dir, "c1"); err != nil {
 			t.Fatalf("%q: %v", content, err)
 		}
+	}
+}
+
+// Once WaitRemoved returns, a removed frontend no longer listens.
+func TestFollowWaitRemoved(t *testing.T) {
+	_, one := backend(t, "one", true)
+	dir := follow(t)
+	addr := frontendAddr(t)
+	if err := WriteFrontend(dir, "c1", Frontend{Addr: addr, Backends: []Backend{one}}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := WaitApplied(ctx, dir, "c1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := RemoveFrontend(dir, "c1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := WaitRemoved(ctx, dir, "c1"); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := net.Dial("tcp", addr); err == nil {
+		c.Close()
+		t.Error("a frontend WaitRemoved waited for still listens")
 	}
 }

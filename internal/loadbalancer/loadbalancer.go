@@ -20,6 +20,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/kubeyard/kubeyard/internal/netns"
 )
 
 // Backend is one kube-apiserver.
@@ -100,15 +102,15 @@ func (lb *LoadBalancer) Ensure(fe Frontend) error {
 	}
 	lb.mu.Lock()
 	defer lb.mu.Unlock()
-	f, ok := lb.frontends[fe.Addr]
+	f, ok := lb.frontends[fe.key()]
 	if !ok {
-		ln, err := net.Listen("tcp", fe.Addr)
+		ln, err := listen(fe)
 		if err != nil {
-			return fmt.Errorf("loadbalancer: listen %s: %w", fe.Addr, err)
+			return fmt.Errorf("loadbalancer: listen %s: %w", fe.key(), err)
 		}
 		ctx, cancel := context.WithCancel(context.Background())
 		f = &frontend{addr: fe.Addr, listener: ln, cancel: cancel, conns: map[net.Conn]struct{}{}, clients: map[net.Conn]netip.Addr{}}
-		lb.frontends[fe.Addr] = f
+		lb.frontends[fe.key()] = f
 		f.done.Add(2)
 		go lb.serve(f)
 		go lb.check(ctx, f)
@@ -169,7 +171,20 @@ func reset(c net.Conn) {
 	c.Close()
 }
 
-// Remove closes frontend addr and every connection through it.
+// listen opens fe's listener, in its namespace.
+func listen(fe Frontend) (ln net.Listener, err error) {
+	if fe.Namespace == "" {
+		return net.Listen("tcp", fe.Addr)
+	}
+	err = netns.Do(fe.Namespace, func() error {
+		ln, err = net.Listen("tcp", fe.Addr)
+		return err
+	})
+	return ln, err
+}
+
+// Remove closes frontend addr (its key: "namespace/address" in a
+// namespace) and every connection through it.
 func (lb *LoadBalancer) Remove(addr string) {
 	lb.mu.Lock()
 	f, ok := lb.frontends[addr]
@@ -191,7 +206,7 @@ func (lb *LoadBalancer) Close() {
 	}
 }
 
-// Healthy returns the addresses of the backends of frontend addr that passed
+// Healthy returns the addresses of the backends of frontend addr (its key) that passed
 // their last check.
 func (lb *LoadBalancer) Healthy(addr string) []string {
 	lb.mu.Lock()

@@ -11,6 +11,9 @@ import (
 	"os"
 	"testing"
 	"time"
+
+	"github.com/kubeyard/kubeyard/internal/netns"
+	"github.com/kubeyard/kubeyard/internal/netns/netnstest"
 )
 
 func backend(t *testing.T, name string, ready bool) (*httptest.Server, Backend) {
@@ -27,8 +30,10 @@ func backend(t *testing.T, name string, ready bool) (*httptest.Server, Backend) 
 
 var client = &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, DisableKeepAlives: true}}
 
-func get(addr string) (string, error) {
-	resp, err := client.Get("https://" + addr + "/")
+func get(addr string) (string, error) { return getWith(client, addr) }
+
+func getWith(c *http.Client, addr string) (string, error) {
+	resp, err := c.Get("https://" + addr + "/")
 	if err != nil {
 		return "", err
 	}
@@ -102,13 +107,7 @@ func getFrom(source, addr string) (string, error) {
 	dialer := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(source)}, Timeout: 2 * time.Second}
 	c := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DialContext: dialer.DialContext,
 		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, DisableKeepAlives: true}}
-	resp, err := c.Get("https://" + addr + "/")
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return string(b), err
+	return getWith(c, addr)
 }
 
 func TestAdmitsOnlyAllowedSources(t *testing.T) {
@@ -157,4 +156,50 @@ func TestAdmitsOnlyAllowedSources(t *testing.T) {
 	if _, err := getFrom("127.88.0.5", addr); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// A frontend in a network namespace is served there, not in the load
+// balancer's own namespace, and forwards to backends in its own.
+func TestFrontendInANamespace(t *testing.T) {
+	ns := netnstest.Name(t, "lb")
+	if err := netns.Create(ns); err != nil {
+		t.Fatal(err)
+	}
+	_, up := backend(t, "up", true)
+	lb := New(Config{CheckInterval: 50 * time.Millisecond})
+	defer lb.Close()
+	addr := frontendAddr(t)
+	fe := Frontend{Addr: addr, Namespace: ns, Backends: []Backend{up}}
+	if err := lb.Ensure(fe); err != nil {
+		t.Fatal(err)
+	}
+	got, err := getIn(ns, addr)
+	if err != nil || got != "up" {
+		t.Fatalf("through the frontend in %s: %q, %v", ns, got, err)
+	}
+	if _, err := get(addr); err == nil {
+		t.Error("the frontend answers outside its namespace")
+	}
+	if h := lb.Healthy(fe.key()); len(h) != 1 {
+		t.Errorf("healthy backends by the frontend's key: %v", h)
+	}
+	lb.Remove(fe.key())
+	if _, err := getIn(ns, addr); err == nil {
+		t.Error("a removed frontend still answers")
+	}
+}
+
+// getIn is get from inside the named namespace.
+func getIn(ns, addr string) (string, error) {
+	c := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, DisableKeepAlives: true,
+		DialContext: func(ctx context.Context, network, addr string) (c net.Conn, err error) {
+			err = netns.Do(ns, func() error {
+				c, err = (&net.Dialer{}).DialContext(ctx, network, addr)
+				return err
+			})
+			return c, err
+		},
+	}}
+	return getWith(c, addr)
 }

@@ -20,12 +20,18 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/kubeyard/kubeyard/internal/netns"
 )
 
 // Process is what to run and where its files go.
 type Process struct {
-	Args    []string // arguments after the binary
-	Env     []string // added to the engine's environment
+	Args []string // arguments after the binary
+	Env  []string // added to the engine's environment
+	// NetNS is the named network namespace the process runs in (empty:
+	// the engine's): nsenter enters it and execs the binary, so the
+	// process keeps nsenter's PID.
+	NetNS   string
 	PIDFile string
 	LogFile string
 }
@@ -34,7 +40,11 @@ type Process struct {
 // configuration changed is restarted.
 func (p Process) hash() string {
 	h := sha256.New()
-	for _, s := range append(append([]string{}, p.Args...), p.Env...) {
+	parts := append(append([]string{}, p.Args...), p.Env...)
+	if p.NetNS != "" {
+		parts = append(parts, "netns="+p.NetNS)
+	}
+	for _, s := range parts {
 		h.Write([]byte(s))
 		h.Write([]byte{0})
 	}
@@ -270,6 +280,9 @@ func (s *Supervisor) start(p *proc) (*exec.Cmd, error) {
 	defer logFile.Close()
 	fmt.Fprintf(logFile, "---- %s starting %s\n", time.Now().Format(time.RFC3339), p.name)
 	cmd := exec.Command(s.cfg.Binary, p.spec.Args...)
+	if p.spec.NetNS != "" {
+		cmd = exec.Command("nsenter", append([]string{"--net=" + netns.Path(p.spec.NetNS), "--", s.cfg.Binary}, p.spec.Args...)...)
+	}
 	cmd.Env = append(os.Environ(), p.spec.Env...)
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile

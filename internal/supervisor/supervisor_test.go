@@ -5,10 +5,14 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/kubeyard/kubeyard/internal/netns"
+	"github.com/kubeyard/kubeyard/internal/netns/netnstest"
 	"github.com/kubeyard/kubeyard/internal/poll"
 )
 
@@ -109,4 +113,31 @@ func TestChangedSpecIsRestarted(t *testing.T) {
 	if pidAlive(pid) {
 		t.Fatal("the process with the old configuration still runs")
 	}
+}
+
+// A process with a network namespace runs in it, under the PID the
+// supervisor reports (nsenter execs the binary in its place).
+func TestRunsInItsNetworkNamespace(t *testing.T) {
+	ns := netnstest.Name(t, "sup")
+	if err := netns.Create(ns); err != nil {
+		t.Fatal(err)
+	}
+	s := newSup(t)
+	defer s.Close()
+	dir := t.TempDir()
+	p := sleeper(dir)
+	p.NetNS = ns
+	if err := s.Ensure("p", p); err != nil {
+		t.Fatal(err)
+	}
+	want, err := os.Stat(netns.Path(ns))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the process in the namespace", func() bool {
+		pid := s.PID("p")
+		comm, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "comm"))
+		got, err := os.Stat(filepath.Join("/proc", strconv.Itoa(pid), "ns", "net"))
+		return pid != 0 && strings.TrimSpace(string(comm)) == "sleep" && err == nil && os.SameFile(got, want)
+	})
 }

@@ -146,26 +146,48 @@ func Port(node string) string { return netns.IfName("n", node) }
 // Attached counts the nodes attached to a network (0 when it has no
 // namespace).
 func Attached(network string) (int, error) {
+	nodes, _, err := users(network)
+	return nodes, err
+}
+
+// Unused says whether nothing uses the network's namespace any more: no
+// node is attached and it serves no address (AddService).
+func Unused(network string) (bool, error) {
+	nodes, services, err := users(network)
+	return nodes == 0 && services == 0, err
+}
+
+// users counts the network's nodes and the addresses it serves.
+func users(network string) (nodes, services int, err error) {
 	if !netns.Exists(network) {
-		return 0, nil
+		return 0, 0, nil
 	}
 	vh, err := netns.Handle(network)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer vh.Close()
 	links, err := vh.LinkList()
 	if err != nil {
-		return 0, fmt.Errorf("vpcnet: %s: %w", network, err)
+		return 0, 0, fmt.Errorf("vpcnet: %s: %w", network, err)
 	}
-	n := 0
 	for _, l := range links {
-		// Nodes' ports, not peerings' links.
-		if l.Type() == "veth" && strings.HasPrefix(l.Attrs().Name, "n") {
-			n++
+		switch {
+		case l.Type() == "veth" && strings.HasPrefix(l.Attrs().Name, "n"):
+			nodes++ // nodes' ports, not peerings' links
+		case l.Attrs().Name == "lo":
+			addrs, err := vh.AddrList(l, netlink.FAMILY_V4)
+			if err != nil {
+				return 0, 0, fmt.Errorf("vpcnet: %s: %w", network, err)
+			}
+			for _, a := range addrs {
+				if !a.IP.IsLoopback() {
+					services++
+				}
+			}
 		}
 	}
-	return n, nil
+	return nodes, services, nil
 }
 
 // Route is a route of the network: Dst through the instance at NextHop,

@@ -243,3 +243,37 @@ func TestPeering(t *testing.T) {
 		t.Error("the peering is gone, and the networks still reach each other")
 	}
 }
+
+// An address the network serves itself is reached from its nodes through
+// their gateway, and keeps the network in use once no node is attached.
+func TestServices(t *testing.T) {
+	network := netnstest.Name(t, "vpc")
+	a := vpcnet.Attachment{Network: network, Node: netnstest.Name(t, "node"), Subnet: netip.MustParsePrefix("10.128.0.0/20"), IP: netip.MustParseAddr("10.128.0.2")}
+	if err := vpcnet.Attach(a); err != nil {
+		t.Fatal(err)
+	}
+	service := netip.MustParseAddr("10.128.0.9")
+	for range 2 { // idempotent
+		if err := vpcnet.AddService(network, service); err != nil {
+			t.Fatal(err)
+		}
+	}
+	listen(t, network, service)
+	if err := dialFrom(a.Node, service, a.IP); err != nil {
+		t.Fatalf("the node does not reach the network's address: %v", err)
+	}
+	if err := vpcnet.Detach(a); err != nil {
+		t.Fatal(err)
+	}
+	if unused, err := vpcnet.Unused(network); unused || err != nil {
+		t.Errorf("a network that serves an address is unused: %v %v", unused, err)
+	}
+	for range 2 {
+		if err := vpcnet.RemoveService(network, service); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if unused, err := vpcnet.Unused(network); !unused || err != nil {
+		t.Errorf("a network with no node and no address is in use: %v %v", unused, err)
+	}
+}

@@ -4,7 +4,8 @@
 // own source: the hello-app server (images/hello-app) on busybox, which
 // gives them a shell, wget and tar as the originals have. And netd
 // (images/netd), which the netd DaemonSet of a cluster with intra-node
-// visibility runs.
+// visibility runs, and CoreDNS (images/coredns), which serves every
+// cluster's DNS.
 //
 // `make build` compiles the server and takes Debian's static busybox
 // (package busybox-static) into this folder, and builds kubeyard with the
@@ -26,10 +27,12 @@ import (
 
 // Names of the images, as pods name them.
 const (
-	Busybox    = "docker.io/library/busybox:latest"
-	HelloApp1  = "us-docker.pkg.dev/google-samples/containers/gke/hello-app:1.0"
-	HelloApp2  = "us-docker.pkg.dev/google-samples/containers/gke/hello-app:2.0"
-	Netd       = netd.Image
+	Busybox   = "docker.io/library/busybox:latest"
+	HelloApp1 = "us-docker.pkg.dev/google-samples/containers/gke/hello-app:1.0"
+	HelloApp2 = "us-docker.pkg.dev/google-samples/containers/gke/hello-app:2.0"
+	Netd      = netd.Image
+	// CoreDNS is the upstream CoreDNS (images/coredns), kube-dns's server.
+	CoreDNS    = "registry.k8s.io/coredns/coredns:v1.15.0"
 	searchPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 )
 
@@ -39,7 +42,7 @@ var created = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // Images builds the images from the files in fsys: busybox, its applet
 // list (applets: what `busybox --list` prints), hello-app-1.0 and
-// hello-app-2.0, the server built at those versions, and netd.
+// hello-app-2.0, the server built at those versions, netd, and coredns.
 func Images(fsys fs.FS) (map[string]v1.Image, error) {
 	read := func(name string) ([]byte, error) {
 		data, err := fs.ReadFile(fsys, name)
@@ -91,6 +94,15 @@ func Images(fsys fs.FS) (map[string]v1.Image, error) {
 	}
 	netdFiles := map[string]images.File{"netd": {Data: program, Mode: 0o755}}
 	if out[Netd], err = images.Build(netdFiles, v1.Config{Cmd: []string{"/netd"}}, created); err != nil {
+		return nil, err
+	}
+	coredns, err := read("coredns")
+	if err != nil {
+		return nil, err
+	}
+	dnsFiles := map[string]images.File{"coredns": {Data: coredns, Mode: 0o755}}
+	cfg := v1.Config{Entrypoint: []string{"/coredns"}, ExposedPorts: map[string]struct{}{"53/tcp": {}, "53/udp": {}, "9153/tcp": {}}}
+	if out[CoreDNS], err = images.Build(dnsFiles, cfg, created); err != nil {
 		return nil, err
 	}
 	return out, nil
