@@ -48,7 +48,8 @@ func TestNormalize(t *testing.T) {
 const zeros = "0000000000000000000000000000000000000000000000000000000000000000"
 
 // builtinFiles builds what `make build` puts beside the builtin package:
-// the hello-app server at both versions, netd and Debian's busybox.
+// the hello-app server at both versions, netd, CoreDNS and Debian's
+// busybox.
 func builtinFiles(t *testing.T) fs.FS {
 	t.Helper()
 	dir := t.TempDir()
@@ -63,6 +64,12 @@ func builtinFiles(t *testing.T) fs.FS {
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("build netd: %v\n%s", err, out)
+	}
+	// CoreDNS is a module of its own (images/coredns).
+	cmd = exec.Command("go", "build", "-C", "../../images/coredns", "-trimpath", "-ldflags", "-s -w", "-o", filepath.Join(dir, "coredns"), ".")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build coredns: %v\n%s", err, out)
 	}
 	bb, err := os.ReadFile("/bin/busybox")
 	if err != nil {
@@ -103,7 +110,7 @@ func TestStore(t *testing.T) {
 		}
 	}
 	list, err := s.List()
-	if err != nil || len(list) != 4 || list[0].Name != builtin.Busybox || list[0].Size < 1<<20 {
+	if err != nil || len(list) != 5 || list[0].Name != builtin.Busybox || list[0].Size < 1<<20 {
 		t.Fatalf("list: %+v %v", list, err)
 	}
 	_, found, err := s.Resolve("busybox")
