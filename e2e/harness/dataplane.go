@@ -17,11 +17,14 @@ import (
 func (e *Engine) Prefix() string { return cluster.EnginePrefix(e.DataDir) }
 
 // Leftovers lists what the engine's nodes have on the machine: container
-// shims, network namespaces, cgroups and mounts under the engine's folder.
+// shims, kube-proxies, network namespaces, cgroups and mounts under the engine's folder.
 func (e *Engine) Leftovers() []string {
 	var out []string
 	for _, pid := range e.ShimPIDs() {
 		out = append(out, "shim process "+strconv.Itoa(pid))
+	}
+	for _, pid := range e.KubeProxyPIDs() {
+		out = append(out, "kube-proxy process "+strconv.Itoa(pid))
 	}
 	names, _ := netns.List(e.Prefix())
 	for _, n := range names {
@@ -37,12 +40,19 @@ func (e *Engine) Leftovers() []string {
 }
 
 // ShimPIDs are the shims of the engine's containers.
-func (e *Engine) ShimPIDs() []int {
+func (e *Engine) ShimPIDs() []int { return e.pidsOf("kubeyard-shim") }
+
+// KubeProxyPIDs are the kube-proxies of the engine's nodes.
+func (e *Engine) KubeProxyPIDs() []int { return e.pidsOf("kube-proxy") }
+
+// pidsOf are the processes whose command line names program and a file
+// of the engine's.
+func (e *Engine) pidsOf(program string) []int {
 	var out []int
 	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
 	for _, p := range procs {
 		cmdline, err := os.ReadFile(p)
-		if err == nil && strings.Contains(string(cmdline), "kubeyard-shim") && strings.Contains(string(cmdline), e.DataDir+"/") {
+		if err == nil && strings.Contains(string(cmdline), program) && strings.Contains(string(cmdline), e.DataDir+"/") {
 			if pid, err := strconv.Atoi(filepath.Base(filepath.Dir(p))); err == nil {
 				out = append(out, pid)
 			}
@@ -66,7 +76,7 @@ func (e *Engine) mounts() []string {
 // every process in the engine's cgroups (its containers), the namespaces,
 // the cgroups, the mounts.
 func (e *Engine) removeLeftovers() {
-	for _, pid := range e.ShimPIDs() {
+	for _, pid := range append(e.ShimPIDs(), e.KubeProxyPIDs()...) {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
 	for _, name := range cgroups.Named(e.Prefix() + "-") {

@@ -1,0 +1,262 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"github.com/kubeyard/kubeyard/e2e/harness"
+	"github.com/kubeyard/kubeyard/internal/images"
+)
+
+// hostnames are the Hostname lines of hello-app answers.
+func hostnames(out string) map[string]bool {
+	seen := map[string]bool{}
+	for _, line := range strings.Split(out, "\n") {
+		if h, ok := strings.CutPrefix(line, "Hostname: "); ok {
+			seen[h] = true
+		}
+	}
+	return seen
+}
+
+// TestServices is issue 15's first steps as a user takes them, with the
+// real kubectl: a Deployment exposed as a Service (the upstream kube-proxy
+// in nftables mode on every node) and reached by name (CoreDNS behind
+// kube-dns), NodePort, headless and sticky Services, pods' DNS settings,
+// an in-cluster client that lists pods through the kubernetes Service, and
+// a Service that keeps answering through a rolling update.
+func TestServices(t *testing.T) {
+	e := harness.Start(t, harness.Options{})
+	e.Gcloud("container", "clusters", "create", "svc", "--zone", zone, "--num-nodes", "2")
+	e.Gcloud("container", "clusters", "get-credentials", "svc", "--zone", zone)
+
+	// The kubernetes Service has a real endpoint: the cluster's internal
+	// endpoint in its VPC network, at the kube-apiservers' port.
+	slice := e.Kubectl("get", "endpointslice", "kubernetes", "-o", "jsonpath={.endpoints[*].addresses[*]} {.ports[*].port}")
+	if f := strings.Fields(slice); len(f) != 2 || !strings.HasPrefix(f[0], "10.128.") || f[1] != "6443" {
+		t.Fatalf("the kubernetes Service's endpoints: %q", slice)
+	}
+	if dns := e.Kubectl("-n", "kube-system", "get", "svc", "kube-dns", "-o", "jsonpath={.spec.clusterIP}"); dns != "34.118.224.10" {
+		t.Errorf("kube-dns is at %q, not the services range's tenth address", dns)
+	}
+
+	e.Kubectl("create", "deployment", "web", "--image=us-docker.pkg.dev/google-samples/containers/gke/hello-app:2.0", "--replicas=3")
+	e.Kubectl("expose", "deployment", "web", "--port", "80", "--target-port", "8080")
+	e.Kubectl("rollout", "status", "deployment/web", "--timeout=90s")
+	e.Kubectl("-n", "kube-system", "rollout", "status", "deployment/coredns", "--timeout=90s")
+
+	// As the issue runs it: on a terminal, the pod removed after.
+	run := exec.Command("script", "-qc", "kubectl run client --image=busybox --restart=Never -it --rm -- wget -qO- http://web.default.svc.cluster.local", "/dev/null")
+	run.Env = e.Env()
+	if out, err := run.CombinedOutput(); err != nil || !strings.Contains(string(out), "Hello, world!") || !strings.Contains(string(out), "Hostname: web-") {
+		t.Fatalf("kubectl run client -- wget http://web.default.svc.cluster.local: %v\n%s", err, out)
+	}
+
+	e.Kubectl("run", "client", "--image=busybox", "--restart=Never", "--", "sleep", "3600")
+	e.Kubectl("wait", "--for=condition=Ready", "pod/client", "--timeout=60s")
+	inClient := func(cmd string) (string, error) { return e.Run("kubectl", "exec", "client", "--", "sh", "-c", cmd) }
+
+	t.Run("ClusterIP spreads over the pods", func(t *testing.T) {
+		out, err := inClient("for i in $(seq 30); do wget -qO- http://web; done")
+		if seen := hostnames(out); err != nil || len(seen) != 3 {
+			t.Errorf("30 requests to http://web reached %d pods (%v): %v", len(seen), seen, err)
+		}
+	})
+
+	t.Run("NodePort on every node", func(t *testing.T) {
+		e.Kubectl("expose", "deployment", "web", "--name", "web-np", "--type", "NodePort", "--port", "80", "--target-port", "8080")
+		port := e.Kubectl("get", "svc", "web-np", "-o", "jsonpath={.spec.ports[0].nodePort}")
+		ips := strings.Fields(e.Kubectl("get", "nodes", "-o", `jsonpath={.items[*].status.addresses[?(@.type=="InternalIP")].address}`))
+		if len(ips) != 2 {
+			t.Fatalf("node addresses: %v", ips)
+		}
+		for _, ip := range ips {
+			e.Eventually(20*time.Second, func() error {
+				out, err := inClient(fmt.Sprintf("wget -qO- http://%s:%s/", ip, port))
+				if err != nil || !strings.Contains(out, "Hello, world!") {
+					return fmt.Errorf("NodePort %s:%s: %v %q", ip, port, err, out)
+				}
+				return nil
+			})
+		}
+	})
+
+	t.Run("headless names the pods", func(t *testing.T) {
+		e.Kubectl("expose", "deployment", "web", "--name", "web-headless", "--cluster-ip", "None", "--port", "8080")
+		want := map[string]bool{}
+		for _, p := range podsOf(t, e, "app=web") {
+			want[p.Status.PodIP] = true
+		}
+		e.Eventually(20*time.Second, func() error {
+			out, _ := inClient("nslookup web-headless.default.svc.cluster.local")
+			got := map[string]bool{}
+			for _, line := range strings.Split(out, "\n") {
+				if a, ok := strings.CutPrefix(line, "Address: "); ok {
+					got[a] = true
+				}
+			}
+			if len(got) != len(want) {
+				return fmt.Errorf("web-headless resolves to %v, want the pods %v:\n%s", got, want, out)
+			}
+			for ip := range want {
+				if !got[ip] {
+					return fmt.Errorf("web-headless lacks pod %s:\n%s", ip, out)
+				}
+			}
+			return nil
+		})
+	})
+
+	t.Run("sessionAffinity ClientIP sticks", func(t *testing.T) {
+		e.Kubectl("expose", "deployment", "web", "--name", "web-sticky", "--port", "80", "--target-port", "8080", "--session-affinity", "ClientIP")
+		e.Eventually(20*time.Second, func() error {
+			out, err := inClient("for i in $(seq 15); do wget -qO- http://web-sticky; done")
+			if seen := hostnames(out); err != nil || len(seen) != 1 {
+				return fmt.Errorf("15 requests from one client reached %v: %v", seen, err)
+			}
+			return nil
+		})
+	})
+
+	t.Run("DNS", func(t *testing.T) {
+		resolv, _ := inClient("cat /etc/resolv.conf")
+		for _, want := range []string{"search default.svc.cluster.local svc.cluster.local cluster.local", "nameserver 34.118.224.10", "options ndots:5"} {
+			if !strings.Contains(resolv, want) {
+				t.Errorf("the pod's resolv.conf lacks %q:\n%s", want, resolv)
+			}
+		}
+		p := podsOf(t, e, "app=web")[0]
+		podName := strings.ReplaceAll(p.Status.PodIP, ".", "-") + ".default.pod.cluster.local"
+		if out, err := inClient("nslookup " + podName); err != nil || !strings.Contains(out, "Address: "+p.Status.PodIP) {
+			t.Errorf("nslookup %s: %v\n%s", podName, err, out)
+		}
+		if out, err := inClient("nslookup kubernetes.default.svc.cluster.local"); err != nil || !strings.Contains(out, "Address: 34.118.224.1") {
+			t.Errorf("nslookup kubernetes.default.svc.cluster.local: %v\n%s", err, out)
+		}
+		// Nothing leaves the machine: a name outside the cluster does not exist.
+		start := time.Now()
+		if out, err := inClient("nslookup example.com"); err == nil || !strings.Contains(out, "NXDOMAIN") {
+			t.Errorf("nslookup example.com: %v\n%s", err, out)
+		}
+		if took := time.Since(start); took > 5*time.Second {
+			t.Errorf("the answer for a name outside the cluster took %s", took)
+		}
+		// dnsPolicy None takes dnsConfig alone; ClusterFirst adds it to the
+		// cluster's settings.
+		manifest := filepath.Join(t.TempDir(), "dns-pods.yaml")
+		if err := os.WriteFile(manifest, []byte(dnsPods), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		e.Kubectl("apply", "-f", manifest)
+		e.Kubectl("wait", "--for=condition=Ready", "pod/dns-none", "pod/dns-extra", "--timeout=60s")
+		none := e.Kubectl("exec", "dns-none", "--", "cat", "/etc/resolv.conf")
+		if none != "search corp.example\nnameserver 34.118.224.10\noptions ndots:2\n" {
+			t.Errorf("dnsPolicy None, resolv.conf:\n%s", none)
+		}
+		extra := e.Kubectl("exec", "dns-extra", "--", "cat", "/etc/resolv.conf")
+		if !strings.Contains(extra, "search default.svc.cluster.local svc.cluster.local cluster.local corp.example") || !strings.Contains(extra, "options ndots:5 edns0") {
+			t.Errorf("dnsConfig with ClusterFirst, resolv.conf:\n%s", extra)
+		}
+		if out, err := e.Run("kubectl", "exec", "dns-none", "--", "wget", "-qO-", "http://web.default.svc.cluster.local"); err != nil || !strings.Contains(out, "Hello, world!") {
+			t.Errorf("from the dnsPolicy None pod, http://web.default.svc.cluster.local: %v %q", err, out)
+		}
+	})
+
+	t.Run("an in-cluster client lists pods", func(t *testing.T) {
+		loadKubectlImage(t, e)
+		e.Kubectl("create", "rolebinding", "default-view", "--clusterrole=view", "--serviceaccount=default:default")
+		e.Kubectl("run", "lister", "--image=kubeyard.test/kubectl:1", "--restart=Never", "--command", "--", "/kubectl", "get", "pods", "-o", "name")
+		e.Eventually(60*time.Second, func() error {
+			if phase := getPod(t, e, "lister").Status.Phase; phase != "Succeeded" {
+				return fmt.Errorf("lister is %s: %s", phase, e.Kubectl("logs", "lister"))
+			}
+			return nil
+		})
+		if logs := e.Kubectl("logs", "lister"); !strings.Contains(logs, "pod/client") || !strings.Contains(logs, "pod/lister") {
+			t.Errorf("kubectl get pods from inside the cluster:\n%s", logs)
+		}
+	})
+
+	t.Run("a rolling update drops no request", func(t *testing.T) {
+		// A readiness probe, and a preStop pause that lets every node's
+		// kube-proxy stop sending before the server stops.
+		e.Kubectl("patch", "deployment", "web", "--type=json", "-p", `[
+			{"op":"add","path":"/spec/template/spec/containers/0/readinessProbe","value":{"httpGet":{"path":"/","port":8080},"periodSeconds":1}},
+			{"op":"add","path":"/spec/template/spec/containers/0/lifecycle","value":{"preStop":{"exec":{"command":["sleep","3"]}}}}]`)
+		e.Kubectl("rollout", "status", "deployment/web", "--timeout=120s")
+		e.Kubectl("run", "prober", "--image=busybox", "--restart=Never", "--", "sh", "-c",
+			"while true; do if out=$(timeout 5 wget -qO- http://web); then echo \"$out\" | grep Version; else echo FAILED; fi; sleep 0.1; done")
+		e.Kubectl("wait", "--for=condition=Ready", "pod/prober", "--timeout=60s")
+		time.Sleep(2 * time.Second)
+		e.Kubectl("set", "image", "deployment/web", "hello-app=us-docker.pkg.dev/google-samples/containers/gke/hello-app:1.0")
+		e.Kubectl("rollout", "status", "deployment/web", "--timeout=120s")
+		time.Sleep(2 * time.Second)
+		logs := e.Kubectl("logs", "prober")
+		e.Kubectl("delete", "pod", "prober", "--grace-period=1")
+		failed := strings.Count(logs, "FAILED")
+		v1, v2 := strings.Count(logs, "Version: 1.0.0"), strings.Count(logs, "Version: 2.0.0")
+		t.Logf("during the rolling update: %d answers from 2.0.0, %d from 1.0.0, %d failed", v2, v1, failed)
+		if failed > 0 || v1 == 0 || v2 == 0 {
+			t.Errorf("requests through the Service during the rolling update: %d failed, %d answered by 2.0.0, %d by 1.0.0", failed, v2, v1)
+		}
+	})
+}
+
+// dnsPods are two pods with DNS settings of their own.
+const dnsPods = `
+apiVersion: v1
+kind: Pod
+metadata: {name: dns-none}
+spec:
+  dnsPolicy: None
+  dnsConfig:
+    nameservers: [34.118.224.10]
+    searches: [corp.example]
+    options: [{name: ndots, value: "2"}]
+  containers: [{name: c, image: busybox, command: [sleep, "3600"]}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: dns-extra}
+spec:
+  dnsConfig:
+    searches: [corp.example]
+    options: [{name: edns0}]
+  containers: [{name: c, image: busybox, command: [sleep, "3600"]}]
+`
+
+// loadKubectlImage loads an image of the kubectl on this machine (a
+// static binary: a real client-go in-cluster client) into the engine's
+// store, as kubeyard.test/kubectl:1.
+func loadKubectlImage(t *testing.T, e *harness.Engine) {
+	t.Helper()
+	path, err := exec.LookPath("kubectl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := images.Build(map[string]images.File{"kubectl": {Data: bin, Mode: 0o755}}, v1.Config{Entrypoint: []string{"/kubectl"}}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, _ := name.NewTag("kubeyard.test/kubectl:1")
+	archive := filepath.Join(t.TempDir(), "kubectl.tar")
+	if err := tarball.WriteToFile(archive, ref, img); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := e.Kubeyard("images", "load", archive); err != nil {
+		t.Fatalf("kubeyard images load: %v\n%s", err, out)
+	}
+}
