@@ -21,20 +21,35 @@ type Frontend struct {
 	// Namespace is the named network namespace the frontend listens in
 	// (empty: the load balancer's own): a cluster's internal endpoint is
 	// served inside its VPC network.
-	Namespace string    `json:"namespace,omitempty"`
+	Namespace string `json:"namespace,omitempty"`
+	// Protocol is "tcp" (the default, also when empty) or "udp".
+	Protocol string `json:"protocol,omitempty"`
+	// BackendNamespace is where the backends are dialled (empty: the load
+	// balancer's own namespace): a Service's pods are in a VPC network.
+	BackendNamespace string `json:"backendNamespace,omitempty"`
+	// Unchecked backends are not health-checked: they are a Service's
+	// ready endpoints, which their kubelets check.
+	Unchecked bool      `json:"unchecked,omitempty"`
 	Backends  []Backend `json:"backends"`
 	// Allow lists the source ranges admitted (CIDRs); absent admits every
 	// source (null), empty admits none.
 	Allow []string `json:"allow"`
 }
 
-// key tells frontends apart: by address within their namespace.
+// key tells frontends apart: by address and protocol within their
+// namespace.
 func (f Frontend) key() string {
-	if f.Namespace == "" {
-		return f.Addr
+	k := f.Addr
+	if f.Namespace != "" {
+		k = f.Namespace + "/" + k
 	}
-	return f.Namespace + "/" + f.Addr
+	if f.udp() {
+		k += "/udp"
+	}
+	return k
 }
+
+func (f Frontend) udp() bool { return f.Protocol == "udp" }
 
 const frontendExt = ".json"
 

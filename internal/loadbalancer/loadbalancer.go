@@ -75,9 +75,14 @@ type backendState struct {
 
 type frontend struct {
 	addr     string
-	listener net.Listener
-	cancel   context.CancelFunc
-	done     sync.WaitGroup
+	listener net.Listener   // TCP
+	packets  net.PacketConn // UDP
+	// backendNS is where backends are dialled; unchecked backends are
+	// never probed (Frontend.Unchecked).
+	backendNS string
+	unchecked bool
+	cancel    context.CancelFunc
+	done      sync.WaitGroup
 
 	mu       sync.Mutex
 	backends []*backendState
@@ -104,15 +109,27 @@ func (lb *LoadBalancer) Ensure(fe Frontend) error {
 	defer lb.mu.Unlock()
 	f, ok := lb.frontends[fe.key()]
 	if !ok {
-		ln, err := listen(fe)
+		ctx, cancel := context.WithCancel(context.Background())
+		f = &frontend{addr: fe.Addr, backendNS: fe.BackendNamespace, unchecked: fe.Unchecked, cancel: cancel, conns: map[net.Conn]struct{}{}, clients: map[net.Conn]netip.Addr{}}
+		err := inNamespace(fe.Namespace, func() (err error) {
+			if fe.udp() {
+				f.packets, err = net.ListenPacket("udp", fe.Addr)
+			} else {
+				f.listener, err = net.Listen("tcp", fe.Addr)
+			}
+			return err
+		})
 		if err != nil {
+			cancel()
 			return fmt.Errorf("loadbalancer: listen %s: %w", fe.key(), err)
 		}
-		ctx, cancel := context.WithCancel(context.Background())
-		f = &frontend{addr: fe.Addr, listener: ln, cancel: cancel, conns: map[net.Conn]struct{}{}, clients: map[net.Conn]netip.Addr{}}
 		lb.frontends[fe.key()] = f
 		f.done.Add(2)
-		go lb.serve(f)
+		if fe.udp() {
+			go lb.serveUDP(f)
+		} else {
+			go lb.serve(f)
+		}
 		go lb.check(ctx, f)
 	}
 	f.setAllow(allow)
@@ -171,16 +188,22 @@ func reset(c net.Conn) {
 	c.Close()
 }
 
-// listen opens fe's listener, in its namespace.
-func listen(fe Frontend) (ln net.Listener, err error) {
-	if fe.Namespace == "" {
-		return net.Listen("tcp", fe.Addr)
+// inNamespace runs fn in the named network namespace (empty: this
+// process's own): the sockets it opens stay there.
+func inNamespace(ns string, fn func() error) error {
+	if ns == "" {
+		return fn()
 	}
-	err = netns.Do(fe.Namespace, func() error {
-		ln, err = net.Listen("tcp", fe.Addr)
+	return netns.Do(ns, fn)
+}
+
+// dial connects to a backend, from the frontend's backend namespace.
+func (f *frontend) dial(network, addr string, timeout time.Duration) (c net.Conn, err error) {
+	err = inNamespace(f.backendNS, func() error {
+		c, err = net.DialTimeout(network, addr, timeout)
 		return err
 	})
-	return ln, err
+	return c, err
 }
 
 // Remove closes frontend addr (its key: "namespace/address" in a
@@ -246,14 +269,18 @@ func (f *frontend) setBackends(backends []Backend, lb *LoadBalancer) {
 	// Check new backends at once rather than a whole interval later.
 	for _, s := range states {
 		if _, ok := old[s.Addr]; !ok {
-			s.healthy.Store(lb.probe(context.Background(), s.Backend))
+			s.healthy.Store(f.unchecked || lb.probe(context.Background(), f, s.Backend))
 		}
 	}
 }
 
 func (f *frontend) close() {
 	f.cancel()
-	f.listener.Close()
+	if f.listener != nil {
+		f.listener.Close()
+	} else {
+		f.packets.Close()
+	}
 	f.mu.Lock()
 	for c := range f.conns {
 		c.Close()
@@ -264,6 +291,9 @@ func (f *frontend) close() {
 
 func (lb *LoadBalancer) check(ctx context.Context, f *frontend) {
 	defer f.done.Done()
+	if f.unchecked {
+		return
+	}
 	t := time.NewTicker(lb.cfg.CheckInterval)
 	defer t.Stop()
 	for {
@@ -278,7 +308,7 @@ func (lb *LoadBalancer) check(ctx context.Context, f *frontend) {
 		var wg sync.WaitGroup
 		for _, b := range backends {
 			wg.Go(func() {
-				ok := lb.probe(ctx, b.Backend)
+				ok := lb.probe(ctx, f, b.Backend)
 				if was := b.healthy.Swap(ok); was != ok {
 					lb.cfg.Logger.Info("backend health changed", "frontend", f.addr, "backend", b.Addr, "healthy", ok)
 				}
@@ -289,8 +319,8 @@ func (lb *LoadBalancer) check(ctx context.Context, f *frontend) {
 }
 
 // probe runs the two health checks: a TCP connect, then /readyz.
-func (lb *LoadBalancer) probe(ctx context.Context, b Backend) bool {
-	conn, err := net.DialTimeout("tcp", b.Addr, lb.cfg.CheckTimeout)
+func (lb *LoadBalancer) probe(ctx context.Context, f *frontend, b Backend) bool {
+	conn, err := f.dial("tcp", b.Addr, lb.cfg.CheckTimeout)
 	if err != nil {
 		return false
 	}
@@ -366,7 +396,7 @@ func (f *frontend) pick() []Backend {
 func (lb *LoadBalancer) forward(f *frontend, client net.Conn) error {
 	var upstream net.Conn
 	for _, b := range f.pick() {
-		c, err := net.DialTimeout("tcp", b.Addr, lb.cfg.CheckTimeout)
+		c, err := f.dial("tcp", b.Addr, lb.cfg.CheckTimeout)
 		if err == nil {
 			upstream = c
 			break

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/http/httptest"
 	"os"
 	"testing"
@@ -202,4 +203,68 @@ func getIn(ns, addr string) (string, error) {
 		},
 	}}
 	return getWith(c, addr)
+}
+
+// A UDP frontend relays each client's datagrams to a backend dialled in
+// the backend namespace, and its answers back; unchecked backends need
+// no health check, and sources not admitted get nothing.
+func TestUDPToABackendNamespace(t *testing.T) {
+	ns := netnstest.Name(t, "udp")
+	if err := netns.Create(ns); err != nil {
+		t.Fatal(err)
+	}
+	var echo net.PacketConn
+	if err := netns.Do(ns, func() (err error) { echo, err = net.ListenPacket("udp", "127.0.0.1:0"); return err }); err != nil {
+		t.Fatal(err)
+	}
+	defer echo.Close()
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			n, from, err := echo.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			echo.WriteTo(append([]byte("echo "), buf[:n]...), from)
+		}
+	}()
+	lb := New(Config{})
+	defer lb.Close()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := pc.LocalAddr().String()
+	pc.Close()
+	fe := Frontend{Addr: addr, Protocol: "udp", BackendNamespace: ns, Unchecked: true, Backends: []Backend{{Addr: echo.LocalAddr().String()}}}
+	if err := lb.Ensure(fe); err != nil {
+		t.Fatal(err)
+	}
+	ask := func(from string) (string, error) {
+		c, err := net.DialUDP("udp", net.UDPAddrFromAddrPort(netip.MustParseAddrPort(from+":0")), net.UDPAddrFromAddrPort(netip.MustParseAddrPort(addr)))
+		if err != nil {
+			return "", err
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(time.Second))
+		if _, err := c.Write([]byte("ping")); err != nil {
+			return "", err
+		}
+		buf := make([]byte, 1500)
+		n, err := c.Read(buf)
+		return string(buf[:n]), err
+	}
+	if got, err := ask("127.0.0.1"); err != nil || got != "echo ping" {
+		t.Fatalf("through the UDP frontend: %q %v", got, err)
+	}
+	fe.Allow = []string{"127.0.0.2/32"}
+	if err := lb.Ensure(fe); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := ask("127.0.0.1"); err == nil {
+		t.Errorf("a source not admitted was answered: %q", got)
+	}
+	if got, err := ask("127.0.0.2"); err != nil || got != "echo ping" {
+		t.Errorf("an admitted source: %q %v", got, err)
+	}
 }
