@@ -54,8 +54,10 @@ func TestServices(t *testing.T) {
 	e.Kubectl("rollout", "status", "deployment/web", "--timeout=90s")
 	e.Kubectl("-n", "kube-system", "rollout", "status", "deployment/coredns", "--timeout=90s")
 
-	// As the issue runs it: on a terminal, the pod removed after.
-	run := exec.Command("script", "-qc", "kubectl run client --image=busybox --restart=Never -it --rm -- wget -qO- http://web.default.svc.cluster.local", "/dev/null")
+	// As the issue runs it: on a terminal, the pod removed after. The
+	// command waits a moment first: what a container writes before kubectl
+	// attaches is not replayed (as with containerd), and wget is quick.
+	run := exec.Command("script", "-qc", `kubectl run client --image=busybox --restart=Never -it --rm -- sh -c "sleep 2; wget -qO- http://web.default.svc.cluster.local"`, "/dev/null")
 	run.Env = e.Env()
 	if out, err := run.CombinedOutput(); err != nil || !strings.Contains(string(out), "Hello, world!") || !strings.Contains(string(out), "Hostname: web-") {
 		t.Fatalf("kubectl run client -- wget http://web.default.svc.cluster.local: %v\n%s", err, out)
@@ -184,6 +186,79 @@ func TestServices(t *testing.T) {
 		if logs := e.Kubectl("logs", "lister"); !strings.Contains(logs, "pod/client") || !strings.Contains(logs, "pod/lister") {
 			t.Errorf("kubectl get pods from inside the cluster:\n%s", logs)
 		}
+	})
+
+	t.Run("LoadBalancer", func(t *testing.T) {
+		e.Kubectl("expose", "deployment", "web", "--name", "web-lb", "--type", "LoadBalancer", "--port", "80", "--target-port", "8080")
+		var ip string
+		e.Eventually(30*time.Second, func() error {
+			if ip = e.Kubectl("get", "svc", "web-lb", "-o", "jsonpath={.status.loadBalancer.ingress[0].ip}"); !strings.HasPrefix(ip, "127.12.") {
+				return fmt.Errorf("web-lb's EXTERNAL-IP: %q", ip)
+			}
+			return nil
+		})
+		if out := e.Kubectl("get", "svc", "web-lb"); !strings.Contains(out, ip) {
+			t.Errorf("kubectl get svc web-lb:\n%s", out)
+		}
+		seen := map[string]bool{}
+		for range 20 {
+			out, err := e.Run("curl", "-s", "-m", "5", "http://"+ip+"/")
+			if err != nil || !strings.Contains(out, "Hello, world!") {
+				t.Fatalf("curl http://%s/: %v %q", ip, err, out)
+			}
+			for h := range hostnames(out) {
+				seen[h] = true
+			}
+		}
+		if len(seen) != 3 {
+			t.Errorf("20 requests to the load balancer reached %v", seen)
+		}
+		// loadBalancerSourceRanges, on the client's source address.
+		e.Kubectl("patch", "svc", "web-lb", "-p", `{"spec":{"loadBalancerSourceRanges":["127.0.0.2/32"]}}`)
+		e.Eventually(20*time.Second, func() error {
+			if out, err := e.Run("curl", "-s", "-m", "2", "http://"+ip+"/"); err == nil {
+				return fmt.Errorf("a source outside loadBalancerSourceRanges is answered: %q", out)
+			}
+			return nil
+		})
+		if out, err := e.Run("curl", "-s", "-m", "5", "--interface", "127.0.0.2", "http://"+ip+"/"); err != nil || !strings.Contains(out, "Hello, world!") {
+			t.Errorf("from 127.0.0.2, inside loadBalancerSourceRanges: %v %q", err, out)
+		}
+		// Deleting the Service releases its address and frontends.
+		e.Kubectl("delete", "svc", "web-lb", "--timeout=30s")
+		if out, err := e.Run("curl", "-s", "-m", "2", "--interface", "127.0.0.2", "http://"+ip+"/"); err == nil {
+			t.Errorf("the deleted Service's load balancer still answers: %q", out)
+		}
+		if left, _ := filepath.Glob(filepath.Join(e.DataDir, "loadbalancer", "svc-*")); len(left) > 0 {
+			t.Errorf("frontends left: %v", left)
+		}
+	})
+
+	t.Run("internal LoadBalancer", func(t *testing.T) {
+		e.Kubectl("expose", "deployment", "web", "--name", "web-ilb", "--type", "LoadBalancer", "--port", "80", "--target-port", "8080",
+			"--overrides", `{"metadata":{"annotations":{"networking.gke.io/load-balancer-type":"Internal"}}}`)
+		var ip string
+		e.Eventually(30*time.Second, func() error {
+			if ip = e.Kubectl("get", "svc", "web-ilb", "-o", "jsonpath={.status.loadBalancer.ingress[0].ip}"); !strings.HasPrefix(ip, "10.128.") {
+				return fmt.Errorf("web-ilb's address: %q, not one of the subnetwork", ip)
+			}
+			return nil
+		})
+		if out, err := inClient("timeout 5 wget -qO- http://" + ip + "/"); err != nil || !strings.Contains(out, "Hello, world!") {
+			t.Errorf("from a pod, the internal load balancer: %v %q", err, out)
+		}
+		// Only inside the VPC: nothing listens there in the machine's own
+		// namespace (no test sends to a non-loopback address from it).
+		if out, _ := e.Run("ss", "-Hltn"); strings.Contains(out, ip+":80") {
+			t.Errorf("the internal load balancer listens in the machine's namespace:\n%s", out)
+		}
+		e.Kubectl("delete", "svc", "web-ilb", "--timeout=30s")
+		e.Eventually(10*time.Second, func() error {
+			if out, err := inClient("timeout 5 wget -qO- http://" + ip + "/"); err == nil {
+				return fmt.Errorf("the deleted internal load balancer still answers: %q", out)
+			}
+			return nil
+		})
 	})
 
 	t.Run("a rolling update drops no request", func(t *testing.T) {

@@ -33,6 +33,7 @@ type serveOptions struct {
 	fallbackPort        int
 	endpointPool        string
 	hostPool            string
+	lbPool              string
 	leaveRunning        bool
 	allowPrivilegedPods bool
 	logRetention        time.Duration
@@ -58,6 +59,7 @@ func newServe(streams Streams) *cobra.Command {
 	f.IntVar(&o.fallbackPort, "fallback-endpoint-port", 8443, "port used when --endpoint-port cannot be bound")
 	f.StringVar(&o.endpointPool, "endpoint-pool", "127.10.0.0/16", "loopback range for cluster endpoints")
 	f.StringVar(&o.hostPool, "host-pool", "127.11.0.0/16", "loopback range for control-plane replicas")
+	f.StringVar(&o.lbPool, "load-balancer-pool", "127.12.0.0/16", "loopback range for LoadBalancer Services")
 	f.BoolVar(&o.leaveRunning, "leave-clusters-running", false, "on exit, leave control planes and pods running for the next engine to adopt")
 	f.BoolVar(&o.allowPrivilegedPods, "allow-privileged-pods", false, "let pods reach into this machine: privileged containers, host PID and IPC namespaces, host paths outside the node's folder")
 	f.DurationVar(&o.logRetention, "log-retention", logging.DefaultRetention, "how long Cloud Logging entries (flow logs, firewall logs) are kept")
@@ -91,6 +93,10 @@ func serve(ctx context.Context, streams Streams, o serveOptions) error {
 	if err != nil {
 		return fmt.Errorf("--host-pool: %w", err)
 	}
+	lbPool, err := netip.ParsePrefix(o.lbPool)
+	if err != nil {
+		return fmt.Errorf("--load-balancer-pool: %w", err)
+	}
 	port, err := usablePort(endpointPool, o.endpointPort, o.fallbackPort)
 	if err != nil {
 		return err
@@ -108,15 +114,16 @@ func serve(ctx context.Context, streams Streams, o serveOptions) error {
 	}
 	defer ln.Close()
 	e, err := engine.New(ctx, engine.Config{
-		DataDir:       o.dataDir,
-		EtcdEndpoints: o.etcdEndpoints,
-		EtcdPrefix:    o.etcdPrefix,
-		BaseURL:       "http://" + ln.Addr().String(),
-		EndpointPool:  endpointPool,
-		HostPool:      hostPool,
-		EndpointPort:  port,
-		Identity:      auth.Identity{Token: token, User: auth.DefaultUser},
-		Logger:        log,
+		DataDir:          o.dataDir,
+		EtcdEndpoints:    o.etcdEndpoints,
+		EtcdPrefix:       o.etcdPrefix,
+		BaseURL:          "http://" + ln.Addr().String(),
+		EndpointPool:     endpointPool,
+		HostPool:         hostPool,
+		LoadBalancerPool: lbPool,
+		EndpointPort:     port,
+		Identity:         auth.Identity{Token: token, User: auth.DefaultUser},
+		Logger:           log,
 
 		AllowPrivilegedPods: o.allowPrivilegedPods,
 		LogRetention:        o.logRetention,

@@ -202,6 +202,8 @@ type Runtime struct {
 	applied    map[string]string
 	// routes are each VPC network's routes (its Compute routes).
 	routes map[string][]vpcnet.Route
+	// services are the clusters' Service caches (FollowServices), by ID.
+	services map[string]*serviceWatch
 }
 
 // New returns a Runtime with defaults filled in.
@@ -218,7 +220,7 @@ func New(cfg Config) (*Runtime, error) {
 	if cfg.ReadyTimeout == 0 {
 		cfg.ReadyTimeout = 2 * time.Minute
 	}
-	return &Runtime{cfg: cfg, agents: map[string]*node.Agent{}, joined: map[string][]loadbalancer.Backend{}, followers: map[string]context.CancelFunc{}, dataplanes: map[string]*dataplane{}}, nil
+	return &Runtime{cfg: cfg, agents: map[string]*node.Agent{}, joined: map[string][]loadbalancer.Backend{}, followers: map[string]context.CancelFunc{}, dataplanes: map[string]*dataplane{}, services: map[string]*serviceWatch{}}, nil
 }
 
 // loadBalancerProcess is the supervisor's name for the process that serves
@@ -670,6 +672,10 @@ func (r *Runtime) unfollow(prefix string) {
 // Destroy stops everything of the cluster and removes its files.
 func (r *Runtime) Destroy(s Spec) error {
 	r.unfollow(s.ID)
+	r.stopServices(s.ID)
+	if err := r.removeServiceFrontends(s); err != nil {
+		return fmt.Errorf("cluster %s: %w", s.Name, err)
+	}
 	r.stopAgents(s.ID + "/")
 	// The endpoint addresses go back to the pool: they must be free first.
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -715,6 +721,7 @@ func (r *Runtime) StopProcesses(prefix string) {
 // to adopt.
 func (r *Runtime) Close(stopProcesses bool) {
 	r.unfollow("")
+	r.stopServices("")
 	r.stopAgents("")
 	if stopProcesses {
 		// The machines are switched off: their containers stop.

@@ -45,8 +45,9 @@ type Config struct {
 	// kube-apiservers' authentication webhook.
 	BaseURL string
 	// EndpointPool and HostPool are where cluster endpoints and
-	// control-plane replicas get their loopback addresses.
-	EndpointPool, HostPool netip.Prefix
+	// control-plane replicas get their loopback addresses;
+	// LoadBalancerPool is where LoadBalancer Services get theirs.
+	EndpointPool, HostPool, LoadBalancerPool netip.Prefix
 	// EndpointPort is the port of every cluster endpoint (443).
 	EndpointPort int
 	Identity     auth.Identity
@@ -94,9 +95,12 @@ type Engine struct {
 	// the one of firewall rules and routes.
 	rotationNudge  chan struct{}
 	dataplaneNudge chan struct{}
-	vpc            *vpc.Service
-	dns            *clouddns.Service
-	images         *images.Store
+	// lbNudge wakes the follower of LoadBalancer Services: one of them,
+	// or their endpoints, changed.
+	lbNudge chan struct{}
+	vpc     *vpc.Service
+	dns     *clouddns.Service
+	images  *images.Store
 	// snapshots are the store's images unpacked, for containers' root
 	// file systems.
 	snapshots *images.Snapshots
@@ -124,10 +128,13 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	if !cfg.HostPool.IsValid() {
 		cfg.HostPool = netip.MustParsePrefix("127.11.0.0/16")
 	}
+	if !cfg.LoadBalancerPool.IsValid() {
+		cfg.LoadBalancerPool = netip.MustParsePrefix("127.12.0.0/16")
+	}
 	if cfg.EndpointPort == 0 {
 		cfg.EndpointPort = 443
 	}
-	e := &Engine{cfg: cfg, store: cfg.Store, runtime: cfg.Runtime, rotationNudge: make(chan struct{}, 1), dataplaneNudge: make(chan struct{}, 1), held: map[string]string{}}
+	e := &Engine{cfg: cfg, store: cfg.Store, runtime: cfg.Runtime, rotationNudge: make(chan struct{}, 1), dataplaneNudge: make(chan struct{}, 1), lbNudge: make(chan struct{}, 1), held: map[string]string{}}
 	if e.store == nil {
 		// One engine works on a store at a time: two would both supervise
 		// every cluster.
@@ -261,6 +268,7 @@ func (e *Engine) Start(ctx context.Context) error {
 	e.wg.Go(func() { e.followRotations(e.ctx, 2*time.Second) })
 	e.wg.Go(func() { e.followDataplane(e.ctx, 5*time.Second) })
 	e.wg.Go(func() { e.followFlowLogs(e.ctx, 5*time.Second) })
+	e.wg.Go(func() { e.followLoadBalancers(e.ctx, 2*time.Second) })
 	e.nudgeRotations() // rotations left by an earlier engine go on at once
 	for _, r := range clusters {
 		if busy[r.key()] || r.Cluster.Status != "RUNNING" {

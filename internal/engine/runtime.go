@@ -64,6 +64,15 @@ type Runtime interface {
 	// PodAddresses names the cluster's pods by address (host-network pods
 	// left out: theirs is their node's).
 	PodAddresses(ctx context.Context, s cluster.Spec) (map[netip.Addr]cluster.PodName, error)
+	// FollowServices watches the cluster's Services and their endpoints,
+	// calling changed after each change; LoadBalancerServices lists those
+	// that have or must have a load balancer (ok: the watch has listed
+	// them); ServeLoadBalancer serves one at ip, and ReleaseLoadBalancer
+	// stops serving it and lets the Service go.
+	FollowServices(s cluster.Spec, changed func()) error
+	LoadBalancerServices(s cluster.Spec) (lbs []cluster.ServiceLB, ok bool)
+	ServeLoadBalancer(ctx context.Context, s cluster.Spec, lb cluster.ServiceLB, ip netip.Addr) error
+	ReleaseLoadBalancer(ctx context.Context, s cluster.Spec, namespace, name, uid string, ip netip.Addr, internal bool) error
 	// Connections are the connections crossing a VPC network now, and
 	// its real nodes (address and pod range).
 	Connections(network string) ([]flows.Flow, []firewall.Instance, error)

@@ -310,3 +310,22 @@ func readFrontends(dir string) (map[string]frontendFile, error) {
 	}
 	return out, nil
 }
+
+// FrontendNames lists the frontends configured in dir whose names have
+// the prefix.
+func FrontendNames(dir, prefix string) ([]string, error) {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("loadbalancer: %w", err)
+	}
+	var out []string
+	for _, e := range entries {
+		if name, ok := strings.CutSuffix(e.Name(), frontendExt); ok && strings.HasPrefix(name, prefix) {
+			out = append(out, name)
+		}
+	}
+	return out, nil
+}

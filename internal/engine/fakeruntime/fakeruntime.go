@@ -62,6 +62,7 @@ type Runtime struct {
 	pods        map[string]map[netip.Addr]cluster.PodName
 	routes      map[string][]vpcnet.Route
 	hits        map[string][]firewall.Hit
+	services    map[string]*services // by cluster name
 }
 
 // New returns an empty fake runtime.

@@ -1,0 +1,370 @@
+package cluster
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/informers"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	discoverylisters "k8s.io/client-go/listers/discovery/v1"
+	"k8s.io/client-go/tools/cache"
+
+	"github.com/kubeyard/kubeyard/internal/loadbalancer"
+	"github.com/kubeyard/kubeyard/internal/poll"
+	"github.com/kubeyard/kubeyard/internal/vpcnet"
+)
+
+// A LoadBalancer Service gets its load balancer from the engine, as a
+// cloud provider's service controller gives it one: an address of its
+// own, where the engine's load balancer process serves the Service's
+// ports (TCP and UDP), forwarding to its ready endpoints, which it dials
+// inside the cluster's VPC network. An external one listens on a
+// loopback address of the machine; an internal one (the annotation
+// networking.gke.io/load-balancer-type: "Internal") on an address of the
+// subnetwork, inside the network. The engine picks the addresses and
+// keeps the records; this file serves and releases them.
+
+// Annotations and finalizer, as GKE's service controller uses them.
+const (
+	LoadBalancerTypeAnnotation = "networking.gke.io/load-balancer-type"
+	loadBalancerFinalizer      = "service.kubernetes.io/load-balancer-cleanup"
+)
+
+// ServiceLB is a LoadBalancer Service as its load balancer serves it.
+type ServiceLB struct {
+	Namespace, Name, UID string
+	// Internal: an internal load balancer, inside the VPC network.
+	Internal bool
+	Ports    []LBPort
+	// SourceRanges are the client sources admitted (none: every one).
+	SourceRanges []string
+	// Releasing: the Service goes, or is no longer of type LoadBalancer;
+	// its load balancer must go (its finalizer holds it until then).
+	Releasing bool
+}
+
+// LBPort is one port of a load balancer and the ready endpoints behind it.
+type LBPort struct {
+	Protocol string   `json:"protocol"` // TCP or UDP
+	Port     int32    `json:"port"`
+	Backends []string `json:"-"` // host:port
+}
+
+// serviceWatch is the cache of a cluster's Services and EndpointSlices.
+type serviceWatch struct {
+	// client is what the watch connects with (endpoint and admin
+	// credentials): a rotation changes it, and the watch starts again.
+	client   string
+	cancel   context.CancelFunc
+	services corelisters.ServiceLister
+	slices   discoverylisters.EndpointSliceLister
+	synced   []cache.InformerSynced
+}
+
+// FollowServices watches the cluster's Services and EndpointSlices,
+// calling changed after every change (once they are first listed too).
+// It is idempotent; Destroy and Close stop it.
+func (r *Runtime) FollowServices(s Spec, changed func()) error {
+	h, _ := s.pkiHost()
+	creds, err := os.ReadFile(filepath.Join(s.HostDir(h), "super-admin.conf"))
+	if err != nil {
+		return err
+	}
+	sum := sha256.Sum256(creds)
+	identity := s.Endpoint() + "/" + hex.EncodeToString(sum[:8])
+	r.mu.Lock()
+	old := r.services[s.ID]
+	r.mu.Unlock()
+	if old != nil && old.client == identity {
+		return nil
+	}
+	if old != nil {
+		r.stopServices(s.ID)
+	}
+	client, err := r.AdminClient(s)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	factory := informers.NewSharedInformerFactory(client, 0)
+	svcs, eps := factory.Core().V1().Services(), factory.Discovery().V1().EndpointSlices()
+	handler := cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { changed() },
+		UpdateFunc: func(any, any) { changed() },
+		DeleteFunc: func(any) { changed() },
+	}
+	for _, inf := range []cache.SharedIndexInformer{svcs.Informer(), eps.Informer()} {
+		if _, err := inf.AddEventHandler(handler); err != nil {
+			cancel()
+			return err
+		}
+	}
+	w := &serviceWatch{client: identity, cancel: cancel, services: svcs.Lister(), slices: eps.Lister(),
+		synced: []cache.InformerSynced{svcs.Informer().HasSynced, eps.Informer().HasSynced}}
+	r.mu.Lock()
+	if _, ok := r.services[s.ID]; ok {
+		r.mu.Unlock()
+		cancel()
+		return nil
+	}
+	r.services[s.ID] = w
+	r.mu.Unlock()
+	factory.Start(ctx.Done())
+	return nil
+}
+
+// stopServices stops the service watches of clusters whose ID has the
+// prefix.
+func (r *Runtime) stopServices(prefix string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for id, w := range r.services {
+		if strings.HasPrefix(id, prefix) {
+			w.cancel()
+			delete(r.services, id)
+		}
+	}
+}
+
+// LoadBalancerServices are the cluster's Services that have, or must
+// have, a load balancer of the engine's; ok is false until the cache has
+// first listed them.
+func (r *Runtime) LoadBalancerServices(s Spec) (out []ServiceLB, ok bool) {
+	r.mu.Lock()
+	w := r.services[s.ID]
+	r.mu.Unlock()
+	if w == nil {
+		return nil, false
+	}
+	for _, synced := range w.synced {
+		if !synced() {
+			return nil, false
+		}
+	}
+	svcs, err := w.services.List(labels.Everything())
+	if err != nil {
+		return nil, false
+	}
+	for _, svc := range svcs {
+		wanted := svc.Spec.Type == corev1.ServiceTypeLoadBalancer && svc.Spec.LoadBalancerClass == nil
+		if !wanted && !slices.Contains(svc.Finalizers, loadBalancerFinalizer) {
+			continue
+		}
+		lb := ServiceLB{Namespace: svc.Namespace, Name: svc.Name, UID: string(svc.UID),
+			Internal:     strings.EqualFold(svc.Annotations[LoadBalancerTypeAnnotation], "Internal"),
+			SourceRanges: svc.Spec.LoadBalancerSourceRanges,
+			Releasing:    !wanted || svc.DeletionTimestamp != nil}
+		ready := readyEndpoints(w.slices, svc)
+		for _, p := range svc.Spec.Ports {
+			lb.Ports = append(lb.Ports, LBPort{Protocol: string(p.Protocol), Port: p.Port, Backends: ready[p.Name+"/"+string(p.Protocol)]})
+		}
+		out = append(out, lb)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].UID < out[j].UID })
+	return out, true
+}
+
+// readyEndpoints are a Service's ready endpoints, "IP:port" by port name
+// and protocol, from its EndpointSlices.
+func readyEndpoints(lister discoverylisters.EndpointSliceLister, svc *corev1.Service) map[string][]string {
+	out := map[string][]string{}
+	sel := labels.SelectorFromSet(labels.Set{discoveryv1.LabelServiceName: svc.Name})
+	slices, _ := lister.EndpointSlices(svc.Namespace).List(sel)
+	for _, sl := range slices {
+		if sl.AddressType != discoveryv1.AddressTypeIPv4 {
+			continue
+		}
+		for _, p := range sl.Ports {
+			if p.Port == nil {
+				continue
+			}
+			name, proto := "", corev1.ProtocolTCP
+			if p.Name != nil {
+				name = *p.Name
+			}
+			if p.Protocol != nil {
+				proto = *p.Protocol
+			}
+			for _, ep := range sl.Endpoints {
+				if ep.Conditions.Ready != nil && !*ep.Conditions.Ready {
+					continue
+				}
+				for _, a := range ep.Addresses {
+					key := name + "/" + string(proto)
+					out[key] = append(out[key], net.JoinHostPort(a, fmt.Sprint(*p.Port)))
+				}
+			}
+		}
+	}
+	for k := range out {
+		sort.Strings(out[k])
+	}
+	return out
+}
+
+// lbFrontendPrefix begins the frontend files of a Service's load balancer.
+func lbFrontendPrefix(s Spec, uid string) string { return "svc-" + s.ID + "-" + uid + "-" }
+
+// ServeLoadBalancer serves lb at ip: a frontend for each of its ports,
+// forwarding to its ready endpoints; then the Service holds the load
+// balancer's finalizer and shows the address in its status. It is
+// idempotent.
+func (r *Runtime) ServeLoadBalancer(ctx context.Context, s Spec, lb ServiceLB, ip netip.Addr) error {
+	client, err := r.AdminClient(s)
+	if err != nil {
+		return err
+	}
+	svcs := client.CoreV1().Services(lb.Namespace)
+	svc, err := svcs.Get(ctx, lb.Name, metav1.GetOptions{})
+	if err != nil {
+		return err
+	}
+	if !slices.Contains(svc.Finalizers, loadBalancerFinalizer) {
+		svc.Finalizers = append(svc.Finalizers, loadBalancerFinalizer)
+		if svc, err = svcs.Update(ctx, svc, metav1.UpdateOptions{}); err != nil {
+			return err
+		}
+	}
+	network := r.networkNS(s.Network)
+	listenNS := ""
+	if lb.Internal {
+		listenNS = network
+		if err := vpcnet.AddService(network, ip); err != nil {
+			return err
+		}
+	}
+	prefix := lbFrontendPrefix(s, lb.UID)
+	want := map[string]bool{}
+	for _, p := range lb.Ports {
+		name := prefix + strings.ToLower(p.Protocol) + "-" + fmt.Sprint(p.Port)
+		want[name] = true
+		var backends []loadbalancer.Backend
+		for _, b := range p.Backends {
+			backends = append(backends, loadbalancer.Backend{Addr: b})
+		}
+		fe := loadbalancer.Frontend{
+			Addr: net.JoinHostPort(ip.String(), fmt.Sprint(p.Port)), Namespace: listenNS, Protocol: strings.ToLower(p.Protocol),
+			BackendNamespace: network, Unchecked: true, Backends: backends, Allow: lb.SourceRanges,
+		}
+		if err := loadbalancer.WriteFrontend(r.cfg.LoadBalancerDir, name, fe); err != nil {
+			return err
+		}
+	}
+	if err := r.removeFrontends(ctx, prefix, want); err != nil {
+		return err
+	}
+	for name := range want {
+		if err := loadbalancer.WaitApplied(ctx, r.cfg.LoadBalancerDir, name); err != nil {
+			return err
+		}
+	}
+	ingress := []corev1.LoadBalancerIngress{{IP: ip.String(), IPMode: ptrTo(corev1.LoadBalancerIPModeVIP)}}
+	if len(svc.Status.LoadBalancer.Ingress) != 1 || svc.Status.LoadBalancer.Ingress[0].IP != ip.String() {
+		svc.Status.LoadBalancer.Ingress = ingress
+		if _, err := svcs.UpdateStatus(ctx, svc, metav1.UpdateOptions{}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func ptrTo[T any](v T) *T { return &v }
+
+// removeFrontends removes the frontend files with the prefix that keep
+// does not name, and waits until the load balancer stops serving them.
+func (r *Runtime) removeFrontends(ctx context.Context, prefix string, keep map[string]bool) error {
+	names, err := loadbalancer.FrontendNames(r.cfg.LoadBalancerDir, prefix)
+	if err != nil {
+		return err
+	}
+	var gone []string
+	for _, name := range names {
+		if !keep[name] {
+			if err := loadbalancer.RemoveFrontend(r.cfg.LoadBalancerDir, name); err != nil {
+				return err
+			}
+			gone = append(gone, name)
+		}
+	}
+	return loadbalancer.WaitRemoved(ctx, r.cfg.LoadBalancerDir, gone...)
+}
+
+// ReleaseLoadBalancer stops serving the load balancer of the Service with
+// uid at ip (internal: inside the network), then lets the Service go: its
+// status loses the address and its finalizer goes, if it still exists.
+func (r *Runtime) ReleaseLoadBalancer(ctx context.Context, s Spec, namespace, name, uid string, ip netip.Addr, internal bool) error {
+	if err := r.removeFrontends(ctx, lbFrontendPrefix(s, uid), nil); err != nil {
+		return err
+	}
+	if internal && ip.IsValid() {
+		if err := vpcnet.RemoveService(r.networkNS(s.Network), ip); err != nil {
+			return err
+		}
+	}
+	client, err := r.AdminClient(s)
+	if err != nil {
+		return err
+	}
+	svcs := client.CoreV1().Services(namespace)
+	return poll.Until(ctx, func(ctx context.Context) error {
+		svc, err := svcs.Get(ctx, name, metav1.GetOptions{})
+		if err != nil || string(svc.UID) != uid {
+			return nil // gone, or another Service of that name
+		}
+		if len(svc.Status.LoadBalancer.Ingress) > 0 {
+			svc.Status.LoadBalancer.Ingress = nil
+			if svc, err = svcs.UpdateStatus(ctx, svc, metav1.UpdateOptions{}); err != nil {
+				return err
+			}
+		}
+		if i := slices.Index(svc.Finalizers, loadBalancerFinalizer); i >= 0 {
+			svc.Finalizers = slices.Delete(svc.Finalizers, i, i+1)
+			_, err = svcs.Update(ctx, svc, metav1.UpdateOptions{})
+		}
+		return err
+	})
+}
+
+// removeServiceFrontends removes every load balancer frontend of the
+// cluster's Services (a cluster that goes), and the addresses its
+// internal load balancers had in the VPC network.
+func (r *Runtime) removeServiceFrontends(s Spec) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	prefix := "svc-" + s.ID + "-"
+	names, err := loadbalancer.FrontendNames(r.cfg.LoadBalancerDir, prefix)
+	if err != nil {
+		return err
+	}
+	internal := map[netip.Addr]string{}
+	for _, name := range names {
+		if fe, err := loadbalancer.ReadFrontend(r.cfg.LoadBalancerDir, name); err == nil && fe.Namespace != "" {
+			if ap, err := netip.ParseAddrPort(fe.Addr); err == nil {
+				internal[ap.Addr()] = fe.Namespace
+			}
+		}
+	}
+	if err := r.removeFrontends(ctx, prefix, nil); err != nil {
+		return err
+	}
+	for ip, ns := range internal {
+		if err := vpcnet.RemoveService(ns, ip); err != nil {
+			return err
+		}
+	}
+	return nil
+}
