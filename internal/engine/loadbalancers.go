@@ -2,13 +2,21 @@ package engine
 
 import (
 	"context"
+	"fmt"
+	"hash/fnv"
 	"net/netip"
 	"path"
+	"slices"
+	"sort"
 	"strings"
 	"time"
 
+	compute "google.golang.org/api/compute/v1"
+
 	"github.com/kubeyard/kubeyard/internal/cluster"
+	"github.com/kubeyard/kubeyard/internal/status"
 	"github.com/kubeyard/kubeyard/internal/store"
+	"github.com/kubeyard/kubeyard/internal/vpc"
 )
 
 // LoadBalancerRecord is the load balancer of a cluster's LoadBalancer
@@ -233,4 +241,210 @@ func samePorts(a, b []cluster.LBPort) bool {
 		}
 	}
 	return true
+}
+
+// A load balancer in the Compute API, as GKE creates one for a Service:
+// a forwarding rule per protocol its ports use, on its address, with a
+// target pool of the cluster's nodes (external) or a regional backend
+// service of its node pools' instance groups (internal). Read only: the
+// Service is what users change.
+
+// loadBalancersOf lists a project's load balancers in region ("": all).
+func (e *Engine) loadBalancersOf(ctx context.Context, project, region string) ([]*LoadBalancerRecord, error) {
+	prefix := "loadbalancers/" + project + "/"
+	if region != "" {
+		prefix += vpc.ResourceName(region) + "/"
+	}
+	return store.ListAs[LoadBalancerRecord](ctx, e.store, prefix)
+}
+
+// lbCluster is the cluster of a load balancer (nil: gone).
+func (e *Engine) lbCluster(ctx context.Context, rec *LoadBalancerRecord) *ClusterRecord {
+	var r ClusterRecord
+	if _, err := e.store.Get(ctx, rec.Cluster, &r); err != nil {
+		return nil
+	}
+	return &r
+}
+
+// lbDescription is what GKE writes in the description of a Service's
+// load balancer resources.
+func lbDescription(rec *LoadBalancerRecord) string {
+	return fmt.Sprintf(`{"kubernetes.io/service-name":"%s/%s"}`, rec.Namespace, rec.Service)
+}
+
+func (e *Engine) regionBase(project, region string) string {
+	return e.cfg.BaseURL + "/compute/v1/projects/" + project + "/regions/" + region
+}
+
+func lbID(parts ...string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(strings.Join(parts, "/")))
+	return h.Sum64()
+}
+
+// forwardingRules are a load balancer's forwarding rules: one for each
+// protocol of its ports (TCP's first, under the record's name).
+func (e *Engine) forwardingRules(ctx context.Context, rec *LoadBalancerRecord) []*compute.ForwardingRule {
+	base := e.regionBase(rec.Project, rec.Region)
+	byProto := map[string][]int64{}
+	var protos []string
+	for _, p := range rec.Ports {
+		if _, ok := byProto[p.Protocol]; !ok {
+			protos = append(protos, p.Protocol)
+		}
+		byProto[p.Protocol] = append(byProto[p.Protocol], int64(p.Port))
+	}
+	sort.SliceStable(protos, func(i, j int) bool { return protos[i] == "TCP" && protos[j] != "TCP" })
+	r := e.lbCluster(ctx, rec)
+	var out []*compute.ForwardingRule
+	for i, proto := range protos {
+		name := rec.Name
+		if i > 0 {
+			name = rec.Name[:min(len(rec.Name), 28)] + "-" + strings.ToLower(proto)
+		}
+		ports := byProto[proto]
+		slices.Sort(ports)
+		fr := &compute.ForwardingRule{
+			Kind: "compute#forwardingRule", Id: lbID(rec.key(), proto), Name: name, Description: lbDescription(rec),
+			CreationTimestamp: rec.Created.Format(time.RFC3339), Region: base, SelfLink: base + "/forwardingRules/" + name,
+			IPAddress: rec.IP, IPProtocol: proto, NetworkTier: "PREMIUM",
+		}
+		if rec.Internal {
+			fr.LoadBalancingScheme, fr.BackendService = "INTERNAL", base+"/backendServices/"+rec.Name
+			for _, p := range ports {
+				fr.Ports = append(fr.Ports, fmt.Sprint(p))
+			}
+			if r != nil {
+				fr.Network = e.vpc.NetworkURL(r.Project, vpc.ResourceName(r.Cluster.Network))
+				fr.Subnetwork = e.vpc.SubnetURL(r.Project, rec.Region, r.Cluster.Subnetwork)
+			}
+		} else {
+			fr.LoadBalancingScheme, fr.Target = "EXTERNAL", base+"/targetPools/"+rec.Name
+			fr.PortRange = fmt.Sprintf("%d-%d", ports[0], ports[len(ports)-1])
+		}
+		out = append(out, fr)
+	}
+	return out
+}
+
+// ListForwardingRules lists a project's forwarding rules in region ("":
+// every region).
+func (e *Engine) ListForwardingRules(ctx context.Context, project, region string) ([]*compute.ForwardingRule, error) {
+	recs, err := e.loadBalancersOf(ctx, project, region)
+	if err != nil {
+		return nil, err
+	}
+	out := []*compute.ForwardingRule{}
+	for _, rec := range recs {
+		out = append(out, e.forwardingRules(ctx, rec)...)
+	}
+	return out, nil
+}
+
+// GetForwardingRule returns one forwarding rule.
+func (e *Engine) GetForwardingRule(ctx context.Context, project, region, name string) (*compute.ForwardingRule, error) {
+	all, err := e.ListForwardingRules(ctx, project, region)
+	if err != nil {
+		return nil, err
+	}
+	for _, fr := range all {
+		if fr.Name == name {
+			return fr, nil
+		}
+	}
+	return nil, status.Errorf(status.NotFound, "The resource 'projects/%s/regions/%s/forwardingRules/%s' was not found", project, region, name)
+}
+
+// ListTargetPools lists the target pools of a project's external load
+// balancers in region ("": every region): the cluster's nodes.
+func (e *Engine) ListTargetPools(ctx context.Context, project, region string) ([]*compute.TargetPool, error) {
+	recs, err := e.loadBalancersOf(ctx, project, region)
+	if err != nil {
+		return nil, err
+	}
+	out := []*compute.TargetPool{}
+	for _, rec := range recs {
+		if rec.Internal {
+			continue
+		}
+		base := e.regionBase(rec.Project, rec.Region)
+		tp := &compute.TargetPool{
+			Kind: "compute#targetPool", Id: lbID(rec.key(), "pool"), Name: rec.Name, Description: lbDescription(rec),
+			CreationTimestamp: rec.Created.Format(time.RFC3339), Region: base, SelfLink: base + "/targetPools/" + rec.Name,
+			SessionAffinity: "NONE", Instances: []string{},
+		}
+		if r := e.lbCluster(ctx, rec); r != nil {
+			for _, p := range r.Cluster.NodePools {
+				for i, n := range r.Nodes[p.Name] {
+					tp.Instances = append(tp.Instances, e.instance(r, p.Config.MachineType, nodeZone(p.Locations, i), n).SelfLink)
+				}
+			}
+		}
+		out = append(out, tp)
+	}
+	return out, nil
+}
+
+// GetTargetPool returns one target pool.
+func (e *Engine) GetTargetPool(ctx context.Context, project, region, name string) (*compute.TargetPool, error) {
+	all, err := e.ListTargetPools(ctx, project, region)
+	if err != nil {
+		return nil, err
+	}
+	for _, tp := range all {
+		if tp.Name == name {
+			return tp, nil
+		}
+	}
+	return nil, status.Errorf(status.NotFound, "The resource 'projects/%s/regions/%s/targetPools/%s' was not found", project, region, name)
+}
+
+// ListBackendServices lists the regional backend services of a project's
+// internal load balancers in region ("": every region): the cluster's
+// node pools' instance groups.
+func (e *Engine) ListBackendServices(ctx context.Context, project, region string) ([]*compute.BackendService, error) {
+	recs, err := e.loadBalancersOf(ctx, project, region)
+	if err != nil {
+		return nil, err
+	}
+	out := []*compute.BackendService{}
+	for _, rec := range recs {
+		if !rec.Internal {
+			continue
+		}
+		base := e.regionBase(rec.Project, rec.Region)
+		proto := "TCP"
+		if len(rec.Ports) > 0 {
+			proto = rec.Ports[0].Protocol
+		}
+		bs := &compute.BackendService{
+			Kind: "compute#backendService", Id: lbID(rec.key(), "backend"), Name: rec.Name, Description: lbDescription(rec),
+			CreationTimestamp: rec.Created.Format(time.RFC3339), Region: base, SelfLink: base + "/backendServices/" + rec.Name,
+			LoadBalancingScheme: "INTERNAL", Protocol: proto, SessionAffinity: "NONE",
+		}
+		if r := e.lbCluster(ctx, rec); r != nil {
+			for _, p := range r.Cluster.NodePools {
+				for _, url := range p.InstanceGroupUrls {
+					bs.Backends = append(bs.Backends, &compute.Backend{Group: e.instanceGroup(r, p, url).Group.SelfLink, BalancingMode: "CONNECTION"})
+				}
+			}
+		}
+		out = append(out, bs)
+	}
+	return out, nil
+}
+
+// GetBackendService returns one backend service.
+func (e *Engine) GetBackendService(ctx context.Context, project, region, name string) (*compute.BackendService, error) {
+	all, err := e.ListBackendServices(ctx, project, region)
+	if err != nil {
+		return nil, err
+	}
+	for _, bs := range all {
+		if bs.Name == name {
+			return bs, nil
+		}
+	}
+	return nil, status.Errorf(status.NotFound, "The resource 'projects/%s/regions/%s/backendServices/%s' was not found", project, region, name)
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/kubeyard/kubeyard/internal/cluster"
@@ -47,6 +48,42 @@ func TestLoadBalancers(t *testing.T) {
 		if _, err := g.e.store.Get(ctx, rec.Allocation, &owner); err != nil || owner != rec.key() {
 			t.Errorf("%s's address %s is held by %q: %v", rec.Service, rec.Allocation, owner, err)
 		}
+	}
+
+	// As the Compute API shows them: a forwarding rule each, with a target
+	// pool of the cluster's nodes (external) or a backend service of its
+	// instance groups (internal).
+	rules, err := g.e.ListForwardingRules(ctx, project, "")
+	if err != nil || len(rules) != 2 {
+		t.Fatalf("forwarding rules: %v %v", rules, err)
+	}
+	for _, fr := range rules {
+		switch fr.Name {
+		case forwardingRuleName(web.UID):
+			if fr.IPAddress != served[web.UID].String() || fr.LoadBalancingScheme != "EXTERNAL" || fr.PortRange != "80-80" || !strings.HasSuffix(fr.Target, "/regions/us-central1/targetPools/"+fr.Name) {
+				t.Errorf("web-lb's forwarding rule: %+v", fr)
+			}
+		case forwardingRuleName(ilb.UID):
+			if fr.IPAddress != served[ilb.UID].String() || fr.LoadBalancingScheme != "INTERNAL" || !slices.Equal(fr.Ports, []string{"80"}) || !strings.HasSuffix(fr.BackendService, "/backendServices/"+fr.Name) || fr.Subnetwork == "" {
+				t.Errorf("web-ilb's forwarding rule: %+v", fr)
+			}
+		default:
+			t.Errorf("forwarding rule %s", fr.Name)
+		}
+		if fr.Description != `{"kubernetes.io/service-name":"default/`+map[string]string{forwardingRuleName(web.UID): "web-lb", forwardingRuleName(ilb.UID): "web-ilb"}[fr.Name]+`"}` {
+			t.Errorf("description %s", fr.Description)
+		}
+	}
+	pools, err := g.e.ListTargetPools(ctx, project, "us-central1")
+	if err != nil || len(pools) != 1 || len(pools[0].Instances) != 1 {
+		t.Errorf("target pools: %+v %v", pools, err)
+	}
+	backends, err := g.e.ListBackendServices(ctx, project, "us-central1")
+	if err != nil || len(backends) != 1 || len(backends[0].Backends) != 1 || backends[0].LoadBalancingScheme != "INTERNAL" {
+		t.Errorf("backend services: %+v %v", backends, err)
+	}
+	if _, err := g.e.GetForwardingRule(ctx, project, "us-central1", "nothing"); err == nil {
+		t.Error("a forwarding rule that does not exist was found")
 	}
 
 	web.Releasing = true

@@ -1,7 +1,9 @@
 // Package compute serves the slice of the Compute Engine API (compute/v1)
 // that GKE workflows touch: networks and their peerings, subnetworks,
 // firewall rules, routes, routers and their operations, and the instances
-// and instance groups (read only) that clusters' nodes and node pools are.
+// and instance groups (read only) that clusters' nodes and node pools are,
+// and the forwarding rules, target pools and backend services (read only)
+// of their LoadBalancer Services.
 // Handlers only decode, check the fields against what the engine honours,
 // call the VPC model and encode.
 package compute
@@ -45,17 +47,20 @@ var (
 
 const root = "/compute/v1/projects/{project}"
 
-// Machines are the VM instances of a project (its clusters' nodes) and
-// the node pools' instance groups, read only.
+// Machines are the VM instances of a project (its clusters' nodes), the
+// node pools' instance groups and their Services' load balancers, read
+// only.
 type Machines interface {
 	ListInstances(ctx context.Context, project, zone string) ([]*compute.Instance, error)
 	GetInstance(ctx context.Context, project, zone, name string) (*compute.Instance, error)
 	InstanceGroups
+	LoadBalancers
 }
 
 // Register adds the Compute routes to mux.
 func Register(mux *http.ServeMux, v *vpc.Service, instances Machines) {
 	registerInstanceGroups(mux, instances)
+	registerLoadBalancers(mux, instances)
 	h := func(pattern string, f func(r *http.Request) (any, error)) { codec.HandleJSON(mux, pattern, f) }
 	p := func(r *http.Request) string { return r.PathValue("project") }
 
