@@ -31,7 +31,9 @@ func registerLoadBalancers(mux *http.ServeMux, lbs LoadBalancers) {
 	region := func(r *http.Request) string { return r.PathValue("region") }
 
 	h("GET "+root+"/regions/{region}/forwardingRules", func(r *http.Request) (any, error) {
-		items, err := filtered(r, func() ([]*compute.ForwardingRule, error) { return lbs.ListForwardingRules(r.Context(), p(r), region(r)) })
+		items, err := filtered(r, func() ([]*compute.ForwardingRule, error) {
+			return lbs.ListForwardingRules(r.Context(), p(r), region(r))
+		})
 		return &compute.ForwardingRuleList{Kind: "compute#forwardingRuleList", Items: items}, err
 	})
 	h("GET "+root+"/global/forwardingRules", func(r *http.Request) (any, error) {
@@ -72,7 +74,9 @@ func registerLoadBalancers(mux *http.ServeMux, lbs LoadBalancers) {
 	})
 
 	h("GET "+root+"/regions/{region}/backendServices", func(r *http.Request) (any, error) {
-		items, err := filtered(r, func() ([]*compute.BackendService, error) { return lbs.ListBackendServices(r.Context(), p(r), region(r)) })
+		items, err := filtered(r, func() ([]*compute.BackendService, error) {
+			return lbs.ListBackendServices(r.Context(), p(r), region(r))
+		})
 		return &compute.BackendServiceList{Kind: "compute#backendServiceList", Items: items}, err
 	})
 	h("GET "+root+"/global/backendServices", func(r *http.Request) (any, error) {
