@@ -97,6 +97,10 @@ func (e *Engine) CreateCluster(ctx context.Context, project, location string, c 
 			return nil, err
 		}
 	}
+	logging, err := requestedLogging(c)
+	if err != nil {
+		return nil, err
+	}
 	if !validVersion(c.InitialClusterVersion) {
 		return nil, status.Invalid("cluster.initialClusterVersion", "Version %q is not supported; this engine runs %s.", c.InitialClusterVersion, Version)
 	}
@@ -147,6 +151,7 @@ func (e *Engine) CreateCluster(ctx context.Context, project, location string, c 
 		return nil, err
 	}
 	e.fillCluster(r, loc, pl)
+	setLogging(r.Cluster, logging)
 	for _, p := range c.NodePools {
 		if err := e.addNodes(alloc, r, p, p.InitialNodeCount); err != nil {
 			return nil, err
@@ -255,9 +260,9 @@ func (e *Engine) fillCluster(r *ClusterRecord, loc Location, pl *placement) {
 // say what kubeyard does: clients (Terraform's provider among them) read
 // them without checking that they are there.
 func reportDefaults(c *container.Cluster) {
-	// Nothing ships logs or metrics anywhere: say so rather than pretend.
-	c.LoggingService, c.MonitoringService = "none", "none"
-	c.LoggingConfig = &container.LoggingConfig{ComponentConfig: &container.LoggingComponentConfig{}}
+	// Logs go to the engine's Cloud Logging (setLogging); metrics nowhere:
+	// say so rather than pretend.
+	c.MonitoringService = "none"
 	c.MonitoringConfig = &container.MonitoringConfig{ComponentConfig: &container.MonitoringComponentConfig{}}
 	c.LegacyAbac = &container.LegacyAbac{}
 	c.Autopilot = &container.Autopilot{}
@@ -457,7 +462,12 @@ func (e *Engine) UpdateCluster(ctx context.Context, project, location, name stri
 	}
 	networks := u != nil && (u.DesiredControlPlaneEndpointsConfig != nil || u.DesiredMasterAuthorizedNetworksConfig != nil)
 	visibility := u != nil && u.DesiredIntraNodeVisibilityConfig != nil
+	logging := u != nil && (u.DesiredLoggingConfig != nil || u.DesiredLoggingService != "")
 	switch {
+	case logging && (visibility || networks || u.DesiredMasterVersion != "" || u.DesiredNodeVersion != ""):
+		return nil, status.Invalid("update.desiredLoggingConfig", "Logging changes in an update of its own.")
+	case logging:
+		return e.updateLogging(ctx, r, rev, u)
 	case visibility && (networks || u.DesiredMasterVersion != "" || u.DesiredNodeVersion != ""):
 		return nil, status.Invalid("update.desiredIntraNodeVisibilityConfig", "Intra-node visibility changes in an update of its own.")
 	case visibility:

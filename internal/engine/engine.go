@@ -109,6 +109,8 @@ type Engine struct {
 	// ("P/N"); flowMu makes one report at a time.
 	flowMu        sync.Mutex
 	flowReporters map[string]*flowlog.Reporter
+	// logMu makes one collection of cluster logs at a time.
+	logMu sync.Mutex
 }
 
 // New opens the store and prepares the runtime; Start resumes work.
@@ -269,6 +271,7 @@ func (e *Engine) Start(ctx context.Context) error {
 	e.wg.Go(func() { e.followDataplane(e.ctx, 5*time.Second) })
 	e.wg.Go(func() { e.followFlowLogs(e.ctx, 5*time.Second) })
 	e.wg.Go(func() { e.followLoadBalancers(e.ctx, 2*time.Second) })
+	e.wg.Go(func() { e.followLogs(e.ctx, 2*time.Second) })
 	e.nudgeRotations() // rotations left by an earlier engine go on at once
 	for _, r := range clusters {
 		if busy[r.key()] || r.Cluster.Status != "RUNNING" {

@@ -18,6 +18,7 @@ func (e *Engine) registry() operations.Registry {
 		{Type: OpUpgradeNodes, Run: e.runRecreatePool},
 		{Type: OpUpdateCluster, Action: actionUpdateAuthorizedNetworks, Run: e.runUpdateAuthorizedNetworks},
 		{Type: OpUpdateCluster, Action: actionUpdateIntraNodeVisibility, Run: e.runUpdateIntraNodeVisibility},
+		{Type: OpUpdateCluster, Action: actionUpdateLogging, Run: e.runUpdateLogging},
 		{Type: OpUpdateCluster, Action: actionStartIPRotation, Run: e.runStartIPRotation},
 		{Type: OpUpdateCluster, Action: actionCompleteIPRotation, Run: e.runCompleteIPRotation},
 		{Type: OpUpdateCluster, Action: actionStartCredentialRotation, Run: e.runStartIPRotation, NotCancellable: caRotationNotCancellable},

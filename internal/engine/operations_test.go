@@ -124,6 +124,14 @@ var scenarios = []scenario{
 			c := g.rt.Cluster("c1")
 			expect(g, c.IntraNodeVisibility && c.Replaced[0] >= 1 && g.cluster("c1").Cluster.Status == "RUNNING", "netd %v, replica replaced %d times", c.IntraNodeVisibility, c.Replaced[0])
 		}},
+	{name: "UPDATE_CLUSTER " + actionUpdateLogging, hold: "LogSources", cancellable: true,
+		start: func(ctx context.Context, e *Engine) (*container.Operation, error) {
+			return e.UpdateCluster(ctx, project, zone, "c1", &container.ClusterUpdate{DesiredLoggingService: "none"})
+		},
+		check: func(g *rig) {
+			c := g.cluster("c1").Cluster
+			expect(g, c.LoggingService == "none" && len(loggingOf(c)) == 0 && c.Status == "RUNNING", "logging %s %v, %s", c.LoggingService, loggingOf(c), c.Status)
+		}},
 	{name: "UPDATE_CLUSTER " + actionStartIPRotation, hold: "EnsureControlPlane", cancellable: true,
 		start: func(ctx context.Context, e *Engine) (*container.Operation, error) {
 			return e.StartIPRotation(ctx, project, zone, "c1", false)

@@ -10,6 +10,7 @@ import (
 	"github.com/kubeyard/kubeyard/internal/firewall"
 	"github.com/kubeyard/kubeyard/internal/flows"
 	"github.com/kubeyard/kubeyard/internal/join"
+	"github.com/kubeyard/kubeyard/internal/logcollect"
 	"github.com/kubeyard/kubeyard/internal/vpcnet"
 )
 
@@ -73,6 +74,9 @@ type Runtime interface {
 	LoadBalancerServices(s cluster.Spec) (lbs []cluster.ServiceLB, ok bool)
 	ServeLoadBalancer(ctx context.Context, s cluster.Spec, lb cluster.ServiceLB, ip netip.Addr) error
 	ReleaseLoadBalancer(ctx context.Context, s cluster.Spec, namespace, name, uid string, ip netip.Addr, internal bool) error
+	// LogSources are the cluster's log files: its containers' and its
+	// control-plane components'.
+	LogSources(ctx context.Context, s cluster.Spec) ([]logcollect.Source, error)
 	// Connections are the connections crossing a VPC network now, and
 	// its real nodes (address and pod range).
 	Connections(network string) ([]flows.Flow, []firewall.Instance, error)

@@ -79,6 +79,7 @@ var (
 			"cluster.initialClusterVersion", "cluster.locations", "cluster.network", "cluster.subnetwork",
 			"cluster.networkConfig.network", "cluster.networkConfig.subnetwork", "cluster.networkConfig.defaultEnablePrivateNodes",
 			"cluster.networkConfig.enableIntraNodeVisibility",
+			"cluster.loggingService", "cluster.loggingConfig.componentConfig.enableComponents",
 			"cluster.ipAllocationPolicy.useIpAliases", "cluster.ipAllocationPolicy.useRoutes", "cluster.ipAllocationPolicy.createSubnetwork",
 			"cluster.ipAllocationPolicy.clusterSecondaryRangeName", "cluster.ipAllocationPolicy.servicesSecondaryRangeName",
 			"cluster.ipAllocationPolicy.clusterIpv4CidrBlock", "cluster.ipAllocationPolicy.servicesIpv4CidrBlock",
@@ -102,7 +103,8 @@ var (
 	setSizeFields    = codec.Fields(append([]string{"nodeCount", "nodePoolId"}, clusterFields...))
 	setLabelsFields  = codec.Fields(append([]string{"resourceLabels.*", "labelFingerprint"}, clusterFields...))
 	updateFields     = codec.Fields(concat([]string{"update.desiredMasterVersion", "update.desiredNodeVersion", "update.desiredNodePoolId",
-		"update.desiredIntraNodeVisibilityConfig.enabled"}, clusterFields,
+		"update.desiredIntraNodeVisibilityConfig.enabled",
+		"update.desiredLoggingService", "update.desiredLoggingConfig.componentConfig.enableComponents"}, clusterFields,
 		prefixed("update.", desired(endpointsFields))))
 	maintenanceFields      = codec.Fields(append(maintenancePolicyFields, clusterFields...))
 	startRotationFields    = codec.Fields(append([]string{"rotateCredentials"}, clusterFields...))

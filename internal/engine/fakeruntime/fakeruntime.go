@@ -20,6 +20,7 @@ import (
 	"github.com/kubeyard/kubeyard/internal/firewall"
 	"github.com/kubeyard/kubeyard/internal/flows"
 	"github.com/kubeyard/kubeyard/internal/join"
+	"github.com/kubeyard/kubeyard/internal/logcollect"
 	"github.com/kubeyard/kubeyard/internal/vpcnet"
 )
 
@@ -63,6 +64,7 @@ type Runtime struct {
 	routes      map[string][]vpcnet.Route
 	hits        map[string][]firewall.Hit
 	services    map[string]*services // by cluster name
+	logSources  map[string][]logcollect.Source
 }
 
 // New returns an empty fake runtime.

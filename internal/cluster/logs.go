@@ -1,0 +1,52 @@
+package cluster
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+
+	"github.com/kubeyard/kubeyard/internal/logcollect"
+)
+
+// LogSources are the cluster's log files, as its logging agent reads
+// them: every container's (in the kubelet's layout under each node's
+// folder: pods/logs/<namespace>_<pod>_<uid>/<container>/<attempt>.log)
+// and every control-plane replica's kube-apiserver, kube-scheduler and
+// kube-controller-manager.
+func (r *Runtime) LogSources(ctx context.Context, s Spec) ([]logcollect.Source, error) {
+	var out []logcollect.Source
+	key := func(path string) string {
+		rel, err := filepath.Rel(s.Dir, path)
+		if err != nil {
+			return path
+		}
+		return rel
+	}
+	files, _ := filepath.Glob(filepath.Join(s.Dir, "nodes", "*", "pods", "logs", "*", "*", "*.log"))
+	for _, f := range files {
+		container := filepath.Dir(f)
+		pod := filepath.Dir(container)
+		node := filepath.Base(filepath.Dir(filepath.Dir(filepath.Dir(pod))))
+		parts := strings.SplitN(filepath.Base(pod), "_", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		category := logcollect.Workloads
+		if logcollect.SystemNamespace(parts[0]) {
+			category = logcollect.System
+		}
+		out = append(out, logcollect.Source{Path: f, Key: key(f), Category: category,
+			Namespace: parts[0], Pod: parts[1], Container: filepath.Base(container), Node: node})
+	}
+	for program, c := range map[string]struct{ component, category string }{
+		"kube-apiserver":          {"apiserver", logcollect.APIServer},
+		"kube-scheduler":          {"scheduler", logcollect.Scheduler},
+		"kube-controller-manager": {"controller-manager", logcollect.ControllerManager},
+	} {
+		files, _ := filepath.Glob(filepath.Join(s.Dir, "logs", program+"-*.log"))
+		for _, f := range files {
+			out = append(out, logcollect.Source{Path: f, Key: key(f), Category: c.category, Component: c.component})
+		}
+	}
+	return out, nil
+}
