@@ -3,7 +3,12 @@ package cluster
 import (
 	"context"
 	"path/filepath"
+	"sort"
+	"strconv"
 	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/kubeyard/kubeyard/internal/logcollect"
 )
@@ -49,4 +54,34 @@ func (r *Runtime) LogSources(ctx context.Context, s Spec) ([]logcollect.Source, 
 		}
 	}
 	return out, nil
+}
+
+// Events are the cluster's Kubernetes events changed after resourceVersion
+// after, oldest first, at most limit; latest is the newest resourceVersion
+// of all (none until the cluster's watch has listed them). They come from
+// the watch FollowServices keeps. (kube-apiserver's resourceVersions are
+// etcd revisions: numbers that grow.)
+func (r *Runtime) Events(ctx context.Context, s Spec, after uint64, limit int) (events []corev1.Event, latest uint64, err error) {
+	if err := r.FollowServices(s, nil); err != nil {
+		return nil, after, err
+	}
+	r.mu.Lock()
+	w := r.services[s.ID]
+	r.mu.Unlock()
+	if w == nil || !w.hasSynced() {
+		return nil, after, nil
+	}
+	list, err := w.events.List(labels.Everything())
+	if err != nil {
+		return nil, after, err
+	}
+	rv := func(ev *corev1.Event) uint64 { n, _ := strconv.ParseUint(ev.ResourceVersion, 10, 64); return n }
+	for _, ev := range list {
+		latest = max(latest, rv(ev))
+		if rv(ev) > after {
+			events = append(events, *ev)
+		}
+	}
+	sort.Slice(events, func(i, j int) bool { return rv(&events[i]) < rv(&events[j]) })
+	return events[:min(len(events), limit)], latest, nil
 }

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -72,12 +73,16 @@ type serviceWatch struct {
 	cancel   context.CancelFunc
 	services corelisters.ServiceLister
 	slices   discoverylisters.EndpointSliceLister
+	events   corelisters.EventLister // for the cluster's logs (Events)
+	// changed is told of every change of a Service or EndpointSlice.
+	changed atomic.Pointer[func()]
 	synced   []cache.InformerSynced
 }
 
 // FollowServices watches the cluster's Services and EndpointSlices,
-// calling changed after every change (once they are first listed too).
-// It is idempotent; Destroy and Close stop it.
+// calling changed (if set) after every change (once they are first listed
+// too), and its Events. It is idempotent, and starts again with new
+// credentials or endpoint; Destroy and Close stop it.
 func (r *Runtime) FollowServices(s Spec, changed func()) error {
 	h, _ := s.pkiHost()
 	creds, err := os.ReadFile(filepath.Join(s.HostDir(h), "super-admin.conf"))
@@ -90,6 +95,9 @@ func (r *Runtime) FollowServices(s Spec, changed func()) error {
 	old := r.services[s.ID]
 	r.mu.Unlock()
 	if old != nil && old.client == identity {
+		if changed != nil {
+			old.changed.Store(&changed)
+		}
 		return nil
 	}
 	if old != nil {
@@ -101,11 +109,21 @@ func (r *Runtime) FollowServices(s Spec, changed func()) error {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	factory := informers.NewSharedInformerFactory(client, 0)
-	svcs, eps := factory.Core().V1().Services(), factory.Discovery().V1().EndpointSlices()
+	svcs, eps, evs := factory.Core().V1().Services(), factory.Discovery().V1().EndpointSlices(), factory.Core().V1().Events()
+	w := &serviceWatch{client: identity, cancel: cancel, services: svcs.Lister(), slices: eps.Lister(), events: evs.Lister(),
+		synced: []cache.InformerSynced{svcs.Informer().HasSynced, eps.Informer().HasSynced, evs.Informer().HasSynced}}
+	if changed != nil {
+		w.changed.Store(&changed)
+	}
+	tell := func() {
+		if f := w.changed.Load(); f != nil {
+			(*f)()
+		}
+	}
 	handler := cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(any) { changed() },
-		UpdateFunc: func(any, any) { changed() },
-		DeleteFunc: func(any) { changed() },
+		AddFunc:    func(any) { tell() },
+		UpdateFunc: func(any, any) { tell() },
+		DeleteFunc: func(any) { tell() },
 	}
 	for _, inf := range []cache.SharedIndexInformer{svcs.Informer(), eps.Informer()} {
 		if _, err := inf.AddEventHandler(handler); err != nil {
@@ -113,8 +131,6 @@ func (r *Runtime) FollowServices(s Spec, changed func()) error {
 			return err
 		}
 	}
-	w := &serviceWatch{client: identity, cancel: cancel, services: svcs.Lister(), slices: eps.Lister(),
-		synced: []cache.InformerSynced{svcs.Informer().HasSynced, eps.Informer().HasSynced}}
 	r.mu.Lock()
 	if _, ok := r.services[s.ID]; ok {
 		r.mu.Unlock()
@@ -125,6 +141,15 @@ func (r *Runtime) FollowServices(s Spec, changed func()) error {
 	r.mu.Unlock()
 	factory.Start(ctx.Done())
 	return nil
+}
+
+func (w *serviceWatch) hasSynced() bool {
+	for _, synced := range w.synced {
+		if !synced() {
+			return false
+		}
+	}
+	return true
 }
 
 // stopServices stops the service watches of clusters whose ID has the
@@ -147,13 +172,8 @@ func (r *Runtime) LoadBalancerServices(s Spec) (out []ServiceLB, ok bool) {
 	r.mu.Lock()
 	w := r.services[s.ID]
 	r.mu.Unlock()
-	if w == nil {
+	if w == nil || !w.hasSynced() {
 		return nil, false
-	}
-	for _, synced := range w.synced {
-		if !synced() {
-			return nil, false
-		}
 	}
 	svcs, err := w.services.List(labels.Everything())
 	if err != nil {

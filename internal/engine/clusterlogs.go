@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/kubeyard/kubeyard/internal/logcollect"
+	"github.com/kubeyard/kubeyard/internal/logging"
 	"github.com/kubeyard/kubeyard/internal/store"
 )
 
@@ -33,6 +35,9 @@ func (e *Engine) collectLogs(ctx context.Context) {
 	live := map[string]bool{}
 	for _, r := range clusters {
 		live[logCursorKey(r.UID)] = true
+		if r.Cluster.Status != "RUNNING" && r.Cluster.Status != "RECONCILING" {
+			continue // nothing to read yet, or any more
+		}
 		if err := e.collectClusterLogs(ctx, r); err != nil && ctx.Err() == nil {
 			e.cfg.Logger.Warn("cluster logs", "cluster", r.key(), "err", err)
 		}
@@ -73,25 +78,56 @@ func (e *Engine) collectClusterLogs(ctx context.Context, r *ClusterRecord) error
 		return err
 	}
 	cur := logcollect.Start(prev, enabled, sources)
-	c := logcollect.Cluster{Project: r.Project, Location: r.Location, Name: r.Cluster.Name}
-	for {
-		entries, next := logcollect.Collect(c, sources, cur, logBatch, e.cfg.Clock.Now())
-		if len(entries) == 0 && prev != nil && sameCursor(next, *prev) {
-			return nil
+	events := slices.Contains(enabled, logcollect.System)
+	if events && prev != nil && !slices.Contains(prev.Enabled, logcollect.System) {
+		// Events from now on, not those of before.
+		if _, cur.Events, err = e.runtime.Events(ctx, s, cur.Events, 0); err != nil {
+			return err
 		}
+	}
+	c := logcollect.Cluster{Project: r.Project, Location: r.Location, Name: r.Cluster.Name}
+	write := func(entries []logging.Entry, next logcollect.Cursor) error {
 		cursor := store.Write{Key: key, Value: next, Revision: store.Any}
 		if err := e.logs.WriteWith(ctx, r.Project, []store.Write{cursor}, entries...); err != nil {
 			return err
 		}
-		if len(entries) < logBatch {
-			return nil
-		}
-		cur, prev = next, &next
+		prev = &next
+		return nil
 	}
+	for {
+		entries, next := logcollect.Collect(c, sources, cur, logBatch, e.cfg.Clock.Now())
+		if len(entries) > 0 || prev == nil || !sameCursor(next, *prev) {
+			if err := write(entries, next); err != nil {
+				return err
+			}
+		}
+		cur = next
+		if len(entries) < logBatch {
+			break
+		}
+	}
+	for events {
+		evs, _, err := e.runtime.Events(ctx, s, cur.Events, logBatch)
+		if err != nil || len(evs) == 0 {
+			return err
+		}
+		entries := make([]logging.Entry, 0, len(evs))
+		for i := range evs {
+			entries = append(entries, logcollect.EventEntry(c, &evs[i]))
+		}
+		next := cur
+		next.Events, _ = strconv.ParseUint(evs[len(evs)-1].ResourceVersion, 10, 64)
+		if err := write(entries, next); err != nil {
+			return err
+		}
+		cur = next
+		events = len(evs) == logBatch
+	}
+	return nil
 }
 
 func sameCursor(a, b logcollect.Cursor) bool {
-	if !slices.Equal(a.Enabled, b.Enabled) || len(a.Offsets) != len(b.Offsets) {
+	if !slices.Equal(a.Enabled, b.Enabled) || a.Events != b.Events || len(a.Offsets) != len(b.Offsets) {
 		return false
 	}
 	for k, v := range a.Offsets {

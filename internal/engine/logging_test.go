@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	container "google.golang.org/api/container/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kubeyard/kubeyard/internal/logcollect"
 	"github.com/kubeyard/kubeyard/internal/logging"
@@ -95,12 +97,29 @@ func TestLogging(t *testing.T) {
 		t.Errorf("control-plane entries without APISERVER: %d", n)
 	}
 
+	event := func(rv, reason string) corev1.Event {
+		return corev1.Event{ObjectMeta: metav1.ObjectMeta{Name: "web-1." + rv, Namespace: "default", ResourceVersion: rv},
+			InvolvedObject: corev1.ObjectReference{Kind: "Pod", Namespace: "default", Name: "web-1"}, Reason: reason, Type: corev1.EventTypeWarning}
+	}
+	g.rt.SetEvents("logs", []corev1.Event{event("10", "BackOff")})
+	events := `logName="projects/p/logs/events" AND resource.type="k8s_pod"`
+	g.eventually("the event", func() error {
+		if n := entriesMatching(t, g, events+` AND jsonPayload.reason="BackOff" AND severity=WARNING`); n != 1 {
+			return fmt.Errorf("%d event entries", n)
+		}
+		return nil
+	})
+
 	// Nothing twice across engines: the cursor is stored with the entries.
 	g.restart()
 	line(web, "after the restart")
-	g.eventually("the line after the restart", func() error {
+	g.rt.SetEvents("logs", []corev1.Event{event("10", "BackOff"), event("12", "Killing")})
+	g.eventually("the line and the event after the restart", func() error {
 		if n := entriesMatching(t, g, containers); n != 102 {
 			return fmt.Errorf("%d container entries", n)
+		}
+		if n := entriesMatching(t, g, events); n != 2 {
+			return fmt.Errorf("%d event entries", n)
 		}
 		return nil
 	})

@@ -2,6 +2,8 @@ package engine
 
 import (
 	"context"
+
+	corev1 "k8s.io/api/core/v1"
 	"net/netip"
 	"time"
 
@@ -77,6 +79,10 @@ type Runtime interface {
 	// LogSources are the cluster's log files: its containers' and its
 	// control-plane components'.
 	LogSources(ctx context.Context, s cluster.Spec) ([]logcollect.Source, error)
+	// Events are the cluster's Kubernetes events changed after
+	// resourceVersion after, oldest first, at most limit, and the latest
+	// resourceVersion of all.
+	Events(ctx context.Context, s cluster.Spec, after uint64, limit int) ([]corev1.Event, uint64, error)
 	// Connections are the connections crossing a VPC network now, and
 	// its real nodes (address and pod range).
 	Connections(network string) ([]flows.Flow, []firewall.Instance, error)

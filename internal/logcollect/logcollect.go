@@ -2,7 +2,8 @@
 // entries, as GKE's logging agent does: containers' output (the kubelet's
 // CRI log files) as k8s_container entries in the stdout and stderr logs,
 // and control-plane components' logs (klog) as k8s_control_plane_component
-// entries in container.googleapis.com/<component>. It reads complete lines
+// entries in container.googleapis.com/<component>, and Kubernetes events
+// in the events log. It reads complete lines
 // only, from where a cursor says it stopped, so that a writer that stores
 // the cursor with the entries it made tells each line exactly once.
 package logcollect
@@ -48,10 +49,12 @@ type Cluster struct {
 }
 
 // Cursor is how far each source has been read, in bytes, by key; Enabled
-// are the categories collected when it was written.
+// are the categories collected when it was written; Events is the
+// resourceVersion of the last Kubernetes event told.
 type Cursor struct {
 	Offsets map[string]int64 `json:"offsets"`
 	Enabled []string         `json:"enabled"`
+	Events  uint64           `json:"events,omitempty"`
 }
 
 // SystemNamespace says whether a namespace's containers are the cluster's
@@ -75,6 +78,9 @@ func Start(prev *Cursor, enabled []string, sources []Source) Cursor {
 		on[c] = true
 	}
 	next := Cursor{Offsets: map[string]int64{}, Enabled: enabled}
+	if prev != nil {
+		next.Events = prev.Events
+	}
 	wasOn := map[string]bool{}
 	if prev != nil {
 		for _, c := range prev.Enabled {
@@ -107,7 +113,7 @@ func Collect(c Cluster, sources []Source, cur Cursor, max int, now time.Time) ([
 	for _, cat := range cur.Enabled {
 		on[cat] = true
 	}
-	next := Cursor{Offsets: map[string]int64{}, Enabled: cur.Enabled}
+	next := Cursor{Offsets: map[string]int64{}, Enabled: cur.Enabled, Events: cur.Events}
 	var entries []logging.Entry
 	for _, s := range sources {
 		if !on[s.Category] {

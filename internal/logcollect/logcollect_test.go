@@ -5,6 +5,9 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 var demo = Cluster{Project: "p", Location: "us-central1-a", Name: "demo"}
@@ -134,5 +137,26 @@ func TestStart(t *testing.T) {
 	write(t, sys.Path, "2026-12-02T10:00:05Z stdout F off\n")
 	if entries, _ := Collect(demo, srcs, cur, 10, time.Now()); len(entries) != 0 {
 		t.Errorf("a disabled category collected: %+v", entries)
+	}
+}
+
+// An event about a pod is a k8s_pod entry in the events log, the Event
+// its jsonPayload; a Warning is WARNING.
+func TestEventEntry(t *testing.T) {
+	ev := &corev1.Event{
+		ObjectMeta:     metav1.ObjectMeta{Name: "web-1.abc", Namespace: "default"},
+		InvolvedObject: corev1.ObjectReference{Kind: "Pod", Namespace: "default", Name: "web-1"},
+		Reason:         "BackOff", Message: "Back-off restarting failed container", Type: corev1.EventTypeWarning,
+		LastTimestamp: metav1.NewTime(time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)),
+	}
+	e := EventEntry(demo, ev)
+	if e.LogName != "projects/p/logs/events" || e.Resource.Type != "k8s_pod" || e.Resource.Labels["pod_name"] != "web-1" || e.Severity != "WARNING" ||
+		e.JSONPayload.(map[string]any)["reason"] != "BackOff" || e.JSONPayload.(map[string]any)["kind"] != "Event" || !e.Timestamp.Equal(ev.LastTimestamp.Time) {
+		t.Errorf("entry: %+v", e)
+	}
+	ev.InvolvedObject = corev1.ObjectReference{Kind: "Node", Name: "node-a"}
+	ev.Type = corev1.EventTypeNormal
+	if e := EventEntry(demo, ev); e.Resource.Type != "k8s_node" || e.Resource.Labels["node_name"] != "node-a" || e.Severity != "INFO" {
+		t.Errorf("a node's event: %+v", e)
 	}
 }

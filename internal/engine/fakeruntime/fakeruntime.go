@@ -8,7 +8,9 @@ package fakeruntime
 
 import (
 	"context"
+
 	"fmt"
+	corev1 "k8s.io/api/core/v1"
 	"maps"
 	"net/netip"
 	"slices"
@@ -65,6 +67,7 @@ type Runtime struct {
 	hits        map[string][]firewall.Hit
 	services    map[string]*services // by cluster name
 	logSources  map[string][]logcollect.Source
+	events      map[string][]corev1.Event
 }
 
 // New returns an empty fake runtime.
