@@ -76,7 +76,7 @@ type serviceWatch struct {
 	events   corelisters.EventLister // for the cluster's logs (Events)
 	// changed is told of every change of a Service or EndpointSlice.
 	changed atomic.Pointer[func()]
-	synced   []cache.InformerSynced
+	synced  []cache.InformerSynced
 }
 
 // FollowServices watches the cluster's Services and EndpointSlices,
