@@ -208,6 +208,8 @@ func (r *Runtime) removeNodeDataplane(ctx context.Context, s Spec, name string) 
 
 // removeRecorded removes the dataplane recorded in a node's folder, if any.
 func (r *Runtime) removeRecorded(ctx context.Context, nodeDir string) error {
+	// Its kube-proxy too, which an earlier engine ran.
+	r.cfg.Supervisor.StopRecorded(filepath.Join(nodeDir, "kube-proxy", "kube-proxy.pid"))
 	d, err := r.loadDataplane(nodeDir)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil

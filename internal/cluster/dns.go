@@ -99,6 +99,11 @@ func ensureDNS(ctx context.Context, client kubernetes.Interface, s Spec) error {
 			return err
 		}},
 		{"Service", func() error {
+			// Looked up first: a create of a Service that exists fails on
+			// its address (allocated) before its name.
+			if _, err := client.CoreV1().Services(sys).Get(ctx, "kube-dns", metav1.GetOptions{}); err == nil {
+				return nil
+			}
 			_, err := client.CoreV1().Services(sys).Create(ctx, dnsService(ip[0]), metav1.CreateOptions{})
 			return err
 		}},

@@ -301,6 +301,16 @@ func (s *Supervisor) start(p *proc) (*exec.Cmd, error) {
 	return cmd, nil
 }
 
+// StopRecorded stops a process no supervisor here runs, recorded in its
+// pidfile by an earlier engine (a PID that is no longer the process's is
+// left alone), and removes the pidfile.
+func (s *Supervisor) StopRecorded(pidFile string) {
+	if pid, _, err := readPIDFile(pidFile); err == nil {
+		terminate(pid, s.cfg.StopTimeout, nil)
+	}
+	_ = os.Remove(pidFile)
+}
+
 func closedWith(err error) <-chan error {
 	ch := make(chan error, 1)
 	ch <- err

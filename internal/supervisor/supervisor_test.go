@@ -141,3 +141,18 @@ func TestRunsInItsNetworkNamespace(t *testing.T) {
 		return pid != 0 && strings.TrimSpace(string(comm)) == "sleep" && err == nil && os.SameFile(got, want)
 	})
 }
+
+// A process recorded by an earlier supervisor is stopped from its pidfile.
+func TestStopRecorded(t *testing.T) {
+	dir := t.TempDir()
+	first := newSup(t)
+	pid := started(t, first, dir)
+	first.Detach()
+	newSup(t).StopRecorded(filepath.Join(dir, "p.pid"))
+	if pidAlive(pid) {
+		t.Errorf("the recorded process %d still runs", pid)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "p.pid")); !os.IsNotExist(err) {
+		t.Errorf("the pidfile stays: %v", err)
+	}
+}
