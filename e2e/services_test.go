@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -256,6 +257,37 @@ func TestServices(t *testing.T) {
 		e.Eventually(10*time.Second, func() error {
 			if out, err := inClient("timeout 5 wget -qO- http://" + ip + "/"); err == nil {
 				return fmt.Errorf("the deleted internal load balancer still answers: %q", out)
+			}
+			return nil
+		})
+	})
+
+	t.Run("workload logs and events in Cloud Logging", func(t *testing.T) {
+		web := podsOf(t, e, "app=web")[0].Metadata.Name
+		filter := `resource.type="k8s_container" AND resource.labels.pod_name="` + web + `"`
+		e.Eventually(30*time.Second, func() error {
+			var entries []struct {
+				TextPayload string `json:"textPayload"`
+				Severity    string `json:"severity"`
+				Resource    struct {
+					Labels map[string]string `json:"labels"`
+				} `json:"resource"`
+			}
+			out := e.Gcloud("logging", "read", filter, "--format=json")
+			if err := json.Unmarshal([]byte(out), &entries); err != nil || len(entries) == 0 {
+				return fmt.Errorf("gcloud logging read %s: %v %s", filter, err, out)
+			}
+			l := entries[0].Resource.Labels
+			if !strings.Contains(entries[len(entries)-1].TextPayload, "Server listening on port 8080") || l["cluster_name"] != "svc" ||
+				l["namespace_name"] != "default" || l["container_name"] != "hello-app" || l["location"] != zone || l["project_id"] != e.Project {
+				return fmt.Errorf("%s's entries: %+v", web, entries)
+			}
+			return nil
+		})
+		events := `logName="projects/` + e.Project + `/logs/events" AND resource.type="k8s_pod" AND resource.labels.pod_name="` + web + `"`
+		e.Eventually(30*time.Second, func() error {
+			if out := e.Gcloud("logging", "read", events, "--format=value(jsonPayload.reason)"); !strings.Contains(out, "Scheduled") {
+				return fmt.Errorf("%s's events: %q", web, out)
 			}
 			return nil
 		})
