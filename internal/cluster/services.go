@@ -23,6 +23,7 @@ import (
 	corelisters "k8s.io/client-go/listers/core/v1"
 	discoverylisters "k8s.io/client-go/listers/discovery/v1"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/utils/ptr"
 
 	"github.com/kubeyard/kubeyard/internal/loadbalancer"
 	"github.com/kubeyard/kubeyard/internal/poll"
@@ -292,7 +293,7 @@ func (r *Runtime) ServeLoadBalancer(ctx context.Context, s Spec, lb ServiceLB, i
 			return err
 		}
 	}
-	ingress := []corev1.LoadBalancerIngress{{IP: ip.String(), IPMode: ptrTo(corev1.LoadBalancerIPModeVIP)}}
+	ingress := []corev1.LoadBalancerIngress{{IP: ip.String(), IPMode: ptr.To(corev1.LoadBalancerIPModeVIP)}}
 	if len(svc.Status.LoadBalancer.Ingress) != 1 || svc.Status.LoadBalancer.Ingress[0].IP != ip.String() {
 		svc.Status.LoadBalancer.Ingress = ingress
 		if _, err := svcs.UpdateStatus(ctx, svc, metav1.UpdateOptions{}); err != nil {
@@ -301,8 +302,6 @@ func (r *Runtime) ServeLoadBalancer(ctx context.Context, s Spec, lb ServiceLB, i
 	}
 	return nil
 }
-
-func ptrTo[T any](v T) *T { return &v }
 
 // removeFrontends removes the frontend files with the prefix that keep
 // does not name, and waits until the load balancer stops serving them.

@@ -345,15 +345,7 @@ func (e *Engine) ListForwardingRules(ctx context.Context, project, region string
 // GetForwardingRule returns one forwarding rule.
 func (e *Engine) GetForwardingRule(ctx context.Context, project, region, name string) (*compute.ForwardingRule, error) {
 	all, err := e.ListForwardingRules(ctx, project, region)
-	if err != nil {
-		return nil, err
-	}
-	for _, fr := range all {
-		if fr.Name == name {
-			return fr, nil
-		}
-	}
-	return nil, status.Errorf(status.NotFound, "The resource 'projects/%s/regions/%s/forwardingRules/%s' was not found", project, region, name)
+	return named(all, err, func(x *compute.ForwardingRule) string { return x.Name }, project, region, "forwardingRules", name)
 }
 
 // ListTargetPools lists the target pools of a project's external load
@@ -389,15 +381,7 @@ func (e *Engine) ListTargetPools(ctx context.Context, project, region string) ([
 // GetTargetPool returns one target pool.
 func (e *Engine) GetTargetPool(ctx context.Context, project, region, name string) (*compute.TargetPool, error) {
 	all, err := e.ListTargetPools(ctx, project, region)
-	if err != nil {
-		return nil, err
-	}
-	for _, tp := range all {
-		if tp.Name == name {
-			return tp, nil
-		}
-	}
-	return nil, status.Errorf(status.NotFound, "The resource 'projects/%s/regions/%s/targetPools/%s' was not found", project, region, name)
+	return named(all, err, func(x *compute.TargetPool) string { return x.Name }, project, region, "targetPools", name)
 }
 
 // ListBackendServices lists the regional backend services of a project's
@@ -438,13 +422,20 @@ func (e *Engine) ListBackendServices(ctx context.Context, project, region string
 // GetBackendService returns one backend service.
 func (e *Engine) GetBackendService(ctx context.Context, project, region, name string) (*compute.BackendService, error) {
 	all, err := e.ListBackendServices(ctx, project, region)
+	return named(all, err, func(x *compute.BackendService) string { return x.Name }, project, region, "backendServices", name)
+}
+
+// named is the item called name of a regional list, or NOT_FOUND as
+// Compute Engine says it.
+func named[T any](all []T, err error, nameOf func(T) string, project, region, kind, name string) (T, error) {
+	var zero T
 	if err != nil {
-		return nil, err
+		return zero, err
 	}
-	for _, bs := range all {
-		if bs.Name == name {
-			return bs, nil
+	for _, x := range all {
+		if nameOf(x) == name {
+			return x, nil
 		}
 	}
-	return nil, status.Errorf(status.NotFound, "The resource 'projects/%s/regions/%s/backendServices/%s' was not found", project, region, name)
+	return zero, status.Errorf(status.NotFound, "The resource 'projects/%s/regions/%s/%s/%s' was not found", project, region, kind, name)
 }
