@@ -125,6 +125,9 @@ var scenarios = []scenario{
 			expect(g, c.IntraNodeVisibility && c.Replaced[0] >= 1 && g.cluster("c1").Cluster.Status == "RUNNING", "netd %v, replica replaced %d times", c.IntraNodeVisibility, c.Replaced[0])
 		}},
 	{name: "UPDATE_CLUSTER " + actionUpdateLogging, hold: "LogSources", cancellable: true,
+		// A cursor stored first: a cluster never collected has nothing to
+		// read when its logging is turned off.
+		setup: func(g *rig) { defaultSetup(g); g.e.collectLogs(context.Background()) },
 		start: func(ctx context.Context, e *Engine) (*container.Operation, error) {
 			return e.UpdateCluster(ctx, project, zone, "c1", &container.ClusterUpdate{DesiredLoggingService: "none"})
 		},
