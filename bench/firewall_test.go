@@ -29,7 +29,7 @@ func BenchmarkFirewallEnforcement(b *testing.B) {
 		b.Fatalf("nodes: %v", err)
 	}
 	pods := podsOn(b, client, nodes.Items[0].Name, nodes.Items[1].Name)
-	from := e.Prefix() + "-" + pods[0].Spec.NodeName + "-" + string(pods[0].UID)
+	from := podNS(e, pods[0])
 	to := net.JoinHostPort(pods[1].Status.PodIP, "8080")
 	connects := func() bool {
 		return netns.Do(from, func() error {

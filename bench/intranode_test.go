@@ -54,16 +54,21 @@ type path struct {
 	mbps     float64
 }
 
-func measurePath(b *testing.B, e *harness.Engine, from, to *corev1.Pod) path {
+// podNS is the network namespace of a pod of a real node.
+func podNS(e *harness.Engine, p *corev1.Pod) string {
+	return e.Prefix() + "-" + p.Spec.NodeName + "-" + string(p.UID)
+}
+
+// requests times n HTTP GETs from inside network namespace ns, a new
+// connection each (as wget makes it), going round the targets.
+func requests(b *testing.B, ns string, n int, targets ...string) []time.Duration {
 	b.Helper()
-	ns := e.Prefix() + "-" + from.Spec.NodeName + "-" + string(from.UID)
-	target := "http://" + net.JoinHostPort(to.Status.PodIP, "8080") + "/"
 	var lat []time.Duration
 	err := netns.Do(ns, func() error {
 		client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-		for range 300 {
+		for i := range n {
 			start := time.Now()
-			resp, err := client.Get(target)
+			resp, err := client.Get(targets[i%len(targets)])
 			if err != nil {
 				return err
 			}
@@ -74,10 +79,17 @@ func measurePath(b *testing.B, e *harness.Engine, from, to *corev1.Pod) path {
 		return nil
 	})
 	if err != nil {
-		b.Fatalf("requests from %s to %s: %v", from.Name, to.Name, err)
+		b.Fatalf("requests from %s: %v", ns, err)
 	}
+	return lat
+}
+
+func measurePath(b *testing.B, e *harness.Engine, from, to *corev1.Pod) path {
+	b.Helper()
+	ns := podNS(e, from)
+	lat := requests(b, ns, 300, "http://"+net.JoinHostPort(to.Status.PodIP, "8080")+"/")
 	// The sink: a listener in the other pod's namespace, on another port.
-	sinkNS := e.Prefix() + "-" + to.Spec.NodeName + "-" + string(to.UID)
+	sinkNS := podNS(e, to)
 	var ln net.Listener
 	if err := netns.Do(sinkNS, func() (err error) {
 		ln, err = net.Listen("tcp", net.JoinHostPort(to.Status.PodIP, "9000"))
@@ -98,7 +110,7 @@ func measurePath(b *testing.B, e *harness.Engine, from, to *corev1.Pod) path {
 	}()
 	const size = 512 << 20
 	var took time.Duration
-	err = netns.Do(ns, func() error {
+	err := netns.Do(ns, func() error {
 		c, err := net.Dial("tcp", net.JoinHostPort(to.Status.PodIP, "9000"))
 		if err != nil {
 			return err
@@ -178,7 +190,7 @@ func BenchmarkFlowLogLatency(b *testing.B) {
 	if code, out := e.API("PATCH", subnet, e.Token(), map[string]any{"enableFlowLogs": true, "logConfig": map[string]any{"enable": true, "flowSampling": 1.0}}); code != 200 {
 		b.Fatalf("flow logs on: HTTP %d %v", code, out)
 	}
-	ns := e.Prefix() + "-" + pods[0].Spec.NodeName + "-" + string(pods[0].UID)
+	ns := podNS(e, pods[0])
 	b.ResetTimer()
 	for range b.N {
 		var waits []time.Duration

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -45,9 +44,7 @@ func completeIPRotation(t *testing.T, e *harness.Engine, name string) {
 func describeCluster(t *testing.T, e *harness.Engine, name string) map[string]any {
 	t.Helper()
 	var c map[string]any
-	if err := json.Unmarshal([]byte(e.Gcloud("container", "clusters", "describe", name, "--zone", zone, "--format", "json")), &c); err != nil {
-		t.Fatal(err)
-	}
+	gcloudJSON(t, e, &c, "container", "clusters", "describe", name, "--zone", zone)
 	return c
 }
 

@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"golang.org/x/net/dns/dnsmessage"
 
 	"github.com/kubeyard/kubeyard/e2e/harness"
 	"github.com/kubeyard/kubeyard/internal/images"
@@ -214,6 +216,23 @@ func TestServices(t *testing.T) {
 		if len(seen) != 3 {
 			t.Errorf("20 requests to the load balancer reached %v", seen)
 		}
+		// As GKE shows it: a forwarding rule named after the Service's UID
+		// at its address, in front of a target pool of the cluster's nodes.
+		rule := forwardingRuleName(e.Kubectl("get", "svc", "web-lb", "-o", "jsonpath={.metadata.uid}"))
+		if out := e.Gcloud("compute", "forwarding-rules", "list"); !strings.Contains(out, rule) || !strings.Contains(out, ip) {
+			t.Errorf("gcloud compute forwarding-rules list has no %s at %s:\n%s", rule, ip, out)
+		}
+		var fr struct{ IPAddress, IPProtocol, PortRange, Target, LoadBalancingScheme, Description string }
+		gcloudJSON(t, e, &fr, "compute", "forwarding-rules", "describe", rule, "--region", "us-central1")
+		if fr.IPAddress != ip || fr.IPProtocol != "TCP" || fr.PortRange != "80-80" || fr.LoadBalancingScheme != "EXTERNAL" ||
+			!strings.HasSuffix(fr.Target, "/regions/us-central1/targetPools/"+rule) || !strings.Contains(fr.Description, "default/web-lb") {
+			t.Errorf("forwarding rule %s: %+v", rule, fr)
+		}
+		var pool struct{ Instances []string }
+		gcloudJSON(t, e, &pool, "compute", "target-pools", "describe", rule, "--region", "us-central1")
+		if len(pool.Instances) != 2 || !strings.Contains(pool.Instances[0], "/instances/gke-svc-default-pool-") {
+			t.Errorf("target pool %s: %v, not the cluster's two nodes", rule, pool.Instances)
+		}
 		// loadBalancerSourceRanges, on the client's source address.
 		e.Kubectl("patch", "svc", "web-lb", "-p", `{"spec":{"loadBalancerSourceRanges":["127.0.0.2/32"]}}`)
 		e.Eventually(20*time.Second, func() error {
@@ -233,6 +252,9 @@ func TestServices(t *testing.T) {
 		if left, _ := filepath.Glob(filepath.Join(e.DataDir, "loadbalancer", "svc-*")); len(left) > 0 {
 			t.Errorf("frontends left: %v", left)
 		}
+		if _, err := e.Run("gcloud", "compute", "forwarding-rules", "describe", rule, "--region", "us-central1"); err == nil || !strings.Contains(err.Error(), "was not found") {
+			t.Errorf("the deleted Service's forwarding rule: %v", err)
+		}
 	})
 
 	t.Run("internal LoadBalancer", func(t *testing.T) {
@@ -248,6 +270,24 @@ func TestServices(t *testing.T) {
 		if out, err := inClient("timeout 5 wget -qO- http://" + ip + "/"); err != nil || !strings.Contains(out, "Hello, world!") {
 			t.Errorf("from a pod, the internal load balancer: %v %q", err, out)
 		}
+		rule := forwardingRuleName(e.Kubectl("get", "svc", "web-ilb", "-o", "jsonpath={.metadata.uid}"))
+		var fr struct {
+			IPAddress, LoadBalancingScheme, BackendService, Subnetwork string
+			Ports                                                      []string
+		}
+		gcloudJSON(t, e, &fr, "compute", "forwarding-rules", "describe", rule, "--region", "us-central1")
+		if fr.IPAddress != ip || fr.LoadBalancingScheme != "INTERNAL" || !strings.HasSuffix(fr.BackendService, "/backendServices/"+rule) ||
+			!strings.HasSuffix(fr.Subnetwork, "/subnetworks/default") || len(fr.Ports) != 1 || fr.Ports[0] != "80" {
+			t.Errorf("internal forwarding rule %s: %+v", rule, fr)
+		}
+		var bs struct {
+			LoadBalancingScheme string
+			Backends            []struct{ Group string }
+		}
+		gcloudJSON(t, e, &bs, "compute", "backend-services", "describe", rule, "--region", "us-central1")
+		if bs.LoadBalancingScheme != "INTERNAL" || len(bs.Backends) != 1 || !strings.Contains(bs.Backends[0].Group, "/instanceGroups/gke-svc-default-pool-") {
+			t.Errorf("backend service %s: %+v, not the node pool's instance group", rule, bs)
+		}
 		// Only inside the VPC: nothing listens there in the machine's own
 		// namespace (no test sends to a non-loopback address from it).
 		if out, _ := e.Run("ss", "-Hltn"); strings.Contains(out, ip+":80") {
@@ -260,6 +300,35 @@ func TestServices(t *testing.T) {
 			}
 			return nil
 		})
+	})
+
+	t.Run("LoadBalancer over UDP: the cluster's DNS from the machine", func(t *testing.T) {
+		e.Kubectl("-n", "kube-system", "expose", "deployment", "coredns", "--name", "dns-lb", "--type", "LoadBalancer", "--port", "53", "--protocol", "UDP")
+		var ip string
+		e.Eventually(30*time.Second, func() error {
+			if ip = e.Kubectl("-n", "kube-system", "get", "svc", "dns-lb", "-o", "jsonpath={.status.loadBalancer.ingress[0].ip}"); !strings.HasPrefix(ip, "127.12.") {
+				return fmt.Errorf("dns-lb's EXTERNAL-IP: %q", ip)
+			}
+			return nil
+		})
+		web := e.Kubectl("get", "svc", "web", "-o", "jsonpath={.spec.clusterIP}")
+		e.Eventually(20*time.Second, func() error {
+			got, err := lookupA(net.JoinHostPort(ip, "53"), "web.default.svc.cluster.local.")
+			if err != nil || len(got) != 1 || got[0] != web {
+				return fmt.Errorf("web.default.svc.cluster.local through %s: %v %v, want %s", ip, got, err, web)
+			}
+			return nil
+		})
+		rule := forwardingRuleName(e.Kubectl("-n", "kube-system", "get", "svc", "dns-lb", "-o", "jsonpath={.metadata.uid}"))
+		var fr struct{ IPProtocol, PortRange string }
+		gcloudJSON(t, e, &fr, "compute", "forwarding-rules", "describe", rule, "--region", "us-central1")
+		if fr.IPProtocol != "UDP" || fr.PortRange != "53-53" {
+			t.Errorf("forwarding rule %s: %+v", rule, fr)
+		}
+		e.Kubectl("-n", "kube-system", "delete", "svc", "dns-lb", "--timeout=30s")
+		if got, err := lookupA(net.JoinHostPort(ip, "53"), "web.default.svc.cluster.local."); err == nil {
+			t.Errorf("the deleted Service's load balancer still answers: %v", got)
+		}
 	})
 
 	t.Run("workload logs and events in Cloud Logging", func(t *testing.T) {
@@ -291,6 +360,28 @@ func TestServices(t *testing.T) {
 			}
 			return nil
 		})
+	})
+
+	t.Run("control-plane logs with --logging", func(t *testing.T) {
+		e.Gcloud("container", "clusters", "update", "svc", "--zone", zone, "--logging=SYSTEM,WORKLOAD,API_SERVER")
+		if got := e.Gcloud("container", "clusters", "describe", "svc", "--zone", zone, "--format=value(loggingConfig.componentConfig.enableComponents)"); got != "SYSTEM_COMPONENTS;WORKLOADS;APISERVER\n" {
+			t.Errorf("loggingConfig after --logging=SYSTEM,WORKLOAD,API_SERVER: %q", got)
+		}
+		// The first PodDisruptionBudget: kube-apiserver logs its quota
+		// evaluator, a line written after the update.
+		e.Kubectl("create", "pdb", "web", "--selector=app=web", "--min-available=1")
+		filter := `resource.type="k8s_control_plane_component" AND resource.labels.cluster_name="svc" AND resource.labels.component_name="apiserver"`
+		e.Eventually(30*time.Second, func() error {
+			if out := e.Gcloud("logging", "read", filter, "--format=value(textPayload)"); !strings.Contains(out, "poddisruptionbudgets") {
+				return fmt.Errorf("kube-apiserver's log in Cloud Logging:\n%s", out)
+			}
+			return nil
+		})
+		// A component kubeyard does not collect is refused, by field.
+		if _, err := e.Run("gcloud", "container", "clusters", "update", "svc", "--zone", zone, "--logging=SYSTEM,WORKLOAD,ADDON_MANAGER"); err == nil ||
+			!strings.Contains(err.Error(), "desiredLoggingConfig.componentConfig.enableComponents") {
+			t.Errorf("--logging=SYSTEM,WORKLOAD,ADDON_MANAGER: %v", err)
+		}
 	})
 
 	t.Run("a rolling update drops no request", func(t *testing.T) {
@@ -366,4 +457,49 @@ func loadKubectlImage(t *testing.T, e *harness.Engine) {
 	if out, err := e.Kubeyard("images", "load", archive); err != nil {
 		t.Fatalf("kubeyard images load: %v\n%s", err, out)
 	}
+}
+
+// forwardingRuleName is GKE's name for a LoadBalancer Service's forwarding
+// rule: "a" and its UID without dashes, 32 characters.
+func forwardingRuleName(uid string) string {
+	return ("a" + strings.ReplaceAll(uid, "-", ""))[:32]
+}
+
+// lookupA asks the DNS server at addr (a loopback address) for name's A
+// records over UDP.
+func lookupA(addr, name string) ([]string, error) {
+	conn, err := net.Dial("udp", addr)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	q := dnsmessage.Message{Header: dnsmessage.Header{ID: 7, RecursionDesired: true},
+		Questions: []dnsmessage.Question{{Name: dnsmessage.MustNewName(name), Type: dnsmessage.TypeA, Class: dnsmessage.ClassINET}}}
+	packed, err := q.Pack()
+	if err != nil {
+		return nil, err
+	}
+	conn.SetDeadline(time.Now().Add(2 * time.Second))
+	if _, err := conn.Write(packed); err != nil {
+		return nil, err
+	}
+	buf := make([]byte, 512)
+	n, err := conn.Read(buf)
+	if err != nil {
+		return nil, err
+	}
+	var reply dnsmessage.Message
+	if err := reply.Unpack(buf[:n]); err != nil {
+		return nil, err
+	}
+	if reply.RCode != dnsmessage.RCodeSuccess {
+		return nil, fmt.Errorf("%s: %v", name, reply.RCode)
+	}
+	var out []string
+	for _, a := range reply.Answers {
+		if r, ok := a.Body.(*dnsmessage.AResource); ok {
+			out = append(out, net.IP(r.A[:]).String())
+		}
+	}
+	return out, nil
 }

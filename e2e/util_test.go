@@ -1,10 +1,12 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/kubeyard/kubeyard/e2e/harness"
@@ -26,4 +28,14 @@ func startEtcd(t *testing.T) string {
 	}
 	t.Cleanup(func() { etcd.Process.Kill(); etcd.Wait() })
 	return client
+}
+
+// gcloudJSON runs gcloud with --format=json and decodes what it prints
+// into v.
+func gcloudJSON(t *testing.T, e *harness.Engine, v any, args ...string) {
+	t.Helper()
+	out := e.Gcloud(append(args, "--format=json")...)
+	if err := json.Unmarshal([]byte(out), v); err != nil {
+		t.Fatalf("gcloud %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
 }
