@@ -49,7 +49,7 @@ func BenchmarkServices(b *testing.B) {
 		direct = append(direct, "http://"+net.JoinHostPort(p.Status.PodIP, "8080")+"/")
 	}
 	svc := webService(b, client, "web", corev1.ServiceTypeClusterIP)
-	waitEndpoints(b, client, "web", len(backends))
+	waitEndpoints(b, client, "default", "web", len(backends))
 	through := "http://" + net.JoinHostPort(svc.Spec.ClusterIP, "80") + "/"
 	// kube-proxy programs the rules a moment after the EndpointSlice.
 	if err := harness.Poll(30*time.Second, 50*time.Millisecond, func() error {
@@ -67,11 +67,24 @@ func BenchmarkServices(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	waitEndpoints(b, client, "kube-system", "kube-dns", 2) // CoreDNS's two replicas
 	b.ResetTimer()
 	for range b.N {
-		requests(b, from, 30, direct...) // warm both paths alike
-		requests(b, from, 30, through)
-		pod, service := requests(b, from, 300, direct...), requests(b, from, 300, through)
+		// Interleaved, so that both paths see the same moments of the
+		// machine: a pod, the Service, the next pod, the Service...
+		var targets []string
+		for _, d := range direct {
+			targets = append(targets, d, through)
+		}
+		requests(b, from, 60, targets...) // warm both alike
+		var pod, service []time.Duration
+		for i, d := range requests(b, from, 600, targets...) {
+			if i%2 == 0 {
+				pod = append(pod, d)
+			} else {
+				service = append(service, d)
+			}
+		}
 		pp50, sp50 := percentile(pod, 0.5), percentile(service, 0.5)
 		fmt.Printf("request to a pod directly:     p50 %.2f ms, p99 %.2f ms\n", ms(pp50), ms(percentile(pod, 0.99)))
 		fmt.Printf("request through the ClusterIP: p50 %.2f ms, p99 %.2f ms (Service/direct at p50: %.2fx)\n",
@@ -114,10 +127,10 @@ func webService(b *testing.B, client *kubernetes.Clientset, name string, typ cor
 
 // waitEndpoints waits for the Service's EndpointSlices to hold n ready
 // endpoints.
-func waitEndpoints(b *testing.B, client *kubernetes.Clientset, service string, n int) {
+func waitEndpoints(b *testing.B, client *kubernetes.Clientset, namespace, service string, n int) {
 	b.Helper()
 	if err := harness.Poll(time.Minute, 50*time.Millisecond, func() error {
-		slices, err := client.DiscoveryV1().EndpointSlices("default").List(context.Background(), metav1.ListOptions{LabelSelector: discoveryv1.LabelServiceName + "=" + service})
+		slices, err := client.DiscoveryV1().EndpointSlices(namespace).List(context.Background(), metav1.ListOptions{LabelSelector: discoveryv1.LabelServiceName + "=" + service})
 		if err != nil {
 			return err
 		}
