@@ -23,6 +23,7 @@ import (
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
+	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 	compute "google.golang.org/api/compute/v1"
 
@@ -145,12 +146,38 @@ func connect(ns string) (*nftables.Conn, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	conn, err := nftables.New(nftables.WithNetNSFd(int(h)))
+	conn, err := nftables.New(nftables.WithNetNSFd(int(h)), nftables.WithSockOptions(largeBuffers))
 	if err != nil {
 		h.Close()
 		return nil, nil, fmt.Errorf("firewall: %s: %w", ns, err)
 	}
 	return conn, func() { h.Close() }, nil
+}
+
+// transactionBuffer is the netlink socket's send and receive buffer: a
+// transaction goes in one sendmsg, which the send buffer bounds, and the
+// kernel queues an acknowledgement for each of its messages before the
+// first is read, which overflow the receive buffer's default (ENOBUFS)
+// with a hundred rules. Memory is taken only as it fills.
+const transactionBuffer = 64 << 20
+
+// largeBuffers sizes the socket past the machine's limits (rmem_max,
+// wmem_max), as nft does for its batches (SO_SNDBUFFORCE and
+// SO_RCVBUFFORCE, which CAP_NET_ADMIN allows).
+func largeBuffers(c *netlink.Conn) error {
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := raw.Control(func(fd uintptr) {
+		if serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, transactionBuffer); serr == nil {
+			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, transactionBuffer)
+		}
+	}); err != nil {
+		return err
+	}
+	return serr
 }
 
 const (

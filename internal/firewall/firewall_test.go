@@ -217,3 +217,26 @@ func TestLogged(t *testing.T) {
 		t.Errorf("logged %v, want %v", got, want)
 	}
 }
+
+// A large policy applies in one transaction: the kernel's
+// acknowledgements of its messages overflow a netlink socket of the
+// default size (ENOBUFS) at a hundred rules, and the batch outgrows its
+// send buffer at a few hundred.
+func TestLargePolicy(t *testing.T) {
+	ns, vms, instances := network(t)
+	var rules []firewall.Rule
+	for i := range 2000 {
+		rules = append(rules, firewall.Rule{Name: fmt.Sprint("r", i), Priority: int64(1000 + i), Ingress: true,
+			Protocols: tcp(fmt.Sprint(10000 + i)), Sources: everywhere})
+	}
+	rules[len(rules)-1].Protocols = tcp("8080") // the last one counts too
+	if err := firewall.Apply(ns, firewall.Policy{Instances: instances, Rules: rules}); err != nil {
+		t.Fatal(err)
+	}
+	if err := dial(vms["web"].ns, netip.AddrPortFrom(vms["db"].ip, 8080)); err != nil {
+		t.Errorf("8080, allowed by the last rule: %v", err)
+	}
+	if err := dial(vms["web"].ns, netip.AddrPortFrom(vms["db"].ip, 9090)); err == nil {
+		t.Error("9090, allowed by no rule, connects")
+	}
+}
