@@ -72,6 +72,11 @@ func (e *Engine) StartIPRotation(ctx context.Context, project, location, name st
 	if err != nil {
 		return nil, err
 	}
+	// Already rotating is said first: it holds whatever runs meanwhile
+	// (the rotation's own node pool recreations, for one).
+	if r.IPRotation != nil {
+		return nil, status.Errorf(status.FailedPrecondition, "Cluster %q is already rotating its IP (started %s); complete it with --complete-ip-rotation first.", name, r.IPRotation.Started.UTC().Format(time.RFC3339))
+	}
 	if r.Operation != "" {
 		return nil, busyError(project, location, r.Operation)
 	}
@@ -82,9 +87,6 @@ func (e *Engine) StartIPRotation(ctx context.Context, project, location, name st
 		if err := e.checkNoJoinedReplicas(r); err != nil {
 			return nil, err
 		}
-	}
-	if r.IPRotation != nil {
-		return nil, status.Errorf(status.FailedPrecondition, "Cluster %q is already rotating its IP (started %s); complete it with --complete-ip-rotation first.", name, r.IPRotation.Started.UTC().Format(time.RFC3339))
 	}
 	if r.Cluster.Status != "RUNNING" {
 		return nil, status.Errorf(status.FailedPrecondition, "Cluster %q is %s, not RUNNING.", name, r.Cluster.Status)
