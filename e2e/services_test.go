@@ -257,6 +257,33 @@ func TestServices(t *testing.T) {
 		}
 	})
 
+	t.Run("spec.loadBalancerIP", func(t *testing.T) {
+		e.Kubectl("expose", "deployment", "web", "--name", "web-asks", "--type", "LoadBalancer", "--port", "80", "--target-port", "8080", "--load-balancer-ip", "127.12.0.200")
+		e.Kubectl("expose", "deployment", "web", "--name", "web-outside", "--type", "LoadBalancer", "--port", "80", "--target-port", "8080", "--load-balancer-ip", "10.1.2.3")
+		e.Eventually(30*time.Second, func() error {
+			if ip := e.Kubectl("get", "svc", "web-asks", "-o", "jsonpath={.status.loadBalancer.ingress[0].ip}"); ip != "127.12.0.200" {
+				return fmt.Errorf("web-asks's EXTERNAL-IP: %q", ip)
+			}
+			return nil
+		})
+		if out, err := e.Run("curl", "-s", "-m", "5", "http://127.12.0.200/"); err != nil || !strings.Contains(out, "Hello, world!") {
+			t.Errorf("curl http://127.12.0.200/: %v %q", err, out)
+		}
+		// An address the engine cannot give: told as the service
+		// controller tells it, and the Service stays pending.
+		e.Eventually(30*time.Second, func() error {
+			out := e.Kubectl("get", "events", "--field-selector", "involvedObject.name=web-outside,reason=SyncLoadBalancerFailed", "-o", "jsonpath={.items[*].message}")
+			if !strings.Contains(out, "10.1.2.3 is outside 127.12.0.0/16") {
+				return fmt.Errorf("web-outside's events: %q", out)
+			}
+			return nil
+		})
+		if ip := e.Kubectl("get", "svc", "web-outside", "-o", "jsonpath={.status.loadBalancer.ingress}"); ip != "" {
+			t.Errorf("web-outside got %s", ip)
+		}
+		e.Kubectl("delete", "svc", "web-asks", "web-outside", "--timeout=30s")
+	})
+
 	t.Run("internal LoadBalancer", func(t *testing.T) {
 		e.Kubectl("expose", "deployment", "web", "--name", "web-ilb", "--type", "LoadBalancer", "--port", "80", "--target-port", "8080",
 			"--overrides", `{"metadata":{"annotations":{"networking.gke.io/load-balancer-type":"Internal"}}}`)

@@ -17,8 +17,10 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	discoverylisters "k8s.io/client-go/listers/discovery/v1"
@@ -54,6 +56,8 @@ type ServiceLB struct {
 	Ports    []LBPort
 	// SourceRanges are the client sources admitted (none: every one).
 	SourceRanges []string
+	// RequestedIP is spec.loadBalancerIP, the address asked for ("": any).
+	RequestedIP string
 	// Releasing: the Service goes, or is no longer of type LoadBalancer;
 	// its load balancer must go (its finalizer holds it until then).
 	Releasing bool
@@ -187,8 +191,8 @@ func (r *Runtime) LoadBalancerServices(s Spec) (out []ServiceLB, ok bool) {
 		}
 		lb := ServiceLB{Namespace: svc.Namespace, Name: svc.Name, UID: string(svc.UID),
 			Internal:     strings.EqualFold(svc.Annotations[LoadBalancerTypeAnnotation], "Internal"),
-			SourceRanges: svc.Spec.LoadBalancerSourceRanges,
-			Releasing:    !wanted || svc.DeletionTimestamp != nil}
+			SourceRanges: svc.Spec.LoadBalancerSourceRanges, RequestedIP: svc.Spec.LoadBalancerIP,
+			Releasing: !wanted || svc.DeletionTimestamp != nil}
 		ready := readyEndpoints(w.slices, svc)
 		for _, p := range svc.Spec.Ports {
 			lb.Ports = append(lb.Ports, LBPort{Protocol: string(p.Protocol), Port: p.Port, Backends: ready[p.Name+"/"+string(p.Protocol)]})
@@ -301,6 +305,39 @@ func (r *Runtime) ServeLoadBalancer(ctx context.Context, s Spec, lb ServiceLB, i
 		}
 	}
 	return nil
+}
+
+// LoadBalancerFailed tells the Service's users why it has no load
+// balancer, as the upstream service controller does: a Warning event,
+// SyncLoadBalancerFailed, once for each message (the watch's cache of
+// Events says whether it was told already).
+func (r *Runtime) LoadBalancerFailed(ctx context.Context, s Spec, lb ServiceLB, message string) error {
+	sum := sha256.Sum256([]byte(lb.UID + "\x00" + message))
+	name := lb.Name + "." + hex.EncodeToString(sum[:8])
+	r.mu.Lock()
+	w := r.services[s.ID]
+	r.mu.Unlock()
+	if w != nil {
+		if _, err := w.events.Events(lb.Namespace).Get(name); err == nil {
+			return nil
+		}
+	}
+	client, err := r.AdminClient(s)
+	if err != nil {
+		return err
+	}
+	now := metav1.NewTime(r.cfg.Clock.Now())
+	_, err = client.CoreV1().Events(lb.Namespace).Create(ctx, &corev1.Event{
+		ObjectMeta:     metav1.ObjectMeta{Name: name, Namespace: lb.Namespace},
+		InvolvedObject: corev1.ObjectReference{Kind: "Service", APIVersion: "v1", Namespace: lb.Namespace, Name: lb.Name, UID: types.UID(lb.UID)},
+		Type:           corev1.EventTypeWarning, Reason: "SyncLoadBalancerFailed", Message: message,
+		Source:         corev1.EventSource{Component: "service-controller"},
+		FirstTimestamp: now, LastTimestamp: now, Count: 1,
+	}, metav1.CreateOptions{})
+	if apierrors.IsAlreadyExists(err) {
+		return nil
+	}
+	return err
 }
 
 // removeFrontends removes the frontend files with the prefix that keep

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"net/netip"
@@ -121,7 +122,8 @@ func (e *Engine) syncClusterLoadBalancers(ctx context.Context, r *ClusterRecord,
 	for _, svc := range lbs {
 		rec := byUID[svc.UID]
 		delete(byUID, svc.UID)
-		if rec != nil && (svc.Releasing || rec.Internal != svc.Internal) {
+		moved := rec != nil && (rec.Internal != svc.Internal || svc.RequestedIP != "" && svc.RequestedIP != rec.IP)
+		if rec != nil && (svc.Releasing || moved) {
 			if err := e.releaseLoadBalancer(ctx, s, rec); err != nil {
 				return err
 			}
@@ -136,7 +138,13 @@ func (e *Engine) syncClusterLoadBalancers(ctx context.Context, r *ClusterRecord,
 		}
 		if rec == nil {
 			var err error
-			if rec, err = e.newLoadBalancer(ctx, r, svc); err != nil {
+			var refused addressRefused
+			if rec, err = e.newLoadBalancer(ctx, r, svc); errors.As(err, &refused) {
+				if err := e.runtime.LoadBalancerFailed(ctx, s, svc, refused.msg); err != nil {
+					return err
+				}
+				continue // the others are served all the same
+			} else if err != nil {
 				return err
 			}
 		}
@@ -172,24 +180,21 @@ func (e *Engine) newLoadBalancer(ctx context.Context, r *ClusterRecord, svc clus
 	if err != nil {
 		return nil, err
 	}
-	var ip netip.Addr
+	kind, within := "loadbalancer", e.cfg.LoadBalancerPool
+	var ports []int // an external address is skipped where they are served
 	if svc.Internal {
-		subnet, err := r.nodeRange()
-		if err != nil {
+		if within, err = r.nodeRange(); err != nil {
 			return nil, err
 		}
-		ip, err = a.ip(r.nodeIPKind(), subnet, 2)
-		if err != nil {
-			return nil, err
-		}
+		kind = r.nodeIPKind()
 	} else {
-		var ports []int
 		for _, p := range svc.Ports {
 			ports = append(ports, int(p.Port))
 		}
-		if ip, err = a.ip("loadbalancer", e.cfg.LoadBalancerPool, 2, ports...); err != nil {
-			return nil, err
-		}
+	}
+	ip, err := lbAddress(a, kind, within, ports, svc.RequestedIP)
+	if err != nil {
+		return nil, err
 	}
 	loc, _ := ParseLocation(r.Location)
 	rec := &LoadBalancerRecord{
@@ -201,6 +206,35 @@ func (e *Engine) newLoadBalancer(ctx context.Context, r *ClusterRecord, svc clus
 		store.Write{Key: rec.key(), Value: rec, Revision: store.Absent},
 		store.Write{Key: rec.Allocation, Value: rec.key(), Revision: store.Absent})
 	return rec, err
+}
+
+// addressRefused is why a Service cannot have the address it asks for,
+// or any: its users are told (an event), it is no failure of the engine's.
+type addressRefused struct{ msg string }
+
+func (e addressRefused) Error() string { return e.msg }
+
+// lbAddress takes a load balancer's address in within: the one the
+// Service asks for (spec.loadBalancerIP), or else the next free one; the
+// first two (the network's and its gateway's) are never handed out.
+func lbAddress(a *allocator, kind string, within netip.Prefix, ports []int, requested string) (netip.Addr, error) {
+	if requested == "" {
+		ip, err := a.ip(kind, within, 2, ports...)
+		if err != nil {
+			return ip, addressRefused{err.Error()}
+		}
+		return ip, nil
+	}
+	ip, err := netip.ParseAddr(requested)
+	switch {
+	case err != nil || !ip.Is4():
+		return netip.Addr{}, addressRefused{fmt.Sprintf("spec.loadBalancerIP %q is not an IPv4 address.", requested)}
+	case !within.Contains(ip) || ip.Less(within.Addr().Next().Next()):
+		return netip.Addr{}, addressRefused{fmt.Sprintf("spec.loadBalancerIP %s is outside %s, where this load balancer's addresses come from.", ip, within)}
+	case !a.takeFree(kind, ip, ports):
+		return netip.Addr{}, addressRefused{fmt.Sprintf("spec.loadBalancerIP %s is in use.", ip)}
+	}
+	return ip, nil
 }
 
 // releaseLoadBalancer stops serving a load balancer, then drops its

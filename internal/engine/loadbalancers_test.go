@@ -112,3 +112,74 @@ func TestLoadBalancers(t *testing.T) {
 		return nil
 	})
 }
+
+// TestLoadBalancerRequestedIP: spec.loadBalancerIP is honoured when it is
+// free in the pool (external) or the subnetwork (internal), and moves the
+// load balancer when it changes; otherwise the Service's users are told
+// why, and nothing is held for it.
+func TestLoadBalancerRequestedIP(t *testing.T) {
+	g := newRig(t)
+	ctx := context.Background()
+	g.createCluster("lbs", 1)
+	at := func(p netip.Prefix, n int) netip.Addr {
+		a := p.Addr()
+		for range n {
+			a = a.Next()
+		}
+		return a
+	}
+	subnet := netip.MustParsePrefix(g.cluster("lbs").NodeRange)
+	ports := []cluster.LBPort{{Protocol: "TCP", Port: 80}}
+	// The UIDs differ in their first characters, as random ones do:
+	// forwarding rules are named after the first 31.
+	asks := cluster.ServiceLB{Namespace: "default", Name: "asks", UID: "10000000-0000-0000-0000-000000000000", Ports: ports, RequestedIP: at(g.e.cfg.LoadBalancerPool, 100).String()}
+	ilb := cluster.ServiceLB{Namespace: "default", Name: "ilb", UID: "20000000-0000-0000-0000-000000000000", Ports: ports, Internal: true, RequestedIP: at(subnet, 50).String()}
+	refused := map[string]cluster.ServiceLB{
+		"outside":       {Namespace: "default", Name: "outside", UID: "30000000-0000-0000-0000-000000000000", Ports: ports, RequestedIP: "10.0.0.1"},
+		"in use":        {Namespace: "default", Name: "taken", UID: "40000000-0000-0000-0000-000000000000", Ports: ports, RequestedIP: asks.RequestedIP},
+		"not an IPv4":   {Namespace: "default", Name: "nonsense", UID: "50000000-0000-0000-0000-000000000000", Ports: ports, RequestedIP: "nonsense"},
+		"the gateway's": {Namespace: "default", Name: "gateway", UID: "60000000-0000-0000-0000-000000000000", Ports: ports, Internal: true, RequestedIP: at(subnet, 1).String()},
+	}
+	all := []cluster.ServiceLB{asks, ilb}
+	for _, lb := range refused {
+		all = append(all, lb)
+	}
+	g.rt.SetServices("lbs", all)
+	g.eventually("served where asked, the others told why", func() error {
+		served := g.rt.Served("lbs")
+		if len(served) != 2 || served[asks.UID].String() != asks.RequestedIP || served[ilb.UID].String() != ilb.RequestedIP {
+			return fmt.Errorf("served: %v; the internal one was told %q", served, g.rt.LoadBalancerFailures("lbs", ilb.UID))
+		}
+		for why, lb := range refused {
+			if got := g.rt.LoadBalancerFailures("lbs", lb.UID); len(got) != 1 || !strings.Contains(got[0], lb.RequestedIP) {
+				return fmt.Errorf("%s (%s) was told %q", lb.Name, why, got)
+			}
+		}
+		return nil
+	})
+	if got := g.rt.LoadBalancerFailures("lbs", refused["in use"].UID)[0]; !strings.Contains(got, "in use") {
+		t.Errorf("an address in use: %q", got)
+	}
+	if got := g.rt.LoadBalancerFailures("lbs", refused["outside"].UID)[0]; !strings.Contains(got, "outside "+g.e.cfg.LoadBalancerPool.String()) {
+		t.Errorf("an address outside the pool: %q", got)
+	}
+	if recs, _ := store.ListAs[LoadBalancerRecord](ctx, g.e.store, "loadbalancers/"); len(recs) != 2 {
+		t.Errorf("records: %v", recs)
+	}
+
+	// A new spec.loadBalancerIP moves the load balancer, and frees the old
+	// address.
+	old := asks.RequestedIP
+	asks.RequestedIP = at(g.e.cfg.LoadBalancerPool, 101).String()
+	g.rt.SetServices("lbs", []cluster.ServiceLB{asks, ilb})
+	g.eventually("moved", func() error {
+		if served := g.rt.Served("lbs"); served[asks.UID].String() != asks.RequestedIP {
+			return fmt.Errorf("served: %v", served)
+		}
+		items, _ := g.e.store.List(ctx, "allocations/loadbalancer/")
+		if len(items) != 1 || !strings.HasSuffix(items[0].Key, "/"+asks.RequestedIP) {
+			return fmt.Errorf("allocations: %v (the old %s)", items, old)
+		}
+		return nil
+	})
+}

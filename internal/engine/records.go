@@ -328,14 +328,23 @@ func (a *allocator) ip(kind string, prefix netip.Prefix, skip int, ports ...int)
 		addr = addr.Next()
 	}
 	for ; prefix.Contains(addr); addr = addr.Next() {
-		key := "allocations/" + kind + "/" + addr.String()
-		if !a.taken[key] && !a.anyListening(addr, ports) {
-			a.taken[key] = true
-			a.got = append(a.got, key)
+		if a.takeFree(kind, addr, ports) {
 			return addr, nil
 		}
 	}
 	return netip.Addr{}, fmt.Errorf("engine: no free %s address in %s", kind, prefix)
+}
+
+// takeFree takes addr if no allocation holds it and none of ports is
+// served there.
+func (a *allocator) takeFree(kind string, addr netip.Addr, ports []int) bool {
+	key := "allocations/" + kind + "/" + addr.String()
+	if a.taken[key] || a.anyListening(addr, ports) {
+		return false
+	}
+	a.taken[key] = true
+	a.got = append(a.got, key)
+	return true
 }
 
 func (a *allocator) anyListening(addr netip.Addr, ports []int) bool {

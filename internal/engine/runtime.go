@@ -71,11 +71,13 @@ type Runtime interface {
 	// calling changed after each change; LoadBalancerServices lists those
 	// that have or must have a load balancer (ok: the watch has listed
 	// them); ServeLoadBalancer serves one at ip, and ReleaseLoadBalancer
-	// stops serving it and lets the Service go.
+	// stops serving it and lets the Service go; LoadBalancerFailed tells
+	// the Service's users why it has none.
 	FollowServices(s cluster.Spec, changed func()) error
 	LoadBalancerServices(s cluster.Spec) (lbs []cluster.ServiceLB, ok bool)
 	ServeLoadBalancer(ctx context.Context, s cluster.Spec, lb cluster.ServiceLB, ip netip.Addr) error
 	ReleaseLoadBalancer(ctx context.Context, s cluster.Spec, namespace, name, uid string, ip netip.Addr, internal bool) error
+	LoadBalancerFailed(ctx context.Context, s cluster.Spec, lb cluster.ServiceLB, message string) error
 	// LogSources are the cluster's log files: its containers' and its
 	// control-plane components'.
 	LogSources(ctx context.Context, s cluster.Spec) ([]logcollect.Source, error)

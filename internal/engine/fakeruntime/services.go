@@ -13,8 +13,10 @@ import (
 type services struct {
 	changed func()
 	lbs     []cluster.ServiceLB
-	// served are the addresses served, by Service UID.
+	// served are the addresses served, by Service UID; failed what the
+	// Services were told when they could not be.
 	served map[string]netip.Addr
+	failed map[string][]string
 }
 
 func (r *Runtime) servicesOf(name string) *services {
@@ -23,7 +25,7 @@ func (r *Runtime) servicesOf(name string) *services {
 	}
 	sv := r.services[name]
 	if sv == nil {
-		sv = &services{served: map[string]netip.Addr{}}
+		sv = &services{served: map[string]netip.Addr{}, failed: map[string][]string{}}
 		r.services[name] = sv
 	}
 	return sv
@@ -94,4 +96,22 @@ func (r *Runtime) LoadBalancerServicesOf(name string) []cluster.ServiceLB {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return slices.Clone(r.servicesOf(name).lbs)
+}
+
+func (r *Runtime) LoadBalancerFailed(ctx context.Context, s cluster.Spec, lb cluster.ServiceLB, message string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	sv := r.servicesOf(s.Name)
+	if !slices.Contains(sv.failed[lb.UID], message) {
+		sv.failed[lb.UID] = append(sv.failed[lb.UID], message)
+	}
+	return nil
+}
+
+// LoadBalancerFailures are what cluster name's Service with uid was told
+// of its load balancer.
+func (r *Runtime) LoadBalancerFailures(name, uid string) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.servicesOf(name).failed[uid])
 }
