@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	container "google.golang.org/api/container/v1"
 
@@ -277,7 +278,11 @@ func TestOperationKinds(t *testing.T) {
 			if err != nil {
 				t.Fatalf("cancel: %v", err)
 			}
-			done, err := g.e.WaitOperation(ctx, project, zone, op.Name)
+			// Bounded: a cancel that is not heard fails here, not at the
+			// package's timeout.
+			wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			defer cancel()
+			done, err := g.e.WaitOperation(wctx, project, zone, op.Name)
 			if err != nil || done.Error == nil || done.Error.Code != int64(status.Cancelled) {
 				t.Fatalf("cancelled %s ended %+v %v", sc.name, done, err)
 			}
