@@ -65,9 +65,7 @@ func (r *Runtime) Events(ctx context.Context, s Spec, after uint64, limit int) (
 	if err := r.FollowServices(s, nil); err != nil {
 		return nil, after, err
 	}
-	r.mu.Lock()
-	w := r.services[s.ID]
-	r.mu.Unlock()
+	w := r.serviceWatchOf(s)
 	if w == nil || !w.hasSynced() {
 		return nil, after, nil
 	}

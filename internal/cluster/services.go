@@ -22,6 +22,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	discoverylisters "k8s.io/client-go/listers/discovery/v1"
 	"k8s.io/client-go/tools/cache"
@@ -82,6 +83,13 @@ type serviceWatch struct {
 	// changed is told of every change of a Service or EndpointSlice.
 	changed atomic.Pointer[func()]
 	synced  []cache.InformerSynced
+}
+
+// serviceWatchOf is the cluster's watch (nil: none yet).
+func (r *Runtime) serviceWatchOf(s Spec) *serviceWatch {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.services[s.ID]
 }
 
 // FollowServices watches the cluster's Services and EndpointSlices,
@@ -174,9 +182,7 @@ func (r *Runtime) stopServices(prefix string) {
 // have, a load balancer of the engine's; ok is false until the cache has
 // first listed them.
 func (r *Runtime) LoadBalancerServices(s Spec) (out []ServiceLB, ok bool) {
-	r.mu.Lock()
-	w := r.services[s.ID]
-	r.mu.Unlock()
+	w := r.serviceWatchOf(s)
 	if w == nil || !w.hasSynced() {
 		return nil, false
 	}
@@ -249,16 +255,25 @@ func lbFrontendPrefix(s Spec, uid string) string { return "svc-" + s.ID + "-" + 
 // balancer's finalizer and shows the address in its status. It is
 // idempotent.
 func (r *Runtime) ServeLoadBalancer(ctx context.Context, s Spec, lb ServiceLB, ip netip.Addr) error {
-	client, err := r.AdminClient(s)
+	// Read from the watch's cache: this runs every round for every load
+	// balancer, and writes only when something is to change (a stale
+	// copy's write conflicts, and the next round does it).
+	svc, err := r.cachedService(ctx, s, lb.Namespace, lb.Name)
 	if err != nil {
 		return err
 	}
-	svcs := client.CoreV1().Services(lb.Namespace)
-	svc, err := svcs.Get(ctx, lb.Name, metav1.GetOptions{})
-	if err != nil {
-		return err
+	services := func() (typedcorev1.ServiceInterface, error) {
+		client, err := r.AdminClient(s)
+		if err != nil {
+			return nil, err
+		}
+		return client.CoreV1().Services(lb.Namespace), nil
 	}
 	if !slices.Contains(svc.Finalizers, loadBalancerFinalizer) {
+		svcs, err := services()
+		if err != nil {
+			return err
+		}
 		svc.Finalizers = append(svc.Finalizers, loadBalancerFinalizer)
 		if svc, err = svcs.Update(ctx, svc, metav1.UpdateOptions{}); err != nil {
 			return err
@@ -299,12 +314,34 @@ func (r *Runtime) ServeLoadBalancer(ctx context.Context, s Spec, lb ServiceLB, i
 	}
 	ingress := []corev1.LoadBalancerIngress{{IP: ip.String(), IPMode: ptr.To(corev1.LoadBalancerIPModeVIP)}}
 	if len(svc.Status.LoadBalancer.Ingress) != 1 || svc.Status.LoadBalancer.Ingress[0].IP != ip.String() {
+		svcs, err := services()
+		if err != nil {
+			return err
+		}
 		svc.Status.LoadBalancer.Ingress = ingress
 		if _, err := svcs.UpdateStatus(ctx, svc, metav1.UpdateOptions{}); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// cachedService is a copy of the Service from the cluster's watch, or
+// from its API server when there is no watch.
+func (r *Runtime) cachedService(ctx context.Context, s Spec, namespace, name string) (*corev1.Service, error) {
+	w := r.serviceWatchOf(s)
+	if w != nil {
+		svc, err := w.services.Services(namespace).Get(name)
+		if err != nil {
+			return nil, err
+		}
+		return svc.DeepCopy(), nil
+	}
+	client, err := r.AdminClient(s)
+	if err != nil {
+		return nil, err
+	}
+	return client.CoreV1().Services(namespace).Get(ctx, name, metav1.GetOptions{})
 }
 
 // LoadBalancerFailed tells the Service's users why it has no load
@@ -314,9 +351,7 @@ func (r *Runtime) ServeLoadBalancer(ctx context.Context, s Spec, lb ServiceLB, i
 func (r *Runtime) LoadBalancerFailed(ctx context.Context, s Spec, lb ServiceLB, message string) error {
 	sum := sha256.Sum256([]byte(lb.UID + "\x00" + message))
 	name := lb.Name + "." + hex.EncodeToString(sum[:8])
-	r.mu.Lock()
-	w := r.services[s.ID]
-	r.mu.Unlock()
+	w := r.serviceWatchOf(s)
 	if w != nil {
 		if _, err := w.events.Events(lb.Namespace).Get(name); err == nil {
 			return nil
