@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
@@ -17,6 +18,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
 
 	"github.com/kubeyard/kubeyard/internal/join"
 	"github.com/kubeyard/kubeyard/internal/node"
@@ -176,6 +178,9 @@ func (r *Runtime) RemoveNode(ctx context.Context, s Spec, name string) error {
 	if _, err := client.CoreV1().Nodes().Patch(ctx, name, types.StrategicMergePatchType, patch, metav1.PatchOptions{}); err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("cordon %s: %w", name, err)
 	}
+	r.mu.Lock()
+	_, agent := r.agents[s.ID+"/"+name]
+	r.mu.Unlock()
 	drainCtx, cancel := context.WithTimeout(ctx, r.cfg.ReadyTimeout)
 	defer cancel()
 	err = poll.Until(drainCtx, func(ctx context.Context) error {
@@ -190,6 +195,17 @@ func (r *Runtime) RemoveNode(ctx context.Context, s Spec, name string) error {
 			}
 			left++
 			if p.DeletionTimestamp != nil {
+				// A node no agent of this engine runs (one retiring when
+				// an earlier engine crashed) has no kubelet to finish its
+				// pods: once their grace period is over they are deleted
+				// here, and the dataplane's removal below stops what they
+				// ran.
+				if !agent && time.Now().After(p.DeletionTimestamp.Time) { // the API server's clock, the machine's
+					force := metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0), Preconditions: &metav1.Preconditions{UID: &p.UID}}
+					if err := client.CoreV1().Pods(p.Namespace).Delete(ctx, p.Name, force); err != nil && !apierrors.IsNotFound(err) {
+						r.cfg.Logger.Info("delete", "pod", p.Namespace+"/"+p.Name, "err", err)
+					}
+				}
 				continue
 			}
 			ev := &policyv1.Eviction{ObjectMeta: metav1.ObjectMeta{Name: p.Name, Namespace: p.Namespace}}
