@@ -1,0 +1,233 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/kubeyard/kubeyard/e2e/harness"
+)
+
+// kwokVersion is the KWOK that kubeyard is measured against (issue 16).
+const kwokVersion = "v0.8.0"
+
+// kwokBinaries builds kwokctl and kwok from the Go module proxy, once per
+// machine (kept in the user's cache folder), and returns their folder.
+func kwokBinaries(b *testing.B) string {
+	b.Helper()
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		b.Fatal(err)
+	}
+	dir := filepath.Join(cache, "kubeyard-bench", "kwok-"+kwokVersion)
+	if _, err := os.Stat(filepath.Join(dir, "kwok")); err == nil {
+		return dir
+	}
+	cmd := exec.Command("go", "install", "sigs.k8s.io/kwok/cmd/kwokctl@"+kwokVersion, "sigs.k8s.io/kwok/cmd/kwok@"+kwokVersion)
+	cmd.Env = append(os.Environ(), "GOBIN="+dir, "GOFLAGS=")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		b.Fatalf("building KWOK %s: %v\n%s", kwokVersion, err, out)
+	}
+	return dir
+}
+
+// kwokCluster is a KWOK cluster of the binary runtime whose control plane
+// is kubeyard's own upstream components (the same build), all on
+// loopback.
+type kwokCluster struct {
+	b       *testing.B
+	kwokctl string
+	work    string
+	name    string
+}
+
+func newKWOKCluster(b *testing.B, name string) *kwokCluster {
+	b.Helper()
+	bin := kwokBinaries(b)
+	dir := b.TempDir()
+	// kwokctl runs a binary with the component's flags: a wrapper hands
+	// them to kubeyard's multi-call binary.
+	wrappers := filepath.Join(dir, "bin")
+	if err := os.MkdirAll(wrappers, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	for _, c := range []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd"} {
+		script := fmt.Sprintf("#!/bin/sh\nexec %s component %s \"$@\"\n", harness.Binary(b), c)
+		if err := os.WriteFile(filepath.Join(wrappers, c), []byte(script), 0o755); err != nil {
+			b.Fatal(err)
+		}
+	}
+	kubectl, err := exec.LookPath("kubectl")
+	if err != nil {
+		b.Fatal(err)
+	}
+	config := fmt.Sprintf(`kind: KwokctlConfiguration
+apiVersion: config.kwok.x-k8s.io/v1alpha1
+options:
+  runtime: binary
+  bindAddress: 127.0.0.1
+  kubeVersion: v1.37.2
+  etcdVersion: 3.7.3
+  kubeApiserverBinary: %[1]s/kube-apiserver
+  kubeControllerManagerBinary: %[1]s/kube-controller-manager
+  kubeSchedulerBinary: %[1]s/kube-scheduler
+  etcdBinary: %[1]s/etcd
+  kwokControllerBinary: %[2]s/kwok
+  kubectlBinary: %[3]s
+`, wrappers, bin, kubectl)
+	if err := os.WriteFile(filepath.Join(dir, "kwok.yaml"), []byte(config), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	k := &kwokCluster{b: b, kwokctl: filepath.Join(bin, "kwokctl"), work: filepath.Join(dir, "work"), name: name}
+	b.Cleanup(func() { _, _ = k.run("delete", "cluster", "--name", name) })
+	return k
+}
+
+func (k *kwokCluster) run(args ...string) (string, error) {
+	cmd := exec.Command(k.kwokctl, append([]string{"--config", filepath.Join(filepath.Dir(k.work), "kwok.yaml")}, args...)...)
+	cmd.Env = append(os.Environ(), "KWOK_WORKDIR="+k.work)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+func (k *kwokCluster) clusterDir() string { return filepath.Join(k.work, "clusters", k.name) }
+
+func (k *kwokCluster) client() *kubernetes.Clientset {
+	k.b.Helper()
+	cfg, err := clientcmd.BuildConfigFromFlags("", filepath.Join(k.clusterDir(), "kubeconfig.yaml"))
+	if err != nil {
+		k.b.Fatal(err)
+	}
+	cfg.QPS, cfg.Burst = 500, 1000
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		k.b.Fatal(err)
+	}
+	return client
+}
+
+// create is `kwokctl create cluster` to /readyz ok.
+func (k *kwokCluster) create() time.Duration {
+	k.b.Helper()
+	start := time.Now()
+	if out, err := k.run("create", "cluster", "--name", k.name); err != nil {
+		k.b.Fatalf("kwokctl create cluster: %v\n%s", err, out)
+	}
+	client := k.client()
+	if err := harness.Poll(time.Minute, 10*time.Millisecond, func() error {
+		_, err := client.RESTClient().Get().AbsPath("/readyz").DoRaw(context.Background())
+		return err
+	}); err != nil {
+		k.b.Fatal(err)
+	}
+	return time.Since(start)
+}
+
+// pids are the cluster's processes, as kwokctl records them.
+func (k *kwokCluster) pids() []int {
+	files, _ := filepath.Glob(filepath.Join(k.clusterDir(), "pids", "*.pid"))
+	var pids []int
+	for _, f := range files {
+		data, _ := os.ReadFile(f)
+		if pid, err := strconv.Atoi(strings.TrimSpace(string(data))); err == nil {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// nodesReady creates n Nodes that the KWOK controller takes (its
+// annotation) and returns the time until all are Ready.
+func kwokNodesReady(b *testing.B, client *kubernetes.Clientset, n int) time.Duration {
+	b.Helper()
+	ctx := context.Background()
+	start := time.Now()
+	var wg sync.WaitGroup
+	work := make(chan int)
+	for range 20 {
+		wg.Go(func() {
+			for i := range work {
+				node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("kwok-node-%d", i),
+					Annotations: map[string]string{"kwok.x-k8s.io/node": "fake"},
+					Labels:      map[string]string{"type": "kwok"}}}
+				if _, err := client.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil {
+					b.Error(err)
+				}
+			}
+		})
+	}
+	for i := range n {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	if err := harness.Poll(5*time.Minute, 100*time.Millisecond, func() error {
+		nodes, err := client.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: "type=kwok"})
+		if err != nil {
+			return err
+		}
+		ready := 0
+		for _, node := range nodes.Items {
+			for _, c := range node.Status.Conditions {
+				if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
+					ready++
+				}
+			}
+		}
+		if ready < n {
+			return fmt.Errorf("%d of %d nodes Ready", ready, n)
+		}
+		return nil
+	}); err != nil {
+		b.Fatal(err)
+	}
+	return time.Since(start)
+}
+
+// BenchmarkAgainstKWOK prints kubeyard beside KWOK (kwokctl, binary
+// runtime, its control plane built from the same upstream components:
+// kubeyard's own binary behind a wrapper), one after the other in this
+// process: create to ready (kubeyard: the REST call to its operation DONE
+// with one node Ready; KWOK: `kwokctl create cluster` to /readyz ok,
+// with no node), and the idle control plane's PSS, with RSS beside it;
+// KWOK's 1,000 simulated nodes to Ready. Targets (issue 16): create at
+// most KWOK's (ratio 1.0 or less); PSS at most 200 MiB.
+func BenchmarkAgainstKWOK(b *testing.B) {
+	for range b.N {
+		k := newKWOKCluster(b, "kybench")
+		kwokCreate := k.create()
+		time.Sleep(10 * time.Second) // idle
+		kwokMem := measure(k.pids())
+		kwokNodes := kwokNodesReady(b, k.client(), 1000)
+		if out, err := k.run("delete", "cluster", "--name", k.name); err != nil {
+			b.Fatalf("kwokctl delete cluster: %v\n%s", err, out)
+		}
+
+		e := harness.Start(b, harness.Options{})
+		create := createCluster(b, e, zone, "kybench", 1)
+		time.Sleep(10 * time.Second)
+		cp := measure(clusterPIDs(e, ""))
+		engine := measure([]int{e.PID()})
+
+		fmt.Printf("create to ready:    kubeyard %.2f s, KWOK %.2f s (kubeyard/KWOK %.2fx; target 1.0 or less)\n",
+			create.Seconds(), kwokCreate.Seconds(), create.Seconds()/kwokCreate.Seconds())
+		fmt.Printf("idle control plane: kubeyard PSS %.0f MiB (RSS %.0f), engine beside it PSS %.0f MiB; KWOK PSS %.0f MiB (RSS %.0f) (PSS kubeyard/KWOK %.2fx; target 200 MiB: %.2fx)\n",
+			cp.pss, cp.rss, engine.pss, kwokMem.pss, kwokMem.rss, cp.pss/kwokMem.pss, cp.pss/200)
+		fmt.Printf("1,000 simulated nodes Ready: KWOK %.2f s (kubeyard: not measured here yet)\n", kwokNodes.Seconds())
+		b.ReportMetric(create.Seconds()/kwokCreate.Seconds(), "create-vs-kwok-x")
+		b.ReportMetric(cp.pss, "pss-MiB")
+		b.ReportMetric(cp.pss/kwokMem.pss, "pss-vs-kwok-x")
+	}
+}
