@@ -411,6 +411,32 @@ func TestServices(t *testing.T) {
 		}
 	})
 
+	t.Run("--logging=SYSTEM leaves workloads out", func(t *testing.T) {
+		say := func(name string) {
+			t.Helper()
+			e.Kubectl("run", name, "--image=busybox", "--restart=Never", "--", "sh", "-c", "echo out-"+name+"; echo err-"+name+" >&2")
+			e.Kubectl("wait", "--for=jsonpath={.status.phase}=Succeeded", "pod/"+name, "--timeout=60s")
+		}
+		entries := func(pod string) string {
+			return e.Gcloud("logging", "read", `resource.type="k8s_container" AND resource.labels.pod_name="`+pod+`"`, "--format=value(severity,textPayload)")
+		}
+		e.Gcloud("container", "clusters", "update", "svc", "--zone", zone, "--logging=SYSTEM")
+		say("quiet")
+		e.Gcloud("container", "clusters", "update", "svc", "--zone", zone, "--logging=SYSTEM,WORKLOAD")
+		say("loud")
+		// Severity from the stream: stdout INFO, stderr ERROR.
+		e.Eventually(30*time.Second, func() error {
+			if out := entries("loud"); !strings.Contains(out, "INFO\tout-loud") || !strings.Contains(out, "ERROR\terr-loud") {
+				return fmt.Errorf("loud's entries: %q", out)
+			}
+			return nil
+		})
+		if out := entries("quiet"); out != "" {
+			t.Errorf("a pod that ran with workloads off was collected: %q", out)
+		}
+		e.Kubectl("delete", "pod", "quiet", "loud")
+	})
+
 	t.Run("a rolling update drops no request", func(t *testing.T) {
 		// A readiness probe, and a preStop pause that lets every node's
 		// kube-proxy stop sending before the server stops.
