@@ -34,16 +34,6 @@ func membershipFile(s Spec, h controlplane.Host) string {
 // is the one a first create gives: host 0 starts a new cluster, host i
 // joined hosts 0..i-1.
 func stackedMember(s Spec, h controlplane.Host) (controlplane.Component, error) {
-	etcd, err := memberOf(s, h)
-	if err == nil && len(s.Hosts) == 1 {
-		etcd = controlplane.LoneEtcd(etcd)
-	}
-	return etcd, err
-}
-
-// memberOf is host h's member as its membership file says, or as a new
-// cluster's or a joining member's.
-func memberOf(s Spec, h controlplane.Host) (controlplane.Component, error) {
 	data, err := os.ReadFile(membershipFile(s, h))
 	if err == nil {
 		var m etcdMembership

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
-	"slices"
 	"strings"
 )
 
@@ -129,16 +128,6 @@ func Etcd(c Cluster, h Host, initialCluster []string, state string) Component {
 		},
 		HealthURL: "http://" + hostPort(h.IP, 2381) + "/health",
 	}
-}
-
-// LoneEtcd tunes a member that is, and stays, its cluster's only one (a
-// zonal cluster's). etcd's timings are for members talking over a
-// network: at them a lone member waits up to a second to elect itself,
-// every create and restart. With no peer to hear from or lose the
-// leadership to, 20 ms ticks make that at most 200 ms.
-func LoneEtcd(c Component) Component {
-	c.Args = append(slices.Clone(c.Args), "--heartbeat-interval=20", "--election-timeout=200")
-	return c
 }
 
 // EtcdMember is the initial-cluster entry of host h.
