@@ -26,6 +26,13 @@ func TestIPRotation(t *testing.T) {
 	}
 	oldIP := endpoint()
 	before := readyNodes(t, e)
+	// A PodDisruptionBudget that allows no disruption holds the drain, as
+	// it holds a GKE node upgrade: the recreation stays RUNNING until it
+	// goes, whatever the machine's speed.
+	e.Kubectl("run", "held", "--image=busybox", "--labels=app=held", `--overrides={"spec":{"terminationGracePeriodSeconds":1}}`, "--", "sleep", "3600")
+	e.Kubectl("create", "poddisruptionbudget", "held", "--selector=app=held", "--min-available=1")
+	e.Kubectl("wait", "--for=condition=Ready", "pod/held", "--timeout=60s")
+	e.Kubectl("wait", "--for=jsonpath={.status.currentHealthy}=1", "pdb/held", "--timeout=60s")
 
 	e.Gcloud("container", "clusters", "update", "demo", "--zone", zone, "--start-ip-rotation", "--quiet")
 	newIP := endpoint()
@@ -53,11 +60,13 @@ func TestIPRotation(t *testing.T) {
 		}
 		return nil
 	})
-	if status := strings.TrimSpace(e.Gcloud("container", "operations", "describe", op, "--zone", zone, "--format", "value(status)")); status == "RUNNING" {
-		if out, err := e.Run("gcloud", "container", "clusters", "delete", "demo", "--zone", zone, "--quiet"); err == nil || !strings.Contains(out, "incompatible operation") {
-			t.Fatalf("delete during the recreation: %v\n%s", err, out)
-		}
+	if status := strings.TrimSpace(e.Gcloud("container", "operations", "describe", op, "--zone", zone, "--format", "value(status)")); status != "RUNNING" {
+		t.Fatalf("the recreation is %s while a PodDisruptionBudget holds its drain", status)
 	}
+	if out, err := e.Run("gcloud", "container", "clusters", "delete", "demo", "--zone", zone, "--quiet"); err == nil || !strings.Contains(out, "incompatible operation") {
+		t.Fatalf("delete during the recreation: %v\n%s", err, out)
+	}
+	e.Kubectl("delete", "poddisruptionbudget", "held")
 	e.Gcloud("container", "operations", "wait", op, "--zone", zone)
 	e.Gcloud("container", "clusters", "get-credentials", "demo", "--zone", zone)
 	after := readyNodes(t, e)
