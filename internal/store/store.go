@@ -137,6 +137,10 @@ func startEmbedded(ctx context.Context, dir string, noSync bool) (*embed.Etcd, e
 	cfg := embed.NewConfig()
 	cfg.Name = "kubeyard"
 	cfg.Dir = dir
+	// A pool resized to 1,000 nodes takes 2,000 addresses in the commit
+	// that records them; etcd's defaults (128 operations, 1.5 MiB) are for
+	// Kubernetes objects.
+	cfg.MaxTxnOps, cfg.MaxRequestBytes = MaxTxnOps, 16<<20
 	cfg.UnsafeNoFsync = noSync
 	cfg.LogLevel = "error"
 	cfg.Logger = "zap"
@@ -251,6 +255,11 @@ func ListAs[T any](ctx context.Context, s KV, prefix string) ([]*T, error) {
 	}
 	return out, nil
 }
+
+// MaxTxnOps is the most writes one Commit makes: an external etcd
+// needs --max-txn-ops at least this (and --max-request-bytes 16 MiB) for
+// node pools of a thousand nodes.
+const MaxTxnOps = 8192
 
 // Write is one change in a Commit.
 type Write struct {

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 )
 
@@ -48,5 +49,26 @@ func TestCommitGuards(t *testing.T) {
 	defer s.Close()
 	if _, err := s.Get(ctx, "a", &v); err != nil || v != 5 {
 		t.Fatalf("after restart: %v %v", v, err)
+	}
+}
+
+// A commit of MaxTxnOps guarded writes goes through the embedded etcd
+// (a pool of 1,000 nodes records 2,000 addresses at once).
+func TestLargeCommit(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, Config{Dir: t.TempDir(), NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	writes := make([]Write, MaxTxnOps)
+	for i := range writes {
+		writes[i] = Write{Key: fmt.Sprintf("allocations/ip/%d", i), Value: struct{}{}, Revision: Absent}
+	}
+	if err := s.Commit(ctx, writes...); err != nil {
+		t.Fatal(err)
+	}
+	if items, _ := s.List(ctx, "allocations/"); len(items) != MaxTxnOps {
+		t.Fatalf("%d keys after the commit, want %d", len(items), MaxTxnOps)
 	}
 }
