@@ -83,6 +83,9 @@ func TestClusterCARotation(t *testing.T) {
 	e := harness.Start(t, harness.Options{})
 	e.Gcloud("container", "clusters", "create", "ha", "--region", "us-central1", "--num-nodes", "1")
 	e.Gcloud("container", "clusters", "get-credentials", "ha", "--region", "us-central1")
+	// Simulated nodes act through their fleet's client, which the
+	// rotation reconnects.
+	e.Gcloud("container", "node-pools", "create", "sim", "--cluster", "ha", "--region", "us-central1", "--num-nodes", "1", "--node-labels", "kubeyard.dev/simulated=true")
 	clusterDir := e.ClusterDir()
 	nodesBefore := readyNodes(t, e)
 	endpoint := "https://" + strings.TrimSpace(e.Gcloud("container", "clusters", "describe", "ha", "--region", "us-central1", "--format", "value(endpoint)"))
@@ -192,6 +195,10 @@ func TestClusterCARotation(t *testing.T) {
 		if _, ok := nodesAfter[name]; !ok {
 			t.Errorf("node %s is not Ready after the rotation, or was replaced", name)
 		}
+	}
+	e.Kubectl("run", "ghost", "--image=nginx:1.27", "--overrides", `{"spec":{"nodeSelector":{"cloud.google.com/gke-nodepool":"sim"}}}`)
+	if out, err := e.Run("kubectl", "wait", "--for=condition=Ready", "pod/ghost", "--timeout=60s"); err != nil {
+		t.Errorf("a pod of the simulated pool after the rotation: %v\n%s", err, out)
 	}
 }
 

@@ -373,6 +373,28 @@ func TestRealPods(t *testing.T) {
 			t.Errorf("a simulated node has a dataplane: %v", left)
 		}
 		e.Kubectl("delete", "pod", "ghost")
+
+		// More simulated nodes share the first one's watch and client.
+		watches := podWatches(t, e)
+		e.Gcloud("container", "clusters", "resize", "demo", "--zone", zone, "--node-pool", "sim", "--num-nodes", "5", "--quiet")
+		if more := podWatches(t, e) - watches; more > 1 { // 1: another client's watch may be renewing
+			t.Errorf("4 simulated nodes more made %d pod watches more", more)
+		}
+		manifest := filepath.Join(t.TempDir(), "ghosts.yaml")
+		if err := os.WriteFile(manifest, []byte(harness.SimulatedDeployment("ghosts", 10)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		e.Kubectl("apply", "-f", manifest)
+		e.Kubectl("rollout", "status", "deployment/ghosts", "--timeout=60s")
+		on := map[string]bool{}
+		for _, n := range strings.Fields(e.Kubectl("get", "pods", "-l", "app=ghosts", "--field-selector=status.phase=Running", "-o", "jsonpath={.items[*].spec.nodeName}")) {
+			on[n] = true
+		}
+		if len(on) < 2 {
+			t.Errorf("10 pods Running on %d simulated nodes of 5", len(on))
+		}
+		e.Kubectl("delete", "deployment", "ghosts")
+		e.Gcloud("container", "node-pools", "delete", "sim", "--cluster", "demo", "--zone", zone, "--quiet")
 	})
 
 	ns := podNS(e, p1)
@@ -393,4 +415,21 @@ func TestRealPods(t *testing.T) {
 	if left := e.Leftovers(); len(left) > 0 {
 		t.Errorf("after the cluster's deletion: %s", strings.Join(left, ", "))
 	}
+}
+
+// podWatches is how many watches of pods the cluster's kube-apiserver
+// serves.
+func podWatches(t *testing.T, e *harness.Engine) int {
+	t.Helper()
+	n := 0
+	for _, line := range strings.Split(e.Kubectl("get", "--raw", "/metrics"), "\n") {
+		if strings.HasPrefix(line, "apiserver_longrunning_requests{") && strings.Contains(line, `resource="pods"`) && strings.Contains(line, `verb="WATCH"`) {
+			v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
+			if err != nil {
+				t.Fatalf("%q: %v", line, err)
+			}
+			n += int(v)
+		}
+	}
+	return n
 }

@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -90,4 +91,21 @@ func (e *Engine) removeLeftovers() {
 	for i := len(mounts) - 1; i >= 0; i-- {
 		_ = syscall.Unmount(mounts[i], syscall.MNT_DETACH)
 	}
+}
+
+// SimulatedDeployment is a Deployment whose pods run on the node pool named
+// sim, a simulated one (kubeyard.dev/simulated=true): no image is pulled.
+func SimulatedDeployment(name string, replicas int) string {
+	return fmt.Sprintf(`apiVersion: apps/v1
+kind: Deployment
+metadata: {name: %[1]s}
+spec:
+  replicas: %[2]d
+  selector: {matchLabels: {app: %[1]s}}
+  template:
+    metadata: {labels: {app: %[1]s}}
+    spec:
+      nodeSelector: {cloud.google.com/gke-nodepool: sim}
+      containers: [{name: c, image: "nginx:1.27"}]
+`, name, replicas)
 }

@@ -204,6 +204,8 @@ type Runtime struct {
 	routes map[string][]vpcnet.Route
 	// services are the clusters' Service caches (FollowServices), by ID.
 	services map[string]*serviceWatch
+	// fleets are the clusters' simulated nodes' shared clients, by ID.
+	fleets map[string]*node.Fleet
 }
 
 // New returns a Runtime with defaults filled in.
@@ -220,7 +222,7 @@ func New(cfg Config) (*Runtime, error) {
 	if cfg.ReadyTimeout == 0 {
 		cfg.ReadyTimeout = 2 * time.Minute
 	}
-	return &Runtime{cfg: cfg, agents: map[string]*node.Agent{}, joined: map[string][]loadbalancer.Backend{}, followers: map[string]context.CancelFunc{}, dataplanes: map[string]*dataplane{}, services: map[string]*serviceWatch{}}, nil
+	return &Runtime{cfg: cfg, agents: map[string]*node.Agent{}, joined: map[string][]loadbalancer.Backend{}, followers: map[string]context.CancelFunc{}, dataplanes: map[string]*dataplane{}, services: map[string]*serviceWatch{}, fleets: map[string]*node.Fleet{}}, nil
 }
 
 // loadBalancerProcess is the supervisor's name for the process that serves
@@ -610,12 +612,18 @@ func (s Spec) sourceIP() net.IP {
 // AdminClient is a client with the super-admin credentials of a host that
 // holds the cluster's PKI, through the cluster endpoint.
 func (r *Runtime) AdminClient(s Spec) (kubernetes.Interface, error) {
+	return r.adminClient(s, 100, 200)
+}
+
+// adminClient is a cluster-admin client with the rate limits given (a
+// negative qps: none).
+func (r *Runtime) adminClient(s Spec, qps float32, burst int) (kubernetes.Interface, error) {
 	h, _ := s.pkiHost()
 	cfg, err := clientcmd.BuildConfigFromFlags("https://"+s.Endpoint(), filepath.Join(s.HostDir(h), "super-admin.conf"))
 	if err != nil {
 		return nil, fmt.Errorf("cluster %s: admin kubeconfig: %w", s.Name, err)
 	}
-	cfg.QPS, cfg.Burst = 100, 200
+	cfg.QPS, cfg.Burst = qps, burst
 	cfg.Dial = join.DialFrom(s.sourceIP())
 	return kubernetes.NewForConfig(cfg)
 }

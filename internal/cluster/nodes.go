@@ -18,6 +18,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 
 	"github.com/kubeyard/kubeyard/internal/join"
@@ -114,6 +115,8 @@ func (r *Runtime) EnsureNodes(ctx context.Context, s Spec, nodes []Node, token s
 				return r.applyNetwork(n.Network)
 			}
 			cfg.ClusterDNS, cfg.AllowPrivileged = clusterDNS(s), r.cfg.Pods.AllowPrivileged
+		} else if n.Simulated {
+			cfg.Fleet = r.fleet(s)
 		}
 		agent, err := node.New(cfg)
 		if err != nil {
@@ -146,22 +149,30 @@ func (r *Runtime) waitNodesReady(ctx context.Context, s Spec, nodes []Node) erro
 	}
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.ReadyTimeout)
 	defer cancel()
+	// One list a round, not a read per node: a pool may have a thousand.
+	waiting := map[string]bool{}
 	for _, n := range nodes {
-		err := poll.Until(ctx, func(ctx context.Context) error {
-			obj, err := client.CoreV1().Nodes().Get(ctx, n.Name, metav1.GetOptions{})
-			if err != nil {
-				return err
-			}
+		waiting[n.Name] = true
+	}
+	err = poll.Until(ctx, func(ctx context.Context) error {
+		list, err := client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return err
+		}
+		for _, obj := range list.Items {
 			for _, c := range obj.Status.Conditions {
 				if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
-					return nil
+					delete(waiting, obj.Name)
 				}
 			}
-			return fmt.Errorf("node %s is not Ready", n.Name)
-		})
-		if err != nil {
-			return fmt.Errorf("cluster %s: %w", s.Name, err)
 		}
+		for name := range waiting {
+			return fmt.Errorf("node %s is not Ready (%d nodes are not)", name, len(waiting))
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("cluster %s: %w", s.Name, err)
 	}
 	return nil
 }
@@ -250,10 +261,29 @@ func (r *Runtime) stopAgents(prefix string) {
 			delete(r.agents, k)
 		}
 	}
+	for id := range r.fleets {
+		if strings.HasPrefix(id+"/", prefix) { // the whole cluster's
+			delete(r.fleets, id)
+		}
+	}
 	r.mu.Unlock()
 	var wg sync.WaitGroup
 	for _, a := range stop {
 		wg.Go(a.Close)
 	}
 	wg.Wait()
+}
+
+// fleet returns what the cluster's simulated nodes share: one client,
+// whose rate limits are lifted as KWOK lifts its controller's (a
+// thousand nodes register at once).
+func (r *Runtime) fleet(s Spec) *node.Fleet {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	f := r.fleets[s.ID]
+	if f == nil {
+		f = node.NewFleet(func() (kubernetes.Interface, error) { return r.adminClient(s, -1, 0) }, r.cfg.Logger)
+		r.fleets[s.ID] = f
+	}
+	return f
 }

@@ -204,6 +204,10 @@ func APIServer(c Cluster, h Host, etcdServers []string) Component {
 	}
 }
 
+// clientQPS and clientBurst are the controller-manager's and scheduler's
+// client limits.
+const clientQPS, clientBurst = "500", "1000"
+
 // ControllerManager is the host's kube-controller-manager.
 func ControllerManager(c Cluster, h Host) Component {
 	pki := c.PKIDir(h)
@@ -225,6 +229,10 @@ func ControllerManager(c Cluster, h Host) Component {
 			"--cluster-signing-cert-file=" + filepath.Join(pki, "ca.crt"),
 			"--cluster-signing-key-file=" + filepath.Join(pki, "ca.key"),
 			"--controllers=*,bootstrapsigner,tokencleaner",
+			// Upstream's client limits (20/s) make a Deployment of 10,000
+			// pods take minutes of rate limiting; the apiserver's priority
+			// and fairness is what protects it, as for KWOK's clusters.
+			"--kube-api-qps=" + clientQPS, "--kube-api-burst=" + clientBurst,
 			// A controller-manager that stops hands its lease over at once,
 			// so that a rolling restart (a CA rotation) leaves no 15 s gap
 			// without CSR signing and kube-root-ca.crt publishing.
@@ -255,6 +263,7 @@ func Scheduler(c Cluster, h Host) Component {
 			"--kubeconfig=" + conf,
 			"--bind-address=" + h.IP.String(),
 			fmt.Sprintf("--secure-port=%d", SchedulerPort),
+			"--kube-api-qps=" + clientQPS, "--kube-api-burst=" + clientBurst, // as the controller-manager's
 			"--leader-elect=true",
 		},
 		Env:       []string{"GOGC=50"},

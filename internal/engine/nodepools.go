@@ -2,11 +2,13 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	container "google.golang.org/api/container/v1"
@@ -158,8 +160,25 @@ func (e *Engine) newNode(a *allocator, r *ClusterRecord, p *container.NodePool) 
 	if err != nil {
 		return NodeRecord{}, status.Errorf(status.FailedPrecondition, "%v", err)
 	}
-	name := fmt.Sprintf("gke-%s-%s-%s-%s", truncate(r.Cluster.Name, 16), truncate(p.Name, 16), poolHash(p), randomHex(2))
+	// Four random hex digits, as GKE's instance names; a big pool draws
+	// the same ones (1,000 nodes: about eight pairs), so a name is drawn
+	// again until no node has it, as a managed instance group does.
+	var name string
+	for name == "" || r.hasNode(name) {
+		name = fmt.Sprintf("gke-%s-%s-%s-%s", truncate(r.Cluster.Name, 16), truncate(p.Name, 16), poolHash(p), randomHex(2))
+	}
 	return NodeRecord{Name: name, InternalIP: ip.String(), KubeletIP: kubelet.String(), Endpoint: r.EndpointIP}, nil
+}
+
+func (r *ClusterRecord) hasNode(name string) bool {
+	for _, nodes := range r.Nodes {
+		for _, n := range nodes {
+			if n.Name == name {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // nodeRange is where the cluster's node addresses come from: its
@@ -345,15 +364,12 @@ func (e *Engine) runReconcilePool(ctx context.Context, op *operations.Record) er
 		return err
 	}
 	if op.Op.OperationType == OpSetNodePoolSize {
-		want := int(op.Size) * len(p.Locations)
-		for len(r.Nodes[op.Pool]) > want {
-			victim := r.Nodes[op.Pool][len(r.Nodes[op.Pool])-1]
-			e.ops.Stage(ctx, op, "Draining and deleting node "+victim.Name)
-			if err := e.runtime.RemoveNode(ctx, e.spec(r), victim.Name); err != nil {
-				return err
-			}
-			if r, err = e.dropNodes(ctx, r, []NodeRecord{victim}, func(r *ClusterRecord) {
-				r.Nodes[op.Pool] = removeNode(r.Nodes[op.Pool], victim.Name)
+		if want := int(op.Size) * len(p.Locations); len(r.Nodes[op.Pool]) > want {
+			victims := slices.Clone(r.Nodes[op.Pool][want:])
+			if r, err = e.removeNodes(ctx, op, r, victims, func(r *ClusterRecord) {
+				for _, v := range victims {
+					r.Nodes[op.Pool] = removeNode(r.Nodes[op.Pool], v.Name)
+				}
 			}); err != nil {
 				return err
 			}
@@ -399,17 +415,41 @@ func (e *Engine) runDeleteNodePool(ctx context.Context, op *operations.Record) e
 		}
 		return err
 	}
-	for _, n := range r.Nodes[op.Pool] {
-		e.ops.Stage(ctx, op, "Draining and deleting node "+n.Name)
-		if err := e.runtime.RemoveNode(ctx, e.spec(r), n.Name); err != nil {
-			return err
-		}
-	}
-	_, err = e.dropNodes(ctx, r, r.Nodes[op.Pool], func(r *ClusterRecord) {
+	_, err = e.removeNodes(ctx, op, r, r.Nodes[op.Pool], func(r *ClusterRecord) {
 		delete(r.Nodes, op.Pool)
 		r.Cluster.NodePools = slices.DeleteFunc(r.Cluster.NodePools, func(p *container.NodePool) bool { return p.Name == op.Pool })
 	})
 	return err
+}
+
+// removeNodesAtOnce is how many nodes are drained and removed together, as
+// a managed instance group deletes instances in parallel.
+const removeNodesAtOnce = 32
+
+// removeNodes drains and removes nodes, removeNodesAtOnce at a time, then
+// takes them out of the record (dropNodes) in one commit.
+func (e *Engine) removeNodes(ctx context.Context, op *operations.Record, r *ClusterRecord, nodes []NodeRecord, change func(*ClusterRecord)) (*ClusterRecord, error) {
+	if len(nodes) == 1 {
+		e.ops.Stage(ctx, op, "Draining and deleting node "+nodes[0].Name)
+	} else if len(nodes) > 1 {
+		e.ops.Stage(ctx, op, fmt.Sprintf("Draining and deleting %d nodes", len(nodes)))
+	}
+	s := e.spec(r)
+	errs := make([]error, len(nodes))
+	slots := make(chan struct{}, removeNodesAtOnce)
+	var wg sync.WaitGroup
+	for i, n := range nodes {
+		slots <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-slots }()
+			errs[i] = e.runtime.RemoveNode(ctx, s, n.Name)
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return e.dropNodes(ctx, r, nodes, change)
 }
 
 // dropNodes takes removed nodes out of the record (change removes them

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"net/netip"
 	"testing"
 
@@ -98,5 +99,21 @@ func TestAllocatorBlocksOfMixedSizes(t *testing.T) {
 	b, err := a.blockAvoiding("pods/p/n", netip.MustParsePrefix("10.0.0.0/8"), 14, avoid)
 	if err != nil || b.String() != "10.8.0.0/14" {
 		t.Fatalf("got %v %v, want 10.8.0.0/14 (10.0/14 holds an avoided range, 10.4/14 a taken block)", b, err)
+	}
+}
+
+// A pool of the most nodes a pool may have gets them all, each with a name
+// of its own: four random hex digits draw the same ones about eight times
+// among 1,000.
+func TestThousandNodesHaveNamesOfTheirOwn(t *testing.T) {
+	g := newRig(t)
+	g.createCluster("c1", 1)
+	g.wait(g.e.SetNodePoolSize(context.Background(), project, zone, "c1", "default-pool", MaxNodesPerPool))
+	names := map[string]bool{}
+	for _, n := range g.cluster("c1").Nodes["default-pool"] {
+		names[n.Name] = true
+	}
+	if len(names) != MaxNodesPerPool {
+		t.Fatalf("%d node names for %d nodes", len(names), MaxNodesPerPool)
 	}
 }

@@ -80,6 +80,10 @@ type Config struct {
 	Logger    *slog.Logger
 	// LeaseDuration and heartbeats, as the kubelet's defaults.
 	LeaseDuration time.Duration
+	// Fleet, for a simulated node, is what the cluster's simulated nodes
+	// share: the node then acts through the fleet's client and has no
+	// credentials of its own (no join).
+	Fleet *Fleet
 }
 
 // Agent is one node.
@@ -92,6 +96,7 @@ type Agent struct {
 	err    chan error
 
 	mu   sync.Mutex
+	uid  types.UID // of the Node registered
 	cidr *net.IPNet
 	ips  map[string]string // simulated pods: pod IP -> pod key (namespace/name)
 	// kubelet runs real pods (nil: simulated).
@@ -122,6 +127,9 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.LeaseDuration == 0 {
 		cfg.LeaseDuration = 40 * time.Second
 	}
+	if cfg.Fleet != nil && cfg.Pods != nil {
+		return nil, fmt.Errorf("node %s: only simulated nodes belong to a fleet", cfg.Name)
+	}
 	cfg.Join.NodeName = cfg.Name
 	return &Agent{cfg: cfg, ready: make(chan struct{}), err: make(chan error, 1), ips: map[string]string{}}, nil
 }
@@ -133,6 +141,9 @@ func (a *Agent) KubeconfigPath() string { return filepath.Join(a.cfg.Dir, "kubel
 // registers the Node and starts the lease and pod loops. It returns once the
 // Node is registered.
 func (a *Agent) Start(ctx context.Context) error {
+	if a.cfg.Fleet != nil {
+		return a.startInFleet(ctx)
+	}
 	kubeconfig, err := os.ReadFile(a.KubeconfigPath())
 	if errors.Is(err, os.ErrNotExist) {
 		if kubeconfig, err = join.Worker(ctx, a.cfg.Join); err != nil {
@@ -175,9 +186,33 @@ func (a *Agent) Start(ctx context.Context) error {
 	return nil
 }
 
+// startInFleet registers the Node through the fleet's client and hands
+// its pods to the fleet.
+func (a *Agent) startInFleet(ctx context.Context) error {
+	var err error
+	if a.client, err = a.cfg.Fleet.clientFor(); err != nil {
+		return fmt.Errorf("node %s: %w", a.cfg.Name, err)
+	}
+	if err := a.register(ctx); err != nil {
+		return fmt.Errorf("node %s: register: %w", a.cfg.Name, err)
+	}
+	if err := a.cfg.Fleet.add(ctx, a); err != nil {
+		a.cfg.Fleet.remove(a)
+		return fmt.Errorf("node %s: %w", a.cfg.Name, err)
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	a.cancel = cancel
+	a.done.Add(1)
+	go a.leaseLoop(runCtx)
+	return nil
+}
+
 // Close stops the agent's loops. The Node stays; it goes NotReady once its
 // lease runs out, as a machine that was switched off.
 func (a *Agent) Close() {
+	if a.cfg.Fleet != nil {
+		a.cfg.Fleet.remove(a)
+	}
 	if a.api != nil {
 		_ = a.api.Close()
 		a.api = nil
@@ -252,19 +287,25 @@ func (a *Agent) conditions() []corev1.NodeCondition {
 
 // register creates the Node, or marks an existing one Ready again.
 func (a *Agent) register(ctx context.Context) error {
-	_, err := a.client.CoreV1().Nodes().Create(ctx, a.nodeObject(), metav1.CreateOptions{})
-	if err != nil && !apierrors.IsAlreadyExists(err) {
+	// The status goes with the Node, as the kubelet's first one does.
+	n, err := a.client.CoreV1().Nodes().Create(ctx, a.nodeObject(), metav1.CreateOptions{})
+	if apierrors.IsAlreadyExists(err) {
+		n, err = a.heartbeat(ctx)
+	}
+	if err != nil {
 		return err
 	}
-	// Create ignores status; post it as the kubelet does, in a second call.
-	return a.heartbeat(ctx)
+	a.mu.Lock()
+	a.uid = n.UID
+	a.mu.Unlock()
+	return nil
 }
 
 // heartbeat posts the node's status as the kubelet does, with a patch of
 // the status alone: kube-controller-manager writes to the Node too (pod
 // CIDR, taints), and a full update carrying a stale copy of its taints would
 // be refused by NodeRestriction.
-func (a *Agent) heartbeat(ctx context.Context) error {
+func (a *Agent) heartbeat(ctx context.Context) (*corev1.Node, error) {
 	want := a.nodeObject().Status
 	patch, err := json.Marshal(map[string]any{"status": map[string]any{
 		"conditions":      want.Conditions,
@@ -275,10 +316,9 @@ func (a *Agent) heartbeat(ctx context.Context) error {
 		"daemonEndpoints": want.DaemonEndpoints,
 	}})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	_, err = a.client.CoreV1().Nodes().Patch(ctx, a.cfg.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{}, "status")
-	return err
+	return a.client.CoreV1().Nodes().Patch(ctx, a.cfg.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{}, "status")
 }
 
 // leaseLoop renews the node's Lease every quarter of its duration, as the
@@ -286,33 +326,44 @@ func (a *Agent) heartbeat(ctx context.Context) error {
 func (a *Agent) leaseLoop(ctx context.Context) {
 	defer a.done.Done()
 	leases := a.client.CoordinationV1().Leases(corev1.NamespaceNodeLease)
-	lastStatus := time.Time{}
+	lastStatus := time.Now()        // register posted it
+	var lease *coordinationv1.Lease // the last one written: a renewal is one update
 	for {
 		now := metav1.NewMicroTime(a.cfg.Clock.Now())
-		lease, err := leases.Get(ctx, a.cfg.Name, metav1.GetOptions{})
-		switch {
-		case apierrors.IsNotFound(err):
-			lease = &coordinationv1.Lease{
-				ObjectMeta: metav1.ObjectMeta{Name: a.cfg.Name, Namespace: corev1.NamespaceNodeLease},
+		var err error
+		if lease == nil {
+			// Created first, owned by the Node registered (a new node has
+			// none); an existing one is read, then renewed.
+			a.mu.Lock()
+			uid := a.uid
+			a.mu.Unlock()
+			lease, err = leases.Create(ctx, &coordinationv1.Lease{
+				ObjectMeta: metav1.ObjectMeta{Name: a.cfg.Name, Namespace: corev1.NamespaceNodeLease,
+					OwnerReferences: []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: a.cfg.Name, UID: uid}}},
 				Spec: coordinationv1.LeaseSpec{
 					HolderIdentity:       ptr.To(a.cfg.Name),
 					LeaseDurationSeconds: ptr.To(int32(a.cfg.LeaseDuration / time.Second)),
 					RenewTime:            &now,
 				},
+			}, metav1.CreateOptions{})
+			if apierrors.IsAlreadyExists(err) {
+				if lease, err = leases.Get(ctx, a.cfg.Name, metav1.GetOptions{}); err == nil {
+					lease.Spec.RenewTime = &now
+					lease, err = leases.Update(ctx, lease, metav1.UpdateOptions{})
+				}
 			}
-			if node, err := a.client.CoreV1().Nodes().Get(ctx, a.cfg.Name, metav1.GetOptions{}); err == nil {
-				lease.OwnerReferences = []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: node.Name, UID: node.UID}}
-			}
-			_, err = leases.Create(ctx, lease, metav1.CreateOptions{})
-		case err == nil:
+		} else {
 			lease.Spec.RenewTime = &now
-			_, err = leases.Update(ctx, lease, metav1.UpdateOptions{})
+			lease, err = leases.Update(ctx, lease, metav1.UpdateOptions{})
 		}
-		if err != nil && ctx.Err() == nil {
-			a.cfg.Logger.Warn("renew lease", "node", a.cfg.Name, "err", err)
+		if err != nil {
+			lease = nil // read again at the next renewal
+			if ctx.Err() == nil {
+				a.cfg.Logger.Warn("renew lease", "node", a.cfg.Name, "err", err)
+			}
 		}
 		if time.Since(lastStatus) > time.Minute {
-			if err := a.heartbeat(ctx); err == nil {
+			if _, err := a.heartbeat(ctx); err == nil {
 				lastStatus = time.Now()
 			}
 		}
@@ -335,18 +386,7 @@ func (a *Agent) podLoop(ctx context.Context, factory informers.SharedInformerFac
 			queue.Add(key)
 		}
 	}
-	_, _ = pods.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: enqueue,
-		UpdateFunc: func(old, obj any) {
-			if o, ok := old.(*corev1.Pod); ok {
-				if p, ok := obj.(*corev1.Pod); ok && !changedForKubelet(o, p) {
-					return
-				}
-			}
-			enqueue(obj)
-		},
-		DeleteFunc: enqueue,
-	})
+	_, _ = pods.Informer().AddEventHandler(kubeletHandler(enqueue))
 	synced := []cache.InformerSynced{pods.Informer().HasSynced}
 	if a.cfg.Pods != nil {
 		// Services, for the variables containers get: every namespace's.
@@ -362,7 +402,8 @@ func (a *Agent) podLoop(ctx context.Context, factory informers.SharedInformerFac
 		return
 	}
 	if a.kubelet == nil {
-		a.adoptSimulated(pods.Lister())
+		all, _ := pods.Lister().List(everything)
+		a.adoptSimulated(all)
 	} else {
 		go a.removeOrphans(ctx, pods.Lister())
 	}
@@ -370,6 +411,7 @@ func (a *Agent) podLoop(ctx context.Context, factory informers.SharedInformerFac
 		<-ctx.Done()
 		queue.ShutDown()
 	}()
+	get := func(ns, name string) (*corev1.Pod, error) { return pods.Lister().Pods(ns).Get(name) }
 	var workers sync.WaitGroup
 	for range podWorkers {
 		workers.Go(func() {
@@ -378,7 +420,7 @@ func (a *Agent) podLoop(ctx context.Context, factory informers.SharedInformerFac
 				if quit {
 					return
 				}
-				next, err := a.syncPod(ctx, pods.Lister(), key)
+				next, err := a.syncPod(ctx, get, key)
 				switch {
 				case err != nil && ctx.Err() == nil:
 					a.cfg.Logger.Debug("sync pod", "node", a.cfg.Name, "pod", key, "err", err)
@@ -405,6 +447,13 @@ const podWorkers = 4
 // it has. Then the agent reconnects with its new credentials. The Node and
 // its pods stay.
 func (a *Agent) Rotate(ctx context.Context, caPEM []byte, renew bool, issuer *x509.Certificate) error {
+	if a.cfg.Fleet != nil {
+		if err := a.cfg.Fleet.reconnect(caPEM); err != nil {
+			return fmt.Errorf("node %s: %w", a.cfg.Name, err)
+		}
+		a.Close()
+		return a.Start(ctx)
+	}
 	cfg, err := clientcmd.LoadFromFile(a.KubeconfigPath())
 	if err != nil {
 		return fmt.Errorf("node %s: %w", a.cfg.Name, err)

@@ -30,12 +30,12 @@ var everything = labels.Everything()
 // syncPod brings one pod to its desired state and returns when to look
 // at it again (0: when it changes). A pod being deleted is stopped, then
 // deleted: the kubelet's last word on it.
-func (a *Agent) syncPod(ctx context.Context, lister corelisters.PodLister, key string) (time.Duration, error) {
+func (a *Agent) syncPod(ctx context.Context, get func(ns, name string) (*corev1.Pod, error), key string) (time.Duration, error) {
 	ns, name, err := cache.SplitMetaNamespaceKey(key)
 	if err != nil {
 		return 0, nil
 	}
-	pod, err := lister.Pods(ns).Get(name)
+	pod, err := get(ns, name)
 	if apierrors.IsNotFound(err) {
 		a.release(key)
 		return 0, nil
@@ -63,6 +63,23 @@ func (a *Agent) syncPod(ctx context.Context, lister corelisters.PodLister, key s
 		return a.kubelet.SyncPod(ctx, pod)
 	}
 	return 0, a.syncSimulated(ctx, key, pod)
+}
+
+// kubeletHandler calls enqueue with the pods a kubelet acts on: added,
+// deleted, or changed as changedForKubelet says.
+func kubeletHandler(enqueue func(obj any)) cache.ResourceEventHandlerFuncs {
+	return cache.ResourceEventHandlerFuncs{
+		AddFunc: enqueue,
+		UpdateFunc: func(old, obj any) {
+			if o, ok := old.(*corev1.Pod); ok {
+				if p, ok := obj.(*corev1.Pod); ok && !changedForKubelet(o, p) {
+					return
+				}
+			}
+			enqueue(obj)
+		},
+		DeleteFunc: enqueue,
+	}
 }
 
 // changedForKubelet says whether an update of a pod is one its kubelet
@@ -111,8 +128,7 @@ func (a *Agent) syncSimulated(ctx context.Context, key string, pod *corev1.Pod) 
 
 // adoptSimulated keeps the addresses of a simulated node's pods across an
 // agent restart.
-func (a *Agent) adoptSimulated(lister corelisters.PodLister) {
-	all, _ := lister.List(everything)
+func (a *Agent) adoptSimulated(all []*corev1.Pod) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for _, p := range all {
