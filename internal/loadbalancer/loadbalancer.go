@@ -1,14 +1,14 @@
 // Package loadbalancer is the TCP load balancer in front of each cluster's
 // kube-apiservers: one frontend per cluster endpoint (a loopback address on
-// port 443), health checks on every backend (TCP connect, then /readyz), and
-// connections forwarded only to backends that passed their last check. TLS
+// port 443), health checks on every backend (TCP connect, then /readyz; one
+// check per backend, however many frontends share it), and connections
+// forwarded only to backends that passed their last check. TLS
 // passes through untouched: clients see the kube-apiserver's certificate.
 // A frontend may admit only some source addresses (a cluster's authorized
 // networks): any other connection is reset before a byte of TLS.
 package loadbalancer
 
 import (
-	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -18,7 +18,6 @@ import (
 	"net/http"
 	"net/netip"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/kubeyard/kubeyard/internal/netns"
@@ -43,6 +42,7 @@ type LoadBalancer struct {
 	client    *http.Client
 	mu        sync.Mutex
 	frontends map[string]*frontend
+	checks    checks
 }
 
 // New returns a LoadBalancer with defaults filled in.
@@ -61,17 +61,22 @@ func New(cfg Config) *LoadBalancer {
 		client: &http.Client{
 			Timeout: cfg.CheckTimeout,
 			// The check asks whether the replica serves, not who it is;
-			// clients verify the certificate themselves end to end.
-			Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, DisableKeepAlives: true},
+			// clients verify the certificate themselves end to end. The
+			// connection is kept between checks: a TLS handshake twice a
+			// second was most of an idle kube-apiserver's CPU.
+			Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, IdleConnTimeout: 10 * time.Second},
 		},
 		frontends: map[string]*frontend{},
+		checks:    checks{byKey: map[checkKey]*healthCheck{}},
 	}
 }
 
 type backendState struct {
 	Backend
-	healthy atomic.Bool
+	check *healthCheck // nil: unchecked, always healthy
 }
+
+func (b *backendState) healthy() bool { return b.check == nil || b.check.healthy.Load() }
 
 type frontend struct {
 	addr     string
@@ -81,7 +86,6 @@ type frontend struct {
 	// never probed (Frontend.Unchecked).
 	backendNS string
 	unchecked bool
-	cancel    context.CancelFunc
 	done      sync.WaitGroup
 
 	mu       sync.Mutex
@@ -109,8 +113,7 @@ func (lb *LoadBalancer) Ensure(fe Frontend) error {
 	defer lb.mu.Unlock()
 	f, ok := lb.frontends[fe.key()]
 	if !ok {
-		ctx, cancel := context.WithCancel(context.Background())
-		f = &frontend{addr: fe.Addr, backendNS: fe.BackendNamespace, unchecked: fe.Unchecked, cancel: cancel, conns: map[net.Conn]struct{}{}, clients: map[net.Conn]netip.Addr{}}
+		f = &frontend{addr: fe.Addr, backendNS: fe.BackendNamespace, unchecked: fe.Unchecked, conns: map[net.Conn]struct{}{}, clients: map[net.Conn]netip.Addr{}}
 		err := inNamespace(fe.Namespace, func() (err error) {
 			if fe.udp() {
 				f.packets, err = net.ListenPacket("udp", fe.Addr)
@@ -120,17 +123,15 @@ func (lb *LoadBalancer) Ensure(fe Frontend) error {
 			return err
 		})
 		if err != nil {
-			cancel()
 			return fmt.Errorf("loadbalancer: listen %s: %w", fe.key(), err)
 		}
 		lb.frontends[fe.key()] = f
-		f.done.Add(2)
+		f.done.Add(1)
 		if fe.udp() {
 			go lb.serveUDP(f)
 		} else {
 			go lb.serve(f)
 		}
-		go lb.check(ctx, f)
 	}
 	f.setAllow(allow)
 	f.setBackends(fe.Backends, lb)
@@ -198,8 +199,14 @@ func inNamespace(ns string, fn func() error) error {
 }
 
 // dial connects to a backend, from the frontend's backend namespace.
-func (f *frontend) dial(network, addr string, timeout time.Duration) (c net.Conn, err error) {
-	err = inNamespace(f.backendNS, func() error {
+func (f *frontend) dial(network, addr string, timeout time.Duration) (net.Conn, error) {
+	return dialFrom(f.backendNS, network, addr, timeout)
+}
+
+// dialFrom connects to addr from network namespace ns (empty: this
+// process's own).
+func dialFrom(ns, network, addr string, timeout time.Duration) (c net.Conn, err error) {
+	err = inNamespace(ns, func() error {
 		c, err = net.DialTimeout(network, addr, timeout)
 		return err
 	})
@@ -214,7 +221,7 @@ func (lb *LoadBalancer) Remove(addr string) {
 	delete(lb.frontends, addr)
 	lb.mu.Unlock()
 	if ok {
-		f.close()
+		f.close(lb)
 	}
 }
 
@@ -225,7 +232,7 @@ func (lb *LoadBalancer) Close() {
 	lb.frontends = map[string]*frontend{}
 	lb.mu.Unlock()
 	for _, f := range fs {
-		f.close()
+		f.close(lb)
 	}
 }
 
@@ -242,40 +249,32 @@ func (lb *LoadBalancer) Healthy(addr string) []string {
 	defer f.mu.Unlock()
 	var out []string
 	for _, b := range f.backends {
-		if b.healthy.Load() {
+		if b.healthy() {
 			out = append(out, b.Addr)
 		}
 	}
 	return out
 }
 
+// setBackends makes the frontend forward to backends, sharing the health
+// check of each with every frontend that has it.
 func (f *frontend) setBackends(backends []Backend, lb *LoadBalancer) {
-	f.mu.Lock()
-	old := map[string]*backendState{}
-	for _, b := range f.backends {
-		old[b.Addr] = b
-	}
 	var states []*backendState
 	for _, b := range backends {
-		if s, ok := old[b.Addr]; ok && s.ReadyURL == b.ReadyURL {
-			states = append(states, s)
-			continue
-		}
 		s := &backendState{Backend: b}
+		if !f.unchecked {
+			s.check = lb.checks.acquire(lb, f.backendNS, b)
+		}
 		states = append(states, s)
 	}
+	f.mu.Lock()
+	old := f.backends
 	f.backends = states
 	f.mu.Unlock()
-	// Check new backends at once rather than a whole interval later.
-	for _, s := range states {
-		if _, ok := old[s.Addr]; !ok {
-			s.healthy.Store(f.unchecked || lb.probe(context.Background(), f, s.Backend))
-		}
-	}
+	lb.checks.release(old)
 }
 
-func (f *frontend) close() {
-	f.cancel()
+func (f *frontend) close(lb *LoadBalancer) {
 	if f.listener != nil {
 		f.listener.Close()
 	} else {
@@ -285,60 +284,11 @@ func (f *frontend) close() {
 	for c := range f.conns {
 		c.Close()
 	}
+	backends := f.backends
+	f.backends = nil
 	f.mu.Unlock()
 	f.done.Wait()
-}
-
-func (lb *LoadBalancer) check(ctx context.Context, f *frontend) {
-	defer f.done.Done()
-	if f.unchecked {
-		return
-	}
-	t := time.NewTicker(lb.cfg.CheckInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		f.mu.Lock()
-		backends := append([]*backendState(nil), f.backends...)
-		f.mu.Unlock()
-		var wg sync.WaitGroup
-		for _, b := range backends {
-			wg.Go(func() {
-				ok := lb.probe(ctx, f, b.Backend)
-				if was := b.healthy.Swap(ok); was != ok {
-					lb.cfg.Logger.Info("backend health changed", "frontend", f.addr, "backend", b.Addr, "healthy", ok)
-				}
-			})
-		}
-		wg.Wait()
-	}
-}
-
-// probe runs the two health checks: a TCP connect, then /readyz.
-func (lb *LoadBalancer) probe(ctx context.Context, f *frontend, b Backend) bool {
-	conn, err := f.dial("tcp", b.Addr, lb.cfg.CheckTimeout)
-	if err != nil {
-		return false
-	}
-	conn.Close()
-	if b.ReadyURL == "" {
-		return true
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, b.ReadyURL, nil)
-	if err != nil {
-		return false
-	}
-	resp, err := lb.client.Do(req)
-	if err != nil {
-		return false
-	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	return resp.StatusCode == http.StatusOK
+	lb.checks.release(backends)
 }
 
 func (lb *LoadBalancer) serve(f *frontend) {
@@ -385,7 +335,7 @@ func (f *frontend) pick() []Backend {
 	n := len(f.backends)
 	for i := range n {
 		b := f.backends[(f.next+i)%n]
-		if b.healthy.Load() {
+		if b.healthy() {
 			out = append(out, b.Backend)
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"os"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -266,5 +267,55 @@ func TestUDPToABackendNamespace(t *testing.T) {
 	}
 	if got, err := ask("127.0.0.2"); err != nil || got != "echo ping" {
 		t.Errorf("an admitted source: %q %v", got, err)
+	}
+}
+
+// A backend that several frontends forward to (a cluster's public and
+// internal endpoints) is checked once an interval, over one kept
+// connection, and no longer once no frontend has it.
+func TestFrontendsShareTheirBackendsChecks(t *testing.T) {
+	var readyz, handshakes atomic.Int64
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/readyz" {
+			readyz.Add(1)
+		}
+		io.WriteString(w, "ok")
+	}))
+	srv.TLS = &tls.Config{GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
+		handshakes.Add(1)
+		return nil, nil
+	}}
+	srv.StartTLS()
+	defer srv.Close()
+	b := Backend{Addr: srv.Listener.Addr().String(), ReadyURL: srv.URL + "/readyz"}
+
+	const interval = 50 * time.Millisecond
+	lb := New(Config{CheckInterval: interval})
+	defer lb.Close()
+	a1, a2 := frontendAddr(t), frontendAddr(t)
+	for _, addr := range []string{a1, a2} {
+		if err := lb.Ensure(Frontend{Addr: addr, Backends: []Backend{b}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	start := readyz.Load()
+	time.Sleep(20 * interval)
+	if n := readyz.Load() - start; n < 10 || n > 25 {
+		t.Errorf("two frontends' backend checked %d times in 20 intervals, want about 20 (once an interval)", n)
+	}
+	if n := handshakes.Load(); n > 2 {
+		t.Errorf("%d TLS handshakes for the checks, want the connection kept", n)
+	}
+
+	lb.Remove(a1)
+	if h := lb.Healthy(a2); len(h) != 1 {
+		t.Fatalf("the other frontend's backend lost its check: healthy %v", h)
+	}
+	lb.Remove(a2)
+	time.Sleep(2 * interval)
+	stopped := readyz.Load()
+	time.Sleep(4 * interval)
+	if n := readyz.Load() - stopped; n != 0 {
+		t.Errorf("backend checked %d times after its last frontend went", n)
 	}
 }
