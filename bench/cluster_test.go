@@ -7,6 +7,7 @@ package bench
 import (
 	"fmt"
 	"os"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -79,6 +80,49 @@ func measure(pids []int) memory {
 		m.pss += readKB(fmt.Sprintf("/proc/%d/smaps_rollup", pid), "Pss") / 1024
 	}
 	return m
+}
+
+// cpuShares is each process's CPU over d, in percent of one core, summed
+// by kind: the name before "@" ("kube-apiserver-0@id", "kube-proxy@node").
+func cpuShares(pids map[string]int, d time.Duration) map[string]float64 {
+	before := map[string]float64{}
+	for name, pid := range pids {
+		before[name] = cpuSeconds([]int{pid})
+	}
+	time.Sleep(d)
+	out := map[string]float64{}
+	for name, pid := range pids {
+		kind, _, _ := strings.Cut(name, "@")
+		if after := cpuSeconds([]int{pid}); after > 0 { // 0: it ended meanwhile
+			out[kind] += 100 * (after - before[name]) / d.Seconds()
+		}
+	}
+	return out
+}
+
+// sharesLine prints shares as "total T% (biggest first: a x%, b y%, ...)"
+// and returns the total.
+func sharesLine(shares map[string]float64) (string, float64) {
+	kinds := make([]string, 0, len(shares))
+	total := 0.0
+	for k, v := range shares {
+		kinds = append(kinds, k)
+		total += v
+	}
+	sort.Slice(kinds, func(i, j int) bool { return shares[kinds[i]] > shares[kinds[j]] })
+	parts := make([]string, len(kinds))
+	for i, k := range kinds {
+		parts[i] = fmt.Sprintf("%s %.2f%%", k, shares[k])
+	}
+	return fmt.Sprintf("%.2f%% (%s)", total, strings.Join(parts, ", ")), total
+}
+
+func values(m map[string]int) []int {
+	out := make([]int, 0, len(m))
+	for _, v := range m {
+		out = append(out, v)
+	}
+	return out
 }
 
 func clusterPIDs(e *harness.Engine, clusterID string) []int {

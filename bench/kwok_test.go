@@ -135,14 +135,14 @@ func (k *kwokCluster) create() time.Duration {
 	return time.Since(start)
 }
 
-// pids are the cluster's processes, as kwokctl records them.
-func (k *kwokCluster) pids() []int {
+// pids are the cluster's processes by name, as kwokctl records them.
+func (k *kwokCluster) pids() map[string]int {
 	files, _ := filepath.Glob(filepath.Join(k.clusterDir(), "pids", "*.pid"))
-	var pids []int
+	pids := map[string]int{}
 	for _, f := range files {
 		data, _ := os.ReadFile(f)
 		if pid, err := strconv.Atoi(strings.TrimSpace(string(data))); err == nil {
-			pids = append(pids, pid)
+			pids[strings.TrimSuffix(filepath.Base(f), ".pid")] = pid
 		}
 	}
 	return pids
@@ -209,7 +209,8 @@ func BenchmarkAgainstKWOK(b *testing.B) {
 		k := newKWOKCluster(b, "kybench")
 		kwokCreate := k.create()
 		time.Sleep(10 * time.Second) // idle
-		kwokMem := measure(k.pids())
+		kwokMem := measure(values(k.pids()))
+		kwokCPU, kwokIdle := sharesLine(cpuShares(k.pids(), idleSpan))
 		kwokNodes := kwokNodesReady(b, k.client(), 1000)
 		if out, err := k.run("delete", "cluster", "--name", k.name); err != nil {
 			b.Fatalf("kwokctl delete cluster: %v\n%s", err, out)
@@ -220,11 +221,14 @@ func BenchmarkAgainstKWOK(b *testing.B) {
 		time.Sleep(10 * time.Second)
 		cp := measure(clusterPIDs(e, ""))
 		engine := measure([]int{e.PID()})
+		cpu, idle := sharesLine(cpuShares(idlePIDs(e), idleSpan))
 
 		fmt.Printf("create to ready:    kubeyard %.2f s, KWOK %.2f s (kubeyard/KWOK %.2fx; target 1.0 or less)\n",
 			create.Seconds(), kwokCreate.Seconds(), create.Seconds()/kwokCreate.Seconds())
 		fmt.Printf("idle control plane: kubeyard PSS %.0f MiB (RSS %.0f), engine beside it PSS %.0f MiB; KWOK PSS %.0f MiB (RSS %.0f) (PSS kubeyard/KWOK %.2fx; target 200 MiB: %.2fx)\n",
 			cp.pss, cp.rss, engine.pss, kwokMem.pss, kwokMem.rss, cp.pss/kwokMem.pss, cp.pss/200)
+		fmt.Printf("idle CPU, %s on, of one core: kubeyard %s; KWOK %s (kubeyard/KWOK %.2fx; target 1%%: %.2fx)\n",
+			idleSpan, cpu, kwokCPU, idle/kwokIdle, idle/1)
 		scale := simulatedScale(b, e, "kybench", 1000, 10000, 10)
 		fmt.Printf("1,000 simulated nodes Ready: kubeyard %.2f s (resize call to operation DONE), KWOK %.2f s (kubeyard/KWOK %.2fx; target 10 s)\n",
 			scale.up.Seconds(), kwokNodes.Seconds(), scale.up.Seconds()/kwokNodes.Seconds())
@@ -237,7 +241,24 @@ func BenchmarkAgainstKWOK(b *testing.B) {
 		b.ReportMetric(create.Seconds()/kwokCreate.Seconds(), "create-vs-kwok-x")
 		b.ReportMetric(cp.pss, "pss-MiB")
 		b.ReportMetric(cp.pss/kwokMem.pss, "pss-vs-kwok-x")
+		b.ReportMetric(idle, "idle-cpu-%")
 	}
+}
+
+// idleSpan is how long idle CPU is averaged over (issue 16: a minute).
+const idleSpan = time.Minute
+
+// idlePIDs are the processes an idle one-cluster engine runs for it: the
+// control plane, the node's kube-proxy and containers (CoreDNS) with their
+// shims, the load balancer and the engine itself (its node agent, its
+// loops).
+func idlePIDs(e *harness.Engine) map[string]int {
+	pids := e.ProcessPIDs()
+	for name, pid := range e.NodePIDs() {
+		pids[name] = pid
+	}
+	pids["engine"] = e.PID()
+	return pids
 }
 
 // scale is what simulatedScale measured.

@@ -209,6 +209,27 @@ func (e *Engine) ComponentPIDs() map[string]int {
 	})
 }
 
+// NodePIDs returns the processes of the engine's real nodes, from their
+// pidfiles: each node's kube-proxy, as "kube-proxy@node", and each
+// container and its shim, as "container:NAME@pod-uid" and
+// "shim:NAME@pod-uid".
+func (e *Engine) NodePIDs() map[string]int {
+	nodes := filepath.Join(e.DataDir, "clusters", "*", "nodes", "*")
+	out := readPIDFiles(filepath.Join(nodes, "kube-proxy", "*.pid"), func(f string) string {
+		return filepath.Base(filepath.Dir(filepath.Dir(f)))
+	})
+	for _, kind := range []string{"container", "shim"} {
+		// .../pods/pods/UID/containers/NAME/container.pid
+		for name, pid := range readPIDFiles(filepath.Join(nodes, "pods", "pods", "*", "containers", "*", kind+".pid"), func(f string) string {
+			container := filepath.Dir(f)
+			return filepath.Base(container) + "@" + filepath.Base(filepath.Dir(filepath.Dir(container)))
+		}) {
+			out[strings.Replace(name, "@", ":", 1)] = pid // kind:NAME@pod-uid
+		}
+	}
+	return out
+}
+
 // MachineDir returns a data dir for another "machine" (a `kubeyard join`):
 // whatever processes it records are killed when the test ends.
 func (e *Engine) MachineDir(name string) string {

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -156,5 +158,38 @@ func TestHelpShowsOnlyKubeyardFlags(t *testing.T) {
 		if strings.Contains(out, "--version") {
 			t.Errorf("kubeyard %s shows an upstream flag:\n%s", strings.Join(args, " "), out)
 		}
+	}
+}
+
+// TestDebugAddrServesProfilesOnLoopbackOnly: --debug-addr serves the
+// engine's profiles, and only on a loopback address.
+func TestDebugAddrServesProfilesOnLoopbackOnly(t *testing.T) {
+	for _, addr := range []string{"0.0.0.0:0", "[::]:0", "localhost:0", "10.1.2.3:6060"} {
+		if stop, err := serveDebug(addr); err == nil {
+			stop()
+			t.Errorf("--debug-addr %s was taken", addr)
+		} else if !strings.Contains(err.Error(), "--debug-addr") {
+			t.Errorf("--debug-addr %s: the error does not name the flag: %v", addr, err)
+		}
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	stop, err := serveDebug(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	resp, err := http.Get("http://" + addr + "/debug/pprof/goroutine?debug=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "goroutine profile:") {
+		t.Fatalf("GET /debug/pprof/goroutine: HTTP %d\n%.300s", resp.StatusCode, body)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -38,6 +39,7 @@ type serveOptions struct {
 	allowPrivilegedPods bool
 	logRetention        time.Duration
 	logMaxEntries       int
+	debugAddr           string
 }
 
 func newServe(streams Streams) *cobra.Command {
@@ -64,6 +66,7 @@ func newServe(streams Streams) *cobra.Command {
 	f.BoolVar(&o.allowPrivilegedPods, "allow-privileged-pods", false, "let pods reach into this machine: privileged containers, host PID and IPC namespaces, host paths outside the node's folder")
 	f.DurationVar(&o.logRetention, "log-retention", logging.DefaultRetention, "how long Cloud Logging entries (flow logs, firewall logs) are kept")
 	f.IntVar(&o.logMaxEntries, "log-max-entries", logging.DefaultMaxEntries, "how many Cloud Logging entries are kept at most, the oldest going first")
+	f.StringVar(&o.debugAddr, "debug-addr", "", "loopback address to serve the engine's Go profiles on (/debug/pprof/), as the control-plane components serve theirs")
 	return cmd
 }
 
@@ -103,6 +106,13 @@ func serve(ctx context.Context, streams Streams, o serveOptions) error {
 	}
 	if port != o.endpointPort {
 		log.Warn(fmt.Sprintf("cannot bind port %d on cluster endpoints (needs root or CAP_NET_BIND_SERVICE); endpoints use port %d and are reported as IP:%d", o.endpointPort, port, port))
+	}
+	if o.debugAddr != "" {
+		stopDebug, err := serveDebug(o.debugAddr)
+		if err != nil {
+			return err
+		}
+		defer stopDebug()
 	}
 	token, err := auth.LoadOrCreateToken(filepath.Join(o.dataDir, accessTokenFile))
 	if err != nil {
@@ -181,4 +191,29 @@ func usablePort(pool netip.Prefix, port, fallback int) (int, error) {
 	}
 	// In use (another engine?) is not a reason to change ports silently.
 	return port, nil
+}
+
+// serveDebug serves net/http/pprof on addr, which must be on loopback:
+// profiles show what the engine holds and does, to anyone who can connect.
+func serveDebug(addr string) (stop func(), err error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("--debug-addr: %w", err)
+	}
+	if ip, err := netip.ParseAddr(host); err != nil || !ip.IsLoopback() {
+		return nil, fmt.Errorf("--debug-addr: %q is not a loopback address", host)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--debug-addr: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	return func() { srv.Close() }, nil
 }

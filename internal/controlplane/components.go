@@ -208,6 +208,17 @@ func APIServer(c Cluster, h Host, etcdServers []string) Component {
 // client limits.
 const clientQPS, clientBurst = "500", "1000"
 
+// The controller-manager's and scheduler's leader election: the holder
+// renews its lease every 10 s rather than upstream's 2 s, which was most of
+// an idle cluster's writes (a Lease PUT a second). Both hand the lease over
+// when they stop, so a restart waits for nothing; a replica that dies is
+// replaced within the lease's 30 s (upstream: 15 s).
+const (
+	leaderElectLease = "--leader-elect-lease-duration=30s"
+	leaderElectRenew = "--leader-elect-renew-deadline=25s"
+	leaderElectRetry = "--leader-elect-retry-period=10s"
+)
+
 // ControllerManager is the host's kube-controller-manager.
 func ControllerManager(c Cluster, h Host) Component {
 	pki := c.PKIDir(h)
@@ -238,6 +249,7 @@ func ControllerManager(c Cluster, h Host) Component {
 			// without CSR signing and kube-root-ca.crt publishing.
 			"--feature-gates=ControllerManagerReleaseLeaderElectionLockOnExit=true",
 			"--leader-elect=true",
+			leaderElectLease, leaderElectRenew, leaderElectRetry,
 			"--requestheader-client-ca-file=" + filepath.Join(pki, "front-proxy-ca.crt"),
 			// What the cluster trusts, published as kube-root-ca.crt; the
 			// signing CA above is one certificate (see pki.BundleFile).
@@ -265,6 +277,7 @@ func Scheduler(c Cluster, h Host) Component {
 			fmt.Sprintf("--secure-port=%d", SchedulerPort),
 			"--kube-api-qps=" + clientQPS, "--kube-api-burst=" + clientBurst, // as the controller-manager's
 			"--leader-elect=true",
+			leaderElectLease, leaderElectRenew, leaderElectRetry,
 		},
 		Env:       []string{"GOGC=50"},
 		HealthURL: "https://" + hostPort(h.IP, SchedulerPort) + "/healthz",

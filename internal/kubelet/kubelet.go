@@ -75,7 +75,8 @@ type Config struct {
 	Clock clock.Clock
 	// VolumeRefresh is how often ConfigMap, Secret, downward API and
 	// projected volumes are written again, so that changes reach running
-	// pods (default 10 s).
+	// pods (default 1 minute, the kubelet's --sync-frequency, within which
+	// it brings a pod's volumes up to date).
 	VolumeRefresh time.Duration
 	// Resync asks for a pod to be synced soon (a probe's result changed).
 	Resync func(namespace, name string)
@@ -112,7 +113,7 @@ func New(cfg Config) *Kubelet {
 		cfg.Clock = &clock.Offset{}
 	}
 	if cfg.VolumeRefresh == 0 {
-		cfg.VolumeRefresh = 10 * time.Second
+		cfg.VolumeRefresh = time.Minute
 	}
 	k := &Kubelet{cfg: cfg, pulls: map[string]pullFailure{}, volumesAt: map[string]time.Time{}, tokens: map[string]cachedToken{}, reserved: map[netip.Addr]bool{}}
 	k.probes = newProber(k)

@@ -51,7 +51,10 @@ func New(cfg Config) *LoadBalancer {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.CheckInterval == 0 {
-		cfg.CheckInterval = 500 * time.Millisecond
+		// Within the kube-apiserver's --shutdown-delay-duration (2 s), so
+		// that a draining replica is out before it stops taking
+		// connections.
+		cfg.CheckInterval = time.Second
 	}
 	if cfg.CheckTimeout == 0 {
 		cfg.CheckTimeout = 2 * time.Second
