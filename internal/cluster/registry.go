@@ -12,7 +12,10 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
 
 	"github.com/kubeyard/kubeyard/internal/controlplane"
 	"github.com/kubeyard/kubeyard/internal/join"
@@ -161,47 +164,69 @@ func ensureRegistry(ctx context.Context, client kubernetes.Interface, s Spec) er
 }
 
 // followRegistry keeps the cluster's load balancer frontend in step with
-// the registry: machines that join or leave are added or removed within a
-// second. It runs until ctx ends.
+// the registry, watched (a GET a second per cluster was a fifth of an idle
+// control plane's requests): machines that join or leave are added or
+// removed as soon as they write it. It runs until ctx ends.
 func (r *Runtime) followRegistry(ctx context.Context, s Spec) {
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	var client kubernetes.Interface
-	for {
+	for ctx.Err() == nil {
+		// A watch that fails starts again with a new client: the cluster
+		// may be restarting, its admin credentials on another host (a
+		// replaced replica).
+		if client, err := r.AdminClient(s); err == nil {
+			r.watchRegistry(ctx, s, client)
+		}
 		select {
 		case <-ctx.Done():
-			return
-		case <-t.C:
+		case <-time.After(time.Second):
 		}
-		if client == nil {
-			var err error
-			if client, err = r.AdminClient(s); err != nil {
-				continue
-			}
+	}
+}
+
+// watchRegistry applies the registry as it changes, until ctx ends or the
+// watch fails.
+func (r *Runtime) watchRegistry(ctx context.Context, s Spec, client kubernetes.Interface) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	factory := informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithNamespace(metav1.NamespaceSystem),
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", RegistryConfigMap).String()
+		}))
+	informer := factory.Core().V1().ConfigMaps().Informer()
+	_ = informer.SetWatchErrorHandlerWithContext(func(context.Context, *cache.Reflector, error) { cancel() })
+	apply := func(obj any) {
+		if cm, ok := obj.(*corev1.ConfigMap); ok {
+			r.applyRegistry(s, cm)
 		}
-		g, _, err := ReadRegistry(ctx, client)
-		if err != nil {
-			// The cluster is restarting, say; its admin credentials may
-			// have moved to another host (a replaced replica).
-			client = nil
-			continue
+	}
+	_, _ = informer.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: apply, UpdateFunc: func(_, obj any) { apply(obj) }})
+	factory.Start(ctx.Done())
+	<-ctx.Done()
+	factory.Shutdown()
+}
+
+// applyRegistry serves the joined replicas that the registry lists, when
+// they changed.
+func (r *Runtime) applyRegistry(s Spec, cm *corev1.ConfigMap) {
+	var g Registry
+	if err := json.Unmarshal([]byte(cm.Data[registryKey]), &g); err != nil {
+		r.cfg.Logger.Warn("registry", "cluster", s.Name, "err", err)
+		return
+	}
+	var joined []loadbalancer.Backend
+	for _, rep := range g.Replicas {
+		if rep.Joined {
+			joined = append(joined, backend(rep.host()))
 		}
-		var joined []loadbalancer.Backend
-		for _, rep := range g.Replicas {
-			if rep.Joined {
-				joined = append(joined, backend(rep.host()))
-			}
-		}
-		r.mu.Lock()
-		changed := !slices.Equal(r.joined[s.ID], joined)
-		r.joined[s.ID] = joined
-		r.mu.Unlock()
-		if changed {
-			if err := r.writeFrontend(s); err != nil {
-				r.cfg.Logger.Warn("load balancer", "cluster", s.Name, "err", err)
-			} else {
-				r.cfg.Logger.Info("control-plane replicas joined from outside", "cluster", s.Name, "count", len(joined))
-			}
+	}
+	r.mu.Lock()
+	changed := !slices.Equal(r.joined[s.ID], joined)
+	r.joined[s.ID] = joined
+	r.mu.Unlock()
+	if changed {
+		if err := r.writeFrontend(s); err != nil {
+			r.cfg.Logger.Warn("load balancer", "cluster", s.Name, "err", err)
+		} else {
+			r.cfg.Logger.Info("control-plane replicas joined from outside", "cluster", s.Name, "count", len(joined))
 		}
 	}
 }

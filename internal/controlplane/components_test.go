@@ -17,7 +17,7 @@ func TestZonalPlanGolden(t *testing.T) {
 	c := Cluster{
 		Name: "demo", Dir: "/data/clusters/uid", EndpointIP: net.ParseIP("127.10.0.2"), InternalEndpointIP: net.ParseIP("10.128.0.3"),
 		ServiceCIDR: "34.118.224.0/20", PodCIDR: "10.0.0.0/14", NodeMaskSize: 24,
-		AuthnWebhookURL: "http://127.0.0.1:8080/internal/authn",
+		AuthnWebhookURL: "http://127.0.0.1:8080/internal/authn", LoneEtcd: true,
 	}
 	h := Host{Index: 0, IP: net.ParseIP("127.11.0.2")}
 	plan := []Component{
@@ -28,7 +28,7 @@ func TestZonalPlanGolden(t *testing.T) {
 	}
 	got := golden(t, "testdata/zonal.golden", plan)
 	for _, must := range []string{"--authorization-mode=Node,RBAC", "--enable-admission-plugins=NodeRestriction", "--enable-bootstrap-token-auth=true", "--controllers=*,bootstrapsigner,tokencleaner", "--client-cert-auth=true",
-		"--advertise-address=10.128.0.3", "--endpoint-reconciler-type=lease"} {
+		"--advertise-address=10.128.0.3", "--endpoint-reconciler-type=lease", "--heartbeat-interval=500"} {
 		if !strings.Contains(got, must) {
 			t.Errorf("plan lacks %s", must)
 		}
@@ -58,6 +58,9 @@ func TestExternalEtcdPlanGolden(t *testing.T) {
 	}
 	plan = append(plan, APIServer(c, Host{Index: 0, IP: net.ParseIP("127.11.0.2")}, servers))
 	got := golden(t, "testdata/external-etcd.golden", plan)
+	if strings.Contains(got, "--heartbeat-interval") {
+		t.Error("a three-member etcd beats slower than etcd's default")
+	}
 	for _, must := range []string{"--name=ha-etcd-1", "--data-dir=/data/clusters/uid/etcd-2/etcd", "--etcd-servers=" + strings.Join(servers, ",")} {
 		if !strings.Contains(got, must) {
 			t.Errorf("plan lacks %s", must)

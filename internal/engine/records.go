@@ -184,6 +184,7 @@ func (e *Engine) spec(r *ClusterRecord) cluster.Spec {
 			PodCIDR:            c.ClusterIpv4Cidr,
 			NodeMaskSize:       32 - podRangeBits(c.DefaultMaxPodsConstraint),
 			AuthnWebhookURL:    e.cfg.BaseURL + "/internal/authn",
+			LoneEtcd:           len(r.HostIPs) == 1 && len(r.EtcdHostIPs) == 0, // zonal
 		},
 		ID:                 r.UID,
 		Hosts:              hosts,

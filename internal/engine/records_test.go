@@ -117,3 +117,22 @@ func TestThousandNodesHaveNamesOfTheirOwn(t *testing.T) {
 		t.Fatalf("%d node names for %d nodes", len(names), MaxNodesPerPool)
 	}
 }
+
+// Only a zonal control plane's etcd, one member, beats slower: regional
+// and external members keep etcd's quick elections.
+func TestOnlyAZonalEtcdIsLone(t *testing.T) {
+	e := &Engine{}
+	for _, c := range []struct {
+		hosts, etcdHosts []string
+		lone             bool
+	}{
+		{[]string{"127.11.0.2"}, nil, true},
+		{[]string{"127.11.0.2", "127.11.0.3", "127.11.0.4"}, nil, false},
+		{[]string{"127.11.0.2"}, []string{"127.11.0.5", "127.11.0.6", "127.11.0.7"}, false},
+	} {
+		r := &ClusterRecord{Cluster: &container.Cluster{Name: "c"}, HostIPs: c.hosts, EtcdHostIPs: c.etcdHosts}
+		if got := e.spec(r).LoneEtcd; got != c.lone {
+			t.Errorf("%d replicas, %d external members: LoneEtcd %v, want %v", len(c.hosts), len(c.etcdHosts), got, c.lone)
+		}
+	}
+}

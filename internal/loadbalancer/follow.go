@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/fsnotify/fsnotify"
 )
 
 // Frontend is one frontend as the engine configures it: a file per frontend
@@ -185,15 +187,22 @@ func WaitListening(ctx context.Context, addr string, listening bool) error {
 // Follow serves the frontends configured in dir until ctx ends, applying
 // every change within interval. A frontend that cannot listen (its address
 // still held, say) is tried again on the next round; a file that does not
-// parse keeps what it last said.
+// parse keeps what it last said. Where the folder can be watched (inotify),
+// a round follows each change at once, and otherwise runs only to retry or
+// every rescan: reading every file five times a second was most of an idle
+// load balancer's work, and grew with every cluster.
 func (lb *LoadBalancer) Follow(ctx context.Context, dir string, interval time.Duration) error {
 	applied := map[string]string{}        // frontend key -> frontend applied, as JSON
 	lastGood := map[string]frontendFile{} // file -> its last content that parsed
 	refused := map[string]string{}        // files whose parse error was logged -> their content then
 	acked := map[string]string{}          // file -> content acknowledged
-	t := time.NewTicker(interval)
-	defer t.Stop()
+	var changes *dirWatch
+	defer func() { changes.Close() }()
 	for {
+		if changes == nil {
+			changes = watchDir(dir)
+		}
+		failed := false // a frontend to try again
 		files, err := readFrontends(dir)
 		if err != nil {
 			lb.cfg.Logger.Error("read frontends", "dir", dir, "err", err)
@@ -248,6 +257,7 @@ func (lb *LoadBalancer) Follow(ctx context.Context, dir string, interval time.Du
 				}
 				if err := lb.Ensure(fe); err != nil {
 					lb.cfg.Logger.Error("frontend", "frontend", addr, "err", err)
+					failed = true
 					continue
 				}
 				applied[addr] = string(key)
@@ -264,11 +274,86 @@ func (lb *LoadBalancer) Follow(ctx context.Context, dir string, interval time.Du
 				}
 			}
 		}
-		select {
-		case <-ctx.Done():
+		wait := interval
+		if changes != nil && !failed && err == nil {
+			wait = rescan
+		}
+		if !changes.next(ctx, wait) {
 			lb.Close()
 			return nil
-		case <-t.C:
+		}
+		if changes != nil && changes.lost {
+			changes.Close()
+			changes = nil
+		}
+	}
+}
+
+// rescan is how often a watched folder is read all the same.
+const rescan = 10 * time.Second
+
+// dirWatch reports changes to a folder's entries.
+type dirWatch struct {
+	dir  string
+	w    *fsnotify.Watcher
+	lost bool // the folder went, or events were lost: watch it anew
+}
+
+// watchDir watches dir, or returns nil where it cannot be (no folder yet,
+// no inotify): the caller reads it every interval instead.
+func watchDir(dir string) *dirWatch {
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return nil
+	}
+	if err := w.Add(dir); err != nil {
+		w.Close()
+		return nil
+	}
+	return &dirWatch{dir: filepath.Clean(dir), w: w}
+}
+
+// Close stops watching (a nil dirWatch watches nothing).
+func (d *dirWatch) Close() {
+	if d != nil {
+		d.w.Close()
+	}
+}
+
+// next waits up to wait for a change (on a nil dirWatch, the whole wait),
+// then takes every change already queued: one round follows them all. It
+// reports false once ctx ends.
+func (d *dirWatch) next(ctx context.Context, wait time.Duration) bool {
+	var events chan fsnotify.Event
+	var errs chan error
+	if d != nil {
+		events, errs = d.w.Events, d.w.Errors
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	took := func(ev fsnotify.Event) {
+		if ev.Name == d.dir && ev.Op&(fsnotify.Remove|fsnotify.Rename) != 0 {
+			d.lost = true
+		}
+	}
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	case ev := <-events:
+		took(ev)
+	case <-errs: // the queue overflowed, say
+		d.lost = true
+	}
+	for {
+		select {
+		case ev := <-events:
+			took(ev)
+		case <-errs:
+			d.lost = true
+		default:
+			return true
 		}
 	}
 }

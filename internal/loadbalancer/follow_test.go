@@ -116,12 +116,62 @@ func TestFollowAddressMovesBetweenFiles(t *testing.T) {
 // follow runs a load balancer that follows a new folder until the test ends.
 func follow(t *testing.T) string {
 	dir := t.TempDir()
+	followEvery(t, dir, 20*time.Millisecond)
+	return dir
+}
+
+func followEvery(t *testing.T, dir string, interval time.Duration) {
 	lb := New(Config{CheckInterval: 50 * time.Millisecond})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- lb.Follow(ctx, dir, 20*time.Millisecond) }()
+	go func() { done <- lb.Follow(ctx, dir, interval) }()
 	t.Cleanup(func() { cancel(); <-done })
-	return dir
+}
+
+// servesOnceWritten writes a frontend to b into dir, and waits until it
+// is applied and answers want.
+func servesOnceWritten(t *testing.T, dir string, b Backend, want string) {
+	t.Helper()
+	addr := frontendAddr(t)
+	if err := WriteFrontend(dir, "c1", Frontend{Addr: addr, Backends: []Backend{b}}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := WaitApplied(ctx, dir, "c1"); err != nil {
+		t.Fatal(err)
+	}
+	eventuallyGet(t, addr, want)
+}
+
+// TestFollowAppliesChangesAsTheyAreWritten: the folder is watched, not
+// read every interval; an hour's interval still applies a change at once.
+func TestFollowAppliesChangesAsTheyAreWritten(t *testing.T) {
+	_, one := backend(t, "one", true)
+	dir := t.TempDir()
+	followEvery(t, dir, time.Hour)
+	time.Sleep(100 * time.Millisecond) // the first round has run
+	servesOnceWritten(t, dir, one, "one")
+}
+
+// TestFollowAFolderMadeAnew: a folder removed and made again is followed
+// still.
+func TestFollowAFolderMadeAnew(t *testing.T) {
+	_, one := backend(t, "one", true)
+	dir := filepath.Join(t.TempDir(), "lb")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	followEvery(t, dir, 50*time.Millisecond)
+	time.Sleep(100 * time.Millisecond)
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	servesOnceWritten(t, dir, one, "one")
 }
 
 // TestFollowAppliesAllowedSources: a change of admitted sources is live
