@@ -33,25 +33,29 @@ type Config struct {
 	ClusterCIDR string
 }
 
-// config is the KubeProxyConfiguration, with what kube-proxy would
-// otherwise change on the machine turned off: the conntrack table size and
-// hash (kernel-wide, not per namespace) and conntrack timeouts.
-const config = `apiVersion: kubeproxy.config.k8s.io/v1alpha1
-kind: KubeProxyConfiguration
-mode: nftables
-hostnameOverride: %q
-clientConnection:
-  kubeconfig: %q
-clusterCIDR: %q
-detectLocalMode: ClusterCIDR
-healthzBindAddress: 0.0.0.0:10256
-metricsBindAddress: 127.0.0.1:10249
-conntrack:
-  maxPerCore: 0
-  min: 0
-  tcpEstablishedTimeout: 0s
-  tcpCloseWaitTimeout: 0s
-`
+// flags configure kube-proxy, with what it would otherwise change on the
+// machine turned off: the conntrack table size and hash (kernel-wide, not
+// per namespace) and conntrack timeouts. Flags rather than a
+// KubeProxyConfiguration file: kube-proxy watches its file with an inotify
+// instance of its own, and exits when it cannot have one, which with the
+// control planes' certificate watches beside it (the machine's 128
+// per-user instances) left nodes of a twentieth cluster without
+// kube-proxy. The engine restarts it when what it runs with changes.
+func flags(cfg Config, kubeconfig string) []string {
+	return []string{
+		"--proxy-mode=nftables",
+		"--hostname-override=" + cfg.Node,
+		"--kubeconfig=" + kubeconfig,
+		"--cluster-cidr=" + cfg.ClusterCIDR,
+		"--detect-local-mode=ClusterCIDR",
+		"--healthz-bind-address=0.0.0.0:10256",
+		"--metrics-bind-address=127.0.0.1:10249",
+		"--conntrack-max-per-core=0",
+		"--conntrack-min=0",
+		"--conntrack-tcp-timeout-established=0s",
+		"--conntrack-tcp-timeout-close-wait=0s",
+	}
+}
 
 // Process writes the node's kube-proxy files and returns the process to
 // run. Its environment carries a digest of the credentials, so that new
@@ -75,13 +79,9 @@ func Process(cfg Config) (supervisor.Process, error) {
 	if err := pki.WriteFile(kubeconfig, data); err != nil {
 		return supervisor.Process{}, err
 	}
-	configFile := filepath.Join(cfg.Dir, "config.yaml")
-	if err := os.WriteFile(configFile, fmt.Appendf(nil, config, cfg.Node, kubeconfig, cfg.ClusterCIDR), 0o600); err != nil {
-		return supervisor.Process{}, err
-	}
 	sum := sha256.Sum256(data)
 	return supervisor.Process{
-		Args:    []string{"component", "kube-proxy", "--config=" + configFile},
+		Args:    append([]string{"component", "kube-proxy"}, flags(cfg, kubeconfig)...),
 		Env:     []string{"KUBEYARD_CREDENTIALS=" + hex.EncodeToString(sum[:8])},
 		NetNS:   cfg.NetNS,
 		PIDFile: filepath.Join(cfg.Dir, "kube-proxy.pid"),
