@@ -28,7 +28,7 @@ func TestZonalPlanGolden(t *testing.T) {
 	}
 	got := golden(t, "testdata/zonal.golden", plan)
 	for _, must := range []string{"--authorization-mode=Node,RBAC", "--enable-admission-plugins=NodeRestriction", "--enable-bootstrap-token-auth=true", "--controllers=*,bootstrapsigner,tokencleaner", "--client-cert-auth=true",
-		"--advertise-address=10.128.0.3", "--endpoint-reconciler-type=lease", "--heartbeat-interval=500"} {
+		"--advertise-address=10.128.0.3", "--endpoint-reconciler-type=lease", "--heartbeat-interval=200"} {
 		if !strings.Contains(got, must) {
 			t.Errorf("plan lacks %s", must)
 		}

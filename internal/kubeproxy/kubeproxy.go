@@ -37,10 +37,11 @@ type Config struct {
 // machine turned off: the conntrack table size and hash (kernel-wide, not
 // per namespace) and conntrack timeouts. Flags rather than a
 // KubeProxyConfiguration file: kube-proxy watches its file with an inotify
-// instance of its own, and exits when it cannot have one, which with the
-// control planes' certificate watches beside it (the machine's 128
-// per-user instances) left nodes of a twentieth cluster without
-// kube-proxy. The engine restarts it when what it runs with changes.
+// instance of its own, and exits when it cannot have one: the control
+// planes' certificate watches (13 per cluster) take the machine's 128
+// per-user instances by the tenth cluster, and nodes of later ones were
+// left restarting kube-proxy. The engine restarts it when what it runs
+// with changes.
 func flags(cfg Config, kubeconfig string) []string {
 	return []string{
 		"--proxy-mode=nftables",
