@@ -22,19 +22,36 @@ const zone = "us-central1-a"
 // from the call to its operation DONE (which waits for Ready nodes).
 func createCluster(b *testing.B, e *harness.Engine, location, name string, nodes int) time.Duration {
 	b.Helper()
+	took, err := tryCreateCluster(e, location, name, nodes)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return took
+}
+
+// tryCreateCluster is createCluster, returning what went wrong.
+func tryCreateCluster(e *harness.Engine, location, name string, nodes int) (time.Duration, error) {
 	body := map[string]any{"cluster": map[string]any{"name": name, "nodePools": []any{map[string]any{"name": "default-pool", "initialNodeCount": nodes}}}}
 	start := time.Now()
 	code, op := e.API("POST", fmt.Sprintf("/v1/projects/%s/locations/%s/clusters", e.Project, location), e.Token(), body)
 	if code != 200 {
-		b.Fatalf("create %s: HTTP %d %v", name, code, op)
+		return 0, fmt.Errorf("create %s: HTTP %d %v", name, code, op)
 	}
-	waitOperation(b, e, location, op["name"].(string))
-	return time.Since(start)
+	if err := operationDone(e, location, op["name"].(string)); err != nil {
+		return 0, err
+	}
+	return time.Since(start), nil
 }
 
 // waitOperation waits until the operation is DONE, failing on its error.
 func waitOperation(b *testing.B, e *harness.Engine, location, name string) {
 	b.Helper()
+	if err := operationDone(e, location, name); err != nil {
+		b.Fatal(err)
+	}
+}
+
+func operationDone(e *harness.Engine, location, name string) error {
 	path := fmt.Sprintf("/v1/projects/%s/locations/%s/operations/%s", e.Project, location, name)
 	var cur map[string]any
 	if err := harness.Poll(10*time.Minute, 20*time.Millisecond, func() error {
@@ -43,11 +60,12 @@ func waitOperation(b *testing.B, e *harness.Engine, location, name string) {
 		}
 		return nil
 	}); err != nil {
-		b.Fatal(err)
+		return err
 	}
 	if cur["error"] != nil {
-		b.Fatalf("operation %s failed: %v", name, cur["error"])
+		return fmt.Errorf("operation %s failed: %v", name, cur["error"])
 	}
+	return nil
 }
 
 // memory is a set of processes' memory, in MiB: RSS (what ps shows; the
