@@ -363,6 +363,14 @@ func (e *Engine) runReconcilePool(ctx context.Context, op *operations.Record) er
 	if err != nil {
 		return err
 	}
+	// Cut off by a crash: the engine's start left the cluster to this
+	// operation, so its control plane and other pools are adopted here, or
+	// nothing of them would be stopped with the engine.
+	if op.Resumed {
+		if err := e.resumeCluster(ctx, r); err != nil {
+			return err
+		}
+	}
 	if op.Op.OperationType == OpSetNodePoolSize {
 		if want := int(op.Size) * len(p.Locations); len(r.Nodes[op.Pool]) > want {
 			victims := slices.Clone(r.Nodes[op.Pool][want:])

@@ -35,6 +35,9 @@ type Record struct {
 	Action string `json:"action,omitempty"`
 	// Replace names the nodes an UPGRADE_NODES operation recreates.
 	Replace []string `json:"replace,omitempty"`
+	// Resumed marks an operation an earlier engine left unfinished: this
+	// engine has not brought its cluster up yet.
+	Resumed bool `json:"-"`
 }
 
 // Key is the operation's key in the store.
@@ -148,6 +151,7 @@ func (r *Runner) Resume(ctx context.Context) ([]*Record, error) {
 			r.cfg.Logger.Error("resume operation", "op", op.Op.Name, "err", err)
 			continue
 		}
+		op.Resumed = true
 		r.launch(op, kind)
 		out = append(out, op)
 	}
