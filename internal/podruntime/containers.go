@@ -402,11 +402,19 @@ func (r *Runtime) StopContainer(ctx context.Context, c Container, grace time.Dur
 			return nil
 		}
 	}
-	_ = r.cfg.Runc.Kill(ctx, c.ID, syscall.SIGKILL, true)
-	if !r.waitExited(ctx, c, 10*time.Second) {
-		return fmt.Errorf("podruntime: container %s of pod %s did not end after SIGKILL", c.Name, c.PodUID)
+	// Killed again until it has ended: a container still starting (its
+	// shim's runc not done yet) is not there for the first SIGKILL, and
+	// runs once it is.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_ = r.cfg.Runc.Kill(ctx, c.ID, syscall.SIGKILL, true)
+		if r.waitExited(ctx, c, 500*time.Millisecond) {
+			return nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("podruntime: container %s of pod %s did not end after SIGKILL", c.Name, c.PodUID)
+		}
 	}
-	return nil
 }
 
 // waitGone waits for a process to end (a zombie has ended).

@@ -262,3 +262,46 @@ func must[T any](v T, err error) T {
 	}
 	return v
 }
+
+// TestStopAContainerStillStarting: a container stopped while its shim
+// has not yet made it (a pod deleted as it starts) is killed once it
+// runs; a SIGKILL sent before that finds nothing to kill.
+func TestStopAContainerStillStarting(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	rt, _ := node(t)
+	sb := sandbox(t, rt, "uid-9", "pod-9", "10.4.1.9")
+	self := must(os.Executable())
+	slow := filepath.Join(t.TempDir(), "slow-shim")
+	if err := os.WriteFile(slow, []byte("#!/bin/sh\nsleep 1\nexec "+self+" \"$@\"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfg := rt.Config()
+	cfg.Shim = slow
+	slowRT := must(podruntime.New(cfg))
+	startCtx, giveUp := context.WithCancel(ctx)
+	started := make(chan error, 1)
+	go func() {
+		_, err := slowRT.StartContainer(startCtx, sb, podruntime.ContainerConfig{Name: "app", Image: "busybox", Command: []string{"sleep", "60"}})
+		started <- err
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if cs, _ := slowRT.Containers(sb.UID); len(cs) == 1 && cs[0].State == podruntime.Created {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the container never showed as Created")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	giveUp() // as the kubelet does when the pod goes
+	<-started
+	c := find(t, slowRT, sb.UID, "app", 0)
+	if err := slowRT.StopContainer(ctx, c, 0); err != nil {
+		t.Fatal(err)
+	}
+	if got := find(t, slowRT, sb.UID, "app", 0); got.State != podruntime.Exited {
+		t.Fatalf("stopped while starting: %+v", got)
+	}
+}
