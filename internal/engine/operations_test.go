@@ -3,6 +3,8 @@ package engine
 import (
 	"context"
 	"fmt"
+	"runtime/pprof"
+	"strings"
 	"testing"
 	"time"
 
@@ -284,6 +286,11 @@ func TestOperationKinds(t *testing.T) {
 			defer cancel()
 			done, err := g.e.WaitOperation(wctx, project, zone, op.Name)
 			if err != nil || done.Error == nil || done.Error.Code != int64(status.Cancelled) {
+				if err != nil { // where it hangs
+					var stacks strings.Builder
+					pprof.Lookup("goroutine").WriteTo(&stacks, 2)
+					t.Logf("goroutines:\n%s", stacks.String())
+				}
 				t.Fatalf("cancelled %s ended %+v %v", sc.name, done, err)
 			}
 			g.release()

@@ -7,9 +7,11 @@ package engine
 // the next resumes its work.
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"slices"
 	"sync"
@@ -110,6 +112,25 @@ type rig struct {
 
 	mu   sync.Mutex
 	held map[string]chan struct{} // runtime calls held, until closed
+	log  lockedBuffer             // the engines' logs, printed if the test fails
+}
+
+// lockedBuffer is a buffer that engines' goroutines can write to at once.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 const (
@@ -130,7 +151,13 @@ func newRig(t *testing.T) *rig {
 	g := &rig{t: t, kv: etcd.st.Sub(fmt.Sprintf("t%d/", etcd.n.Add(1))), rt: fakeruntime.New(), dir: t.TempDir(), held: map[string]chan struct{}{}}
 	g.rt.Hook = g.hook
 	g.start()
-	t.Cleanup(func() { g.release(); g.stop() })
+	t.Cleanup(func() {
+		g.release()
+		g.stop()
+		if t.Failed() {
+			t.Logf("the engines' log:\n%s", g.log.String())
+		}
+	})
 	return g
 }
 
@@ -173,7 +200,8 @@ func (g *rig) release() {
 func (g *rig) start() {
 	g.t.Helper()
 	g.cs = &crashingStore{KV: g.kv, left: -1}
-	e, err := New(context.Background(), Config{DataDir: g.dir, BaseURL: "http://engine.test", Store: g.cs, Runtime: g.rt})
+	logger := slog.New(slog.NewTextHandler(&g.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	e, err := New(context.Background(), Config{DataDir: g.dir, BaseURL: "http://engine.test", Store: g.cs, Runtime: g.rt, Logger: logger})
 	if err != nil {
 		g.t.Fatal(err)
 	}
