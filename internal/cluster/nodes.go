@@ -13,13 +13,10 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/utils/ptr"
 
 	"github.com/kubeyard/kubeyard/internal/join"
 	"github.com/kubeyard/kubeyard/internal/node"
@@ -189,47 +186,15 @@ func (r *Runtime) RemoveNode(ctx context.Context, s Spec, name string) error {
 	if _, err := client.CoreV1().Nodes().Patch(ctx, name, types.StrategicMergePatchType, patch, metav1.PatchOptions{}); err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("cordon %s: %w", name, err)
 	}
+	d := &drain{client: client, node: name, evicted: map[types.UID]time.Time{}, logger: r.cfg.Logger}
 	r.mu.Lock()
-	_, agent := r.agents[s.ID+"/"+name]
+	if a, ok := r.agents[s.ID+"/"+name]; ok {
+		d.agent = a // not a nil *Agent in the interface
+	}
 	r.mu.Unlock()
 	drainCtx, cancel := context.WithTimeout(ctx, r.cfg.ReadyTimeout)
 	defer cancel()
-	err = poll.Until(drainCtx, func(ctx context.Context) error {
-		pods, err := client.CoreV1().Pods("").List(ctx, metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("spec.nodeName", name).String()})
-		if err != nil {
-			return err
-		}
-		left := 0
-		for _, p := range pods.Items {
-			if ownedByDaemonSet(&p) {
-				continue
-			}
-			left++
-			if p.DeletionTimestamp != nil {
-				// A node no agent of this engine runs (one retiring when
-				// an earlier engine crashed) has no kubelet to finish its
-				// pods: once their grace period is over they are deleted
-				// here, and the dataplane's removal below stops what they
-				// ran.
-				if !agent && time.Now().After(p.DeletionTimestamp.Time) { // the API server's clock, the machine's
-					force := metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0), Preconditions: &metav1.Preconditions{UID: &p.UID}}
-					if err := client.CoreV1().Pods(p.Namespace).Delete(ctx, p.Name, force); err != nil && !apierrors.IsNotFound(err) {
-						r.cfg.Logger.Info("delete", "pod", p.Namespace+"/"+p.Name, "err", err)
-					}
-				}
-				continue
-			}
-			ev := &policyv1.Eviction{ObjectMeta: metav1.ObjectMeta{Name: p.Name, Namespace: p.Namespace}}
-			if err := client.CoreV1().Pods(p.Namespace).EvictV1(ctx, ev); err != nil && !apierrors.IsNotFound(err) {
-				r.cfg.Logger.Info("evict", "pod", p.Namespace+"/"+p.Name, "err", err)
-			}
-		}
-		if left > 0 {
-			return fmt.Errorf("%d pods left on %s", left, name)
-		}
-		return nil
-	})
-	if err != nil {
+	if err := poll.Until(drainCtx, d.round); err != nil {
 		return fmt.Errorf("drain %s: %w", name, err)
 	}
 	r.stopAgents(s.ID + "/" + name)
@@ -240,15 +205,6 @@ func (r *Runtime) RemoveNode(ctx context.Context, s Spec, name string) error {
 		return fmt.Errorf("delete node %s: %w", name, err)
 	}
 	return os.RemoveAll(r.nodeDir(s, name))
-}
-
-func ownedByDaemonSet(p *corev1.Pod) bool {
-	for _, o := range p.OwnerReferences {
-		if o.Kind == "DaemonSet" {
-			return true
-		}
-	}
-	return false
 }
 
 // stopAgents stops the agents whose key has the prefix.

@@ -102,6 +102,8 @@ type Agent struct {
 	// kubelet runs real pods (nil: simulated).
 	kubelet *kubelet.Kubelet
 	api     *kubeletapi.Server
+	// pods is the node's own watch of its pods (nil in a fleet).
+	pods cache.SharedIndexInformer
 }
 
 // New returns an Agent with defaults filled in.
@@ -173,7 +175,7 @@ func (a *Agent) Start(ctx context.Context) error {
 		o.FieldSelector = fields.OneTermEqualSelector("spec.nodeName", a.cfg.Name).String()
 	}))
 	pods := factory.Core().V1().Pods()
-	pods.Informer() // registered before the factory starts
+	a.pods = pods.Informer() // registered before the factory starts
 	if a.cfg.Pods != nil {
 		if err := a.startKubeletAPI(ctx, pods.Lister()); err != nil {
 			cancel()
@@ -205,6 +207,21 @@ func (a *Agent) startInFleet(ctx context.Context) error {
 	a.done.Add(1)
 	go a.leaseLoop(runCtx)
 	return nil
+}
+
+// Pods are the pods bound to the node as its watch has them, without a
+// request to the API server; ok is false until the watch has listed them.
+func (a *Agent) Pods() (pods []*corev1.Pod, ok bool) {
+	if a.cfg.Fleet != nil {
+		return a.cfg.Fleet.pods(a.cfg.Name)
+	}
+	if a.pods == nil || !a.pods.HasSynced() {
+		return nil, false
+	}
+	for _, o := range a.pods.GetStore().List() {
+		pods = append(pods, o.(*corev1.Pod))
+	}
+	return pods, true
 }
 
 // Close stops the agent's loops. The Node stays; it goes NotReady once its

@@ -139,6 +139,17 @@ func (f *Fleet) agent(name string) *Agent {
 	return f.agents[name]
 }
 
+// pods are the node's pods in the fleet's cache (ok: it has listed them).
+func (f *Fleet) pods(node string) ([]*corev1.Pod, bool) {
+	f.mu.Lock()
+	w := f.watch
+	f.mu.Unlock()
+	if w == nil || !w.informer.HasSynced() {
+		return nil, false
+	}
+	return f.podsOf(w, node), true
+}
+
 func (f *Fleet) podsOf(w *fleetWatch, node string) []*corev1.Pod {
 	objs, _ := w.informer.GetIndexer().ByIndex(byNode, node)
 	pods := make([]*corev1.Pod, 0, len(objs))
