@@ -27,21 +27,19 @@ func BenchmarkSimulatedScale(b *testing.B) {
 // targets, beside KWOK's 1,000 nodes and 10,000 pods in the same run (0:
 // not run).
 func printScale(s scale, kwokNodes, kwokPods time.Duration) {
-	if kwokNodes > 0 {
-		fmt.Printf("1,000 simulated nodes Ready: kubeyard %.2f s (resize call to operation DONE), KWOK %.2f s (kubeyard/KWOK %.2fx; target 10 s)\n",
-			s.up.Seconds(), kwokNodes.Seconds(), s.up.Seconds()/kwokNodes.Seconds())
-	} else {
-		fmt.Printf("1,000 simulated nodes Ready: kubeyard %.2f s (resize call to operation DONE; target 10 s)\n", s.up.Seconds())
+	// kwok is a row's KWOK side, with digits decimals, or "" if not run.
+	kwok := func(ours, theirs time.Duration, digits int, note string) string {
+		if theirs == 0 {
+			return ""
+		}
+		return fmt.Sprintf(", KWOK %.*f s%s (kubeyard/KWOK %.2fx)", digits, theirs.Seconds(), note, ours.Seconds()/theirs.Seconds())
 	}
+	fmt.Printf("1,000 simulated nodes Ready: kubeyard %.2f s (resize call to operation DONE)%s; target 10 s\n",
+		s.up.Seconds(), kwok(s.up, kwokNodes, 2, ""))
 	fmt.Printf("  meanwhile: kubectl get nodes at most %.2f s, the cluster's GET (gcloud describe's call) at most %.2f s (target 1 s each); engine with 1,000 nodes PSS %.0f MiB (RSS %.0f)\n",
 		s.kubectl.Seconds(), s.describe.Seconds(), s.engine.pss, s.engine.rss)
-	if kwokPods > 0 {
-		fmt.Printf("10,000 pods of a Deployment Running on them: kubeyard %.0f s, KWOK %.0f s on nodes with a zone as kubeyard's have (kubeyard/KWOK %.2fx; target 100 s); engine PSS then %.0f MiB (RSS %.0f)\n",
-			s.pods.Seconds(), kwokPods.Seconds(), s.pods.Seconds()/kwokPods.Seconds(), s.engineWithPods.pss, s.engineWithPods.rss)
-	} else {
-		fmt.Printf("10,000 pods of a Deployment Running on them: kubeyard %.0f s (target 100 s); engine PSS then %.0f MiB (RSS %.0f)\n",
-			s.pods.Seconds(), s.engineWithPods.pss, s.engineWithPods.rss)
-	}
+	fmt.Printf("10,000 pods of a Deployment Running on them: kubeyard %.0f s%s; target 100 s; engine PSS then %.0f MiB (RSS %.0f)\n",
+		s.pods.Seconds(), kwok(s.pods, kwokPods, 0, " on nodes with a zone as kubeyard's have"), s.engineWithPods.pss, s.engineWithPods.rss)
 	fmt.Printf("  resize 1,000 to 10: drained and deleted in %.2f s (target 30 s)\n", s.down.Seconds())
 }
 

@@ -24,8 +24,8 @@ type drain struct {
 	// pods is read rather than the API server asked ten times a second,
 	// which a thousand nodes removed 32 at a time made 320 Lists a second.
 	agent   podWatch
-	evicted map[types.UID]time.Time // when each pod's eviction was asked for
 	logger  *slog.Logger
+	evicted map[types.UID]time.Time // when each pod's eviction was asked for
 }
 
 // podWatch is what a node agent knows of its pods (node.Agent.Pods).
@@ -101,6 +101,9 @@ func (d *drain) evict(ctx context.Context, pods []*corev1.Pod) (left int) {
 		}
 		if at, ok := d.evicted[p.UID]; ok && time.Since(at) < evictAgain {
 			continue // asked for already: the watch has not seen it go yet
+		}
+		if d.evicted == nil {
+			d.evicted = map[types.UID]time.Time{}
 		}
 		d.evicted[p.UID] = time.Now()
 		ev := &policyv1.Eviction{ObjectMeta: metav1.ObjectMeta{Name: p.Name, Namespace: p.Namespace}}

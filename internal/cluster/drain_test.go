@@ -84,7 +84,7 @@ func newDrainRig(t *testing.T, watch *watchedNode, pods ...*corev1.Pod) *drainRi
 		}
 		return true, nil, nil
 	})
-	g.d = &drain{client: g.client, node: "n1", evicted: map[types.UID]time.Time{}, logger: slog.New(slog.DiscardHandler)}
+	g.d = &drain{client: g.client, node: "n1", logger: slog.New(slog.DiscardHandler)}
 	if watch != nil {
 		g.d.agent = watch
 	}

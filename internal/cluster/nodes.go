@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -186,7 +185,7 @@ func (r *Runtime) RemoveNode(ctx context.Context, s Spec, name string) error {
 	if _, err := client.CoreV1().Nodes().Patch(ctx, name, types.StrategicMergePatchType, patch, metav1.PatchOptions{}); err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("cordon %s: %w", name, err)
 	}
-	d := &drain{client: client, node: name, evicted: map[types.UID]time.Time{}, logger: r.cfg.Logger}
+	d := &drain{client: client, node: name, logger: r.cfg.Logger}
 	r.mu.Lock()
 	if a, ok := r.agents[s.ID+"/"+name]; ok {
 		d.agent = a // not a nil *Agent in the interface
