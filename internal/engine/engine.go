@@ -98,9 +98,14 @@ type Engine struct {
 	// lbNudge wakes the follower of LoadBalancer Services: one of them,
 	// or their endpoints, changed.
 	lbNudge chan struct{}
-	vpc     *vpc.Service
-	dns     *clouddns.Service
-	images  *images.Store
+	// resuming are the clusters Start is bringing back up, by key, each
+	// closed when it is done: an operation on one waits for it, or the
+	// resume, working from the record it read, would start again what the
+	// operation removes.
+	resuming map[string]chan struct{}
+	vpc      *vpc.Service
+	dns      *clouddns.Service
+	images   *images.Store
 	// snapshots are the store's images unpacked, for containers' root
 	// file systems.
 	snapshots *images.Snapshots
@@ -136,7 +141,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	if cfg.EndpointPort == 0 {
 		cfg.EndpointPort = 443
 	}
-	e := &Engine{cfg: cfg, store: cfg.Store, runtime: cfg.Runtime, rotationNudge: make(chan struct{}, 1), dataplaneNudge: make(chan struct{}, 1), lbNudge: make(chan struct{}, 1), held: map[string]string{}}
+	e := &Engine{cfg: cfg, store: cfg.Store, runtime: cfg.Runtime, rotationNudge: make(chan struct{}, 1), dataplaneNudge: make(chan struct{}, 1), lbNudge: make(chan struct{}, 1), held: map[string]string{}, resuming: map[string]chan struct{}{}}
 	if e.store == nil {
 		// One engine works on a store at a time: two would both supervise
 		// every cluster.
@@ -277,13 +282,41 @@ func (e *Engine) Start(ctx context.Context) error {
 		if busy[r.key()] || r.Cluster.Status != "RUNNING" {
 			continue
 		}
+		done := make(chan struct{})
+		e.mu.Lock()
+		e.resuming[r.key()] = done
+		e.mu.Unlock()
 		e.wg.Go(func() {
+			defer func() {
+				e.mu.Lock()
+				delete(e.resuming, r.key())
+				e.mu.Unlock()
+				close(done)
+			}()
 			if err := e.resumeCluster(e.ctx, r); err != nil && e.ctx.Err() == nil {
 				e.cfg.Logger.Error("resume cluster", "cluster", r.key(), "err", err)
 			}
 		})
 	}
 	return nil
+}
+
+// afterResume runs an operation once Start has brought its cluster back
+// up (at once when it was not resuming one).
+func (e *Engine) afterResume(run func(context.Context, *operations.Record) error) func(context.Context, *operations.Record) error {
+	return func(ctx context.Context, op *operations.Record) error {
+		e.mu.Lock()
+		done := e.resuming[clusterKey(op.Project, op.Location, op.ClusterName)]
+		e.mu.Unlock()
+		if done != nil {
+			select {
+			case <-done:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		return run(ctx, op)
+	}
 }
 
 // resumeCluster brings a cluster's control plane and node agents up as the

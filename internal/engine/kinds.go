@@ -5,9 +5,10 @@ import "github.com/kubeyard/kubeyard/internal/operations"
 // kinds is every kind of operation the engine runs, one entry each (see
 // package operations for how to add one). By default a kind blocks its
 // cluster while it runs, can be cancelled, and leaves the cluster as it is
-// when it fails.
+// when it fails. Every kind runs once its cluster is back up after an engine
+// start (afterResume).
 func (e *Engine) registry() operations.Registry {
-	return operations.Registry{
+	kinds := operations.Registry{
 		{Type: OpCreateCluster, Run: e.runCreateCluster, OnFailure: operations.BreaksCluster},
 		{Type: OpDeleteCluster, Run: e.runDeleteCluster, OnFailure: operations.BreaksCluster,
 			NotCancellable: "deletes the cluster; a deletion cannot be cancelled, it runs to the end."},
@@ -28,4 +29,10 @@ func (e *Engine) registry() operations.Registry {
 		{Type: OpSetLabels, Blocks: operations.BlocksNothing},
 		{Type: OpSetMaintenancePolicy, Blocks: operations.BlocksNothing},
 	}
+	for i := range kinds {
+		if kinds[i].Run != nil {
+			kinds[i].Run = e.afterResume(kinds[i].Run)
+		}
+	}
+	return kinds
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"runtime/pprof"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -345,4 +346,49 @@ func TestCrashAtEveryWrite(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestOperationsWaitForTheirClusterToResume: an operation asked for while a
+// starting engine brings its cluster back up runs once that is done. The
+// resume works from the record it read, so it would start again a node the
+// operation had removed meanwhile (CI: TestCrashAtEveryWrite, a node
+// recreation started by the new engine's rotation follower).
+func TestOperationsWaitForTheirClusterToResume(t *testing.T) {
+	ctx := context.Background()
+	g := newRig(t)
+	g.createCluster("c1", 2)
+	g.stop()
+	var resuming atomic.Bool
+	var early atomic.Int32
+	g.rt.Hook = func(ctx context.Context, call string, s cluster.Spec) error {
+		if call == "RemoveNode" && resuming.Load() {
+			early.Add(1)
+		}
+		return g.hook(ctx, call, s)
+	}
+	resuming.Store(true)
+	g.hold("EnsureControlPlane") // the resume's first call
+	g.start()
+	op, err := g.e.SetNodePoolSize(ctx, project, zone, "c1", "default-pool", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.eventually("the operation runs", func() error {
+		got, err := g.e.GetOperation(ctx, project, zone, op.Name)
+		if err != nil || got.Status != "RUNNING" {
+			return fmt.Errorf("%v %v", got, err)
+		}
+		return nil
+	})
+	// Room for an operation that does not wait to remove its node: it
+	// does so within microseconds of running.
+	time.Sleep(200 * time.Millisecond)
+	resuming.Store(false)
+	g.release()
+	g.wait(op, nil)
+	g.settle()
+	if n := early.Load(); n > 0 {
+		t.Errorf("the operation removed %d node(s) while the engine resumed the cluster", n)
+	}
+	g.checkConsistent()
 }
