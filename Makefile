@@ -19,7 +19,7 @@ SHIM := bin/kubeyard-shim
 BUILTIN       := internal/images/builtin
 BUILTIN_FILES := $(BUILTIN)/busybox $(BUILTIN)/applets $(BUILTIN)/hello-app-1.0 $(BUILTIN)/hello-app-2.0 $(BUILTIN)/netd $(BUILTIN)/coredns
 
-.PHONY: build run test unit e2e bench clean $(BIN) $(SHIM)
+.PHONY: build run test unit e2e bench clean browser $(BIN) $(SHIM)
 
 build: $(BIN) $(SHIM)
 
@@ -54,6 +54,11 @@ $(BUILTIN)/applets: $(BUILTIN)/busybox
 run: $(BIN) $(SHIM)
 	$(BIN) serve $(ARGS)
 
+# Debian's Chromium, which the console's end-to-end tests drive headless
+# (installed here when missing; apt-get needs root).
+browser:
+	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
 # Unit tests, then the end-to-end tests that drive the built binary with the
 # real gcloud and kubectl.
 test: unit e2e
@@ -61,7 +66,7 @@ test: unit e2e
 unit: $(BUILTIN_FILES)
 	go test ./internal/...
 
-e2e: $(BIN) $(SHIM)
+e2e: $(BIN) $(SHIM) browser
 	KUBEYARD_BINARY=$(abspath $(BIN)) go test -count=1 -timeout 40m -v ./e2e/...
 
 bench: $(BIN) $(SHIM)

@@ -297,3 +297,17 @@ func TestPeeredNetworks(t *testing.T) {
 		t.Errorf("after the clusters' deletion: %s", strings.Join(left, ", "))
 	}
 }
+
+// TestZonesAndRegions: gcloud lists the locations the engine accepts, as
+// the console's create form offers them.
+func TestZonesAndRegions(t *testing.T) {
+	e := harness.Start(t, harness.Options{})
+	zones := e.Gcloud("compute", "zones", "list", "--filter", "region:us-central1", "--format", "value(name,status)")
+	if got := strings.Fields(zones); len(got) != 8 || got[0] != "us-central1-a" || got[1] != "UP" {
+		t.Errorf("zones in us-central1:\n%s", zones)
+	}
+	regions := e.Gcloud("compute", "regions", "list", "--format", "value(name)")
+	if !strings.Contains(regions, "us-central1\n") || !strings.Contains(regions, "europe-west1\n") {
+		t.Errorf("regions:\n%s", regions)
+	}
+}

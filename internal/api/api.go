@@ -1,8 +1,9 @@
 // Package api assembles the engine's HTTP surface: the Google APIs gcloud
 // talks to (container, compute, dns, logging, serviceusage), the TokenReview webhook the clusters'
-// kube-apiservers call, the engine's admin API, and the image store's OCI
-// distribution API (/v2/); every route but the webhook requires the
-// engine's access token.
+// kube-apiservers call, the engine's admin API, the image store's OCI
+// distribution API (/v2/) and the web console; every route but the
+// webhook and the console's login requires the engine's access token, or
+// a console session in its place.
 package api
 
 import (
@@ -16,12 +17,14 @@ import (
 	"github.com/kubeyard/kubeyard/internal/api/container"
 	apilogging "github.com/kubeyard/kubeyard/internal/api/logging"
 	"github.com/kubeyard/kubeyard/internal/api/serviceusage"
+	"github.com/kubeyard/kubeyard/internal/console"
 	"github.com/kubeyard/kubeyard/internal/engine"
 	"github.com/kubeyard/kubeyard/internal/status"
 )
 
-// NewHandler returns the engine's HTTP handler.
-func NewHandler(e *engine.Engine) http.Handler {
+// NewHandler returns the engine's HTTP handler, with con's pages and
+// sessions.
+func NewHandler(e *engine.Engine, con *console.Console) http.Handler {
 	authed := http.NewServeMux()
 	serviceusage.Register(authed)
 	authed.Handle("/v1/projects/", container.Handler{Engine: e})
@@ -33,26 +36,46 @@ func NewHandler(e *engine.Engine) http.Handler {
 	registerJoin(authed, e)
 	registerCredentials(authed, e)
 	registerImages(authed, e)
+	registerKubernetes(authed, e)
+	registerConsole(authed, con)
 
 	mux := http.NewServeMux()
+	con.Register(mux)
 	mux.Handle("POST /internal/authn", e.Identity().TokenReviewHandler())
 	// The OCI distribution API authenticates as registries do (Basic,
 	// the token as password), and answers in its own error format.
 	mux.Handle("/v2/", e.Registry())
 	for _, route := range apilogging.Routes { // Logging v2 shares /v2/
-		mux.Handle(route, requireToken(e, authed))
+		mux.Handle(route, requireToken(e, con, authed))
 	}
-	mux.Handle("/", requireToken(e, authed))
+	mux.Handle("/", requireToken(e, con, authed))
 	return codec.StatusErrors(mux)
 }
 
-func requireToken(e *engine.Engine, next http.Handler) http.Handler {
+// requireToken admits the engine's access token, or a console session
+// (whose changes must carry its CSRF token).
+func requireToken(e *engine.Engine, con *console.Console, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !e.Identity().Valid(r) {
-			codec.Write(w, status.Errorf(status.Unauthenticated, "Request had invalid authentication credentials. Expected the access token of this kubeyard engine (<data-dir>/access-token) as a Bearer token."))
+		if e.Identity().Valid(r) {
+			next.ServeHTTP(w, r)
 			return
 		}
-		next.ServeHTTP(w, r)
+		switch err := con.Sessions.Authorize(r); err {
+		case nil:
+			next.ServeHTTP(w, r)
+		case console.ErrCrossSite:
+			codec.Write(w, status.Errorf(status.PermissionDenied, "Request refused: it carries the console's session but not its CSRF token (%s), or comes from another site.", console.CSRFHeader))
+		default:
+			codec.Write(w, status.Errorf(status.Unauthenticated, "Request had invalid authentication credentials. Expected the access token of this kubeyard engine (<data-dir>/access-token) as a Bearer token."))
+		}
+	})
+}
+
+// registerConsole adds the call that makes a one-time console login link
+// (`kubeyard console`).
+func registerConsole(mux *http.ServeMux, con *console.Console) {
+	codec.HandleJSON(mux, "POST /kubeyard/v1/console:loginLink", func(r *http.Request) (any, error) {
+		return map[string]string{"url": con.Sessions.LoginURL("http://" + r.Host)}, nil
 	})
 }
 

@@ -8,6 +8,7 @@ import (
 
 	"github.com/kubeyard/kubeyard/internal/apitest"
 	"github.com/kubeyard/kubeyard/internal/auth"
+	"github.com/kubeyard/kubeyard/internal/console"
 	"github.com/kubeyard/kubeyard/internal/engine"
 	"github.com/kubeyard/kubeyard/internal/engine/fakeruntime"
 	"github.com/kubeyard/kubeyard/internal/store"
@@ -17,7 +18,8 @@ import (
 // etcd, until the test ends.
 type testEngine struct {
 	*apitest.Client
-	srv *httptest.Server
+	srv     *httptest.Server
+	console *console.Console
 }
 
 func newTestEngine(t *testing.T) *testEngine {
@@ -40,7 +42,8 @@ func newTestEngine(t *testing.T) *testEngine {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { e.Close(false) })
-	mux.Handle("/", NewHandler(e))
+	te.console = console.New(e.Identity())
+	mux.Handle("/", NewHandler(e, te.console))
 	return te
 }
 

@@ -75,6 +75,6 @@ func newRoot(streams Streams) *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(newServe(streams), newEnv(streams), newClock(streams), newVersion(streams),
-		newClusters(streams), newUpdate(streams), newCertificateKey(streams), newJoin(streams), newLoadBalancer(streams), newImages(streams))
+		newClusters(streams), newUpdate(streams), newCertificateKey(streams), newJoin(streams), newLoadBalancer(streams), newImages(streams), newConsole(streams))
 	return root
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/kubeyard/kubeyard/internal/api"
 	"github.com/kubeyard/kubeyard/internal/auth"
+	"github.com/kubeyard/kubeyard/internal/console"
 	"github.com/kubeyard/kubeyard/internal/engine"
 	"github.com/kubeyard/kubeyard/internal/logging"
 	"github.com/kubeyard/kubeyard/internal/store"
@@ -142,7 +143,8 @@ func serve(ctx context.Context, streams Streams, o serveOptions) error {
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: api.NewHandler(e), ReadHeaderTimeout: 10 * time.Second}
+	con := console.New(e.Identity())
+	srv := &http.Server{Handler: api.NewHandler(e, con), ReadHeaderTimeout: 10 * time.Second}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	if err := e.Start(ctx); err != nil {
@@ -156,7 +158,8 @@ func serve(ctx context.Context, streams Streams, o serveOptions) error {
 		return errors.Join(err, e.Close(!o.leaveRunning))
 	}
 	log.Info("kubeyard engine serving", "addr", ln.Addr().String(), "data-dir", o.dataDir)
-	fmt.Fprintf(streams.Err, "\nPoint gcloud at this engine with:\n  eval \"$(kubeyard env --data-dir %s --addr %s)\"\n\n", o.dataDir, ln.Addr())
+	fmt.Fprintf(streams.Err, "\nPoint gcloud at this engine with:\n  eval \"$(kubeyard env --data-dir %s --addr %s)\"\n", o.dataDir, ln.Addr())
+	fmt.Fprintf(streams.Err, "Open the console (a one-time link; `kubeyard console` makes another):\n  %s\n\n", con.Sessions.LoginURL("http://"+ln.Addr().String()))
 
 	select {
 	case sig := <-sigs:

@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"net/netip"
+	"net/url"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -32,4 +33,20 @@ func (r *Runtime) PodAddresses(ctx context.Context, s Spec) (map[netip.Addr]PodN
 		}
 	}
 	return out, nil
+}
+
+// ReadKubernetes reads path (a GET of the cluster's API: "/api/v1/pods",
+// a pod's log) with query, as the cluster's admin, and returns the body.
+func (r *Runtime) ReadKubernetes(ctx context.Context, s Spec, path string, query url.Values) ([]byte, error) {
+	client, err := r.AdminClient(s)
+	if err != nil {
+		return nil, err
+	}
+	req := client.CoreV1().RESTClient().Get().AbsPath(path)
+	for k, vs := range query {
+		for _, v := range vs {
+			req = req.Param(k, v)
+		}
+	}
+	return req.DoRaw(ctx)
 }

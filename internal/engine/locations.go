@@ -1,7 +1,12 @@
 package engine
 
 import (
+	"context"
+	"maps"
+	"slices"
 	"strings"
+
+	compute "google.golang.org/api/compute/v1"
 )
 
 // regions are the Google Cloud regions the engine accepts, with their zones'
@@ -67,4 +72,32 @@ func ParseLocation(name string) (Location, bool) {
 		}
 	}
 	return Location{}, false
+}
+
+// ListRegions are the regions, as the Compute API lists them (the
+// console's and `gcloud compute regions list`'s choices of location).
+func (e *Engine) ListRegions(ctx context.Context, project string) ([]*compute.Region, error) {
+	base := e.cfg.BaseURL + "/compute/v1/projects/" + project
+	var out []*compute.Region
+	for _, name := range slices.Sorted(maps.Keys(regions)) {
+		rg := &compute.Region{Kind: "compute#region", Name: name, Status: "UP", SelfLink: base + "/regions/" + name}
+		for _, s := range regions[name] {
+			rg.Zones = append(rg.Zones, base+"/zones/"+name+"-"+s)
+		}
+		out = append(out, rg)
+	}
+	return out, nil
+}
+
+// ListZones are the zones of every region, as the Compute API lists them.
+func (e *Engine) ListZones(ctx context.Context, project string) ([]*compute.Zone, error) {
+	base := e.cfg.BaseURL + "/compute/v1/projects/" + project
+	var out []*compute.Zone
+	for _, name := range slices.Sorted(maps.Keys(regions)) {
+		for _, s := range regions[name] {
+			out = append(out, &compute.Zone{Kind: "compute#zone", Name: name + "-" + s, Status: "UP",
+				Region: base + "/regions/" + name, SelfLink: base + "/zones/" + name + "-" + s})
+		}
+	}
+	return out, nil
 }

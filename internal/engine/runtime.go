@@ -2,10 +2,11 @@ package engine
 
 import (
 	"context"
+	"net/netip"
+	"net/url"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"net/netip"
-	"time"
 
 	"github.com/kubeyard/kubeyard/internal/cluster"
 	"github.com/kubeyard/kubeyard/internal/controlplane"
@@ -67,6 +68,9 @@ type Runtime interface {
 	// PodAddresses names the cluster's pods by address (host-network pods
 	// left out: theirs is their node's).
 	PodAddresses(ctx context.Context, s cluster.Spec) (map[netip.Addr]cluster.PodName, error)
+	// ReadKubernetes reads a path of the cluster's own API (GET, as its
+	// admin): what the console shows of its workloads.
+	ReadKubernetes(ctx context.Context, s cluster.Spec, path string, query url.Values) ([]byte, error)
 	// FollowServices watches the cluster's Services and their endpoints,
 	// calling changed after each change; LoadBalancerServices lists those
 	// that have or must have a load balancer (ok: the watch has listed

@@ -47,10 +47,12 @@ var (
 
 const root = "/compute/v1/projects/{project}"
 
-// Machines are the VM instances of a project (its clusters' nodes), the
-// node pools' instance groups and their Services' load balancers, read
-// only.
+// Machines are the regions and zones, the VM instances of a project (its
+// clusters' nodes), the node pools' instance groups and their Services'
+// load balancers, read only.
 type Machines interface {
+	ListRegions(ctx context.Context, project string) ([]*compute.Region, error)
+	ListZones(ctx context.Context, project string) ([]*compute.Zone, error)
 	ListInstances(ctx context.Context, project, zone string) ([]*compute.Instance, error)
 	GetInstance(ctx context.Context, project, zone, name string) (*compute.Instance, error)
 	InstanceGroups
@@ -284,6 +286,14 @@ func Register(mux *http.ServeMux, v *vpc.Service, instances Machines) {
 		return v.DeleteRouter(r.Context(), p(r), r.PathValue("region"), r.PathValue("name"))
 	})
 
+	h("GET "+root+"/regions", func(r *http.Request) (any, error) {
+		items, err := filtered(r, func() ([]*compute.Region, error) { return instances.ListRegions(r.Context(), p(r)) })
+		return &compute.RegionList{Kind: "compute#regionList", Items: items}, err
+	})
+	h("GET "+root+"/zones", func(r *http.Request) (any, error) {
+		items, err := filtered(r, func() ([]*compute.Zone, error) { return instances.ListZones(r.Context(), p(r)) })
+		return &compute.ZoneList{Kind: "compute#zoneList", Items: items}, err
+	})
 	h("GET "+root+"/zones/{zone}/instances", func(r *http.Request) (any, error) {
 		items, err := filtered(r, func() ([]*compute.Instance, error) {
 			return instances.ListInstances(r.Context(), p(r), r.PathValue("zone"))

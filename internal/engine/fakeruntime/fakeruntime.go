@@ -8,14 +8,17 @@ package fakeruntime
 
 import (
 	"context"
-
 	"fmt"
-	corev1 "k8s.io/api/core/v1"
 	"maps"
 	"net/netip"
+	"net/url"
 	"slices"
 	"sync"
 	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/kubeyard/kubeyard/internal/cluster"
 	"github.com/kubeyard/kubeyard/internal/controlplane"
@@ -68,13 +71,14 @@ type Runtime struct {
 	services    map[string]*services // by cluster name
 	logSources  map[string][]logcollect.Source
 	events      map[string][]corev1.Event
+	kubernetes  map[string][]byte // by cluster name and path
 }
 
 // New returns an empty fake runtime.
 func New() *Runtime {
 	return &Runtime{clusters: map[string]*Cluster{}, Unhealthy: map[string]bool{}, firewalls: map[string][]firewall.Rule{},
 		connections: map[string]connections{}, pods: map[string]map[netip.Addr]cluster.PodName{}, routes: map[string][]vpcnet.Route{},
-		hits: map[string][]firewall.Hit{}}
+		hits: map[string][]firewall.Hit{}, kubernetes: map[string][]byte{}}
 }
 
 // SetFirewall records a network's rules.
@@ -143,6 +147,28 @@ func (r *Runtime) PodAddresses(ctx context.Context, s cluster.Spec) (map[netip.A
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return maps.Clone(r.pods[s.Name]), nil
+}
+
+// ReadKubernetes answers what SetKubernetes said of the cluster's path,
+// and NOT_FOUND otherwise.
+func (r *Runtime) ReadKubernetes(ctx context.Context, s cluster.Spec, path string, query url.Values) ([]byte, error) {
+	if err := r.enter(ctx, "ReadKubernetes", s); err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	body, ok := r.kubernetes[s.Name+path]
+	if !ok {
+		return nil, apierrors.NewNotFound(schema.GroupResource{}, path)
+	}
+	return body, nil
+}
+
+// SetKubernetes says what a read of the cluster's API at path answers.
+func (r *Runtime) SetKubernetes(clusterName, path string, body []byte) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.kubernetes[clusterName+path] = body
 }
 
 // SetPods names a cluster's pods by address.
