@@ -182,11 +182,13 @@ func (b *browser) textOf(selector string) string {
 }
 
 // press clicks the button or link whose text is label, once it is there
-// and enabled.
+// and enabled; in the open dialog when there is one, as a user can reach
+// nothing else.
 func (b *browser) press(label string) {
 	b.t.Helper()
 	b.await("a control named "+label, 20*time.Second, fmt.Sprintf(`(() => {
-		const el = [...document.querySelectorAll('button, a')].find(el => el.innerText.trim() === %s && !el.disabled);
+		const root = document.querySelector('dialog[open]') || document;
+		const el = [...root.querySelectorAll('button, a')].find(el => el.innerText.trim() === %s && !el.disabled);
 		if (el) el.click();
 		return !!el;
 	})()`, jsString(label)))

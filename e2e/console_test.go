@@ -235,3 +235,116 @@ func TestConsoleRefusesWithoutASession(t *testing.T) {
 		t.Errorf("the engine's start does not print a console link:\n%s", log)
 	}
 }
+
+// TestConsoleChanges: the rest of what the console changes, each checked
+// with gcloud or kubectl: labels, authorized networks, a refused request
+// whose error the dialog shows, a node pool resized, the cluster CA
+// rotated with its progress shown, and a delete that asks for the name.
+func TestConsoleChanges(t *testing.T) {
+	e := harness.Start(t, harness.Options{})
+	e.Gcloud("container", "clusters", "create", "edits", "--zone", zone, "--num-nodes", "1")
+	e.Gcloud("container", "clusters", "get-credentials", "edits", "--zone", zone)
+	describe := func(format string) string {
+		return strings.TrimSpace(e.Gcloud("container", "clusters", "describe", "edits", "--zone", zone, "--format", "value("+format+")"))
+	}
+	b := newBrowser(t, e, 1280, 900)
+	link, err := e.Kubeyard("console")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.open(strings.TrimPrefix(strings.TrimSpace(link), b.base))
+	b.do(b.fill("#project", e.Project+"\n"))
+	b.awaitText("main", "edits", 20*time.Second)
+	b.shot("20-clusters")
+	b.press("edits")
+	b.awaitText("h1", "RUNNING", 20*time.Second)
+	idle := func() {
+		t.Helper()
+		b.await("the cluster idle", 3*time.Minute, `!document.querySelector('.notice') && !!document.querySelector('h1 .status.ok')`)
+	}
+
+	// Labels.
+	b.press("Edit labels")
+	b.do(b.fill("dialog textarea[name=labels]", "team=platform"))
+	b.press("Save")
+	b.awaitText("main", "team", 20*time.Second)
+	if got := describe("resourceLabels.team"); got != "platform" {
+		t.Errorf("gcloud describes the label team=%q", got)
+	}
+
+	// Authorized networks: the endpoints admit only loopback, which the
+	// test (and kubectl) still is.
+	b.press("Edit authorized networks")
+	b.do(chromedp.Click("dialog input[name=enabled]"), b.fill("dialog textarea[name=cidrs]", "127.0.0.0/8"))
+	b.press("Save")
+	b.awaitText("main", "127.0.0.0/8", time.Minute)
+	idle()
+	if got := describe("masterAuthorizedNetworksConfig.cidrBlocks[0].cidrBlock"); got != "127.0.0.0/8" {
+		t.Errorf("gcloud describes the authorized networks %q", got)
+	}
+	e.Kubectl("get", "nodes")
+
+	// A request the engine refuses: its error, in the dialog, which
+	// stays open; nothing runs.
+	b.press("Complete IP rotation")
+	b.press("Complete rotation")
+	b.awaitText("dialog[open] [role=alert]", "FAILED_PRECONDITION", 20*time.Second)
+	if msg := b.textOf("dialog[open] [role=alert]"); !strings.Contains(msg, "is not rotating its IP") {
+		t.Errorf("the refusal says %q", msg)
+	}
+	b.shot("21-refused-in-dialog")
+	b.press("Cancel")
+
+	// A node pool resized from the nodes page.
+	b.press("Nodes")
+	b.awaitText("main", "default-pool", 20*time.Second)
+	b.press("Resize")
+	b.do(b.fill("dialog input[name=count]", "2"))
+	b.press("Resize")
+	e.Eventually(3*time.Minute, func() error {
+		if n := strings.Count(e.Kubectl("get", "nodes", "-o", "name"), "node/"); n != 2 {
+			return errorf("%d nodes", n)
+		}
+		return nil
+	})
+	b.await("two nodes on the page", time.Minute, `document.querySelectorAll('main table')[1]?.querySelectorAll('tbody tr').length === 2`)
+	b.shot("22-resized")
+
+	// The cluster CA rotation, its phases shown as they go.
+	b.press("Details")
+	idle()
+	oldCA := describe("masterAuth.clusterCaCertificate")
+	b.press("Rotate cluster CA")
+	b.awaitText("dialog[open]", "cannot be paused or rolled back", 20*time.Second)
+	b.press("Rotate the cluster CA")
+	b.awaitText(".notice", "CA rotation 1/3", time.Minute)
+	b.shot("23-ca-rotation")
+	idle()
+	if describe("masterAuth.clusterCaCertificate") == oldCA {
+		t.Error("the cluster CA is the same after the rotation")
+	}
+	b.open("/#/operations")
+	b.awaitText("main", "UPDATE_CLUSTER", 20*time.Second)
+	b.do(chromedp.Click("tbody tr:first-child details summary")) // the newest's stages
+	b.awaitText("main", "CA rotation 3/3", 20*time.Second)
+
+	// Delete, once the name is typed.
+	b.open("/#/clusters/" + zone + "/edits")
+	b.press("Delete cluster")
+	b.do(b.fill("dialog input[name=confirm]", "edit"))
+	b.press("Delete")
+	b.awaitText("dialog[open] [role=alert]", "Type edits to confirm", 20*time.Second)
+	if got := describe("status"); got != "RUNNING" {
+		t.Fatalf("the cluster is %s after a delete that was not confirmed", got)
+	}
+	b.do(b.fill("dialog input[name=confirm]", "edits"))
+	b.press("Delete")
+	b.awaitText("h1", "Kubernetes clusters", 20*time.Second)
+	e.Eventually(3*time.Minute, func() error {
+		if out := e.Gcloud("container", "clusters", "list", "--format", "value(name)"); strings.TrimSpace(out) != "" {
+			return errorf("clusters: %s", out)
+		}
+		return nil
+	})
+	b.awaitText("main", "No clusters in project", 20*time.Second)
+}
