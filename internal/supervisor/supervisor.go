@@ -7,6 +7,7 @@
 package supervisor
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -283,7 +284,16 @@ func (s *Supervisor) start(p *proc) (*exec.Cmd, error) {
 	if p.spec.NetNS != "" {
 		cmd = exec.Command("nsenter", append([]string{"--net=" + netns.Path(p.spec.NetNS), "--", s.cfg.Binary}, p.spec.Args...)...)
 	}
-	cmd.Env = append(os.Environ(), p.spec.Env...)
+	// The pidfile says the process is starting, and how to know it, before
+	// it starts: an engine that crashes before the PID is written leaves
+	// a process the next one still finds (and adopts or stops) rather
+	// than one it knows nothing of, holding the ports of the one it
+	// starts.
+	nonce := newNonce()
+	if err := writeStartingPIDFile(p.spec.PIDFile, nonce, p.spec.hash()); err != nil {
+		return nil, err
+	}
+	cmd.Env = append(append(os.Environ(), p.spec.Env...), startEnv+"="+nonce)
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
 	// Own process group: a Ctrl-C on the engine's terminal does not reach the
@@ -381,8 +391,52 @@ func startTime(pid int) string {
 	return fields[19]
 }
 
+// A pidfile is "PID STARTTIME HASH" once the process runs, and "0 NONCE
+// HASH" while it starts: the process then carries NONCE in startEnv.
+const startEnv = "KUBEYARD_SUPERVISOR_START"
+
+func newNonce() string {
+	return strconv.FormatInt(time.Now().UnixNano(), 36) + "-" + strconv.Itoa(os.Getpid())
+}
+
+// startedWith is the process started with nonce (the first of them: its
+// children inherit the variable), or 0.
+func startedWith(nonce string) int {
+	want := []byte(startEnv + "=" + nonce + "\x00")
+	dirs, _ := os.ReadDir("/proc")
+	found, first := 0, ""
+	for _, d := range dirs {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		env, err := os.ReadFile(filepath.Join("/proc", d.Name(), "environ"))
+		if err != nil || !bytes.Contains(append(env, 0), want) || !pidAlive(pid) {
+			continue
+		}
+		if st := startTime(pid); found == 0 || lessStartTime(st, first) {
+			found, first = pid, st
+		}
+	}
+	return found
+}
+
+// lessStartTime compares two start times (clock ticks since boot).
+func lessStartTime(a, b string) bool {
+	x, _ := strconv.ParseUint(a, 10, 64)
+	y, _ := strconv.ParseUint(b, 10, 64)
+	return x < y
+}
+
 func writePIDFile(path string, pid int, hash string) error {
-	data := fmt.Sprintf("%d %s %s\n", pid, startTime(pid), hash)
+	return writeFileAtomic(path, fmt.Sprintf("%d %s %s\n", pid, startTime(pid), hash))
+}
+
+func writeStartingPIDFile(path, nonce, hash string) error {
+	return writeFileAtomic(path, fmt.Sprintf("0 %s %s\n", nonce, hash))
+}
+
+func writeFileAtomic(path, data string) error {
 	tmp := path + ".tmp"
 	if err := os.WriteFile(tmp, []byte(data), 0o644); err != nil {
 		return fmt.Errorf("supervisor: pidfile: %w", err)
@@ -391,7 +445,8 @@ func writePIDFile(path string, pid int, hash string) error {
 }
 
 // readPIDFile returns the PID and configuration hash of a live process
-// recorded in path; a dead or reused PID is an error.
+// recorded in path (one that was starting is found by its nonce); a dead
+// or reused PID is an error.
 func readPIDFile(path string) (int, string, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -404,6 +459,13 @@ func readPIDFile(path string) (int, string, error) {
 	pid, err := strconv.Atoi(f[0])
 	if err != nil {
 		return 0, "", err
+	}
+	if pid == 0 {
+		if pid = startedWith(f[1]); pid == 0 {
+			os.Remove(path)
+			return 0, "", fmt.Errorf("supervisor: the process starting in %s is gone", path)
+		}
+		return pid, f[2], nil
 	}
 	if !pidAlive(pid) || startTime(pid) != f[1] {
 		os.Remove(path)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -154,5 +155,65 @@ func TestStopRecorded(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "p.pid")); !os.IsNotExist(err) {
 		t.Errorf("the pidfile stays: %v", err)
+	}
+}
+
+// TestFindsAProcessStartedAsTheEngineCrashed: an engine that crashed
+// between starting a process and writing its PID left the pidfile saying
+// it was starting; the next engine finds that process (adopting it, or
+// stopping it if its configuration changed) instead of starting a second
+// one beside it (CI: a kube-controller-manager left so held its port, and
+// the one started in its place never ran).
+func TestFindsAProcessStartedAsTheEngineCrashed(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		spec  func(Process) Process
+		adopt bool
+	}{
+		{name: "same configuration", spec: func(p Process) Process { return p }, adopt: true},
+		{name: "changed configuration", spec: func(p Process) Process { p.Env = []string{"X=1"}; return p }, adopt: false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			spec := sleeper(dir)
+			// What the crashed engine got to: the pidfile that says the
+			// process starts, and the process.
+			nonce := newNonce()
+			if err := writeStartingPIDFile(spec.PIDFile, nonce, spec.hash()); err != nil {
+				t.Fatal(err)
+			}
+			// sleep itself, not the sh that would exec it: its
+			// environment is in place once Start returns.
+			orphan := exec.Command("sleep", "60")
+			orphan.Env = append(os.Environ(), startEnv+"="+nonce)
+			orphan.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+			if err := orphan.Start(); err != nil {
+				t.Fatal(err)
+			}
+			reaped := make(chan struct{})
+			go func() { orphan.Wait(); close(reaped) }()
+			t.Cleanup(func() { orphan.Process.Kill(); <-reaped })
+
+			s := newSup(t)
+			defer s.Close()
+			if err := s.Ensure("p", tc.spec(spec)); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, "running", func() bool { return s.PID("p") != 0 })
+			if tc.adopt {
+				if got := s.PID("p"); got != orphan.Process.Pid {
+					t.Fatalf("runs %d, want the orphan %d adopted", got, orphan.Process.Pid)
+				}
+				return
+			}
+			select {
+			case <-reaped:
+			case <-time.After(5 * time.Second):
+				t.Fatal("the orphan with the old configuration still runs")
+			}
+			if s.PID("p") == orphan.Process.Pid {
+				t.Fatal("the orphan with the old configuration was adopted")
+			}
+		})
 	}
 }
