@@ -202,6 +202,19 @@ func (b *browser) fill(selector, text string) chromedp.Action[chromedp.Void] {
 		chromedp.SendKeys(selector, text))
 }
 
+// expectLabelled fails the test for each control on the page a screen
+// reader could not name: an input without a label, a button or link
+// without text.
+func (b *browser) expectLabelled(page string) {
+	b.t.Helper()
+	unnamed := eval[[]string](b, `[...document.querySelectorAll('input, select, textarea, button, a[href]')]
+		.filter(el => !(el.labels && el.labels.length) && !el.getAttribute('aria-label') && !(el.innerText || '').trim() && el.type !== 'hidden')
+		.map(el => el.outerHTML.slice(0, 120))`)
+	for _, el := range unnamed {
+		b.t.Errorf("%s: a control without a name: %s", page, el)
+	}
+}
+
 // shot writes a screenshot of the whole page to the artifacts folder.
 func (b *browser) shot(name string) {
 	b.t.Helper()

@@ -43,6 +43,7 @@ func TestConsole(t *testing.T) {
 	b.do(chromedp.SendKeys("input[name=name]", "bad-range"),
 		chromedp.Click("input[name=privateNodes]"),
 		chromedp.SendKeys("input[name=masterCidr]", "172.16.0.0/24"))
+	b.expectLabelled("the create form")
 	b.shot("03-create-form")
 	b.press("Create")
 	b.awaitText("[role=alert]", "INVALID_ARGUMENT", 20*time.Second)
@@ -78,6 +79,7 @@ func TestConsole(t *testing.T) {
 	if !strings.Contains(b.textOf("main"), oldEndpoint) {
 		t.Errorf("the details do not show the endpoint %s", oldEndpoint)
 	}
+	b.expectLabelled("the cluster's details")
 	b.shot("06-cluster-details")
 
 	// Two pods on the one node, one calling the other: the workloads
@@ -86,6 +88,7 @@ func TestConsole(t *testing.T) {
 	e.Gcloud("container", "clusters", "get-credentials", "console-demo", "--zone", zone)
 	b.open("/#/networks/subnetworks")
 	b.awaitText("main", "us-central1", 20*time.Second)
+	b.expectLabelled("the subnetworks")
 	b.shot("07-networks")
 	b.do(chromedp.Click(`button[aria-label="Turn flow logs on for default in us-central1"]`))
 	b.await("flow logs on", 20*time.Second, `!!document.querySelector('button[aria-label="Turn flow logs off for default in us-central1"]')`)
@@ -105,6 +108,7 @@ func TestConsole(t *testing.T) {
 	b.open("/#/clusters/" + zone + "/console-demo/workloads")
 	b.awaitText("main", "pod-2", 30*time.Second)
 	b.awaitText("main", "Running", 30*time.Second)
+	b.expectLabelled("the workloads")
 	b.shot("08-workloads")
 	b.open("/#/clusters/" + zone + "/console-demo/pods/default/pod-2/log")
 	b.awaitText("pre.log", "Server listening", 30*time.Second)
@@ -124,6 +128,7 @@ func TestConsole(t *testing.T) {
 	// follows the query.
 	b.awaitText("main", pod2IP+":8080", time.Minute)
 	b.awaitText("main", "default/pod-1 → default/pod-2", 20*time.Second)
+	b.expectLabelled("the flow logs")
 	b.shot("11-flow-logs")
 
 	// Visibility off from the details page, by keyboard: the operation
@@ -168,6 +173,7 @@ func TestConsole(t *testing.T) {
 	b.awaitText("main", newEndpoint, 20*time.Second)
 	b.open("/#/operations")
 	b.awaitText("main", "UPGRADE_NODES", 20*time.Second)
+	b.expectLabelled("the operations")
 	b.shot("15-operations")
 	b.open("/#/clusters/" + zone + "/console-demo")
 	b.press("Complete IP rotation")
