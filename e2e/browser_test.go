@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -130,11 +131,11 @@ func (b *browser) do(steps ...chromedp.Action[chromedp.Void]) {
 }
 
 // eval evaluates a JavaScript expression and returns its value.
-func eval[T any](b *browser, expr string) T {
+func eval[T any](b *browser, expr string, opts ...chromedp.EvaluateOption) T {
 	b.t.Helper()
 	ctx, cancel := context.WithTimeout(b.ctx, time.Minute)
 	defer cancel()
-	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr))
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr, opts...))
 	if err != nil {
 		b.t.Fatalf("browser: %s: %v\npage text:\n%s", expr, err, b.textNow())
 	}
@@ -156,14 +157,27 @@ func (b *browser) open(path string) {
 }
 
 // await waits until the JavaScript expression cond is true, within
-// timeout; what says it failed is the page's text.
+// timeout, asking again every 100 ms (also across a navigation, which
+// ends the page an evaluation ran in); what says it failed is the page's
+// text.
 func (b *browser) await(what string, timeout time.Duration, cond string) {
 	b.t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, timeout+5*time.Second)
-	defer cancel()
-	if _, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](cond,
-		chromedp.WithPollingInterval(100*time.Millisecond), chromedp.WithPollingTimeout(timeout))); err != nil {
-		b.t.Fatalf("%s: not within %s (%v)\npage text:\n%s", what, timeout, err, b.textNow())
+	var last error
+	err := harness.Poll(timeout, 100*time.Millisecond, func() error {
+		ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
+		defer cancel()
+		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](cond))
+		switch {
+		case err != nil:
+			last = err
+			return err
+		case !ok:
+			return errors.New("not yet")
+		}
+		return nil
+	})
+	if err != nil {
+		b.t.Fatalf("%s: not within %s (last: %v)\npage text:\n%s", what, timeout, last, b.textNow())
 	}
 }
 

@@ -353,4 +353,14 @@ func TestConsoleChanges(t *testing.T) {
 		return nil
 	})
 	b.awaitText("main", "No clusters in project", 20*time.Second)
+
+	// Log out, and in again with the access token pasted: the browser's
+	// own form posts.
+	b.press("Log out")
+	b.awaitText("main", "Or log in with the engine's access token", 20*time.Second)
+	if code := eval[int](b, `fetch('/v1/projects/p/locations/-/clusters').then(r => r.status)`, chromedp.EvalAwaitPromise); code != http.StatusUnauthorized {
+		t.Errorf("the API after logging out: %d", code)
+	}
+	b.do(b.fill("#token", e.Token()+"\n"))
+	b.awaitText("h1", "Kubernetes clusters", 20*time.Second)
 }

@@ -59,12 +59,14 @@ func (c *Console) Register(mux *http.ServeMux) {
 }
 
 // securityHeaders: the pages load only the engine's own scripts and
-// styles, and no other site may frame them or learn their address.
+// styles, and no other site may frame them or learn their address. (Not
+// no-referrer: under it a browser sends its forms' posts with Origin
+// "null", which the login and logout forms are refused for.)
 func securityHeaders(w http.ResponseWriter) {
 	h := w.Header()
 	h.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Referrer-Policy", "same-origin")
 	h.Set("Cache-Control", "no-store")
 }
 
