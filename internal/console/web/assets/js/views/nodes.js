@@ -18,7 +18,7 @@ export async function show(el, cluster) {
 
 function poolsTable(pools, cluster) {
   return table([
-    {title: 'Name', cell: p => p.name},
+    {title: 'Name', nowrap: true, cell: p => p.name},
     {title: 'Status', cell: p => statusBadge(p.status)},
     {title: 'Nodes per zone', num: true, cell: p => p.initialNodeCount ?? 0},
     {title: 'Zones', cell: p => (p.locations || []).join(', ')},
@@ -70,7 +70,7 @@ function nodeRows([nodeList, podList]) {
 function nodesTable(rows) {
   return table([
     {title: 'Name', cell: n => h('span', {class: 'mono'}, n.name, n.simulated ? ' (simulated)' : '')},
-    {title: 'Pool', cell: n => n.pool},
+    {title: 'Pool', nowrap: true, cell: n => n.pool},
     {title: 'Status', cell: n => statusBadge(n.ready)},
     {title: 'Internal IP', cell: n => h('span', {class: 'mono'}, n.internalIP || '—')},
     {title: 'External IP', cell: n => h('span', {class: 'mono'}, n.externalIP || '—')},
