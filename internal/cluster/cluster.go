@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
@@ -618,14 +619,24 @@ func (r *Runtime) AdminClient(s Spec) (kubernetes.Interface, error) {
 // adminClient is a cluster-admin client with the rate limits given (a
 // negative qps: none).
 func (r *Runtime) adminClient(s Spec, qps float32, burst int) (kubernetes.Interface, error) {
+	cfg, err := adminConfig(s)
+	if err != nil {
+		return nil, err
+	}
+	cfg.QPS, cfg.Burst = qps, burst
+	return kubernetes.NewForConfig(cfg)
+}
+
+// adminConfig is the super-admin's client configuration, through the
+// cluster endpoint from a control-plane replica's address.
+func adminConfig(s Spec) (*rest.Config, error) {
 	h, _ := s.pkiHost()
 	cfg, err := clientcmd.BuildConfigFromFlags("https://"+s.Endpoint(), filepath.Join(s.HostDir(h), "super-admin.conf"))
 	if err != nil {
 		return nil, fmt.Errorf("cluster %s: admin kubeconfig: %w", s.Name, err)
 	}
-	cfg.QPS, cfg.Burst = qps, burst
 	cfg.Dial = join.DialFrom(s.sourceIP())
-	return kubernetes.NewForConfig(cfg)
+	return cfg, nil
 }
 
 // CAPin is the cluster CA's discovery-token-ca-cert-hash.

@@ -6,6 +6,8 @@ import (
 	"net/url"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 )
 
 // PodName is a pod's namespace and name.
@@ -37,8 +39,19 @@ func (r *Runtime) PodAddresses(ctx context.Context, s Spec) (map[netip.Addr]PodN
 
 // ReadKubernetes reads path (a GET of the cluster's API: "/api/v1/pods",
 // a pod's log) with query, as the cluster's admin, and returns the body.
+// Its connection is closed after: a client with its own dialer gets a
+// transport of its own, and the console reads every few seconds.
 func (r *Runtime) ReadKubernetes(ctx context.Context, s Spec, path string, query url.Values) ([]byte, error) {
-	client, err := r.AdminClient(s)
+	cfg, err := adminConfig(s)
+	if err != nil {
+		return nil, err
+	}
+	hc, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer hc.CloseIdleConnections()
+	client, err := kubernetes.NewForConfigAndClient(cfg, hc)
 	if err != nil {
 		return nil, err
 	}
