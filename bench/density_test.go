@@ -56,7 +56,7 @@ func BenchmarkDensity(b *testing.B) {
 		if alive == 0 {
 			b.Fatal(failed)
 		}
-		time.Sleep(10 * time.Second) // the last create settles
+		time.Sleep(settle) // the last create settles
 		cp := measure(clusterPIDs(e, ""))
 		engine := measure([]int{e.PID()})
 		cpu, idle := sharesLine(cpuShares(idlePIDs(e), idleSpan))

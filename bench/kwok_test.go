@@ -263,7 +263,7 @@ func BenchmarkAgainstKWOK(b *testing.B) {
 	for range b.N {
 		k := newKWOKCluster(b, "kybench")
 		kwokCreate := k.create()
-		time.Sleep(10 * time.Second) // idle
+		time.Sleep(settle)
 		kwokMem := measure(values(k.pids()))
 		kwokCPU, kwokIdle := sharesLine(cpuShares(k.pids(), idleSpan))
 		kwokNodes := kwokNodesReady(b, k.client(), 1000)
@@ -274,7 +274,7 @@ func BenchmarkAgainstKWOK(b *testing.B) {
 
 		e := harness.Start(b, harness.Options{})
 		create := createCluster(b, e, zone, "kybench", 1)
-		time.Sleep(10 * time.Second)
+		time.Sleep(settle)
 		cp := measure(clusterPIDs(e, ""))
 		engine := measure([]int{e.PID()})
 		cpu, idle := sharesLine(cpuShares(idlePIDs(e), idleSpan))
@@ -297,6 +297,11 @@ func BenchmarkAgainstKWOK(b *testing.B) {
 
 // idleSpan is how long idle CPU is averaged over (issue 16: a minute).
 const idleSpan = time.Minute
+
+// settle is how long a new cluster is left before it counts as idle, on
+// either side: the start's burst over, and kubeyard's components back on
+// their idle GC pace (gcpace's 15 s calm).
+const settle = 30 * time.Second
 
 // idlePIDs are the processes an idle one-cluster engine runs for it: the
 // control plane, the node's kube-proxy and containers (CoreDNS) with their

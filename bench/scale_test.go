@@ -1,9 +1,12 @@
 package bench
 
 import (
+	"cmp"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -40,7 +43,34 @@ func printScale(s scale, kwokNodes, kwokPods time.Duration) {
 		s.kubectl.Seconds(), s.describe.Seconds(), s.engine.pss, s.engine.rss)
 	fmt.Printf("10,000 pods of a Deployment Running on them: kubeyard %.0f s%s; target 100 s; engine PSS then %.0f MiB (RSS %.0f)\n",
 		s.pods.Seconds(), kwok(s.pods, kwokPods, 0, " on nodes with a zone as kubeyard's have"), s.engineWithPods.pss, s.engineWithPods.rss)
+	total, parts := cpuLine(s.podsCPU)
+	fmt.Printf("  CPU while the pods started: %.0f s of one core (%s)\n", total, parts)
 	fmt.Printf("  resize 1,000 to 10: drained and deleted in %.2f s (target 30 s)\n", s.down.Seconds())
+}
+
+// cpuByKind is the CPU seconds each kind of process has used so far
+// (kinds as cpuShares names them).
+func cpuByKind(pids map[string]int) map[string]float64 {
+	out := map[string]float64{}
+	for name, pid := range pids {
+		kind, _, _ := strings.Cut(name, "@")
+		out[kind] += cpuSeconds([]int{pid})
+	}
+	return out
+}
+
+// cpuLine is the total of seconds by kind, and the kinds biggest first.
+func cpuLine(byKind map[string]float64) (float64, string) {
+	kinds := slices.SortedFunc(maps.Keys(byKind), func(a, b string) int { return cmp.Compare(byKind[b], byKind[a]) })
+	total := 0.0
+	parts := make([]string, 0, len(kinds))
+	for _, k := range kinds {
+		total += byKind[k]
+		if byKind[k] >= 0.5 {
+			parts = append(parts, fmt.Sprintf("%s %.0f", k, byKind[k]))
+		}
+	}
+	return total, strings.Join(parts, ", ")
 }
 
 // scale is what simulatedScale measured.
@@ -50,6 +80,11 @@ type scale struct {
 	engine            memory        // with the nodes up
 	pods              time.Duration // a Deployment's pods to Running on them
 	engineWithPods    memory
+	// podsCPU is the CPU the cluster's processes and the engine spent
+	// while the pods started, in seconds of one core, by kind: unlike
+	// the time, it does not grow when the machine's other tenants take
+	// its cores (steal).
+	podsCPU map[string]float64
 }
 
 // simulatedScale adds a simulated pool of one node to the cluster, resizes
@@ -106,7 +141,13 @@ func simulatedScale(b *testing.B, e *harness.Engine, clusterName string, n, pods
 		b.Fatalf("%d nodes Ready after the resize to %d", got, n)
 	}
 	s.engine = measure([]int{e.PID()})
+	busy := idlePIDs(e)
+	before := cpuByKind(busy)
 	s.pods = deploymentRunning(b, e, pods)
+	s.podsCPU = cpuByKind(busy)
+	for kind, v := range before {
+		s.podsCPU[kind] -= v
+	}
 	s.engineWithPods = measure([]int{e.PID()})
 	e.Kubectl("delete", "deployment", "ghosts", "--wait=false")
 	s.down = resize(back)

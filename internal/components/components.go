@@ -5,6 +5,7 @@
 package components
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"sort"
@@ -16,6 +17,8 @@ import (
 	controllermanager "k8s.io/kubernetes/cmd/kube-controller-manager/app"
 	proxy "k8s.io/kubernetes/cmd/kube-proxy/app"
 	scheduler "k8s.io/kubernetes/cmd/kube-scheduler/app"
+
+	"github.com/kubeyard/kubeyard/internal/gcpace"
 )
 
 // runners maps a component name to the function that runs it with args and
@@ -57,12 +60,22 @@ func Names() []string {
 	return names
 }
 
-// Run runs component name with args in this process and returns its exit code.
+// Run runs component name with args in this process and returns its exit
+// code. A process whose spec asks for it (gcpace.Env) has its garbage
+// collector paced by how busy it is.
 func Run(name string, args []string) int {
 	run, ok := runners[name]
 	if !ok {
 		fmt.Fprintf(os.Stderr, "kubeyard: unknown component %q (known: %s)\n", name, strings.Join(Names(), ", "))
 		return 2
+	}
+	if v, ok := os.LookupEnv(gcpace.Env); ok {
+		cfg, err := gcpace.ParseEnv(v)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "kubeyard:", err)
+			return 2
+		}
+		go gcpace.New(cfg).Run(context.Background())
 	}
 	return run(args)
 }

@@ -10,6 +10,8 @@ import (
 	"net"
 	"path/filepath"
 	"strings"
+
+	"github.com/kubeyard/kubeyard/internal/gcpace"
 )
 
 // Ports are the standard control-plane ports. Every replica has a loopback
@@ -210,10 +212,15 @@ func APIServer(c Cluster, h Host, etcdServers []string) Component {
 			"--shutdown-delay-duration=2s",
 			"--shutdown-send-retry-after=true",
 		}, reconciler...),
-		Env:       []string{"GOGC=50"},
+		Env:       []string{gcPace},
 		HealthURL: h.APIServerURL() + "/readyz",
 	}
 }
+
+// gcPace paces the garbage collector of the apiserver, controller-manager
+// and scheduler (see gcpace): GOGC 50 while idle, for an idle cluster's
+// memory, and 200 while busy, for its CPU.
+const gcPace = gcpace.Env + "=50,200"
 
 // clientQPS and clientBurst are the controller-manager's and scheduler's
 // client limits.
@@ -269,7 +276,7 @@ func ControllerManager(c Cluster, h Host) Component {
 			"--service-cluster-ip-range=" + c.ServiceCIDR,
 			"--use-service-account-credentials=true",
 		},
-		Env:       []string{"GOGC=50"},
+		Env:       []string{gcPace},
 		HealthURL: "https://" + hostPort(h.IP, ControllerManagerPort) + "/healthz",
 	}
 }
@@ -290,7 +297,7 @@ func Scheduler(c Cluster, h Host) Component {
 			"--leader-elect=true",
 			leaderElectLease, leaderElectRenew, leaderElectRetry,
 		},
-		Env:       []string{"GOGC=50"},
+		Env:       []string{gcPace},
 		HealthURL: "https://" + hostPort(h.IP, SchedulerPort) + "/healthz",
 	}
 }

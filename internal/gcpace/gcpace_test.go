@@ -1,0 +1,91 @@
+package gcpace
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestPacer(t *testing.T) {
+	var set []int
+	released := 0
+	p := New(Config{Calm: 30 * time.Second, SetGCPercent: func(v int) int { set = append(set, v); return 0 },
+		Release: func() { released++ }, Allocated: func() uint64 { return 0 }})
+	start := time.Unix(0, 0)
+	steps := []struct {
+		at   time.Duration
+		rate float64
+		busy bool
+	}{
+		{0, 1 << 20, false},              // idle
+		{1 * time.Second, 64 << 20, true}, // busy at once
+		{2 * time.Second, 1 << 20, true},  // calm for now
+		{20 * time.Second, 1 << 20, true},
+		{21 * time.Second, 32 << 20, true}, // busy again: the calm starts over
+		{22 * time.Second, 0, true},
+		{51 * time.Second, 0, true},
+		{52 * time.Second, 0, false}, // 30 s calm
+		{53 * time.Second, 0, false},
+	}
+	for _, s := range steps {
+		if got := p.Observe(s.rate, start.Add(s.at)); got != s.busy {
+			t.Errorf("at %v, rate %.0f: busy %v, want %v", s.at, s.rate, got, s.busy)
+		}
+	}
+	if want := []int{50, 200, 50}; len(set) != len(want) || set[0] != 50 || set[1] != 200 || set[2] != 50 {
+		t.Errorf("GOGC set to %v, want %v", set, want)
+	}
+	if released != 1 {
+		t.Errorf("the heap was released %d times, want once, when idle again", released)
+	}
+}
+
+// TestRunReadsTheRate: Run turns busy on a process's real allocations.
+func TestRunReadsTheRate(t *testing.T) {
+	var mu sync.Mutex
+	var set []int
+	released := 0
+	p := New(Config{Every: 20 * time.Millisecond, Warmup: 50 * time.Millisecond,
+		SetGCPercent: func(v int) int { mu.Lock(); set = append(set, v); mu.Unlock(); return 0 },
+		Release:      func() { mu.Lock(); released++; mu.Unlock() }})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { p.Run(ctx); close(done) }()
+	var sink [][]byte
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		sink = append(sink, make([]byte, 1<<20)) // 1 MiB a millisecond
+		if len(sink) > 64 {
+			sink = sink[:0]
+		}
+		time.Sleep(time.Millisecond)
+		mu.Lock()
+		n := len(set)
+		mu.Unlock()
+		if n >= 2 {
+			break
+		}
+	}
+	cancel()
+	<-done
+	mu.Lock()
+	defer mu.Unlock()
+	if len(set) < 2 || set[1] != 200 {
+		t.Fatalf("GOGC set to %v while allocating a GiB a second", set)
+	}
+	if released != 1 {
+		t.Errorf("released %d times, want once after the warm-up", released)
+	}
+}
+
+func TestParseEnv(t *testing.T) {
+	if c, err := ParseEnv("50,200"); err != nil || c.IdlePercent != 50 || c.BusyPercent != 200 {
+		t.Errorf("50,200: %+v %v", c, err)
+	}
+	for _, bad := range []string{"", "50", "200,50", "0,100", "x,y"} {
+		if _, err := ParseEnv(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
