@@ -18,7 +18,7 @@ func TestPacer(t *testing.T) {
 		rate float64
 		busy bool
 	}{
-		{0, 1 << 20, false},              // idle
+		{0, 1 << 20, false},               // idle
 		{1 * time.Second, 64 << 20, true}, // busy at once
 		{2 * time.Second, 1 << 20, true},  // calm for now
 		{20 * time.Second, 1 << 20, true},
