@@ -34,13 +34,9 @@ type browser struct {
 }
 
 // artifactsDir is where the console tests write their screenshots:
-// $KUBEYARD_ARTIFACTS/console, or artifacts/console in the repository.
+// console/ in the artifacts folder.
 func artifactsDir(t *testing.T) string {
-	root := os.Getenv("KUBEYARD_ARTIFACTS")
-	if root == "" {
-		root = filepath.Join(harness.RepoRoot(), "artifacts")
-	}
-	dir := filepath.Join(root, "console")
+	dir := filepath.Join(harness.ArtifactsDir(), "console")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}

@@ -284,6 +284,9 @@ func (e *Engine) ComponentPID(prefix string) int {
 // cleanup stops the engine (SIGTERM stops its clusters), kills whatever
 // control-plane process is still recorded, and removes the folder.
 func (e *Engine) cleanup() {
+	if e.t.Failed() {
+		e.keepLogs() // before the stop removes the containers' logs
+	}
 	if e.cmd != nil && e.cmd.ProcessState == nil {
 		select {
 		case err := <-e.exited:
@@ -316,20 +319,6 @@ func (e *Engine) cleanup() {
 		e.removeLeftovers()
 		if left := e.Leftovers(); len(left) > 0 {
 			e.t.Errorf("could not remove: %s", strings.Join(left, ", "))
-		}
-	}
-	if e.t.Failed() {
-		e.t.Logf("engine log:\n%s", tail(e.Log(), 60))
-		logs, _ := filepath.Glob(filepath.Join(e.DataDir, "clusters", "*", "logs", "*.log"))
-		engineLogs, _ := filepath.Glob(filepath.Join(e.DataDir, "logs", "*.log"))
-		logs = append(logs, engineLogs...)
-		for _, dir := range e.machines {
-			machineLogs, _ := filepath.Glob(filepath.Join(dir, "logs", "*.log"))
-			logs = append(logs, machineLogs...)
-		}
-		for _, l := range logs {
-			data, _ := os.ReadFile(l)
-			e.t.Logf("%s:\n%s", l, tail(string(data), 15))
 		}
 	}
 	os.RemoveAll(e.Dir)
