@@ -1,7 +1,9 @@
 package harness
 
 import (
+	"encoding/json"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -11,6 +13,7 @@ import (
 	"github.com/kubeyard/kubeyard/internal/cgroups"
 	"github.com/kubeyard/kubeyard/internal/cluster"
 	"github.com/kubeyard/kubeyard/internal/netns"
+	"github.com/kubeyard/kubeyard/internal/shim"
 )
 
 // Prefix begins the names of the engine's network namespaces and cgroups
@@ -37,6 +40,29 @@ func (e *Engine) Leftovers() []string {
 	for _, m := range e.mounts() {
 		out = append(out, "mount "+m)
 	}
+	for _, s := range e.attachSockets() {
+		out = append(out, "attach socket "+s)
+	}
+	return out
+}
+
+// attachSockets are the shims' attach sockets still on the machine: they
+// live outside the data folder (a socket's path must be short), and a
+// killed shim leaves its own.
+func (e *Engine) attachSockets() []string {
+	var out []string
+	_ = filepath.WalkDir(e.Dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || d.Name() != "shim.json" {
+			return nil
+		}
+		var cfg shim.Config
+		if data, err := os.ReadFile(path); err == nil && json.Unmarshal(data, &cfg) == nil && cfg.AttachSocket != "" {
+			if _, err := os.Stat(cfg.AttachSocket); err == nil {
+				out = append(out, cfg.AttachSocket)
+			}
+		}
+		return nil
+	})
 	return out
 }
 
@@ -75,10 +101,13 @@ func (e *Engine) mounts() []string {
 
 // removeLeftovers kills and removes what Leftovers lists: the shims and
 // every process in the engine's cgroups (its containers), the namespaces,
-// the cgroups, the mounts.
+// the cgroups, the mounts, the attach sockets.
 func (e *Engine) removeLeftovers() {
 	for _, pid := range append(e.ShimPIDs(), e.KubeProxyPIDs()...) {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+	for _, s := range e.attachSockets() {
+		_ = os.Remove(s)
 	}
 	for _, name := range cgroups.Named(e.Prefix() + "-") {
 		_ = cgroups.Remove("/" + name)
