@@ -394,6 +394,15 @@ func TestRealPods(t *testing.T) {
 			t.Errorf("10 pods Running on %d simulated nodes of 5", len(on))
 		}
 		e.Kubectl("delete", "deployment", "ghosts")
+
+		// Fewer simulated nodes: removed through the client they share,
+		// no connection of their own each.
+		endpoint := strings.TrimSpace(e.Gcloud("container", "clusters", "describe", "demo", "--zone", zone, "--format", "value(endpoint)")) + ":443"
+		conns := e.Connections(endpoint)
+		e.Gcloud("container", "clusters", "resize", "demo", "--zone", zone, "--node-pool", "sim", "--num-nodes", "1", "--quiet")
+		if more := e.Connections(endpoint) - conns; more > 1 {
+			t.Errorf("removing 4 simulated nodes left %d connections more to the cluster's endpoint", more)
+		}
 		e.Gcloud("container", "node-pools", "delete", "sim", "--cluster", "demo", "--zone", zone, "--quiet")
 	})
 

@@ -177,7 +177,20 @@ func (r *Runtime) waitNodesReady(ctx context.Context, s Spec, nodes []Node) erro
 // evict its pods (DaemonSet pods stay, as kubectl drain leaves them), wait
 // until they are gone, stop the agent and delete the Node.
 func (r *Runtime) RemoveNode(ctx context.Context, s Spec, name string) error {
-	client, err := r.AdminClient(s)
+	r.mu.Lock()
+	a, running := r.agents[s.ID+"/"+name]
+	r.mu.Unlock()
+	// A simulated node goes through its fleet's client: a thousand nodes
+	// removed must not mean a thousand clients, each with a TLS
+	// connection of its own (a client with its own dialer shares no
+	// transport).
+	var client kubernetes.Interface
+	var err error
+	if running && a.Fleet() != nil {
+		client, err = a.Fleet().Client()
+	} else {
+		client, err = r.AdminClient(s)
+	}
 	if err != nil {
 		return err
 	}
@@ -186,11 +199,9 @@ func (r *Runtime) RemoveNode(ctx context.Context, s Spec, name string) error {
 		return fmt.Errorf("cordon %s: %w", name, err)
 	}
 	d := &drain{client: client, node: name, logger: r.cfg.Logger}
-	r.mu.Lock()
-	if a, ok := r.agents[s.ID+"/"+name]; ok {
+	if running {
 		d.agent = a // not a nil *Agent in the interface
 	}
-	r.mu.Unlock()
 	drainCtx, cancel := context.WithTimeout(ctx, r.cfg.ReadyTimeout)
 	defer cancel()
 	if err := poll.Until(drainCtx, d.round); err != nil {

@@ -192,7 +192,7 @@ func (a *Agent) Start(ctx context.Context) error {
 // its pods to the fleet.
 func (a *Agent) startInFleet(ctx context.Context) error {
 	var err error
-	if a.client, err = a.cfg.Fleet.clientFor(); err != nil {
+	if a.client, err = a.cfg.Fleet.Client(); err != nil {
 		return fmt.Errorf("node %s: %w", a.cfg.Name, err)
 	}
 	if err := a.register(ctx); err != nil {
@@ -208,6 +208,9 @@ func (a *Agent) startInFleet(ctx context.Context) error {
 	go a.leaseLoop(runCtx)
 	return nil
 }
+
+// Fleet is the fleet the node is part of (a simulated node's), or nil.
+func (a *Agent) Fleet() *Fleet { return a.cfg.Fleet }
 
 // Pods are the pods bound to the node as its watch has them, without a
 // request to the API server; ok is false until the watch has listed them.

@@ -56,8 +56,9 @@ func NewFleet(connect func() (kubernetes.Interface, error), logger *slog.Logger)
 	return &Fleet{connect: connect, logger: logger, agents: map[string]*Agent{}}
 }
 
-// clientFor returns the fleet's client, connecting first if it has none.
-func (f *Fleet) clientFor() (kubernetes.Interface, error) {
+// Client returns the cluster-admin client the fleet's nodes share,
+// connecting first if it has none.
+func (f *Fleet) Client() (kubernetes.Interface, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.client == nil {
