@@ -46,6 +46,8 @@ func printScale(s scale, kwokNodes, kwokPods time.Duration) {
 	total, parts := cpuLine(s.podsCPU)
 	fmt.Printf("  CPU while the pods started: %.0f s of one core (%s)\n", total, parts)
 	fmt.Printf("  resize 1,000 to 10: drained and deleted in %.2f s (target 30 s)\n", s.down.Seconds())
+	total, parts = cpuLine(s.downCPU)
+	fmt.Printf("    CPU meanwhile: %.0f s of one core (%s)\n", total, parts)
 }
 
 // cpuByKind is the CPU seconds each kind of process has used so far
@@ -57,6 +59,15 @@ func cpuByKind(pids map[string]int) map[string]float64 {
 		out[kind] += cpuSeconds([]int{pid})
 	}
 	return out
+}
+
+// cpuSince is the CPU seconds by kind used since before (cpuByKind's).
+func cpuSince(pids map[string]int, before map[string]float64) map[string]float64 {
+	now := cpuByKind(pids)
+	for kind, v := range before {
+		now[kind] -= v
+	}
+	return now
 }
 
 // cpuLine is the total of seconds by kind, and the kinds biggest first.
@@ -85,6 +96,7 @@ type scale struct {
 	// the time, it does not grow when the machine's other tenants take
 	// its cores (steal).
 	podsCPU map[string]float64
+	downCPU map[string]float64 // the same, while the pool shrank
 }
 
 // simulatedScale adds a simulated pool of one node to the cluster, resizes
@@ -144,13 +156,12 @@ func simulatedScale(b *testing.B, e *harness.Engine, clusterName string, n, pods
 	busy := idlePIDs(e)
 	before := cpuByKind(busy)
 	s.pods = deploymentRunning(b, e, pods)
-	s.podsCPU = cpuByKind(busy)
-	for kind, v := range before {
-		s.podsCPU[kind] -= v
-	}
+	s.podsCPU = cpuSince(busy, before)
 	s.engineWithPods = measure([]int{e.PID()})
 	e.Kubectl("delete", "deployment", "ghosts", "--wait=false")
+	before = cpuByKind(busy)
 	s.down = resize(back)
+	s.downCPU = cpuSince(busy, before)
 	return s
 }
 
