@@ -122,11 +122,11 @@ func TestClusterCARotation(t *testing.T) {
 		}
 	})
 	watch.Stop()
-	failedBefore := failures.Count(watch.Before)
+	failedBefore, why := failures.Count(watch.Before)
 	t.Logf("cluster CA rotated (regional, 3 replicas) in %.1f s; old-credential client: %d ok, %d failed, %d of them before the old CA was retired\n%s",
 		took.Seconds(), load.OK, load.Failed, failedBefore, out)
 	if failedBefore > 0 {
-		t.Errorf("%d requests with the old credentials failed before the old CA was retired", failedBefore)
+		t.Errorf("%d requests with the old credentials failed before the old CA was retired; the first:\n%s", failedBefore, why)
 	}
 	for _, want := range []string{"CA rotation 1/3", "CA rotation 2/3", retiredStage, "restarted kube-controller-manager-2", "every kube-apiserver serves its new certificate", "done"} {
 		if !strings.Contains(out, want) {
@@ -297,10 +297,10 @@ func TestCredentialRotation(t *testing.T) {
 		})
 	})
 	watch.Stop()
-	failedBefore := failures.Count(watch.Before)
+	failedBefore, why := failures.Count(watch.Before)
 	t.Logf("credential rotation (regional): old-credential client %d ok, %d failed, %d of them before completion retired the old CA", load.OK, load.Failed, failedBefore)
 	if failedBefore > 0 {
-		t.Errorf("%d requests with the old credentials failed before completion", failedBefore)
+		t.Errorf("%d requests with the old credentials failed before completion; the first:\n%s", failedBefore, why)
 	}
 
 	if err := whoami(oldKubeconfig); err == nil {

@@ -226,36 +226,43 @@ func (w *StageWatch) Stop() {
 	w.done.Wait()
 }
 
-// Failures records when requests failed.
+// Failures records when requests failed, and why.
 type Failures struct {
-	mu    sync.Mutex
-	times []time.Time
+	mu     sync.Mutex
+	times  []time.Time
+	errors []error
 }
 
-// Track wraps request so that the end time of each failure is recorded.
+// Track wraps request so that the end time and error of each failure is
+// recorded.
 func (f *Failures) Track(request func(context.Context) error) func(context.Context) error {
 	return func(ctx context.Context) error {
 		err := request(ctx)
 		if err != nil {
 			f.mu.Lock()
 			f.times = append(f.times, time.Now())
+			f.errors = append(f.errors, err)
 			f.mu.Unlock()
 		}
 		return err
 	}
 }
 
-// Count returns how many failures match.
-func (f *Failures) Count(match func(time.Time) bool) int {
+// Count returns how many failures match, and the first few of them
+// with their times, to say why.
+func (f *Failures) Count(match func(time.Time) bool) (int, string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	n := 0
-	for _, t := range f.times {
+	var first []string
+	for i, t := range f.times {
 		if match(t) {
-			n++
+			if n++; n <= 3 {
+				first = append(first, fmt.Sprintf("%s: %v", t.Format("15:04:05.000"), f.errors[i]))
+			}
 		}
 	}
-	return n
+	return n, strings.Join(first, "\n")
 }
 
 // Reach makes an HTTPS request to https://endpoint/version over a
