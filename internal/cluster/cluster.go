@@ -459,14 +459,25 @@ func (r *Runtime) writeFrontend(s Spec) error {
 	r.mu.Lock()
 	backends = append(backends, r.joined[s.ID]...)
 	r.mu.Unlock()
-	for _, f := range s.frontends() {
-		fe := loadbalancer.Frontend{Addr: s.frontendAddr(f.ip), Backends: backends, Allow: s.allow()}
-		if err := loadbalancer.WriteFrontend(r.cfg.LoadBalancerDir, f.name, fe); err != nil {
+	// The cluster's own file last: as a rotation starts, the old address
+	// moves from it to the old endpoint's file, and the load balancer,
+	// reading the folder between the two writes, would find the old
+	// address in neither and close the connections of every client on it
+	// (CI: TestCredentialRotation, a request cut as the rotation started).
+	// Found in both for a moment, it stays as it is.
+	fs := s.frontends()
+	for i := len(fs) - 1; i >= 0; i-- {
+		fe := loadbalancer.Frontend{Addr: s.frontendAddr(fs[i].ip), Backends: backends, Allow: s.allow()}
+		if err := writeFrontendFile(r.cfg.LoadBalancerDir, fs[i].name, fe); err != nil {
 			return fmt.Errorf("cluster %s: %w", s.Name, err)
 		}
 	}
 	return r.writeInternalFrontends(s, backends)
 }
+
+// writeFrontendFile writes a frontend's file (replaced in tests, to see
+// the folder after each write).
+var writeFrontendFile = loadbalancer.WriteFrontend
 
 // EnsureAccess applies the sources s admits to the cluster's endpoints
 // (authorized networks, the nodes) and waits until the load balancer has
