@@ -3,7 +3,6 @@ package harness
 import (
 	"encoding/json"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -51,18 +50,15 @@ func (e *Engine) Leftovers() []string {
 // killed shim leaves its own.
 func (e *Engine) attachSockets() []string {
 	var out []string
-	_ = filepath.WalkDir(e.Dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || d.Name() != "shim.json" {
-			return nil
-		}
+	configs, _ := filepath.Glob(e.containerFiles("shim.json"))
+	for _, path := range configs {
 		var cfg shim.Config
 		if data, err := os.ReadFile(path); err == nil && json.Unmarshal(data, &cfg) == nil && cfg.AttachSocket != "" {
 			if _, err := os.Stat(cfg.AttachSocket); err == nil {
 				out = append(out, cfg.AttachSocket)
 			}
 		}
-		return nil
-	})
+	}
 	return out
 }
 

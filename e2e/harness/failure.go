@@ -44,7 +44,8 @@ func (e *Engine) keepLogs() {
 		e.t.Logf("keeping the logs: %v", err)
 		return
 	}
-	files := map[string]string{"engine.log": e.Log()}
+	engineLog := e.Log()
+	files := map[string]string{"engine.log": engineLog}
 	if e.cmd != nil && e.cmd.ProcessState == nil {
 		for name, data := range e.clusterState() {
 			files[name] = data
@@ -68,5 +69,5 @@ func (e *Engine) keepLogs() {
 			e.t.Logf("keeping the logs: %v", err)
 		}
 	}
-	e.t.Logf("engine log's last lines (all of it, every component's log and the cluster's state in %s):\n%s", dir, tail(e.Log(), 15))
+	e.t.Logf("engine log's last lines (all of it, every component's log and the cluster's state in %s):\n%s", dir, tail(engineLog, 15))
 }

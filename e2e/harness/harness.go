@@ -209,6 +209,12 @@ func (e *Engine) ComponentPIDs() map[string]int {
 	})
 }
 
+// containerFiles is the glob pattern of a file every container of the
+// engine's nodes has: .../nodes/NODE/pods/pods/UID/containers/NAME/file.
+func (e *Engine) containerFiles(file string) string {
+	return filepath.Join(e.DataDir, "clusters", "*", "nodes", "*", "pods", "pods", "*", "containers", "*", file)
+}
+
 // NodePIDs returns the processes of the engine's real nodes, from their
 // pidfiles: each node's kube-proxy, as "kube-proxy@node", and each
 // container and its shim, as "container:NAME@pod-uid" and
@@ -219,8 +225,7 @@ func (e *Engine) NodePIDs() map[string]int {
 		return filepath.Base(filepath.Dir(filepath.Dir(f)))
 	})
 	for _, kind := range []string{"container", "shim"} {
-		// .../pods/pods/UID/containers/NAME/container.pid
-		for name, pid := range readPIDFiles(filepath.Join(nodes, "pods", "pods", "*", "containers", "*", kind+".pid"), func(f string) string {
+		for name, pid := range readPIDFiles(e.containerFiles(kind+".pid"), func(f string) string {
 			container := filepath.Dir(f)
 			return filepath.Base(container) + "@" + filepath.Base(filepath.Dir(filepath.Dir(container)))
 		}) {
