@@ -63,7 +63,10 @@ browser:
 # real gcloud and kubectl.
 test: unit e2e
 
+# vet compiles every package, benchmarks and e2e tests among them, which
+# no other target builds.
 unit: $(BUILTIN_FILES)
+	go vet ./...
 	go test ./internal/...
 
 e2e: $(BIN) $(SHIM) browser

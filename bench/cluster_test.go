@@ -29,9 +29,14 @@ func createCluster(b *testing.B, e *harness.Engine, location, name string, nodes
 	return took
 }
 
-// tryCreateCluster is createCluster, returning what went wrong.
-func tryCreateCluster(e *harness.Engine, location, name string, nodes int) (time.Duration, error) {
-	body := map[string]any{"cluster": map[string]any{"name": name, "nodePools": []any{map[string]any{"name": "default-pool", "initialNodeCount": nodes}}}}
+// tryCreateCluster is createCluster, returning what went wrong; labels,
+// when given, are the cluster's resource labels.
+func tryCreateCluster(e *harness.Engine, location, name string, nodes int, labels ...map[string]string) (time.Duration, error) {
+	c := map[string]any{"name": name, "nodePools": []any{map[string]any{"name": "default-pool", "initialNodeCount": nodes}}}
+	if len(labels) > 0 {
+		c["resourceLabels"] = labels[0]
+	}
+	body := map[string]any{"cluster": c}
 	start := time.Now()
 	code, op := e.API("POST", fmt.Sprintf("/v1/projects/%s/locations/%s/clusters", e.Project, location), e.Token(), body)
 	if code != 200 {
@@ -149,6 +154,16 @@ func clusterPIDs(e *harness.Engine, clusterID string) []int {
 		if clusterID == "" || strings.HasSuffix(name, "@"+clusterID) {
 			pids = append(pids, pid)
 		}
+	}
+	return pids
+}
+
+// controlPlanePIDs are every cluster's control-plane processes, and the
+// shared etcd, which clusters of the shared topology use together.
+func controlPlanePIDs(e *harness.Engine) []int {
+	pids := clusterPIDs(e, "")
+	if pid, ok := e.ProcessPIDs()["shared-etcd@engine"]; ok {
+		pids = append(pids, pid)
 	}
 	return pids
 }

@@ -24,6 +24,21 @@ func densityClusters(b *testing.B) int {
 	return n
 }
 
+// densityTopology is the etcd topology of BenchmarkDensity's clusters:
+// "stacked" (an etcd each) unless KUBEYARD_BENCH_ETCD says "shared" (one
+// etcd for all, each cluster under its own prefix and user).
+func densityTopology(b *testing.B) string {
+	switch t := os.Getenv("KUBEYARD_BENCH_ETCD"); t {
+	case "", "stacked":
+		return "stacked"
+	case "shared":
+		return t
+	default:
+		b.Fatalf("KUBEYARD_BENCH_ETCD=%q: want stacked or shared", t)
+		return ""
+	}
+}
+
 // BenchmarkDensity creates zonal clusters of one node each, one after the
 // other, all alive at once, and prints every tenth create time (target:
 // the last at most 2x the first), their memory and idle CPU per cluster,
@@ -32,6 +47,9 @@ func densityClusters(b *testing.B) int {
 // the clusters alive are measured and the bench fails.
 func BenchmarkDensity(b *testing.B) {
 	n := densityClusters(b)
+	topology := densityTopology(b)
+	labels := map[string]string{"kubeyard-etcd-topology": topology}
+	fmt.Printf("etcd topology: %s\n", topology)
 	for range b.N {
 		e := harness.Start(b, harness.Options{})
 		// A create that fails (the machine full) ends the series: what is
@@ -39,7 +57,7 @@ func BenchmarkDensity(b *testing.B) {
 		var creates []time.Duration
 		var failed error
 		for i := range n {
-			took, err := tryCreateCluster(e, zone, fmt.Sprintf("dense-%02d", i), 1)
+			took, err := tryCreateCluster(e, zone, fmt.Sprintf("dense-%02d", i), 1, labels)
 			if err != nil {
 				failed = fmt.Errorf("create %d of %d: %w", i+1, n, err)
 				fmt.Println(failed)
@@ -47,7 +65,7 @@ func BenchmarkDensity(b *testing.B) {
 			}
 			creates = append(creates, took)
 			if i == 0 || (i+1)%10 == 0 || i == n-1 {
-				m := measure(clusterPIDs(e, ""))
+				m := measure(controlPlanePIDs(e))
 				fmt.Printf("create %d: %.2f s; %d control planes PSS %.0f MiB (RSS %.0f), engine PSS %.0f MiB\n",
 					i+1, took.Seconds(), i+1, m.pss, m.rss, measure([]int{e.PID()}).pss)
 			}
@@ -57,7 +75,7 @@ func BenchmarkDensity(b *testing.B) {
 			b.Fatal(failed)
 		}
 		time.Sleep(settle) // the last create settles
-		cp := measure(clusterPIDs(e, ""))
+		cp := measure(controlPlanePIDs(e))
 		engine := measure([]int{e.PID()})
 		cpu, idle := sharesLine(cpuShares(idlePIDs(e), idleSpan))
 

@@ -86,9 +86,12 @@ func BenchmarkCARotation(b *testing.B) {
 			took = time.Since(begin)
 		})
 		watch.Stop()
-		failed := failures.Count(watch.Before)
+		failed, why := failures.Count(watch.Before)
 		fmt.Printf("cluster CA rotation, regional (3 replicas, 3 nodes): %.2f s (target 30 s: %.2fx the target); old-credential client: %d ok, %d failed before the old CA was retired (target 0), %d after\n",
 			took.Seconds(), took.Seconds()/30, load.OK, failed, int(load.Failed)-failed)
+		if why != "" {
+			fmt.Println(why)
+		}
 		b.ReportMetric(took.Seconds(), "ca-rotation-s")
 		b.ReportMetric(float64(failed), "failed-before-retire")
 	}

@@ -34,6 +34,7 @@ import (
 	"github.com/kubeyard/kubeyard/internal/node"
 	"github.com/kubeyard/kubeyard/internal/pki"
 	"github.com/kubeyard/kubeyard/internal/poll"
+	"github.com/kubeyard/kubeyard/internal/sharedetcd"
 	"github.com/kubeyard/kubeyard/internal/supervisor"
 	"github.com/kubeyard/kubeyard/internal/vpcnet"
 )
@@ -48,6 +49,10 @@ type Spec struct {
 	// etcd topology); none means stacked etcd, a member beside each
 	// kube-apiserver.
 	EtcdHosts []controlplane.Host
+	// SharedEtcdIP, when set, is the address of the engine's shared etcd,
+	// where the cluster keeps its state under a prefix of its own (the
+	// shared topology, zonal clusters only); Cluster.EtcdPrefix says where.
+	SharedEtcdIP net.IP
 	// EndpointPort is the load balancer port (443 unless it could not be bound).
 	EndpointPort int
 	// OldEndpointIP is, during an IP rotation, the endpoint the cluster had
@@ -74,6 +79,9 @@ type Spec struct {
 
 // ExternalEtcd says whether etcd runs on machines of its own.
 func (s Spec) ExternalEtcd() bool { return len(s.EtcdHosts) > 0 }
+
+// SharedEtcd says whether the cluster keeps its state in the shared etcd.
+func (s Spec) SharedEtcd() bool { return s.SharedEtcdIP != nil }
 
 // Endpoint is the cluster's address as clients use it: "IP", or "IP:PORT"
 // when the port is not 443.
@@ -184,6 +192,9 @@ type Config struct {
 	// Pods makes nodes real: their pods run as containers. Without it
 	// every node is simulated.
 	Pods *Pods
+	// SharedEtcd runs the shared etcd of clusters with the shared
+	// topology (none: such clusters cannot run).
+	SharedEtcd *sharedetcd.Server
 }
 
 // Runtime runs clusters.
@@ -281,6 +292,13 @@ func (r *Runtime) EnsureControlPlane(ctx context.Context, s Spec) error {
 func (r *Runtime) ensureControlPlane(ctx context.Context, s Spec, j *joiner) error {
 	now := r.cfg.Clock.Now()
 	first, initialised := s.pkiHost()
+	if s.SharedEtcd() {
+		// Before the cluster's own CAs: the tenant's etcd CA is the shared
+		// etcd's, of which the cluster holds the certificate only.
+		if err := r.ensureTenant(ctx, s, first, now); err != nil {
+			return err
+		}
+	}
 	if !initialised {
 		if err := pki.EnsureShared(s.PKIDir(first), s.Name, now); err != nil {
 			return fmt.Errorf("cluster %s: PKI: %w", s.Name, err)
@@ -292,13 +310,16 @@ func (r *Runtime) ensureControlPlane(ctx context.Context, s Spec, j *joiner) err
 	// etcd and kube-apiserver start together: the apiserver retries etcd
 	// until it answers, which saves the time etcd takes to elect itself.
 	var initial []controlplane.Component
-	if s.ExternalEtcd() {
+	switch {
+	case s.SharedEtcd():
+		initial = []controlplane.Component{controlplane.APIServer(s.Cluster, first, etcdServers(s, first))}
+	case s.ExternalEtcd():
 		members, err := r.externalEtcd(s, now)
 		if err != nil {
 			return err
 		}
 		initial = append(members, controlplane.APIServer(s.Cluster, first, etcdServers(s, first)))
-	} else {
+	default:
 		etcd, err := stackedMember(s, first)
 		if err != nil {
 			return err
@@ -384,9 +405,45 @@ func (r *Runtime) externalEtcd(s Spec, now time.Time) ([]controlplane.Component,
 	return comps, nil
 }
 
+// ensureTenant brings the shared etcd up (or adopts it) and makes the
+// cluster a tenant of it, with the etcd certificates of host h.
+func (r *Runtime) ensureTenant(ctx context.Context, s Spec, h controlplane.Host, now time.Time) error {
+	if r.cfg.SharedEtcd == nil {
+		return fmt.Errorf("cluster %s: this engine runs no shared etcd", s.Name)
+	}
+	if err := r.cfg.SharedEtcd.Ensure(ctx, s.SharedEtcdIP, now); err != nil {
+		return fmt.Errorf("cluster %s: %w", s.Name, err)
+	}
+	if err := r.cfg.SharedEtcd.AddTenant(ctx, s.SharedEtcdIP, s.ID, s.PKIDir(h), now); err != nil {
+		return fmt.Errorf("cluster %s: %w", s.Name, err)
+	}
+	return nil
+}
+
+// removeTenant deletes the keys and the etcd user of a cluster on the
+// shared etcd, which it starts if it must (a cluster deleted before the
+// engine resumed any other).
+func (r *Runtime) removeTenant(ctx context.Context, s Spec) error {
+	if !s.SharedEtcd() {
+		return nil
+	}
+	err := r.cfg.SharedEtcd.Ensure(ctx, s.SharedEtcdIP, r.cfg.Clock.Now())
+	if err == nil {
+		err = r.cfg.SharedEtcd.RemoveTenant(ctx, s.SharedEtcdIP, s.ID)
+	}
+	if err != nil {
+		return fmt.Errorf("cluster %s: %w", s.Name, err)
+	}
+	return nil
+}
+
 // etcdServers are the etcd members kube-apiserver h talks to: its local
-// member when stacked, every member when external.
+// member when stacked, every member when external, the shared one when
+// shared.
 func etcdServers(s Spec, h controlplane.Host) []string {
+	if s.SharedEtcd() {
+		return []string{sharedetcd.ClientURL(s.SharedEtcdIP)}
+	}
 	if !s.ExternalEtcd() {
 		return []string{controlplane.EtcdClientURL(h)}
 	}
@@ -503,7 +560,10 @@ func (r *Runtime) ensureHostFiles(s Spec, h controlplane.Host, now time.Time) er
 		ips = append(ips, s.InternalEndpointIP)
 	}
 	host := pki.Host{Name: s.HostName(h), IP: h.IP, EndpointIPs: ips, ServiceIP: firstIP(s.ServiceCIDR)}
-	if s.ExternalEtcd() {
+	switch {
+	case s.SharedEtcd():
+		host.Role = pki.EtcdTenant
+	case s.ExternalEtcd():
 		host.Role = pki.ControlPlaneOnly
 	}
 	if err := pki.EnsureLeaves(pkiDir, host, now); err != nil {
@@ -725,6 +785,9 @@ func (r *Runtime) Destroy(s Spec) error {
 		return fmt.Errorf("cluster %s: %w", s.Name, err)
 	}
 	r.StopProcesses(s.ID + "/")
+	if err := r.removeTenant(ctx, s); err != nil {
+		return err
+	}
 	if err := os.RemoveAll(s.Dir); err != nil {
 		return fmt.Errorf("cluster %s: remove files: %w", s.Name, err)
 	}

@@ -2,11 +2,8 @@ package cluster
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -14,9 +11,9 @@ import (
 
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
 
 	"github.com/kubeyard/kubeyard/internal/controlplane"
+	"github.com/kubeyard/kubeyard/internal/etcdclient"
 	"github.com/kubeyard/kubeyard/internal/poll"
 )
 
@@ -39,20 +36,7 @@ func viaHosts(s Spec, hosts []controlplane.Host) etcdAccess {
 }
 
 func (a etcdAccess) client() (*clientv3.Client, error) {
-	cert, err := tls.LoadX509KeyPair(filepath.Join(a.certDir, "apiserver-etcd-client.crt"), filepath.Join(a.certDir, "apiserver-etcd-client.key"))
-	if err != nil {
-		return nil, fmt.Errorf("etcd client certificate: %w", err)
-	}
-	caPEM, err := os.ReadFile(filepath.Join(a.certDir, "etcd/ca.crt"))
-	if err != nil {
-		return nil, err
-	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(caPEM)
-	return clientv3.New(clientv3.Config{
-		Endpoints: a.endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop(),
-		TLS: &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: pool},
-	})
+	return etcdclient.New(a.endpoints, filepath.Join(a.certDir, "apiserver-etcd-client.crt"), filepath.Join(a.certDir, "apiserver-etcd-client.key"), filepath.Join(a.certDir, "etcd/ca.crt"))
 }
 
 // addEtcdLearner adds host h as a learner to the etcd cluster of the hosts

@@ -49,6 +49,10 @@ type Cluster struct {
 	// its first election, at start, take up to 5 s). The election timeout
 	// stays etcd's 1 s, so a machine joined later keeps etcd's defaults.
 	LoneEtcd bool
+	// EtcdPrefix is where kube-apiserver keeps the cluster's objects in an
+	// etcd it shares with other clusters (see SharedEtcd); empty: its own
+	// etcd, under upstream's /registry.
+	EtcdPrefix string
 }
 
 // Host is one machine of a cluster's control plane: a control-plane replica
@@ -108,40 +112,63 @@ func hostPort(ip net.IP, port int) string { return net.JoinHostPort(ip.String(),
 // name=peerURL.
 func Etcd(c Cluster, h Host, initialCluster []string, state string) Component {
 	pki := c.PKIDir(h)
-	name := c.HostName(h)
-	clientURL := "https://" + hostPort(h.IP, EtcdClientPort)
-	peerURL := "https://" + hostPort(h.IP, EtcdPeerPort)
 	var beat []string
 	if c.LoneEtcd {
-		beat = []string{"--heartbeat-interval=200", "--election-timeout=1000"}
+		beat = loneBeat
 	}
+	m := etcdMember{
+		name: c.HostName(h), dataDir: filepath.Join(c.HostDir(h), "etcd"), ip: h.IP,
+		initialCluster: initialCluster, state: state,
+		server: filepath.Join(pki, "etcd/server"), peer: filepath.Join(pki, "etcd/peer"), ca: filepath.Join(pki, "etcd/ca"),
+	}
+	return m.component(fmt.Sprintf("etcd-%d", h.Index), beat...)
+}
+
+// etcdMember is what tells etcd members apart.
+type etcdMember struct {
+	name, dataDir  string
+	ip             net.IP
+	initialCluster []string
+	state          string
+	// server, peer and ca are certificate files, without ".crt" (or ".key").
+	server, peer, ca string
+}
+
+// component is the member's process, called name, with its own flags
+// after those every member has.
+func (m etcdMember) component(name string, own ...string) Component {
+	clientURL := "https://" + hostPort(m.ip, EtcdClientPort)
+	peerURL := "https://" + hostPort(m.ip, EtcdPeerPort)
 	return Component{
-		Name:    fmt.Sprintf("etcd-%d", h.Index),
+		Name:    name,
 		Program: "etcd",
 		Args: append([]string{
-			"--name=" + name,
-			"--data-dir=" + filepath.Join(c.HostDir(h), "etcd"),
+			"--name=" + m.name,
+			"--data-dir=" + m.dataDir,
 			"--advertise-client-urls=" + clientURL,
 			"--listen-client-urls=" + clientURL,
 			"--initial-advertise-peer-urls=" + peerURL,
 			"--listen-peer-urls=" + peerURL,
-			"--initial-cluster=" + strings.Join(initialCluster, ","),
-			"--initial-cluster-state=" + state,
-			"--listen-metrics-urls=http://" + hostPort(h.IP, 2381),
-			"--cert-file=" + filepath.Join(pki, "etcd/server.crt"),
-			"--key-file=" + filepath.Join(pki, "etcd/server.key"),
+			"--initial-cluster=" + strings.Join(m.initialCluster, ","),
+			"--initial-cluster-state=" + m.state,
+			"--listen-metrics-urls=http://" + hostPort(m.ip, 2381),
+			"--cert-file=" + m.server + ".crt",
+			"--key-file=" + m.server + ".key",
 			"--client-cert-auth=true",
-			"--trusted-ca-file=" + filepath.Join(pki, "etcd/ca.crt"),
-			"--peer-cert-file=" + filepath.Join(pki, "etcd/peer.crt"),
-			"--peer-key-file=" + filepath.Join(pki, "etcd/peer.key"),
+			"--trusted-ca-file=" + m.ca + ".crt",
+			"--peer-cert-file=" + m.peer + ".crt",
+			"--peer-key-file=" + m.peer + ".key",
 			"--peer-client-cert-auth=true",
-			"--peer-trusted-ca-file=" + filepath.Join(pki, "etcd/ca.crt"),
+			"--peer-trusted-ca-file=" + m.ca + ".crt",
 			"--snapshot-count=10000",
 			"--log-level=warn",
-		}, beat...),
-		HealthURL: "http://" + hostPort(h.IP, 2381) + "/health",
+		}, own...),
+		HealthURL: "http://" + hostPort(m.ip, 2381) + "/health",
 	}
 }
+
+// loneBeat is the heartbeat of a single-member etcd (see LoneEtcd).
+var loneBeat = []string{"--heartbeat-interval=200", "--election-timeout=1000"}
 
 // EtcdMember is the initial-cluster entry of host h.
 func EtcdMember(c Cluster, h Host) string { return c.HostName(h) + "=" + EtcdPeerURL(h) }
@@ -211,10 +238,42 @@ func APIServer(c Cluster, h Host, etcdServers []string) Component {
 			// stops sending, then in-flight requests finish.
 			"--shutdown-delay-duration=2s",
 			"--shutdown-send-retry-after=true",
-		}, reconciler...),
+		}, append(reconciler, c.sharedEtcdFlags()...)...),
 		Env:       []string{gcPace},
 		HealthURL: h.APIServerURL() + "/readyz",
 	}
+}
+
+// sharedEtcdFlags are kube-apiserver's flags for a shared etcd: its keys
+// under the cluster's prefix, and no compaction, which etcd allows only to
+// its root user (the shared etcd compacts itself).
+func (c Cluster) sharedEtcdFlags() []string {
+	if c.EtcdPrefix == "" {
+		return nil
+	}
+	return []string{"--etcd-prefix=" + c.EtcdPrefix, "--etcd-compaction-interval=0"}
+}
+
+// SharedEtcd is the etcd that clusters of the shared topology keep their
+// state in, each under a key prefix and with an etcd user of its own (as
+// Kamaji's shared datastore): one member at ip, its data and certificates
+// under dir. Clients authenticate with certificates whose common name is
+// their etcd user; the member compacts its history itself, every 5
+// minutes as kube-apiserver would.
+func SharedEtcd(dir string, ip net.IP) Component {
+	pki := filepath.Join(dir, "pki")
+	const name = "kubeyard-shared"
+	m := etcdMember{
+		name: name, dataDir: filepath.Join(dir, "data"), ip: ip,
+		initialCluster: []string{name + "=https://" + hostPort(ip, EtcdPeerPort)}, state: "new",
+		server: filepath.Join(pki, "server"), peer: filepath.Join(pki, "server"), ca: filepath.Join(pki, "ca"),
+	}
+	return m.component("etcd-shared", append([]string{
+		"--auto-compaction-mode=periodic",
+		"--auto-compaction-retention=5m",
+		// Many clusters' objects: etcd's largest recommended quota.
+		"--quota-backend-bytes=8589934592",
+	}, loneBeat...)...)
 }
 
 // gcPace paces the garbage collector of the apiserver, controller-manager

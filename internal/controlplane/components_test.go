@@ -68,6 +68,28 @@ func TestExternalEtcdPlanGolden(t *testing.T) {
 	}
 }
 
+// TestSharedEtcdPlanGolden pins the shared topology: one etcd for many
+// clusters, which compacts itself, and a kube-apiserver that keeps its
+// objects under its cluster's prefix and does not compact (only etcd's
+// root user may).
+func TestSharedEtcdPlanGolden(t *testing.T) {
+	c := Cluster{
+		Name: "tenant", Dir: "/data/clusters/uid", EndpointIP: net.ParseIP("127.10.0.4"),
+		ServiceCIDR: "34.118.224.0/20", PodCIDR: "10.8.0.0/14", NodeMaskSize: 24,
+		AuthnWebhookURL: "http://127.0.0.1:8080/internal/authn", EtcdPrefix: "/clusters/uid/registry",
+	}
+	plan := []Component{
+		SharedEtcd("/data/shared-etcd", net.ParseIP("127.11.0.1")),
+		APIServer(c, Host{Index: 0, IP: net.ParseIP("127.11.0.2")}, []string{"https://127.11.0.1:2379"}),
+	}
+	got := golden(t, "testdata/shared-etcd.golden", plan)
+	for _, must := range []string{"--etcd-prefix=/clusters/uid/registry", "--etcd-compaction-interval=0", "--auto-compaction-retention=5m", "--client-cert-auth=true"} {
+		if !strings.Contains(got, must) {
+			t.Errorf("plan lacks %s", must)
+		}
+	}
+}
+
 // golden renders plan and compares it with the golden file (rewritten with
 // -update).
 func golden(t *testing.T, file string, plan []Component) string {

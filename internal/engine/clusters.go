@@ -111,7 +111,7 @@ func (e *Engine) CreateCluster(ctx context.Context, project, location string, c 
 			}
 		}
 	}
-	if c.ResourceLabels, err = etcdTopology(c.ResourceLabels); err != nil {
+	if c.ResourceLabels, err = etcdTopology(c.ResourceLabels, loc.Regional()); err != nil {
 		return nil, err
 	}
 	if err := validatePolicy("cluster.maintenancePolicy", c.MaintenancePolicy); err != nil {
@@ -150,6 +150,12 @@ func (e *Engine) CreateCluster(ctx context.Context, project, location string, c 
 	if err := e.allocate(alloc, r, loc, pl); err != nil {
 		return nil, err
 	}
+	var shared []store.Write
+	if c.ResourceLabels[EtcdTopologyLabel] == topologyShared {
+		if r.SharedEtcdIP, shared, err = e.sharedEtcdAddress(ctx, alloc); err != nil {
+			return nil, err
+		}
+	}
 	e.fillCluster(r, loc, pl)
 	setLogging(r.Cluster, logging)
 	for _, p := range c.NodePools {
@@ -159,7 +165,7 @@ func (e *Engine) CreateCluster(ctx context.Context, project, location string, c 
 	}
 	r.Allocations = alloc.got
 	op := e.newOperation(r, OpCreateCluster, "clusters/"+c.Name)
-	return e.startOperation(ctx, r, store.Absent, op)
+	return e.startOperation(ctx, r, store.Absent, op, shared...)
 }
 
 // allocate gives r its endpoints, replica addresses and ranges.

@@ -23,6 +23,7 @@ import (
 	"github.com/kubeyard/kubeyard/internal/images"
 	"github.com/kubeyard/kubeyard/internal/logging"
 	"github.com/kubeyard/kubeyard/internal/operations"
+	"github.com/kubeyard/kubeyard/internal/sharedetcd"
 	"github.com/kubeyard/kubeyard/internal/store"
 	"github.com/kubeyard/kubeyard/internal/supervisor"
 	"github.com/kubeyard/kubeyard/internal/vpc"
@@ -228,6 +229,10 @@ func newMachineRuntime(cfg Config, store *images.Store, snapshots *images.Snapsh
 		Pods: &cluster.Pods{
 			Images: store, Snapshots: snapshots, Shim: shim,
 			Prefix: cluster.EnginePrefix(cfg.DataDir), AllowPrivileged: cfg.AllowPrivilegedPods,
+		},
+		SharedEtcd: &sharedetcd.Server{
+			Dir: filepath.Join(cfg.DataDir, "shared-etcd"), Supervisor: sup,
+			RunDir: filepath.Join(cfg.DataDir, "run"), LogDir: filepath.Join(cfg.DataDir, "logs"),
 		},
 	})
 }

@@ -55,6 +55,11 @@ func (e *Engine) JoinCommand(ctx context.Context, project, location, name string
 	if err != nil {
 		return nil, err
 	}
+	if req.ControlPlane {
+		if err := checkControlPlaneJoin(s); err != nil {
+			return nil, err
+		}
+	}
 	ttl := req.TTL
 	if ttl == 0 && !req.NoExpiry {
 		ttl = JoinTokenTTL
@@ -89,6 +94,9 @@ func (e *Engine) UploadCerts(ctx context.Context, project, location, name, key s
 	if err != nil {
 		return "", err
 	}
+	if err := checkControlPlaneJoin(s); err != nil {
+		return "", err
+	}
 	return e.uploadCerts(ctx, s, key)
 }
 
@@ -103,6 +111,16 @@ func (e *Engine) uploadCerts(ctx context.Context, s cluster.Spec, key string) (s
 		return "", err
 	}
 	return key, nil
+}
+
+// checkControlPlaneJoin refuses a control-plane replica for a cluster on
+// the shared etcd: a joining replica brings an etcd member, and the shared
+// etcd's CA, which would sign it, is the engine's alone.
+func checkControlPlaneJoin(s cluster.Spec) error {
+	if s.SharedEtcd() {
+		return status.Errorf(status.FailedPrecondition, "Cluster %q keeps its state in the engine's shared etcd (%s=%s): it has one control-plane replica, and no other can join it.", s.Name, EtcdTopologyLabel, topologyShared)
+	}
+	return nil
 }
 
 // runningCluster returns the spec of a RUNNING cluster.

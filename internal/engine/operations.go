@@ -77,15 +77,16 @@ func busyError(project, location, op string) error {
 // startOperation stores op and, unless its kind blocks nothing, marks the
 // cluster busy with it, atomically with the cluster change the request
 // made to r; rev guards the cluster record (store.Absent for a new
-// cluster). The operation then runs in the background.
-func (e *Engine) startOperation(ctx context.Context, r *ClusterRecord, rev int64, op *operations.Record) (*container.Operation, error) {
+// cluster), and extra writes go with them. The operation then runs in the
+// background.
+func (e *Engine) startOperation(ctx context.Context, r *ClusterRecord, rev int64, op *operations.Record, extra ...store.Write) (*container.Operation, error) {
 	if r.Operation != "" {
 		return nil, busyError(r.Project, r.Location, r.Operation)
 	}
 	if e.kinds.BlocksCluster(op) {
 		r.Operation = op.Op.Name
 	}
-	err := e.ops.Start(ctx, op, r.writes(rev)...)
+	err := e.ops.Start(ctx, op, append(r.writes(rev), extra...)...)
 	if errors.Is(err, store.ErrConflict) {
 		// Someone changed the cluster meanwhile: report what runs now.
 		cur, _, gerr := e.getCluster(ctx, r.Project, r.Location, r.Cluster.Name)

@@ -18,6 +18,7 @@ import (
 	"github.com/kubeyard/kubeyard/internal/cluster"
 	"github.com/kubeyard/kubeyard/internal/controlplane"
 	"github.com/kubeyard/kubeyard/internal/operations"
+	"github.com/kubeyard/kubeyard/internal/sharedetcd"
 	"github.com/kubeyard/kubeyard/internal/status"
 	"github.com/kubeyard/kubeyard/internal/store"
 	"github.com/kubeyard/kubeyard/internal/vpc"
@@ -38,6 +39,9 @@ type ClusterRecord struct {
 	// EtcdHostIPs are the external etcd members' addresses (external etcd
 	// topology only).
 	EtcdHostIPs []string `json:"etcdHostIPs,omitempty"`
+	// SharedEtcdIP is the shared etcd's address (shared etcd topology
+	// only).
+	SharedEtcdIP string `json:"sharedEtcdIP,omitempty"`
 	// PrivateEndpointIP is a private cluster's private endpoint (equal to
 	// EndpointIP when it has no public one).
 	PrivateEndpointIP string `json:"privateEndpointIP,omitempty"`
@@ -184,7 +188,8 @@ func (e *Engine) spec(r *ClusterRecord) cluster.Spec {
 			PodCIDR:            c.ClusterIpv4Cidr,
 			NodeMaskSize:       32 - podRangeBits(c.DefaultMaxPodsConstraint),
 			AuthnWebhookURL:    e.cfg.BaseURL + "/internal/authn",
-			LoneEtcd:           len(r.HostIPs) == 1 && len(r.EtcdHostIPs) == 0, // zonal
+			LoneEtcd:           len(r.HostIPs) == 1 && len(r.EtcdHostIPs) == 0 && r.SharedEtcdIP == "", // zonal, etcd of its own
+			EtcdPrefix:         r.etcdPrefix(),
 		},
 		ID:                 r.UID,
 		Hosts:              hosts,
@@ -193,11 +198,21 @@ func (e *Engine) spec(r *ClusterRecord) cluster.Spec {
 		AuthorizedNetworks: r.authorizedPrefixes(),
 		NodeSources:        r.nodeSources(),
 		EtcdHosts:          etcdHosts,
+		SharedEtcdIP:       net.ParseIP(r.SharedEtcdIP),
 		EndpointPort:       r.EndpointPort,
 		Creator:            r.Creator,
 		Network:            r.networkName(),
 		NodeRange:          nodeRange,
 	}
+}
+
+// etcdPrefix is where the cluster's kube-apiserver keeps its objects: under
+// the cluster's prefix on the shared etcd, upstream's default on its own.
+func (r *ClusterRecord) etcdPrefix() string {
+	if r.SharedEtcdIP == "" {
+		return ""
+	}
+	return sharedetcd.Prefix(r.UID) + "registry"
 }
 
 // separatePrivateEndpoint is the private endpoint when it is a frontend of
@@ -319,6 +334,33 @@ func (e *Engine) newAllocator(ctx context.Context) (*allocator, error) {
 		a.taken[it.Key] = true
 	}
 	return a, nil
+}
+
+// sharedEtcdKey holds the shared etcd's address: taken from the host pool
+// by the first cluster that needs it, and kept for good.
+const sharedEtcdKey = "sharedetcd"
+
+// sharedEtcdAddress is the shared etcd's address and, the first time, the
+// writes that take it (with the cluster's, so that two first clusters at
+// once do not take two).
+func (e *Engine) sharedEtcdAddress(ctx context.Context, a *allocator) (string, []store.Write, error) {
+	var ip string
+	_, err := e.store.Get(ctx, sharedEtcdKey, &ip)
+	if err == nil || !errors.Is(err, store.ErrNotFound) {
+		return ip, nil, err
+	}
+	addr, err := a.ip("host", e.cfg.HostPool, 2, controlplane.EtcdClientPort, controlplane.EtcdPeerPort)
+	if err != nil {
+		return "", nil, status.Errorf(status.FailedPrecondition, "%v", err)
+	}
+	// The address is the engine's, not the cluster's: it stays when the
+	// cluster goes.
+	key := a.got[len(a.got)-1]
+	a.got = a.got[:len(a.got)-1]
+	return addr.String(), []store.Write{
+		{Key: sharedEtcdKey, Value: addr.String(), Revision: store.Absent},
+		{Key: key, Value: sharedEtcdKey, Revision: store.Absent},
+	}, nil
 }
 
 // ip takes the next free address of prefix (skipping the first `skip`);

@@ -10,29 +10,39 @@ import (
 // a cluster's etcd runs, and shows it in `describe` afterwards:
 //   - "stacked" (the default): one member beside each kube-apiserver;
 //   - "external": three members on machines of their own, which every
-//     kube-apiserver reaches with its apiserver-etcd-client certificate.
+//     kube-apiserver reaches with its apiserver-etcd-client certificate;
+//   - "shared" (zonal clusters): the engine's shared etcd, under a key
+//     prefix and with an etcd user of the cluster's own (see sharedetcd).
+//     Many small clusters then run one etcd rather than one each.
 const EtcdTopologyLabel = "kubeyard-etcd-topology"
 
 const (
 	topologyStacked  = "stacked"
 	topologyExternal = "external"
+	topologyShared   = "shared"
 	// externalEtcdMembers is the size of an external etcd cluster: three
 	// members survive the loss of one.
 	externalEtcdMembers = 3
 )
 
-// etcdTopology validates the topology label of a new cluster and sets it
-// to the default when it is missing, so that describe always shows it.
-func etcdTopology(labels map[string]string) (map[string]string, error) {
+// etcdTopology validates the topology label of a new cluster in a regional
+// or zonal location and sets it to the default when it is missing, so that
+// describe always shows it.
+func etcdTopology(labels map[string]string, regional bool) (map[string]string, error) {
 	if labels == nil {
 		labels = map[string]string{}
 	}
+	const field = "cluster.resourceLabels." + EtcdTopologyLabel
 	switch t := labels[EtcdTopologyLabel]; t {
 	case "":
 		labels[EtcdTopologyLabel] = topologyStacked
 	case topologyStacked, topologyExternal:
+	case topologyShared:
+		if regional {
+			return nil, status.Invalid(field, "%s=%s: the shared etcd serves zonal clusters only; a regional cluster's replicas keep etcd members of their own (%q or %q).", EtcdTopologyLabel, topologyShared, topologyStacked, topologyExternal)
+		}
 	default:
-		return nil, status.Invalid("cluster.resourceLabels."+EtcdTopologyLabel, "Unknown etcd topology %q: %q or %q.", t, topologyStacked, topologyExternal)
+		return nil, status.Invalid(field, "Unknown etcd topology %q: %q, %q or %q.", t, topologyStacked, topologyExternal, topologyShared)
 	}
 	return labels, nil
 }

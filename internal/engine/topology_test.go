@@ -2,16 +2,26 @@ package engine
 
 import (
 	"maps"
+	"strings"
 	"testing"
 )
 
 func TestEtcdTopologyLabel(t *testing.T) {
 	// At create: defaulted, validated.
-	if got, err := etcdTopology(nil); err != nil || got[EtcdTopologyLabel] != topologyStacked {
+	if got, err := etcdTopology(nil, false); err != nil || got[EtcdTopologyLabel] != topologyStacked {
 		t.Fatalf("default: %v %v", got, err)
 	}
-	if _, err := etcdTopology(map[string]string{EtcdTopologyLabel: "sideways"}); err == nil {
+	if _, err := etcdTopology(map[string]string{EtcdTopologyLabel: "sideways"}, false); err == nil {
 		t.Fatal("an unknown topology was accepted")
+	}
+	// The shared etcd is for zonal clusters: a regional one keeps members
+	// of its own, one per replica or external.
+	if _, err := etcdTopology(map[string]string{EtcdTopologyLabel: topologyShared}, false); err != nil {
+		t.Fatalf("shared, zonal: %v", err)
+	}
+	_, err := etcdTopology(map[string]string{EtcdTopologyLabel: topologyShared}, true)
+	if err == nil || !strings.Contains(err.Error(), "zonal clusters only") {
+		t.Fatalf("shared, regional: %v", err)
 	}
 	// On a label update: kept when left out, refused when changed.
 	old := map[string]string{EtcdTopologyLabel: topologyExternal, "team": "a"}

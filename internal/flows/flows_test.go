@@ -60,7 +60,7 @@ func TestDump(t *testing.T) {
 		return n
 	}
 	tracked := flowsTo(denied)
-	deny := []firewall.Rule{{Name: "deny-9090", Priority: 900, Ingress: true, Deny: true, Protocols: []firewall.Protocol{{Number: 6, Ports: []firewall.PortRange{{9090, 9090}}}}, Sources: []netip.Prefix{subnet}},
+	deny := []firewall.Rule{{Name: "deny-9090", Priority: 900, Ingress: true, Deny: true, Protocols: []firewall.Protocol{{Number: 6, Ports: []firewall.PortRange{{From: 9090, To: 9090}}}}, Sources: []netip.Prefix{subnet}},
 		{Name: "all", Priority: 1000, Ingress: true, Protocols: all, Sources: []netip.Prefix{subnet}}}
 	if err := firewall.Apply(network, firewall.Policy{Instances: instances, Rules: deny}); err != nil {
 		t.Fatal(err)

@@ -68,6 +68,9 @@ const (
 	ControlPlaneOnly
 	// EtcdOnly: an external etcd member.
 	EtcdOnly
+	// EtcdTenant: kube-apiserver on the engine's shared etcd, which issues
+	// its etcd client certificate (its etcd user) itself.
+	EtcdTenant
 )
 
 // leaves lists the leaf certificates of one replica, with their issuing CA.
@@ -78,8 +81,16 @@ func leaves(h Host) []struct {
 	all := allLeaves(h)
 	out := all[:0]
 	for _, l := range all {
-		member := strings.HasPrefix(l.name, "etcd/")
-		if (member && h.Role != ControlPlaneOnly) || (!member && h.Role != EtcdOnly) {
+		var keep bool
+		switch {
+		case strings.HasPrefix(l.name, "etcd/"):
+			keep = h.Role == Stacked || h.Role == EtcdOnly
+		case l.name == "apiserver-etcd-client":
+			keep = h.Role == Stacked || h.Role == ControlPlaneOnly
+		default:
+			keep = h.Role != EtcdOnly
+		}
+		if keep {
 			out = append(out, l)
 		}
 	}

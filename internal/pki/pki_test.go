@@ -112,7 +112,8 @@ func TestKubeconfigs(t *testing.T) {
 
 // TestExternalEtcdRoles: in kubeadm's external etcd topology an etcd host
 // holds a copy of the etcd CA and only the etcd leaves; a control-plane host
-// holds no etcd server or peer certificate, only its etcd client one.
+// holds no etcd server or peer certificate, only its etcd client one; a
+// tenant of the shared etcd holds no etcd certificate of its own making.
 func TestExternalEtcdRoles(t *testing.T) {
 	now := time.Now()
 	shared := t.TempDir()
@@ -125,6 +126,9 @@ func TestExternalEtcdRoles(t *testing.T) {
 	}{
 		{EtcdOnly, []string{"etcd/server", "etcd/peer", "etcd/healthcheck-client"}, []string{"apiserver", "apiserver-etcd-client", "front-proxy-client"}},
 		{ControlPlaneOnly, []string{"apiserver", "apiserver-etcd-client", "front-proxy-client"}, []string{"etcd/server", "etcd/peer"}},
+		// On the shared etcd, the etcd client certificate is the shared
+		// etcd's to issue: it names the cluster's etcd user.
+		{EtcdTenant, []string{"apiserver", "front-proxy-client"}, []string{"apiserver-etcd-client", "etcd/server", "etcd/peer", "etcd/healthcheck-client"}},
 	}
 	for _, tt := range tests {
 		dir := t.TempDir()
