@@ -285,14 +285,41 @@ func BenchmarkAgainstKWOK(b *testing.B) {
 			cp.pss, cp.rss, engine.pss, kwokMem.pss, kwokMem.rss, cp.pss/kwokMem.pss, cp.pss/200)
 		fmt.Printf("idle CPU, %s on, of one core: kubeyard %s; KWOK %s (kubeyard/KWOK %.2fx; target 1%%: %.2fx)\n",
 			idleSpan, cpu, kwokCPU, idle/kwokIdle, idle/1)
+		sharedCreate, sharedMem := sharedEtcdCluster(b, e, "kybench-shared")
+		fmt.Printf("shared etcd topology: create to ready kubeyard %.2f s (kubeyard/KWOK %.2fx); its control plane with the whole shared etcd PSS %.0f MiB (RSS %.0f)\n",
+			sharedCreate.Seconds(), sharedCreate.Seconds()/kwokCreate.Seconds(), sharedMem.pss, sharedMem.rss)
 		scale := simulatedScale(b, e, "kybench", 1000, 10000, 10)
 		printScale(scale, kwokNodes, kwokPods)
 		b.ReportMetric(scale.up.Seconds(), "1000-nodes-s")
 		b.ReportMetric(create.Seconds()/kwokCreate.Seconds(), "create-vs-kwok-x")
+		b.ReportMetric(sharedCreate.Seconds()/kwokCreate.Seconds(), "shared-create-vs-kwok-x")
 		b.ReportMetric(cp.pss, "pss-MiB")
 		b.ReportMetric(cp.pss/kwokMem.pss, "pss-vs-kwok-x")
 		b.ReportMetric(idle, "idle-cpu-%")
 	}
+}
+
+// sharedEtcdCluster creates a zonal cluster of one node on the shared etcd
+// beside the engine's others, and returns its create time and the idle
+// memory of its control plane with the shared etcd's (all of it: the
+// cluster is its only tenant), then deletes it.
+func sharedEtcdCluster(b *testing.B, e *harness.Engine, name string) (time.Duration, memory) {
+	b.Helper()
+	took, err := tryCreateCluster(e, zone, name, 1, map[string]string{"kubeyard-etcd-topology": "shared"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	time.Sleep(settle)
+	path := fmt.Sprintf("/v1/projects/%s/locations/%s/clusters/%s", e.Project, zone, name)
+	_, c := e.API("GET", path, e.Token(), nil)
+	pids := append(clusterPIDs(e, c["id"].(string)), e.ProcessPIDs()["shared-etcd@engine"])
+	mem := measure(pids)
+	code, op := e.API("DELETE", path, e.Token(), nil)
+	if code != 200 {
+		b.Fatalf("delete %s: HTTP %d %v", name, code, op)
+	}
+	waitOperation(b, e, zone, op["name"].(string))
+	return took, mem
 }
 
 // idleSpan is how long idle CPU is averaged over (issue 16: a minute).
