@@ -327,7 +327,7 @@ const idleSpan = time.Minute
 
 // settle is how long a new cluster is left before it counts as idle, on
 // either side: the start's burst over, and kubeyard's components back on
-// their idle GC pace (gcpace's 15 s calm).
+// their idle GC pace (pace's 15 s calm).
 const settle = 30 * time.Second
 
 // idlePIDs are the processes an idle one-cluster engine runs for it: the

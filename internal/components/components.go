@@ -18,7 +18,7 @@ import (
 	proxy "k8s.io/kubernetes/cmd/kube-proxy/app"
 	scheduler "k8s.io/kubernetes/cmd/kube-scheduler/app"
 
-	"github.com/kubeyard/kubeyard/internal/gcpace"
+	"github.com/kubeyard/kubeyard/internal/pace"
 )
 
 // runners maps a component name to the function that runs it with args and
@@ -61,7 +61,7 @@ func Names() []string {
 }
 
 // Run runs component name with args in this process and returns its exit
-// code. A process whose spec asks for it (gcpace.Env) has its garbage
+// code. A process whose spec asks for it (pace.Env) has its garbage
 // collector paced by how busy it is.
 func Run(name string, args []string) int {
 	run, ok := runners[name]
@@ -69,13 +69,13 @@ func Run(name string, args []string) int {
 		fmt.Fprintf(os.Stderr, "kubeyard: unknown component %q (known: %s)\n", name, strings.Join(Names(), ", "))
 		return 2
 	}
-	if v, ok := os.LookupEnv(gcpace.Env); ok {
-		cfg, err := gcpace.ParseEnv(v)
+	if v, ok := os.LookupEnv(pace.Env); ok {
+		cfg, err := pace.ParseEnv(v)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "kubeyard:", err)
 			return 2
 		}
-		go gcpace.New(cfg).Run(context.Background())
+		go pace.New(cfg).Run(context.Background())
 	}
 	return run(args)
 }

@@ -11,7 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/kubeyard/kubeyard/internal/gcpace"
+	"github.com/kubeyard/kubeyard/internal/pace"
 )
 
 // Ports are the standard control-plane ports. Every replica has a loopback
@@ -163,6 +163,7 @@ func (m etcdMember) component(name string, own ...string) Component {
 			"--snapshot-count=10000",
 			"--log-level=warn",
 		}, own...),
+		Env:       []string{runtimePace},
 		HealthURL: "http://" + hostPort(m.ip, 2381) + "/health",
 	}
 }
@@ -239,7 +240,7 @@ func APIServer(c Cluster, h Host, etcdServers []string) Component {
 			"--shutdown-delay-duration=2s",
 			"--shutdown-send-retry-after=true",
 		}, append(reconciler, c.sharedEtcdFlags()...)...),
-		Env:       []string{gcPace},
+		Env:       []string{runtimePace},
 		HealthURL: h.APIServerURL() + "/readyz",
 	}
 }
@@ -276,10 +277,10 @@ func SharedEtcd(dir string, ip net.IP) Component {
 	}, loneBeat...)...)
 }
 
-// gcPace paces the garbage collector of the apiserver, controller-manager
-// and scheduler (see gcpace): GOGC 50 while idle, for an idle cluster's
-// memory, and 200 while busy, for its CPU.
-const gcPace = gcpace.Env + "=50,200"
+// runtimePace paces the Go runtime of every control-plane process (see
+// pace): GOGC 50 while idle, for an idle cluster's memory, and 200 while
+// busy, for its CPU; one processor while idle, all of them while busy.
+const runtimePace = pace.Env + "=50,200,1"
 
 // clientQPS and clientBurst are the controller-manager's and scheduler's
 // client limits.
@@ -335,7 +336,7 @@ func ControllerManager(c Cluster, h Host) Component {
 			"--service-cluster-ip-range=" + c.ServiceCIDR,
 			"--use-service-account-credentials=true",
 		},
-		Env:       []string{gcPace},
+		Env:       []string{runtimePace},
 		HealthURL: "https://" + hostPort(h.IP, ControllerManagerPort) + "/healthz",
 	}
 }
@@ -356,7 +357,7 @@ func Scheduler(c Cluster, h Host) Component {
 			"--leader-elect=true",
 			leaderElectLease, leaderElectRenew, leaderElectRetry,
 		},
-		Env:       []string{gcPace},
+		Env:       []string{runtimePace},
 		HealthURL: "https://" + hostPort(h.IP, SchedulerPort) + "/healthz",
 	}
 }

@@ -70,6 +70,7 @@ func (s *Server) Ensure(ctx context.Context, ip net.IP, now time.Time) error {
 	comp := controlplane.SharedEtcd(s.Dir, ip)
 	err := s.Supervisor.Ensure(ProcessName, supervisor.Process{
 		Args:    append([]string{"component", comp.Program}, comp.Args...),
+		Env:     comp.Env,
 		PIDFile: filepath.Join(s.RunDir, "shared-etcd.pid"),
 		LogFile: filepath.Join(s.LogDir, "shared-etcd.log"),
 	})

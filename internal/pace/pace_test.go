@@ -1,4 +1,4 @@
-package gcpace
+package pace
 
 import (
 	"context"
@@ -8,9 +8,15 @@ import (
 )
 
 func TestPacer(t *testing.T) {
-	var set []int
+	var set, procs []int
 	released := 0
-	p := New(Config{Calm: 30 * time.Second, SetGCPercent: func(v int) int { set = append(set, v); return 0 },
+	p := New(Config{Calm: 30 * time.Second, IdleProcs: 1, SetGCPercent: func(v int) int { set = append(set, v); return 0 },
+		SetMaxProcs: func(v int) int {
+			if v > 0 {
+				procs = append(procs, v)
+			}
+			return 4 // the processors at the start
+		},
 		Release: func() { released++ }, Allocated: func() uint64 { return 0 }})
 	start := time.Unix(0, 0)
 	steps := []struct {
@@ -39,16 +45,29 @@ func TestPacer(t *testing.T) {
 	if released != 1 {
 		t.Errorf("the heap was released %d times, want once, when idle again", released)
 	}
+	// Busy with every processor it started with, idle on one; the start
+	// is left alone (Run goes down to one after the warm-up).
+	if want := []int{4, 1}; len(procs) != 2 || procs[0] != want[0] || procs[1] != want[1] {
+		t.Errorf("GOMAXPROCS set to %v, want %v", procs, want)
+	}
 }
 
 // TestRunReadsTheRate: Run turns busy on a process's real allocations.
 func TestRunReadsTheRate(t *testing.T) {
 	var mu sync.Mutex
-	var set []int
+	var set, procs []int
 	released := 0
-	p := New(Config{Every: 20 * time.Millisecond, Warmup: 50 * time.Millisecond,
+	p := New(Config{Every: 20 * time.Millisecond, Warmup: 50 * time.Millisecond, IdleProcs: 1,
 		SetGCPercent: func(v int) int { mu.Lock(); set = append(set, v); mu.Unlock(); return 0 },
-		Release:      func() { mu.Lock(); released++; mu.Unlock() }})
+		SetMaxProcs: func(v int) int {
+			mu.Lock()
+			defer mu.Unlock()
+			if v > 0 {
+				procs = append(procs, v)
+			}
+			return 2
+		},
+		Release: func() { mu.Lock(); released++; mu.Unlock() }})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { p.Run(ctx); close(done) }()
@@ -77,13 +96,16 @@ func TestRunReadsTheRate(t *testing.T) {
 	if released != 1 {
 		t.Errorf("released %d times, want once after the warm-up", released)
 	}
+	if len(procs) < 2 || procs[0] != 1 || procs[1] != 2 {
+		t.Errorf("GOMAXPROCS set to %v: want one processor after the warm-up, then the two it started with", procs)
+	}
 }
 
 func TestParseEnv(t *testing.T) {
-	if c, err := ParseEnv("50,200"); err != nil || c.IdlePercent != 50 || c.BusyPercent != 200 {
-		t.Errorf("50,200: %+v %v", c, err)
+	if c, err := ParseEnv("50,200,1"); err != nil || c.IdlePercent != 50 || c.BusyPercent != 200 || c.IdleProcs != 1 {
+		t.Errorf("50,200,1: %+v %v", c, err)
 	}
-	for _, bad := range []string{"", "50", "200,50", "0,100", "x,y"} {
+	for _, bad := range []string{"", "50", "50,200", "200,50,1", "0,100,1", "50,200,-1", "x,y,z"} {
 		if _, err := ParseEnv(bad); err == nil {
 			t.Errorf("%q accepted", bad)
 		}
