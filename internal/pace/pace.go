@@ -20,6 +20,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
+	"syscall"
 	"time"
 )
 
@@ -33,9 +34,14 @@ type Config struct {
 	IdleProcs int
 	// BusyRate is the allocation rate, bytes a second, from which the
 	// component counts as busy (default 16 MiB/s; an idle kube-apiserver
-	// allocates well under one).
+	// allocates about 0.5).
 	BusyRate float64
-	// Calm is how long the rate stays under BusyRate before the component
+	// BusyCPU is the CPU use, in cores, from which the component counts as
+	// busy however little it allocates (default 0.25; an idle
+	// kube-apiserver uses about 0.01): kube-controller-manager creating
+	// 10,000 pods allocates under BusyRate, and one processor slowed it.
+	BusyCPU float64
+	// Calm is how long the load stays under both before the component
 	// counts as idle again (default 15 s).
 	Calm time.Duration
 	// Warmup is how long after the process starts its rate is not
@@ -45,13 +51,15 @@ type Config struct {
 	Warmup time.Duration
 	// Every is how often the rate is read (default 1 s).
 	Every time.Duration
-	// SetGCPercent, SetMaxProcs, Release and Allocated are the runtime's
-	// (replaced in tests): Release hands the heap a busy spell grew back
-	// to the system at once, rather than over minutes.
+	// SetGCPercent, SetMaxProcs, Release, Allocated and CPUTime are the
+	// runtime's and the kernel's (replaced in tests): Release hands the
+	// heap a busy spell grew back to the system at once, rather than over
+	// minutes; CPUTime is the process's CPU time so far.
 	SetGCPercent func(int) int
 	SetMaxProcs  func(int) int
 	Release      func()
 	Allocated    func() uint64
+	CPUTime      func() time.Duration
 }
 
 func (c *Config) defaults() {
@@ -63,6 +71,9 @@ func (c *Config) defaults() {
 	}
 	if c.BusyRate == 0 {
 		c.BusyRate = 16 << 20
+	}
+	if c.BusyCPU == 0 {
+		c.BusyCPU = 0.25
 	}
 	if c.Calm == 0 {
 		c.Calm = 15 * time.Second
@@ -85,6 +96,18 @@ func (c *Config) defaults() {
 	if c.Allocated == nil {
 		c.Allocated = allocated
 	}
+	if c.CPUTime == nil {
+		c.CPUTime = cpuTime
+	}
+}
+
+// cpuTime is the CPU time the process has used so far, user and system.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // allocated is the bytes the process has allocated on the heap so far.
@@ -120,12 +143,18 @@ func (p *Pacer) procs(n int) {
 	}
 }
 
-// Observe takes the allocation rate (bytes a second) at now and sets GOGC
-// and GOMAXPROCS when the component turns busy (at once) or idle (after
-// Calm under the rate); it reports whether it is busy.
-func (p *Pacer) Observe(rate float64, now time.Time) bool {
+// Load is what a component did over the last interval.
+type Load struct {
+	Alloc float64 // bytes allocated a second
+	CPU   float64 // cores used
+}
+
+// Observe takes the load at now and sets GOGC and GOMAXPROCS when the
+// component turns busy (at once) or idle (after Calm under both
+// thresholds); it reports whether it is busy.
+func (p *Pacer) Observe(l Load, now time.Time) bool {
 	switch {
-	case rate >= p.cfg.BusyRate:
+	case l.Alloc >= p.cfg.BusyRate || l.CPU >= p.cfg.BusyCPU:
 		p.calmSince = time.Time{}
 		if !p.busy {
 			p.busy = true
@@ -144,7 +173,7 @@ func (p *Pacer) Observe(rate float64, now time.Time) bool {
 	return p.busy
 }
 
-// Run paces until ctx ends, reading the allocation rate every
+// Run paces until ctx ends, reading the load every
 // Config.Every once Config.Warmup is over; then, first, it hands back
 // what the start left (some 20 MiB of an idle zonal cluster's PSS, which
 // the runtime's own scavenger keeps) and goes down to the idle
@@ -160,17 +189,17 @@ func (p *Pacer) Run(ctx context.Context) {
 	p.procs(p.cfg.IdleProcs)
 	t := time.NewTicker(p.cfg.Every)
 	defer t.Stop()
-	last, lastAt := p.cfg.Allocated(), time.Now()
+	last, lastCPU, lastAt := p.cfg.Allocated(), p.cfg.CPUTime(), time.Now()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
-			a := p.cfg.Allocated()
+			a, cpu := p.cfg.Allocated(), p.cfg.CPUTime()
 			if d := now.Sub(lastAt).Seconds(); d > 0 {
-				p.Observe(float64(a-last)/d, now)
+				p.Observe(Load{Alloc: float64(a-last) / d, CPU: (cpu - lastCPU).Seconds() / d}, now)
 			}
-			last, lastAt = a, now
+			last, lastCPU, lastAt = a, cpu, now
 		}
 	}
 }

@@ -21,22 +21,23 @@ func TestPacer(t *testing.T) {
 	start := time.Unix(0, 0)
 	steps := []struct {
 		at   time.Duration
-		rate float64
+		load Load
 		busy bool
 	}{
-		{0, 1 << 20, false},               // idle
-		{1 * time.Second, 64 << 20, true}, // busy at once
-		{2 * time.Second, 1 << 20, true},  // calm for now
-		{20 * time.Second, 1 << 20, true},
-		{21 * time.Second, 32 << 20, true}, // busy again: the calm starts over
-		{22 * time.Second, 0, true},
-		{51 * time.Second, 0, true},
-		{52 * time.Second, 0, false}, // 30 s calm
-		{53 * time.Second, 0, false},
+		{0, Load{1 << 20, 0.01}, false},              // idle
+		{1 * time.Second, Load{64 << 20, 0.5}, true}, // busy at once
+		{2 * time.Second, Load{1 << 20, 0.01}, true}, // calm for now
+		{20 * time.Second, Load{1 << 20, 0.01}, true},
+		{21 * time.Second, Load{32 << 20, 0.01}, true}, // busy again: the calm starts over
+		{22 * time.Second, Load{0, 0.3}, true},         // and again, by its CPU alone
+		{23 * time.Second, Load{}, true},
+		{52 * time.Second, Load{}, true},
+		{53 * time.Second, Load{}, false}, // 30 s calm
+		{54 * time.Second, Load{}, false},
 	}
 	for _, s := range steps {
-		if got := p.Observe(s.rate, start.Add(s.at)); got != s.busy {
-			t.Errorf("at %v, rate %.0f: busy %v, want %v", s.at, s.rate, got, s.busy)
+		if got := p.Observe(s.load, start.Add(s.at)); got != s.busy {
+			t.Errorf("at %v, load %+v: busy %v, want %v", s.at, s.load, got, s.busy)
 		}
 	}
 	if want := []int{50, 200, 50}; len(set) != len(want) || set[0] != 50 || set[1] != 200 || set[2] != 50 {
@@ -109,5 +110,37 @@ func TestParseEnv(t *testing.T) {
 		if _, err := ParseEnv(bad); err == nil {
 			t.Errorf("%q accepted", bad)
 		}
+	}
+}
+
+// TestRunReadsTheCPU: Run turns busy on a process's CPU use alone, with
+// nothing allocated.
+func TestRunReadsTheCPU(t *testing.T) {
+	var mu sync.Mutex
+	var set []int
+	began := time.Now()
+	p := New(Config{Every: 20 * time.Millisecond, Warmup: 20 * time.Millisecond,
+		SetGCPercent: func(v int) int { mu.Lock(); set = append(set, v); mu.Unlock(); return 0 },
+		SetMaxProcs:  func(int) int { return 2 },
+		Release:      func() {},
+		Allocated:    func() uint64 { return 0 },
+		CPUTime:      func() time.Duration { return time.Since(began) / 2 }, // half a core
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	go p.Run(ctx)
+	for ctx.Err() == nil {
+		mu.Lock()
+		n := len(set)
+		mu.Unlock()
+		if n >= 2 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(set) < 2 || set[1] != 200 {
+		t.Fatalf("GOGC set to %v while using half a core", set)
 	}
 }
