@@ -61,8 +61,8 @@ func Names() []string {
 }
 
 // Run runs component name with args in this process and returns its exit
-// code. A process whose spec asks for it (pace.Env) has its garbage
-// collector paced by how busy it is.
+// code. A process whose spec asks for it (pace.Env) has its Go runtime
+// (garbage collector and processors) paced by how busy it is.
 func Run(name string, args []string) int {
 	run, ok := runners[name]
 	if !ok {

@@ -349,14 +349,12 @@ func (e *Engine) sharedEtcdAddress(ctx context.Context, a *allocator) (string, [
 	if err == nil || !errors.Is(err, store.ErrNotFound) {
 		return ip, nil, err
 	}
-	addr, err := a.ip("host", e.cfg.HostPool, 2, controlplane.EtcdClientPort, controlplane.EtcdPeerPort)
+	// The address is the engine's, not the cluster's: it stays when the
+	// cluster goes.
+	addr, key, err := a.engineIP("host", e.cfg.HostPool, 2, controlplane.EtcdClientPort, controlplane.EtcdPeerPort)
 	if err != nil {
 		return "", nil, status.Errorf(status.FailedPrecondition, "%v", err)
 	}
-	// The address is the engine's, not the cluster's: it stays when the
-	// cluster goes.
-	key := a.got[len(a.got)-1]
-	a.got = a.got[:len(a.got)-1]
 	return addr.String(), []store.Write{
 		{Key: sharedEtcdKey, Value: addr.String(), Revision: store.Absent},
 		{Key: key, Value: sharedEtcdKey, Revision: store.Absent},
@@ -376,6 +374,19 @@ func (a *allocator) ip(kind string, prefix netip.Prefix, skip int, ports ...int)
 		}
 	}
 	return netip.Addr{}, fmt.Errorf("engine: no free %s address in %s", kind, prefix)
+}
+
+// engineIP is ip for an address the engine holds rather than the cluster
+// being allocated for: it returns the address's allocation key, which is
+// not among the cluster's (got).
+func (a *allocator) engineIP(kind string, prefix netip.Prefix, skip int, ports ...int) (netip.Addr, string, error) {
+	addr, err := a.ip(kind, prefix, skip, ports...)
+	if err != nil {
+		return addr, "", err
+	}
+	key := a.got[len(a.got)-1]
+	a.got = a.got[:len(a.got)-1]
+	return addr, key, nil
 }
 
 // takeFree takes addr if no allocation holds it and none of ports is

@@ -1,9 +1,13 @@
 package engine
 
 import (
+	"context"
 	"maps"
+	"slices"
 	"strings"
 	"testing"
+
+	container "google.golang.org/api/container/v1"
 )
 
 func TestEtcdTopologyLabel(t *testing.T) {
@@ -42,4 +46,32 @@ func TestEtcdTopologyLabel(t *testing.T) {
 			t.Errorf("%s: got %v, %v; want %v (ok %v)", tt.name, got, err, tt.want, tt.ok)
 		}
 	}
+}
+
+// TestSharedEtcdAddressIsTheEngines: the shared etcd's address is taken
+// once, by the first shared cluster, and is the engine's: every shared
+// cluster gets the same, and it stays taken when they are all gone, so no
+// other cluster's machine gets it.
+func TestSharedEtcdAddressIsTheEngines(t *testing.T) {
+	g := newRig(t)
+	shared := func(c *container.Cluster) { c.ResourceLabels = map[string]string{EtcdTopologyLabel: topologyShared} }
+	g.createCluster("a", 1, shared)
+	g.createCluster("b", 1, shared)
+	ip := g.cluster("a").SharedEtcdIP
+	if ip == "" || g.cluster("b").SharedEtcdIP != ip {
+		t.Fatalf("shared etcd addresses: a %q, b %q", ip, g.cluster("b").SharedEtcdIP)
+	}
+	g.checkConsistent()
+	for _, name := range []string{"a", "b"} {
+		g.wait(g.e.DeleteCluster(context.Background(), project, zone, name))
+	}
+	g.createCluster("c", 1)
+	if hosts := g.cluster("c").HostIPs; slices.Contains(hosts, ip) {
+		t.Fatalf("the shared etcd's address %s went to cluster c's machines %v", ip, hosts)
+	}
+	g.createCluster("d", 1, shared)
+	if got := g.cluster("d").SharedEtcdIP; got != ip {
+		t.Fatalf("a later shared cluster got %q, want the shared etcd's %s", got, ip)
+	}
+	g.checkConsistent()
 }
