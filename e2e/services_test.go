@@ -444,8 +444,17 @@ func TestServices(t *testing.T) {
 			{"op":"add","path":"/spec/template/spec/containers/0/readinessProbe","value":{"httpGet":{"path":"/","port":8080},"periodSeconds":1}},
 			{"op":"add","path":"/spec/template/spec/containers/0/lifecycle","value":{"preStop":{"exec":{"command":["sleep","3"]}}}}]`)
 		e.Kubectl("rollout", "status", "deployment/web", "--timeout=120s")
+		// The rollout is done once the new pods serve; the old ones, which
+		// had no preStop pause, may still be going. What is measured starts
+		// when they are gone.
+		e.Eventually(60*time.Second, func() error {
+			if pods := strings.Fields(e.Kubectl("get", "pods", "-l", "app=web", "-o", "name")); len(pods) != 3 {
+				return fmt.Errorf("web's pods: %v", pods)
+			}
+			return nil
+		})
 		e.Kubectl("run", "prober", "--image=busybox", "--restart=Never", "--", "sh", "-c",
-			"while true; do if out=$(timeout 5 wget -qO- http://web); then echo \"$out\" | grep Version; else echo FAILED; fi; sleep 0.1; done")
+			"while true; do t=$(date +%T); if out=$(timeout 5 wget -qO- http://web 2>&1); then echo \"$t $(echo \"$out\" | grep -e Version -e Hostname | tr '\\n' ' ')\"; else echo \"$t FAILED $out\"; fi; sleep 0.1; done")
 		e.Kubectl("wait", "--for=condition=Ready", "pod/prober", "--timeout=60s")
 		time.Sleep(2 * time.Second)
 		e.Kubectl("set", "image", "deployment/web", "hello-app=us-docker.pkg.dev/google-samples/containers/gke/hello-app:1.0")
@@ -457,7 +466,7 @@ func TestServices(t *testing.T) {
 		v1, v2 := strings.Count(logs, "Version: 1.0.0"), strings.Count(logs, "Version: 2.0.0")
 		t.Logf("during the rolling update: %d answers from 2.0.0, %d from 1.0.0, %d failed", v2, v1, failed)
 		if failed > 0 || v1 == 0 || v2 == 0 {
-			t.Errorf("requests through the Service during the rolling update: %d failed, %d answered by 2.0.0, %d by 1.0.0", failed, v2, v1)
+			t.Errorf("requests through the Service during the rolling update: %d failed, %d answered by 2.0.0, %d by 1.0.0; the prober's log:\n%s", failed, v2, v1, logs)
 		}
 	})
 }

@@ -53,8 +53,9 @@ func (e *Engine) keepLogs() {
 	}
 	logs, _ := filepath.Glob(filepath.Join(e.DataDir, "clusters", "*", "logs", "*.log"))
 	podLogs, _ := filepath.Glob(filepath.Join(e.DataDir, "clusters", "*", "nodes", "*", "pods", "logs", "*", "*", "*.log"))
+	proxyLogs, _ := filepath.Glob(filepath.Join(e.DataDir, "clusters", "*", "nodes", "*", "kube-proxy", "*.log"))
 	engineLogs, _ := filepath.Glob(filepath.Join(e.DataDir, "logs", "*.log"))
-	logs = append(append(logs, podLogs...), engineLogs...)
+	logs = append(append(append(logs, podLogs...), proxyLogs...), engineLogs...)
 	for _, m := range e.machines {
 		machineLogs, _ := filepath.Glob(filepath.Join(m, "logs", "*.log"))
 		logs = append(logs, machineLogs...)
