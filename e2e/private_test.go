@@ -466,6 +466,11 @@ func TestRoutesBasedCluster(t *testing.T) {
 		if got != nodes || len(strings.Split(got, "\n")) != want {
 			t.Errorf("%d nodes: routes\n%s\nnodes\n%s", want, got, nodes)
 		}
+		// The cluster's DNS follows its size as GKE's kube-dns autoscaler
+		// sets it: one replica on one node, never one alone on more.
+		if replicas, dns := e.Kubectl("-n", "kube-system", "get", "deployment", "coredns", "-o", "jsonpath={.spec.replicas}"), min(want, 2); replicas != fmt.Sprint(dns) {
+			t.Errorf("%d nodes: %s replicas of the cluster's DNS, want %d", want, replicas, dns)
+		}
 	}
 	e.Gcloud("container", "clusters", "delete", "rb", "--zone", zone, "--quiet")
 	if got, _ := e.Run("gcloud", "compute", "routes", "list", "--filter", "description=k8s-node-route", "--format", "value(name)"); strings.TrimSpace(got) != "" {

@@ -107,6 +107,10 @@ func ensureDNS(ctx context.Context, client kubernetes.Interface, s Spec) error {
 			_, err := client.CoreV1().Services(sys).Create(ctx, dnsService(ip[0]), metav1.CreateOptions{})
 			return err
 		}},
+		{"ConfigMap", func() error {
+			_, err := client.CoreV1().ConfigMaps(sys).Create(ctx, dnsAutoscalerConfigMap(), metav1.CreateOptions{})
+			return err
+		}},
 		{"Deployment", func() error {
 			_, err := client.AppsV1().Deployments(sys).Create(ctx, dnsDeployment(), metav1.CreateOptions{})
 			return err
@@ -139,15 +143,19 @@ func dnsService(ip string) *corev1.Service {
 	}
 }
 
-// dnsDeployment is kubeadm's coredns Deployment: two replicas, spread
-// over nodes where it can, on real nodes rather than simulated ones
-// (whose pods answer nothing).
+// dnsDeployment is kubeadm's coredns Deployment, its replicas spread over
+// nodes where it can, on real nodes rather than simulated ones (whose pods
+// answer nothing). It starts with one replica: the engine scales it to
+// the nodes once they have joined (dnsscale.go). Its readiness is probed
+// every 10 s, as kubeadm's; a startup probe every second makes a new
+// replica Ready as soon as it has synced with the API server, rather than
+// at its next readiness period.
 func dnsDeployment() *appsv1.Deployment {
 	volume := "config-volume"
 	return &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{Name: dnsName, Namespace: metav1.NamespaceSystem, Labels: dnsLabels},
 		Spec: appsv1.DeploymentSpec{
-			Replicas: ptr.To[int32](2),
+			Replicas: ptr.To[int32](1),
 			Selector: &metav1.LabelSelector{MatchLabels: dnsLabels},
 			Strategy: appsv1.DeploymentStrategy{Type: appsv1.RollingUpdateDeploymentStrategyType, RollingUpdate: &appsv1.RollingUpdateDeployment{MaxUnavailable: ptr.To(intstr.FromInt32(1))}},
 			Template: corev1.PodTemplateSpec{
@@ -194,9 +202,12 @@ func dnsDeployment() *appsv1.Deployment {
 							ProbeHandler:        corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/health", Port: intstr.FromInt32(8080)}},
 							InitialDelaySeconds: 60, TimeoutSeconds: 5, SuccessThreshold: 1, FailureThreshold: 5,
 						},
-						ReadinessProbe: &corev1.Probe{
+						StartupProbe: &corev1.Probe{
 							ProbeHandler:  corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/ready", Port: intstr.FromInt32(8181)}},
-							PeriodSeconds: 1,
+							PeriodSeconds: 1, FailureThreshold: 120,
+						},
+						ReadinessProbe: &corev1.Probe{
+							ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/ready", Port: intstr.FromInt32(8181)}},
 						},
 						SecurityContext: &corev1.SecurityContext{
 							AllowPrivilegeEscalation: ptr.To(false),

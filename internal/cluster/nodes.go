@@ -135,7 +135,10 @@ func (r *Runtime) EnsureNodes(ctx context.Context, s Spec, nodes []Node, token s
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
-	return r.waitNodesReady(ctx, s, nodes)
+	if err := r.waitNodesReady(ctx, s, nodes); err != nil {
+		return err
+	}
+	return r.ScaleDNS(ctx, s)
 }
 
 func (r *Runtime) waitNodesReady(ctx context.Context, s Spec, nodes []Node) error {

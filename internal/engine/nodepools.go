@@ -457,6 +457,9 @@ func (e *Engine) removeNodes(ctx context.Context, op *operations.Record, r *Clus
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
+	if err := e.runtime.ScaleDNS(ctx, s); err != nil {
+		return nil, err
+	}
 	return e.dropNodes(ctx, r, nodes, change)
 }
 

@@ -52,6 +52,9 @@ type Runtime interface {
 	// removes it.
 	EnsureNodes(ctx context.Context, s cluster.Spec, nodes []cluster.Node, token string) error
 	RemoveNode(ctx context.Context, s cluster.Spec, name string) error
+	// ScaleDNS sets the cluster DNS's replicas for its nodes, as GKE's
+	// kube-dns autoscaler does (EnsureNodes does it too).
+	ScaleDNS(ctx context.Context, s cluster.Spec) error
 	// PodCIDR waits until the node has its pod range and returns it.
 	PodCIDR(ctx context.Context, s cluster.Spec, node string) (string, error)
 	// SetFirewall enforces a VPC network's firewall rules ("P/N") on its

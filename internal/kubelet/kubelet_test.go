@@ -444,6 +444,27 @@ func TestStartupProbeCapabilitiesAndCPU(t *testing.T) {
 	}
 }
 
+// A container whose startup probe has just passed is probed for readiness
+// at once, not at the readiness probe's next period (here 60 s).
+func TestReadinessRunsOnceStarted(t *testing.T) {
+	n := newNode(t, false)
+	probe := corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(9000)}}
+	pod := n.create(t, &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "dns"},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{
+			Name: "app", Image: "busybox",
+			Command:        []string{"sh", "-c", "sleep 1; exec nc -ll -p 9000 -e echo hi"},
+			StartupProbe:   &corev1.Probe{PeriodSeconds: 1, FailureThreshold: 10, ProbeHandler: probe},
+			ReadinessProbe: &corev1.Probe{PeriodSeconds: 60, ProbeHandler: probe},
+		}}},
+	})
+	start := time.Now()
+	n.syncUntil(t, pod, "started and Ready", func(p *corev1.Pod) bool {
+		return len(p.Status.ContainerStatuses) == 1 && *p.Status.ContainerStatuses[0].Started && p.Status.ContainerStatuses[0].Ready
+	})
+	t.Logf("Ready %v after the first sync", time.Since(start).Round(time.Millisecond))
+}
+
 // Pods synced side by side, as the node agent's workers sync them, each
 // get an address of their own.
 func TestPodsStartedTogetherGetTheirOwnAddresses(t *testing.T) {

@@ -51,6 +51,8 @@ type prober struct {
 type probeWorker struct {
 	cancel context.CancelFunc
 	result result
+	// now runs the probe at once rather than at the next period.
+	now chan struct{}
 }
 
 func newProber(k *Kubelet) *prober { return &prober{k: k, workers: map[string]*probeWorker{}} }
@@ -77,7 +79,7 @@ func (p *prober) sync(pod *corev1.Pod, cs []podruntime.Container) {
 			p.mu.Lock()
 			if p.workers[key] == nil {
 				ctx, cancel := context.WithCancel(context.Background())
-				w := &probeWorker{cancel: cancel}
+				w := &probeWorker{cancel: cancel, now: make(chan struct{}, 1)}
 				p.workers[key] = w
 				go p.run(ctx, w, pod, spec, c, kind, probe)
 			}
@@ -101,6 +103,19 @@ func (p *prober) get(c podruntime.Container, kind probeKind) result {
 		return w.result
 	}
 	return unknown
+}
+
+// runNow has the container's probe of the kind run at once, if it has
+// one.
+func (p *prober) runNow(c podruntime.Container, kind probeKind) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if w := p.workers[probeKey(c, kind)]; w != nil {
+		select {
+		case w.now <- struct{}{}:
+		default: // one is due already
+		}
+	}
 }
 
 func (p *prober) started(pod *corev1.Pod, spec *corev1.Container, c podruntime.Container) bool {
@@ -188,6 +203,12 @@ func (p *prober) run(ctx context.Context, w *probeWorker, pod *corev1.Pod, spec 
 				}
 			}
 			if kind == startup && now == success {
+				// The kubelet's next pod sync finds the container
+				// started and not yet ready, and runs its readiness
+				// probe at once (prober_manager's manual trigger):
+				// a long readiness period does not hold a container
+				// that has just started back.
+				p.runNow(c, readiness)
 				return
 			}
 		}
@@ -195,6 +216,7 @@ func (p *prober) run(ctx context.Context, w *probeWorker, pod *corev1.Pod, spec 
 		case <-ctx.Done():
 			return
 		case <-time.After(period):
+		case <-w.now:
 		}
 	}
 }

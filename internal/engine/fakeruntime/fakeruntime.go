@@ -340,6 +340,11 @@ func (r *Runtime) RemoveNode(ctx context.Context, s cluster.Spec, name string) e
 	})
 }
 
+// ScaleDNS has nothing to scale: the fake runs no cluster DNS.
+func (r *Runtime) ScaleDNS(ctx context.Context, s cluster.Spec) error {
+	return r.enter(ctx, "ScaleDNS", s)
+}
+
 // PodCIDR gives each node the next block of the cluster's pod range, as
 // kube-controller-manager does.
 func (r *Runtime) PodCIDR(ctx context.Context, s cluster.Spec, node string) (string, error) {
