@@ -93,11 +93,7 @@ func (r *Runtime) ScaleDNS(ctx context.Context, s Spec) error {
 	if len(clusterDNS(s)) == 0 {
 		return nil
 	}
-	client, err := r.AdminClient(s)
-	if err != nil {
-		return err
-	}
-	return scaleDNS(ctx, client)
+	return withAdminClient(s, func(client kubernetes.Interface) error { return scaleDNS(ctx, client) })
 }
 
 func scaleDNS(ctx context.Context, client kubernetes.Interface) error {

@@ -6,6 +6,7 @@ import (
 	"net/url"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	utilnet "k8s.io/apimachinery/pkg/util/net"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 )
@@ -39,27 +40,40 @@ func (r *Runtime) PodAddresses(ctx context.Context, s Spec) (map[netip.Addr]PodN
 
 // ReadKubernetes reads path (a GET of the cluster's API: "/api/v1/pods",
 // a pod's log) with query, as the cluster's admin, and returns the body.
-// Its connection is closed after: a client with its own dialer gets a
-// transport of its own, and the console reads every few seconds.
-func (r *Runtime) ReadKubernetes(ctx context.Context, s Spec, path string, query url.Values) ([]byte, error) {
+func (r *Runtime) ReadKubernetes(ctx context.Context, s Spec, path string, query url.Values) (body []byte, err error) {
+	err = withAdminClient(s, func(client kubernetes.Interface) error {
+		req := client.CoreV1().RESTClient().Get().AbsPath(path)
+		for k, vs := range query {
+			for _, v := range vs {
+				req = req.Param(k, v)
+			}
+		}
+		body, err = req.DoRaw(ctx)
+		return err
+	})
+	return body, err
+}
+
+// withAdminClient calls f with an admin client whose connection is closed
+// once f returns: a client with its own dialer gets a transport of its
+// own, whose idle connection would otherwise stay open to the cluster's
+// endpoint (the console reads every few seconds; every node change
+// rescales the DNS).
+func withAdminClient(s Spec, f func(kubernetes.Interface) error) error {
 	cfg, err := adminConfig(s)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	hc, err := rest.HTTPClientFor(cfg)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	defer hc.CloseIdleConnections()
+	// Through client-go's wrappers to the transport itself:
+	// http.Client.CloseIdleConnections stops at the first wrapper.
+	defer utilnet.CloseIdleConnectionsFor(hc.Transport)
 	client, err := kubernetes.NewForConfigAndClient(cfg, hc)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	req := client.CoreV1().RESTClient().Get().AbsPath(path)
-	for k, vs := range query {
-		for _, v := range vs {
-			req = req.Param(k, v)
-		}
-	}
-	return req.DoRaw(ctx)
+	return f(client)
 }
