@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
@@ -22,6 +23,7 @@ import (
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/remotecommand"
+	"k8s.io/utils/ptr"
 
 	"github.com/kubeyard/kubeyard/e2e/harness"
 )
@@ -160,14 +162,68 @@ func BenchmarkPodStartup(b *testing.B) {
 		fmt.Printf("exec round trip (true, over WebSocket): p50 %.0f ms, p90 %.0f ms (target 300 ms: %.2fx the target at p50)\n",
 			float64(e50.Milliseconds()), float64(e90.Milliseconds()), e50.Seconds()/0.3)
 
-		time.Sleep(3 * time.Second)
-		shims := measure(e.ShimPIDs())
-		engineAfter := measure([]int{e.PID()})
-		fmt.Printf("node agent per running pod beyond the container: shim RSS %.1f MiB, PSS %.1f MiB; engine (agents, kubelets) grew %.1f MiB RSS, %.1f MiB anonymous per pod\n",
-			shims.rss/n, shims.pss/n, (engineAfter.rss-engineBefore.rss)/n, (engineAfter.anon-engineBefore.anon)/n)
+		shims := printAgentCostPerPod(e, engineBefore, n)
 		b.ReportMetric(p50.Seconds(), "startup-p50-s")
 		b.ReportMetric(p99.Seconds(), "startup-p99-s")
 		b.ReportMetric(float64(e50.Milliseconds()), "exec-p50-ms")
+		b.ReportMetric(shims.pss/n, "shim-pss-MiB/pod")
+	}
+}
+
+// printAgentCostPerPod prints what the node agent costs per running pod
+// beyond the container's own processes (its shim, and the engine's growth
+// since before), once the pods have settled; it returns the shims'.
+func printAgentCostPerPod(e *harness.Engine, engineBefore memory, pods int) memory {
+	time.Sleep(3 * time.Second)
+	shims := measure(e.ShimPIDs())
+	engineAfter := measure([]int{e.PID()})
+	n := float64(pods)
+	fmt.Printf("node agent per running pod beyond the container: shim RSS %.1f MiB, PSS %.1f MiB; engine (agents, kubelets) grew %.1f MiB RSS, %.1f MiB anonymous per pod\n",
+		shims.rss/n, shims.pss/n, (engineAfter.rss-engineBefore.rss)/n, (engineAfter.anon-engineBefore.anon)/n)
+	return shims
+}
+
+// BenchmarkPodsOnOneNode runs 100 hello-app pods (a Deployment) on a
+// one-node cluster and prints how long they took to be Ready and what the
+// node agent costs per pod (issue 16's real node pool).
+func BenchmarkPodsOnOneNode(b *testing.B) {
+	const n = 100
+	for range b.N {
+		e := harness.Start(b, harness.Options{})
+		createCluster(b, e, zone, "dense", 1)
+		client, _ := clusterClient(b, e, "dense")
+		ctx := context.Background()
+		engineBefore := measure([]int{e.PID()})
+		labels := map[string]string{"bench": "dense"}
+		d := &appsv1.Deployment{
+			ObjectMeta: metav1.ObjectMeta{Name: "hello"},
+			Spec: appsv1.DeploymentSpec{
+				Replicas: ptr.To[int32](n),
+				Selector: &metav1.LabelSelector{MatchLabels: labels},
+				Template: corev1.PodTemplateSpec{
+					ObjectMeta: metav1.ObjectMeta{Labels: labels},
+					Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "hello", Image: "us-docker.pkg.dev/google-samples/containers/gke/hello-app:1.0"}}},
+				},
+			},
+		}
+		start := time.Now()
+		if _, err := client.AppsV1().Deployments("default").Create(ctx, d, metav1.CreateOptions{}); err != nil {
+			b.Fatal(err)
+		}
+		if err := harness.Poll(5*time.Minute, time.Second, func() error {
+			got, err := client.AppsV1().Deployments("default").Get(ctx, "hello", metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			if got.Status.ReadyReplicas < n {
+				return fmt.Errorf("%d of %d pods Ready", got.Status.ReadyReplicas, n)
+			}
+			return nil
+		}); err != nil {
+			b.Fatal(err)
+		}
+		fmt.Printf("%d hello-app pods of a Deployment Ready on one real node in %.1f s\n", n, time.Since(start).Seconds())
+		shims := printAgentCostPerPod(e, engineBefore, n)
 		b.ReportMetric(shims.pss/n, "shim-pss-MiB/pod")
 	}
 }
