@@ -163,7 +163,6 @@ func (k *kwokCluster) pids() map[string]int {
 // and returns the time until all are available.
 func kwokPodsRunning(b *testing.B, client *kubernetes.Clientset, replicas int) time.Duration {
 	b.Helper()
-	ctx := context.Background()
 	labels := map[string]string{"app": "ghosts"}
 	d := &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{Name: "ghosts", Namespace: "default"},
@@ -179,17 +178,25 @@ func kwokPodsRunning(b *testing.B, client *kubernetes.Clientset, replicas int) t
 			},
 		},
 	}
+	return deploymentAvailable(b, client, d, 15*time.Minute)
+}
+
+// deploymentAvailable creates the Deployment (in default) and returns the
+// time until all its replicas are available.
+func deploymentAvailable(b *testing.B, client *kubernetes.Clientset, d *appsv1.Deployment, timeout time.Duration) time.Duration {
+	b.Helper()
+	ctx := context.Background()
 	start := time.Now()
 	if _, err := client.AppsV1().Deployments("default").Create(ctx, d, metav1.CreateOptions{}); err != nil {
 		b.Fatal(err)
 	}
-	if err := harness.Poll(15*time.Minute, time.Second, func() error {
-		got, err := client.AppsV1().Deployments("default").Get(ctx, "ghosts", metav1.GetOptions{})
+	if err := harness.Poll(timeout, time.Second, func() error {
+		got, err := client.AppsV1().Deployments("default").Get(ctx, d.Name, metav1.GetOptions{})
 		if err != nil {
 			return err
 		}
-		if got.Status.AvailableReplicas != int32(replicas) {
-			return fmt.Errorf("%d of %d pods available", got.Status.AvailableReplicas, replicas)
+		if got.Status.AvailableReplicas != *d.Spec.Replicas {
+			return fmt.Errorf("%d of %d pods available", got.Status.AvailableReplicas, *d.Spec.Replicas)
 		}
 		return nil
 	}); err != nil {

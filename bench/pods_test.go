@@ -192,7 +192,6 @@ func BenchmarkPodsOnOneNode(b *testing.B) {
 		e := harness.Start(b, harness.Options{})
 		createCluster(b, e, zone, "dense", 1)
 		client, _ := clusterClient(b, e, "dense")
-		ctx := context.Background()
 		engineBefore := measure([]int{e.PID()})
 		labels := map[string]string{"bench": "dense"}
 		d := &appsv1.Deployment{
@@ -206,23 +205,8 @@ func BenchmarkPodsOnOneNode(b *testing.B) {
 				},
 			},
 		}
-		start := time.Now()
-		if _, err := client.AppsV1().Deployments("default").Create(ctx, d, metav1.CreateOptions{}); err != nil {
-			b.Fatal(err)
-		}
-		if err := harness.Poll(5*time.Minute, time.Second, func() error {
-			got, err := client.AppsV1().Deployments("default").Get(ctx, "hello", metav1.GetOptions{})
-			if err != nil {
-				return err
-			}
-			if got.Status.ReadyReplicas < n {
-				return fmt.Errorf("%d of %d pods Ready", got.Status.ReadyReplicas, n)
-			}
-			return nil
-		}); err != nil {
-			b.Fatal(err)
-		}
-		fmt.Printf("%d hello-app pods of a Deployment Ready on one real node in %.1f s\n", n, time.Since(start).Seconds())
+		took := deploymentAvailable(b, client, d, 5*time.Minute)
+		fmt.Printf("%d hello-app pods of a Deployment Ready on one real node in %.1f s\n", n, took.Seconds())
 		shims := printAgentCostPerPod(e, engineBefore, n)
 		b.ReportMetric(shims.pss/n, "shim-pss-MiB/pod")
 	}
